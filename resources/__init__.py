@@ -1,0 +1,1 @@
+"""Dagster resources for CineForge: provider adapters, the resilience layer, IO managers."""

@@ -1,0 +1,42 @@
+"""The adapter contract every provider speaks.
+
+An adapter makes exactly one HTTP request per ``complete`` call and never retries: the resilience
+layer owns every retry. Failures come out as the taxonomy in ``resources.resilience.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class CompletionRequest(BaseModel):
+    """A provider-neutral chat request: one system prompt, one user message, optional JSON output."""
+
+    system: str = ""
+    prompt: str
+    max_tokens: int = 2048
+    temperature: float = 0.0
+    json_output: bool = True
+    stage: str = ""
+    # Free-form hints the offline engine uses to answer deterministically (e.g. the task name).
+    task: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Completion(BaseModel):
+    provider: str
+    model: str
+    text: str
+    request_id: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ProviderAdapter(Protocol):
+    name: str
+
+    def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion: ...
+
+    def close(self) -> None: ...
