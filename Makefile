@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE ?= samples/the-lighthouse-keepers-ledger.pdf
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export CINEFORGE_DATA ?= $(CURDIR)/data
+
+.PHONY: install demo test ui lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/cineforge ingest $(SAMPLE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+ui: install
+	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check cineforge_assets resources tests bench
+	$(BIN)/mypy cineforge_assets resources
+
+bench: install
+	$(BIN)/python bench/fidelity.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/chaos.py
+
+clean:
+	rm -rf $(VENV) .dagster_home data

@@ -1,0 +1,3 @@
+from cineforge_assets.assets import ingest
+
+__all__ = ["ingest"]

@@ -1,0 +1,249 @@
+"""The four ingest assets: ``raw_input`` -> ``canonical_script`` -> ``scenes`` -> ``project_config``.
+
+Each asset is a thin shell: read upstream, call a pure domain function (and, where a model adds value,
+the provider resource), report what happened as ``MaterializeResult`` metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from pydantic import BaseModel, Field
+
+from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, run_ai_task
+from cineforge_assets.checks import (
+    CANONICAL_SCRIPT_PARSES,
+    RAW_INPUT_HAS_TEXT,
+    SCENES_NOT_EMPTY,
+    evaluate_canonical_script,
+    evaluate_raw_input,
+    evaluate_scenes,
+)
+from cineforge_assets.partitions import screenplay_partitions
+from cineforge_assets.screenplay.elements import Element, ElementType
+from cineforge_assets.screenplay.formats.errors import SourceError
+from cineforge_assets.screenplay.formats.reader import RawSource, read_source
+from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
+from cineforge_assets.screenplay.scenes import scenes_dataframe, split_scenes
+from cineforge_assets.sources import source_for
+from resources.ai import AIProviderResource
+
+GROUP = "ingest"
+
+
+class CanonicalScript(BaseModel):
+    """The screenplay as canonical Fountain plus its parsed elements."""
+
+    title: str
+    title_page: dict[str, list[str]]
+    fountain: str
+    elements: list[Element]
+    element_counts: dict[str, int]
+    source_format: str
+    page_count: int | None = None
+    normalized_by: str = Field(description="'deterministic' or the provider/model that rewrote the input")
+
+
+class ProjectConfigArtifact(ProjectConfig):
+    genre: str = ""
+    tone: str = ""
+    logline: str = ""
+    insights_by: str = ""
+
+
+def _preview_markdown(df: pd.DataFrame, limit: int = 5) -> str:
+    rows = ["| # | heading | characters | words |", "|---|---|---|---|"]
+    for rec in df.head(limit).itertuples():
+        chars = ", ".join(list(rec.characters)[:4])
+        heading = str(rec.heading).replace("|", "/")
+        rows.append(f"| {rec.scene_number} | {heading} | {chars} | {rec.word_count} |")
+    return "\n".join(rows)
+
+
+def _screenplay_shaped(raw: RawSource) -> bool:
+    """Screenplay-shaped input is parsed deterministically; only prose goes to a model."""
+    if raw.format in {"fountain", "fdx", "pdf", "docx"}:
+        return True
+    script = parse_fountain(raw.text)
+    headings = sum(1 for e in script.elements if e.type == ElementType.SCENE_HEADING)
+    return headings > 0
+
+
+@asset(
+    partitions_def=screenplay_partitions,
+    group_name=GROUP,
+    check_specs=[RAW_INPUT_HAS_TEXT],
+    description="The source file as read: text, detected format and confidence, page count, SHA-256.",
+)
+def raw_input(context: AssetExecutionContext) -> MaterializeResult[RawSource]:
+    partition = context.partition_key
+    try:
+        path = source_for(partition)
+        raw = read_source(path)
+    except FileNotFoundError as exc:
+        raise Failure(description=str(exc), metadata={"error_class": "permanent"}, allow_retries=False) from exc
+    except SourceError as exc:
+        # A bad file is a permanent error: retrying reads the same bytes.
+        raise Failure(
+            description=str(exc),
+            metadata={"error_class": "permanent", "error_type": type(exc).__name__, "file": str(path)},
+            allow_retries=False,
+        ) from exc
+    check = evaluate_raw_input(raw)
+    if not check.passed:
+        raise Failure(description=check.description or "raw_input is blank", allow_retries=False)
+    return MaterializeResult(
+        value=raw,
+        metadata={
+            "file": raw.file_name,
+            "format": raw.format,
+            "confidence": raw.confidence,
+            "page_count": raw.page_count if raw.page_count is not None else -1,
+            "sha256": raw.sha256,
+            "characters": len(raw.text),
+            "warnings": MetadataValue.json(raw.warnings),
+        },
+        check_results=[check],
+        data_version=None,
+    )
+
+
+@asset(
+    partitions_def=screenplay_partitions,
+    group_name=GROUP,
+    check_specs=[CANONICAL_SCRIPT_PARSES],
+    retry_policy=AI_RETRY_POLICY,
+    description="Canonical Fountain text (title page kept) and its parsed elements.",
+)
+def canonical_script(
+    context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource
+) -> MaterializeResult[CanonicalScript]:
+    ai_metadata: dict[str, Any] = {}
+    normalized_by = "deterministic"
+    text = raw_input.text
+    if not _screenplay_shaped(raw_input):
+        result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
+        text = result.value.fountain
+        normalized_by = f"{result.provider}/{result.model}"
+        ai_metadata = result.metadata()
+    script = parse_fountain(text)
+    fountain = write_fountain(script)
+    script = parse_fountain(fountain)  # element lines now refer to the canonical text
+    counts: dict[str, int] = {}
+    for element in script.elements:
+        counts[element.type.value] = counts.get(element.type.value, 0) + 1
+    artifact = CanonicalScript(
+        title=script.title or raw_input.file_name,
+        title_page=script.title_page,
+        fountain=fountain,
+        elements=script.elements,
+        element_counts=counts,
+        source_format=raw_input.format,
+        page_count=raw_input.page_count,
+        normalized_by=normalized_by,
+    )
+    check = evaluate_canonical_script(artifact.fountain, artifact.elements)
+    return MaterializeResult(
+        value=artifact,
+        metadata={
+            "title": artifact.title,
+            "elements": len(artifact.elements),
+            "element_counts": MetadataValue.json(counts),
+            "normalized_by": normalized_by,
+            "fountain_lines": fountain.count("\n") + 1,
+            **ai_metadata,
+        },
+        check_results=[check],
+    )
+
+
+@asset(
+    partitions_def=screenplay_partitions,
+    group_name=GROUP,
+    check_specs=[SCENES_NOT_EMPTY],
+    retry_policy=AI_RETRY_POLICY,
+    description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
+    "and a model's summary, mood and visual description.",
+)
+def scenes(
+    context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript
+) -> MaterializeResult[pd.DataFrame]:
+    script = parse_fountain(canonical_script.fountain)
+    records = split_scenes(script, canonical_script.fountain)
+    df = scenes_dataframe(records)
+    check = evaluate_scenes(df)
+    ai_metadata: dict[str, Any] = {}
+    if len(df):
+        payload = {
+            "title": canonical_script.title,
+            "scenes": [
+                {"scene_number": int(r.scene_number), "heading": r.heading, "text": r.text[:1500]}
+                for r in records
+            ],
+        }
+        result = run_ai_task(context, ai, stage="extract_scenes", task="enrich_scenes", payload=payload)
+        by_number = {s.scene_number: s for s in result.value.scenes}
+        df["summary"] = [by_number[n].summary if n in by_number else "" for n in df["scene_number"]]
+        df["mood"] = [by_number[n].mood if n in by_number else "" for n in df["scene_number"]]
+        df["visual_description"] = [
+            by_number[n].visual_description if n in by_number else "" for n in df["scene_number"]
+        ]
+        df["enriched_by"] = f"{result.provider}/{result.model}"
+        ai_metadata = result.metadata()
+    return MaterializeResult(
+        value=df,
+        metadata={
+            "scene_count": len(df),
+            "speaking_characters": len({c for chars in df["characters"] for c in chars}) if len(df) else 0,
+            "estimated_minutes": round(float(df["est_screen_seconds"].sum()) / 60.0, 1) if len(df) else 0.0,
+            "preview": MetadataValue.md(_preview_markdown(df)) if len(df) else MetadataValue.md("_no scenes_"),
+            **ai_metadata,
+        },
+        check_results=[check],
+    )
+
+
+@asset(
+    partitions_def=screenplay_partitions,
+    group_name=GROUP,
+    retry_policy=AI_RETRY_POLICY,
+    description="Project settings for production: credits, runtime, cast, locations, splits, genre/tone/logline.",
+)
+def project_config(
+    context: AssetExecutionContext,
+    ai: AIProviderResource,
+    raw_input: RawSource,
+    canonical_script: CanonicalScript,
+    scenes: pd.DataFrame,
+) -> MaterializeResult[ProjectConfigArtifact]:
+    script = parse_fountain(canonical_script.fountain)
+    records = split_scenes(script, canonical_script.fountain)
+    base = build_project_config(script, records, source_format=raw_input.format, page_count=raw_input.page_count)
+    payload = {
+        "title": base.title,
+        "primary_cast": [c if isinstance(c, str) else getattr(c, "name", str(c)) for c in base.primary_cast][:6],
+        "scene_summaries": [str(s) for s in scenes.get("summary", pd.Series(dtype=str)).head(12)],
+        "locations": [getattr(loc, "name", str(loc)) for loc in base.locations][:10],
+    }
+    result = run_ai_task(context, ai, stage="project_config", task="project_insights", payload=payload)
+    artifact = ProjectConfigArtifact(
+        **base.model_dump(),
+        genre=result.value.genre,
+        tone=result.value.tone,
+        logline=result.value.logline,
+        insights_by=f"{result.provider}/{result.model}",
+    )
+    return MaterializeResult(
+        value=artifact,
+        metadata={
+            "title": artifact.title,
+            "scene_count": artifact.scene_count,
+            "estimated_runtime_minutes": artifact.estimated_runtime_minutes,
+            "genre": artifact.genre,
+            "logline": artifact.logline,
+            **result.metadata(),
+        },
+    )

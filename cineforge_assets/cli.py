@@ -1,0 +1,184 @@
+"""``cineforge``: the command line over the same Dagster instance the UI shows.
+
+``cineforge ingest FILE`` registers the file as a partition and materializes the pipeline for it;
+the last line printed is one JSON object a script can parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
+
+
+def ensure_dagster_home() -> Path:
+    """Use ``$DAGSTER_HOME`` or ``./.dagster_home``; seed it with the project's ``dagster.yaml``."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    template = REPO_ROOT / "dagster.yaml"
+    if template.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(template, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _ai_run_config(provider: str, simulator_url: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"mode": provider}
+    if simulator_url:
+        config["simulator_url"] = simulator_url
+    return {"resources": {"ai": {"config": config}}}
+
+
+@contextlib.contextmanager
+def _maybe_simulator(provider: str, faults: str, seed: int) -> Iterator[str | None]:
+    if provider != "simulated" or os.environ.get("CINEFORGE_SIMULATOR_URL"):
+        yield os.environ.get("CINEFORGE_SIMULATOR_URL") if provider == "simulated" else None
+        return
+    from resources.simulator import ProviderSimulator
+
+    with ProviderSimulator(profile=faults, seed=seed) as sim:
+        yield sim.base_url
+
+
+def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
+    """The classified reason of a failed run, read back from its event log."""
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.step_failure_data if event else None
+        if data is None:
+            continue
+        metadata = {k: getattr(v, "value", v) for k, v in (data.user_failure_data.metadata or {}).items()} if (
+            data.user_failure_data
+        ) else {}
+        description = (data.user_failure_data.description if data.user_failure_data else None) or (
+            data.error.message.strip() if data.error else "step failed"
+        )
+        return {
+            "step": event.step_key if event else None,
+            "error_class": metadata.get("error_class", "unknown"),
+            "message": description,
+            **{k: metadata[k] for k in ("provider", "model", "request_id", "error_code") if k in metadata},
+        }
+    return {"error_class": "unknown", "message": "run failed"}
+
+
+def _artifact_paths(partition: str) -> dict[str, str]:
+    from cineforge_assets.paths import artifacts_dir
+
+    root = artifacts_dir()
+    out: dict[str, str] = {}
+    for asset in INGEST_ASSETS:
+        for ext in ("json", "parquet"):
+            path = root / asset / f"{partition}.{ext}"
+            if path.exists():
+                out[asset] = str(path)
+                break
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from cineforge_assets.definitions import defs
+    from cineforge_assets.partitions import screenplay_partitions
+    from cineforge_assets.sources import register_source
+
+    path = Path(args.file)
+    try:
+        partition = register_source(path)
+    except OSError as exc:
+        print(f"cineforge: cannot read {path}: {exc}", file=sys.stderr)
+        print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
+        return 2
+    instance = DagsterInstance.get()
+    if screenplay_partitions.name and not instance.has_dynamic_partition(screenplay_partitions.name, partition):
+        instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
+    job = defs.resolve_job_def("screenplay_pipeline")
+    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
+        run_config = _ai_run_config(args.provider, sim_url) if args.provider != "auto" else {}
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            run_config=run_config,
+            raise_on_error=False,
+            tags={"cineforge/source": path.name, "cineforge/provider": args.provider},
+        )
+    summary: dict[str, Any] = {
+        "partition": partition,
+        "run_id": result.run_id,
+        "success": result.success,
+        "artifacts": _artifact_paths(partition),
+    }
+    if result.success:
+        config_path = summary["artifacts"].get("project_config")
+        if config_path:
+            cfg = json.loads(Path(config_path).read_text())
+            print(
+                f"{cfg.get('title') or partition}: {cfg.get('scene_count')} scenes, "
+                f"~{cfg.get('estimated_runtime_minutes')} min, {len(cfg.get('characters', []))} speaking characters"
+            )
+    else:
+        reason = _failure_reason(instance, result.run_id)
+        summary["failure"] = reason
+        print(f"cineforge: run {result.run_id} failed [{reason['error_class']}]: {reason['message']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0 if result.success else 1
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from resources.simulator import ProviderSimulator
+
+    sim = ProviderSimulator(host=args.host, port=args.port, profile=args.faults, seed=args.seed, latency_s=args.latency)
+    with sim:
+        print(sim.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sim.serve_until_interrupted()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cineforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="register FILE as a partition and materialize the pipeline for it")
+    ingest.add_argument("file")
+    ingest.add_argument(
+        "--provider",
+        default="auto",
+        choices=["auto", "offline", "simulated", "live"],
+        help="auto: live when API keys are set, else offline",
+    )
+    ingest.add_argument("--faults", default="none", help="simulator fault profile (with --provider simulated)")
+    ingest.add_argument("--seed", type=int, default=0)
+    ingest.set_defaults(func=cmd_ingest)
+
+    sim = sub.add_parser("simulator", help="serve the provider simulator standalone; prints its base URL")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=0)
+    sim.add_argument("--faults", default="none")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--latency", type=float, default=0.0)
+    sim.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""The one ``Definitions`` of the CineForge code location."""
+
+from __future__ import annotations
+
+from dagster import Definitions, load_assets_from_modules
+
+from cineforge_assets import assets as assets_pkg
+from cineforge_assets.executors import executor_from_env
+from cineforge_assets.jobs import screenplay_pipeline_job
+from cineforge_assets.resource_config import build_resources
+from cineforge_assets.schedules import schedules
+from cineforge_assets.sensors import sensors
+
+defs = Definitions(
+    assets=load_assets_from_modules([assets_pkg.ingest]),
+    jobs=[screenplay_pipeline_job],
+    schedules=schedules,
+    sensors=sensors,
+    resources=build_resources(),
+    executor=executor_from_env(),
+)
