@@ -11,7 +11,14 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
   but other providers may still serve the request.
 
 The error keeps what an operator needs to chase it with the provider: request id, error code, provider
-message, HTTP status and any ``retry-after`` hint.
+message, HTTP status and any ``retry-after`` hint. Messages are scrubbed of anything shaped like an API key,
+because providers echo (partial) keys back in authentication errors and these messages reach logs.
+
+The resilience layer adds its own outcomes on top of the three classes: ``BreakerOpenError`` (one provider is
+behind an open circuit breaker), ``AllProvidersOpenError`` (every provider of a stage's chain is; wait
+``reopens_in_seconds``) and ``ChainExhaustedError`` (budget, deadline or chain ran out on transient errors).
+All three are transient: the same stage may succeed later. Every error the resilience layer raises carries
+the stage's ``attempts`` (a list of ``AttemptRecord``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import json
 import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:  # telemetry imports nothing from here at runtime either; keep the contract import-light
+    from resources.resilience.telemetry import AttemptRecord
 
 ErrorClass = Literal["transient", "permanent", "provider_unavailable"]
 
@@ -52,7 +62,6 @@ PERMANENT_ERROR_CODES = frozenset(
     {
         "invalid_request_error",
         "INVALID_ARGUMENT",
-        "FAILED_PRECONDITION",
         "content_policy_violation",
         "content_filter",
         "safety_refusal",
@@ -73,10 +82,37 @@ PROVIDER_LEVEL_ERROR_CODES = frozenset(
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
         "NOT_FOUND",
+        # Not the request's fault and not fixed by waiting: billing / region / key problems. OpenAI answers an
+        # exhausted balance with HTTP 429 ``insufficient_quota`` (retrying burns the budget for nothing);
+        # Gemini answers a bad key with HTTP 400 INVALID_ARGUMENT + ErrorInfo reason ``API_KEY_INVALID``
+        # and an unsupported region / disabled billing with 400 ``FAILED_PRECONDITION``. Skipping the
+        # provider lets the next one in the chain serve the request instead of failing the stage.
+        "insufficient_quota",
+        "API_KEY_INVALID",
+        "FAILED_PRECONDITION",
     }
 )
+_KNOWN_ERROR_CODES = PERMANENT_ERROR_CODES | TRANSIENT_ERROR_CODES | PROVIDER_LEVEL_ERROR_CODES
+# Overload answers mean the provider as a whole is shedding load: its other models will not fare better.
+OVERLOAD_STATUSES = frozenset({503, 529})
+OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
 _SAFETY_PATTERN = re.compile(r"safety|content[ _-]?policy|content[ _-]?filter|refus", re.IGNORECASE)
-_CONTEXT_PATTERN = re.compile(r"context[ _-]?(length|window)|too many tokens|prompt is too long", re.IGNORECASE)
+_CONTEXT_PATTERN = re.compile(
+    r"context[ _-]?(length|window)|too many tokens|prompt is too long", re.IGNORECASE
+)
+# Anthropic answers an empty balance with 400 invalid_request_error "Your credit balance is too low ...".
+_BILLING_PATTERN = re.compile(
+    r"credit balance|spend(ing)? limit|billing details|enable billing", re.IGNORECASE
+)
+# Things shaped like credentials: OpenAI/Anthropic ``sk-...``, Google ``AIza...``, bearer tokens.
+_SECRET_PATTERN = re.compile(
+    r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|(?i:bearer)\s+[A-Za-z0-9._\-~+/]{8,}=*)"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Replace anything shaped like an API key or bearer token with ``[REDACTED]``."""
+    return _SECRET_PATTERN.sub("[REDACTED]", text)
 
 
 class ProviderError(Exception):
@@ -96,6 +132,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         should_retry: bool | None = None,
     ) -> None:
+        message = redact_secrets(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -105,6 +142,13 @@ class ProviderError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.should_retry = should_retry
+        # Filled by the resilience layer: every attempt the stage made before this error surfaced.
+        self.attempts: list[AttemptRecord] = []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickling re-calls ``cls(*self.args)`` and drops every keyword field (provider, status,
+        # attempts...); errors cross process boundaries (multiprocess executors), so rebuild from __dict__.
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -142,8 +186,85 @@ class ProviderUnavailableError(ProviderError):
     error_class: ClassVar[ErrorClass] = "provider_unavailable"
 
 
+class BreakerOpenError(TransientProviderError):
+    """The provider's circuit breaker is open (or its half-open probes are all taken) until ``reopens_at``.
+
+    ``reopens_at`` is an epoch timestamp from the breaker's clock, comparable across processes.
+    """
+
+    def __init__(self, provider: str, reopens_at: float) -> None:
+        super().__init__(
+            f"circuit breaker open until {reopens_at:.3f}", provider=provider, error_code="breaker_open"
+        )
+        self.reopens_at = reopens_at
+
+
+class AllProvidersOpenError(TransientProviderError):
+    """Every provider of the stage's chain is behind an open breaker: nothing was called.
+
+    ``reopens_in_seconds`` is the soonest any of them may be tried again; the orchestration layer should
+    reschedule the step after it (Dagster ``RetryRequested(seconds_to_wait=...)``) instead of failing.
+    """
+
+    def __init__(self, stage: str, reopens_in_seconds: float, *, providers: tuple[str, ...] = ()) -> None:
+        super().__init__(
+            f"stage {stage!r}: every provider's circuit breaker is open ({', '.join(providers)}); "
+            f"soonest reopens in {reopens_in_seconds:.1f}s",
+            error_code="all_providers_open",
+            retry_after=reopens_in_seconds,
+        )
+        self.stage = stage
+        self.reopens_in_seconds = reopens_in_seconds
+        self.providers = providers
+
+
+class ChainExhaustedError(TransientProviderError):
+    """The stage's attempt budget, deadline or fallback chain ran out while failures were transient.
+
+    ``reason`` is ``"budget"``, ``"deadline"`` or ``"chain"``; ``last_error`` is the last provider failure.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        reason: Literal["budget", "deadline", "chain"],
+        *,
+        last_error: ProviderError | None = None,
+    ) -> None:
+        detail = f"; last error: {last_error}" if last_error is not None else ""
+        super().__init__(
+            f"stage {stage!r}: fallback chain exhausted ({reason}){detail}",
+            provider=last_error.provider if last_error else "",
+            model=last_error.model if last_error else "",
+            status=last_error.status if last_error else None,
+            error_code="chain_exhausted",
+            request_id=last_error.request_id if last_error else None,
+        )
+        self.stage = stage
+        self.reason = reason
+        self.last_error = last_error
+
+
+def _rebuild_error(cls: type[ProviderError], message: str, state: dict[str, Any]) -> ProviderError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+def is_provider_overloaded(error: ProviderError) -> bool:
+    """True when the answer says the whole provider is shedding load (529 / 503 / overloaded / UNAVAILABLE).
+
+    A rate limit (429) is per model or per key and is *not* an overload: another model of the same provider
+    may still answer.
+    """
+    return isinstance(error, TransientProviderError) and (
+        error.status in OVERLOAD_STATUSES or error.error_code in OVERLOAD_ERROR_CODES
+    )
+
+
 def parse_retry_after(headers: Mapping[str, str], *, cap: float = 60.0) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` (preferred, finer) or ``retry-after`` (seconds or HTTP date)."""
+    """Seconds to wait from ``retry-after-ms`` (preferred, finer) or ``retry-after`` (seconds / HTTP date)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     raw_ms = lowered.get("retry-after-ms")
     if raw_ms:
@@ -193,6 +314,9 @@ def _error_code_and_message(body: Any) -> tuple[str, str]:
         except (ValueError, TypeError):
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
             return "", text[:500]
+    if isinstance(body, list) and len(body) == 1:
+        # Gemini's streaming endpoints wrap the error envelope in a one-element JSON array.
+        body = body[0]
     if not isinstance(body, dict):
         return "", ""
     err = body.get("error", body)
@@ -203,9 +327,20 @@ def _error_code_and_message(body: Any) -> tuple[str, str]:
         code = err.get("code") if isinstance(err.get("code"), str) else None
         status = err.get("status") if isinstance(err.get("status"), str) else None
         etype = err.get("type") if isinstance(err.get("type"), str) else None
-        chosen = code if code in PERMANENT_ERROR_CODES | TRANSIENT_ERROR_CODES | PROVIDER_LEVEL_ERROR_CODES else None
-        return str(chosen or status or etype or code or ""), str(err.get("message", ""))
+        chosen = code if code in _KNOWN_ERROR_CODES else None
+        reason = _provider_level_reason(err.get("details"))
+        return str(reason or chosen or status or etype or code or ""), str(err.get("message", ""))
     return "", str(err)
+
+
+def _provider_level_reason(details: Any) -> str | None:
+    """A Google ``ErrorInfo.reason`` that marks a provider-level problem (e.g. ``API_KEY_INVALID``)."""
+    if not isinstance(details, list):
+        return None
+    for item in details:
+        if isinstance(item, dict) and item.get("reason") in PROVIDER_LEVEL_ERROR_CODES:
+            return str(item["reason"])
+    return None
 
 
 def classify_http_error(
@@ -219,9 +354,10 @@ def classify_http_error(
 ) -> ProviderError:
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
-    Precedence: an explicit permanent signal in the body (safety, context overflow, invalid request)
-    wins over the status, then provider-level statuses, then transient statuses/codes, then
-    ``x-should-retry``; anything else 4xx is permanent and anything else 5xx transient.
+    Precedence: provider-level statuses/codes (incl. billing and bad-key answers) first; then, unless the
+    status itself is transient, an explicit permanent signal in the body (safety, context overflow, invalid
+    request); then transient statuses/codes (``x-should-retry: false`` demotes them to permanent); then
+    ``x-should-retry: true``; anything else 4xx is permanent and anything else 5xx transient.
     """
     code, message = _error_code_and_message(body)
     kwargs: dict[str, Any] = {
@@ -234,7 +370,11 @@ def classify_http_error(
         "should_retry": _should_retry_header(headers),
     }
     text = message or f"HTTP {status}"
-    if status in PROVIDER_LEVEL_STATUSES or code in PROVIDER_LEVEL_ERROR_CODES:
+    if (
+        status in PROVIDER_LEVEL_STATUSES
+        or code in PROVIDER_LEVEL_ERROR_CODES
+        or _BILLING_PATTERN.search(message)
+    ):
         return ProviderUnavailableError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and (
         code in PERMANENT_ERROR_CODES or _SAFETY_PATTERN.search(message) or _CONTEXT_PATTERN.search(message)
@@ -262,6 +402,6 @@ def transport_error(provider: str, model: str, exc: BaseException) -> TransientP
     code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_reset"
     if isinstance(exc, httpx.ConnectError):
         code = "connection_error"
-    return TransientProviderError(
-        f"{type(exc).__name__}: {exc}" or type(exc).__name__, provider=provider, model=model, error_code=code
-    )
+    detail = str(exc)
+    message = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return TransientProviderError(message, provider=provider, model=model, error_code=code)
