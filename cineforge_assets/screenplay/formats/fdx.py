@@ -1,0 +1,209 @@
+"""Final Draft (.fdx) XML -> Fountain text.
+
+Parsed with defusedxml: an FDX that declares entities (billion laughs, external entities) is
+refused outright. Final Draft never writes a DTD, so nothing legitimate is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree.ElementTree import Element as XmlElement
+from xml.etree.ElementTree import ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from cineforge_assets.screenplay.formats.emit import Conversion, FountainBuilder, clean
+from cineforge_assets.screenplay.formats.errors import CorruptSourceError
+
+_HEADING_TYPES = {"scene heading", "shot"}
+_ACTION_TYPES = {"action", "general", "cast list", "outline", "outline body"}
+_SPEECH_TYPES = {"parenthetical", "dialogue"}
+_CREDIT_RE = re.compile(r"^(written|screenplay|teleplay|story|script)?\s*(and\s+)?by\b|^by$", re.I)
+_SOURCE_RE = re.compile(r"^(based on|adapted from|from the)\b", re.I)
+_COPYRIGHT_RE = re.compile(r"(\(c\)|©|copyright)", re.I)
+_DATE_RE = re.compile(
+    r"(\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|\b(19|20)\d{2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+    r"|draft)",
+    re.I,
+)
+
+
+@dataclass
+class _Speech:
+    cue: str
+    parts: list[tuple[str, str]] = field(default_factory=list)
+    dual: bool = False
+
+
+def fdx_to_fountain(data: bytes, path: Path) -> Conversion:
+    root = _parse(data, path)
+    if root.tag != "FinalDraft":
+        raise CorruptSourceError(path, "fdx", f"the XML root is <{root.tag}>, not <FinalDraft>.")
+    warnings: list[str] = []
+    builder = FountainBuilder()
+    title_page = _title_page(root.find("TitlePage"))
+    if title_page:
+        builder.title_page(title_page)
+    content = root.find("Content")
+    if content is None:
+        raise CorruptSourceError(path, "fdx", "the document has no <Content> element.")
+    _emit_paragraphs(list(content.findall("Paragraph")), builder, warnings)
+    return Conversion(text=builder.text(), page_count=None, warnings=warnings)
+
+
+def _parse(data: bytes, path: Path) -> XmlElement:
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise CorruptSourceError(
+            path,
+            "fdx",
+            f"the XML declares entities ({type(exc).__name__}), which Final Draft never writes; "
+            "it was refused to guard against entity-expansion and external-entity attacks.",
+            "Re-export the script from Final Draft (File > Save As .fdx) and drop the new file.",
+        ) from exc
+    except ParseError as exc:
+        raise CorruptSourceError(path, "fdx", f"the XML is not well-formed ({exc}).") from exc
+    return root
+
+
+def paragraph_text(paragraph: XmlElement) -> str:
+    """Concatenate the <Text> runs, turning Final Draft styles into Fountain emphasis."""
+    pieces: list[str] = []
+    for run in paragraph.findall("Text"):
+        text = (run.text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+        pieces.append(_emphasise(text, run.get("Style", "")))
+    return "".join(pieces)
+
+
+def _emphasise(text: str, style: str) -> str:
+    styles = {s.strip().lower() for s in style.split("+") if s.strip()}
+    core = text.strip()
+    if not core or "\n" in core or not styles & {"bold", "italic", "underline"}:
+        return text
+    marked = core
+    if "italic" in styles:
+        marked = f"*{marked}*"
+    if "bold" in styles:
+        marked = f"**{marked}**"
+    if "underline" in styles:
+        marked = f"_{marked}_"
+    lead = text[: len(text) - len(text.lstrip())]
+    trail = text[len(text.rstrip()) :]
+    return lead + marked + trail
+
+
+def _emit_paragraphs(paragraphs: list[XmlElement], builder: FountainBuilder, warnings: list[str]) -> None:
+    speech: _Speech | None = None
+
+    def flush() -> None:
+        nonlocal speech
+        if speech is not None:
+            builder.speech(speech.cue, speech.parts, dual=speech.dual)
+            speech = None
+
+    for paragraph in paragraphs:
+        dual = paragraph.find("DualDialogue")
+        if dual is not None:
+            flush()
+            _emit_dual(list(dual.findall("Paragraph")), builder)
+            continue
+        kind = (paragraph.get("Type") or "Action").strip().lower()
+        text = paragraph_text(paragraph)
+        if kind == "character":
+            flush()
+            speech = _Speech(cue=clean(text))
+        elif kind in _SPEECH_TYPES:
+            if speech is None:
+                warnings.append(f"{paragraph.get('Type')} paragraph without a character cue kept as action: "
+                                f"{clean(text)[:40]!r}")
+                builder.action(text)
+            else:
+                speech.parts.append((kind, text))
+        else:
+            flush()
+            _emit_block(kind, paragraph, text, builder, warnings)
+    flush()
+
+
+def _emit_block(kind: str, paragraph: XmlElement, text: str, builder: FountainBuilder,
+                warnings: list[str]) -> None:
+    if kind in _HEADING_TYPES:
+        builder.heading(text)
+    elif kind == "transition":
+        builder.transition(text)
+    elif kind in ("new act", "end of act"):
+        builder.centered(text)
+    elif kind == "lyrics":
+        builder.action("\n".join("~" + line for line in text.split("\n") if line.strip()))
+    elif paragraph.get("Alignment", "").lower() == "center":
+        builder.centered(text)
+    else:
+        if kind not in _ACTION_TYPES:
+            warnings.append(f"unknown paragraph type {paragraph.get('Type')!r} kept as action")
+        builder.action(text)
+
+
+def _emit_dual(paragraphs: list[XmlElement], builder: FountainBuilder) -> None:
+    speeches: list[_Speech] = []
+    for paragraph in paragraphs:
+        kind = (paragraph.get("Type") or "").strip().lower()
+        text = paragraph_text(paragraph)
+        if kind == "character":
+            speeches.append(_Speech(cue=clean(text), dual=bool(speeches)))
+        elif kind in _SPEECH_TYPES and speeches:
+            speeches[-1].parts.append((kind, text))
+    for speech in speeches:
+        builder.speech(speech.cue, speech.parts, dual=speech.dual)
+
+
+def _title_page(title: XmlElement | None) -> dict[str, list[str]]:
+    """Map Final Draft's free-form title page paragraphs onto Fountain title page keys."""
+    if title is None:
+        return {}
+    content = title.find("Content")
+    paragraphs = content.findall("Paragraph") if content is not None else title.findall("Paragraph")
+    centered: list[str] = []
+    other: list[str] = []
+    for paragraph in paragraphs:
+        for line in paragraph_text(paragraph).split("\n"):
+            line = clean(line)
+            if not line:
+                continue
+            if paragraph.get("Alignment", "").lower() == "center":
+                centered.append(line)
+            else:
+                other.append(line)
+    return classify_title_lines(centered, other)
+
+
+def classify_title_lines(centered: list[str], other: list[str]) -> dict[str, list[str]]:
+    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright."""
+    page: dict[str, list[str]] = {}
+    stage = "title"
+    for line in centered:
+        if _COPYRIGHT_RE.search(line):
+            page.setdefault("Copyright", []).append(line)
+        elif _SOURCE_RE.match(line):
+            page.setdefault("Source", []).append(line)
+            stage = "source"
+        elif stage in ("title", "author") and _CREDIT_RE.match(line):
+            page.setdefault("Credit", []).append(line)
+            stage = "author"
+        elif stage == "title":
+            page.setdefault("Title", []).append(line)
+        elif stage == "author":
+            page.setdefault("Author", []).append(line)
+        else:
+            page.setdefault("Source", []).append(line)
+    for line in other:
+        if _COPYRIGHT_RE.search(line):
+            page.setdefault("Copyright", []).append(line)
+        elif "Draft date" not in page and _DATE_RE.search(line) and len(line) < 40:
+            page.setdefault("Draft date", []).append(line)
+        else:
+            page.setdefault("Contact", []).append(line)
+    return page
