@@ -1,0 +1,342 @@
+"""Scene splitting: a :class:`Script` becomes one :class:`SceneRecord` per scene heading.
+
+A scene runs from its heading to the element before the next heading, so the scenes partition
+the body of the script after the first heading; whatever comes before that heading (cold-open
+action, ``FADE IN:``, act sections) is the *preamble*, returned by
+:func:`split_scenes_with_preamble` rather than dropped.
+
+Length estimate (documented choice): we lay the scene out the way a standard US screenplay page
+is typeset (Courier 12 pt, 10 characters per inch, 6 lines per inch) and count printed lines:
+scene headings, action and centered text wrap at 60 columns, dialogue and lyrics at 35,
+parentheticals at 25; headings, action, character cues, transitions and centered text are
+preceded by one blank line. A page holds ~55 such lines (the industry rule of thumb), and one
+page is about one minute of screen time. Counting laid-out lines rather than words is what makes
+the rule work: a page of clipped dialogue has far fewer words than a page of dense action but
+plays for about the same time. On the corpus this lands within a few percent of the real PDF
+page counts (Big Fish: 122 pages).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Sequence
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from cineforge_assets.screenplay.elements import Element, ElementType, Script
+from cineforge_assets.screenplay.fountain import render_fountain
+
+__all__ = [
+    "LINES_PER_PAGE",
+    "SECONDS_PER_PAGE",
+    "SceneRecord",
+    "SceneSplit",
+    "parse_heading",
+    "normalize_time_of_day",
+    "estimate_printed_lines",
+    "split_scenes",
+    "split_scenes_with_preamble",
+    "scenes_dataframe",
+]
+
+IntExt = Literal["INT", "EXT", "INT/EXT", "EST", ""]
+
+LINES_PER_PAGE = 55
+SECONDS_PER_PAGE = 60.0
+
+# Column widths of the standard screenplay layout (characters of 12 pt Courier).
+_WIDTH_FULL = 60
+_WIDTH_DIALOGUE = 35
+_WIDTH_PARENTHETICAL = 25
+
+
+class SceneRecord(BaseModel):
+    """One scene of the screenplay, as a row of the ``scenes`` table."""
+
+    scene_number: int = Field(description="1-based ordinal of the scene in the script")
+    scene_label: str = Field(default="", description="Scene number written in the script (#12A#), if any")
+    heading: str
+    int_ext: IntExt
+    location: str
+    time_of_day: str = Field(description="Normalized upper-case time (DAY, NIGHT, ...), '' if none")
+    characters: list[str] = Field(description="Speaking characters, bare names, in order of first line")
+    line_start: int = Field(description="1-based line of the heading in the canonical Fountain text")
+    line_end: int = Field(description="1-based last non-blank line of the scene in that text")
+    word_count: int
+    page_estimate: float
+    page_eighths: int = Field(description="Length in eighths of a page, as on a production breakdown")
+    est_screen_seconds: float
+    text: str = Field(description="The scene's Fountain text")
+
+
+class SceneSplit(BaseModel):
+    """The scenes plus the preamble: everything in the body before the first scene heading."""
+
+    preamble: str
+    preamble_line_start: int = 0
+    preamble_line_end: int = 0
+    scenes: list[SceneRecord]
+
+
+# --------------------------------------------------------------------------------------------
+# Headings
+# --------------------------------------------------------------------------------------------
+
+_HEADING_PREFIX_RE = re.compile(
+    r"^(?P<prefix>INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(?:\.|\s|$)\s*"
+)
+_SCENE_NUMBER_RE = re.compile(r"\s*#[\w\-.]+#\s*$")
+_DASH_SPLIT_RE = re.compile(r"\s+(?:-{1,2}|–|—)\s+")
+_BRACKETED_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_WORD_RE = re.compile(r"[A-Z]+(?:-[A-Z]+)*")
+_WHITESPACE_RE = re.compile(r"\s+")
+_TOKEN_RE = re.compile(r"\S*\w\S*")
+
+# Words that name a time of day, with the spelling they normalize to.
+_TIME_WORDS: dict[str, str] = {
+    "DAY": "DAY",
+    "DAYTIME": "DAY",
+    "NIGHT": "NIGHT",
+    "NIGHTTIME": "NIGHT",
+    "MORNING": "MORNING",
+    "AFTERNOON": "AFTERNOON",
+    "EVENING": "EVENING",
+    "DAWN": "DAWN",
+    "PRE-DAWN": "DAWN",
+    "DUSK": "DUSK",
+    "SUNRISE": "SUNRISE",
+    "SUNSET": "SUNSET",
+    "NOON": "NOON",
+    "MIDDAY": "NOON",
+    "MIDNIGHT": "MIDNIGHT",
+    "TWILIGHT": "TWILIGHT",
+    "CONTINUOUS": "CONTINUOUS",
+    "CONTINUED": "CONTINUOUS",
+    "LATER": "LATER",
+    "SAME": "SAME",
+}
+_TIME_PHRASES = {"MAGIC HOUR": "MAGIC HOUR", "GOLDEN HOUR": "MAGIC HOUR"}
+_INT_EXT_BY_PREFIX = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
+
+
+def _time_word(segment: str) -> str:
+    for phrase, normalized in _TIME_PHRASES.items():
+        if phrase in segment:
+            return normalized
+    for word in _WORD_RE.findall(segment):
+        if word in _TIME_WORDS:
+            return _TIME_WORDS[word]
+    return ""
+
+
+def normalize_time_of_day(segment: str) -> str:
+    """``NIGHT (1973)`` -> NIGHT, ``[THE NEXT] MORNING`` -> MORNING, ``A BIT LATER`` -> LATER.
+
+    Bracketed remarks are ignored unless nothing outside them names a time. Returns "" when the
+    segment names no time of day.
+    """
+    upper = segment.upper()
+    outside = _BRACKETED_RE.sub(" ", upper)
+    return _time_word(outside) or _time_word(upper)
+
+
+def parse_heading(heading: str) -> tuple[IntExt, str, str]:
+    """Split a scene heading into (int_ext, location, time_of_day).
+
+    ``INT.  WILL'S BEDROOM - NIGHT (1973)`` -> ("INT", "WILL'S BEDROOM", "NIGHT");
+    ``INT. SAN FRANCISCO APARTMENT, DAY`` -> ("INT", "SAN FRANCISCO APARTMENT", "DAY");
+    a forced heading without a prefix (``.BACK IN THE APARTMENT``) has int_ext "".
+    The time is taken from the last `` - ``-separated part (or, when there is no dash, the
+    last comma-separated part) when that part names a time of day.
+    """
+    text = _WHITESPACE_RE.sub(" ", heading.strip()).upper()
+    if text.startswith(".") and not text.startswith(".."):
+        text = text[1:].lstrip()
+    text = _SCENE_NUMBER_RE.sub("", text)
+
+    int_ext: IntExt = ""
+    prefix_match = _HEADING_PREFIX_RE.match(text)
+    if prefix_match:
+        prefix = prefix_match.group("prefix")
+        int_ext = "INT/EXT" if "/" in prefix else _INT_EXT_BY_PREFIX[prefix]  # type: ignore[assignment]
+        text = text[prefix_match.end() :]
+
+    time_of_day = ""
+    location = text
+    parts = _DASH_SPLIT_RE.split(text)
+    separator = " - "
+    if len(parts) == 1 and "," in text:
+        parts = text.split(",")
+        separator = ", "
+    if len(parts) > 1:
+        candidate = normalize_time_of_day(parts[-1])
+        if candidate:
+            time_of_day = candidate
+            location = separator.join(part.strip() for part in parts[:-1])
+    return int_ext, location.strip(" .,-"), time_of_day
+
+
+# --------------------------------------------------------------------------------------------
+# Length
+# --------------------------------------------------------------------------------------------
+
+_SCREEN_TYPES = frozenset(
+    {
+        ElementType.SCENE_HEADING,
+        ElementType.ACTION,
+        ElementType.CHARACTER,
+        ElementType.PARENTHETICAL,
+        ElementType.DIALOGUE,
+        ElementType.TRANSITION,
+        ElementType.CENTERED,
+        ElementType.LYRICS,
+    }
+)
+_LAYOUT: dict[ElementType, tuple[int, int]] = {
+    # type: (wrap width, blank lines before)
+    ElementType.SCENE_HEADING: (_WIDTH_FULL, 1),
+    ElementType.ACTION: (_WIDTH_FULL, 1),
+    ElementType.CENTERED: (_WIDTH_FULL, 1),
+    ElementType.CHARACTER: (_WIDTH_DIALOGUE, 1),
+    ElementType.TRANSITION: (_WIDTH_FULL, 1),
+    ElementType.PARENTHETICAL: (_WIDTH_PARENTHETICAL, 0),
+    ElementType.DIALOGUE: (_WIDTH_DIALOGUE, 0),
+    ElementType.LYRICS: (_WIDTH_DIALOGUE, 0),
+}
+
+
+def _wrapped_line_count(text: str, width: int) -> int:
+    total = 0
+    for line in text.split("\n"):
+        length = len(line.rstrip())
+        if length <= width:
+            total += 1
+        else:
+            total += len(textwrap.wrap(line, width)) or 1
+    return total
+
+
+def estimate_printed_lines(elements: Sequence[Element]) -> int:
+    """How many lines ``elements`` occupy on a standard screenplay page (see module docstring)."""
+    total = 0
+    for element in elements:
+        layout = _LAYOUT.get(element.type)
+        if layout is None:
+            continue  # sections, synopses, notes and page breaks are not printed
+        width, blank_before = layout
+        total += blank_before + _wrapped_line_count(element.text, width)
+    return total
+
+
+def _word_count(elements: Sequence[Element]) -> int:
+    return sum(len(_TOKEN_RE.findall(e.text)) for e in elements if e.type in _SCREEN_TYPES)
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting
+# --------------------------------------------------------------------------------------------
+
+
+def _speaking_characters(elements: Sequence[Element]) -> list[str]:
+    seen: dict[str, None] = {}
+    for element in elements:
+        if element.type is ElementType.CHARACTER:
+            name = _WHITESPACE_RE.sub(" ", element.text).strip()
+            if name:
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def _last_content_line(lines: Sequence[str], first: int, last: int) -> int:
+    """The last 1-based line in [first, last] that is not blank (``first`` if all are)."""
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    return last
+
+
+def _source(script: Script, fountain_text: str | None) -> tuple[list[str], list[int]]:
+    """The text the line numbers refer to and each element's start line in it."""
+    elements = script.elements
+    if fountain_text is not None and all(e.line > 0 for e in elements):
+        return fountain_text.split("\n"), [e.line for e in elements]
+    text, element_lines = render_fountain(script)
+    return text.split("\n"), element_lines
+
+
+def _scene_record(
+    ordinal: int,
+    heading: Element,
+    elements: Sequence[Element],
+    text_lines: Sequence[str],
+    start: int,
+    end: int,
+) -> SceneRecord:
+    int_ext, location, time_of_day = parse_heading(heading.text)
+    printed_lines = estimate_printed_lines(elements)
+    pages = printed_lines / LINES_PER_PAGE
+    return SceneRecord(
+        scene_number=ordinal,
+        scene_label=heading.scene_number or "",
+        heading=heading.text,
+        int_ext=int_ext,
+        location=location,
+        time_of_day=time_of_day,
+        characters=_speaking_characters(elements),
+        line_start=start,
+        line_end=end,
+        word_count=_word_count(elements),
+        page_estimate=round(pages, 3),
+        page_eighths=max(1, round(pages * 8)),
+        est_screen_seconds=round(pages * SECONDS_PER_PAGE, 1),
+        text="\n".join(text_lines[start - 1 : end]),
+    )
+
+
+def split_scenes_with_preamble(script: Script, fountain_text: str | None = None) -> SceneSplit:
+    """Split ``script`` into scenes and the preamble before the first heading.
+
+    ``fountain_text`` is the Fountain text the script was parsed from (its element ``line``
+    numbers refer to it); without it, or when the elements carry no line numbers, the canonical
+    text from :func:`render_fountain` is used.
+    """
+    text_lines, element_lines = _source(script, fountain_text)
+    elements = script.elements
+    heading_indexes = [i for i, e in enumerate(elements) if e.type is ElementType.SCENE_HEADING]
+    total_lines = len(text_lines)
+
+    preamble_end_index = heading_indexes[0] if heading_indexes else len(elements)
+    preamble = ""
+    preamble_start = preamble_end = 0
+    if preamble_end_index > 0:
+        preamble_start = element_lines[0]
+        boundary = element_lines[preamble_end_index] - 1 if heading_indexes else total_lines
+        preamble_end = _last_content_line(text_lines, preamble_start, boundary)
+        preamble = "\n".join(text_lines[preamble_start - 1 : preamble_end])
+
+    scenes: list[SceneRecord] = []
+    for ordinal, index in enumerate(heading_indexes, start=1):
+        next_index = heading_indexes[ordinal] if ordinal < len(heading_indexes) else len(elements)
+        start = element_lines[index]
+        boundary = element_lines[next_index] - 1 if next_index < len(elements) else total_lines
+        end = _last_content_line(text_lines, start, boundary)
+        scenes.append(
+            _scene_record(ordinal, elements[index], elements[index:next_index], text_lines, start, end)
+        )
+    return SceneSplit(
+        preamble=preamble, preamble_line_start=preamble_start, preamble_line_end=preamble_end, scenes=scenes
+    )
+
+
+def split_scenes(script: Script, fountain_text: str | None = None) -> list[SceneRecord]:
+    """One :class:`SceneRecord` per scene heading (see :func:`split_scenes_with_preamble`)."""
+    return split_scenes_with_preamble(script, fountain_text).scenes
+
+
+def scenes_dataframe(records: Sequence[SceneRecord]) -> pd.DataFrame:
+    """The scenes as a table, one row per scene; ``characters`` is a list-valued column."""
+    columns = list(SceneRecord.model_fields)
+    frame = pd.DataFrame([record.model_dump() for record in records], columns=columns)
+    return frame
