@@ -1,0 +1,774 @@
+"""Per-provider circuit breakers whose state is shared by every process of a deployment.
+
+Why not pybreaker: it keeps breaker state in process memory (or Redis, one key per counter, without an
+atomic half-open probe count), while a Dagster deployment runs each step in its own process: a provider
+that is down would be re-discovered by every step, each paying the full failure threshold. Here the state
+lives in a ``BreakerStore`` (SQLite beside the Dagster instance by default, PostgreSQL for multi-host
+deployments) and every state change is one read-modify-write transaction.
+
+State machine (all transitions are decided in ``_on_acquire`` / ``_on_record``, pure functions of the
+stored ``BreakerRecord``; stores only make them atomic)::
+
+    closed --(N consecutive transient failures, or failure rate >= R over >= M calls in the window)--> open
+    open --(cooldown elapsed; the first acquire after it)--> half_open
+    half_open --(a probe succeeds)--> closed
+    half_open --(a probe fails)--> open (a new full cooldown)
+
+* At most ``half_open_max_probes`` calls are let through in half-open, counted inside the store
+  transaction, so the bound holds across processes. A probe holds a lease of ``probe_lease_seconds``: a
+  probe whose process died frees its slot when the lease runs out instead of wedging the breaker.
+* Every transition bumps ``generation``; a ``Permit`` remembers the generation it was issued in and its
+  outcome is ignored if the breaker moved on meanwhile (a late failure from before the breaker opened
+  must not extend the cooldown; a late success must not close an open breaker).
+* What counts: the caller reports ``record(permit, success=False)`` only for *transient* failures.
+  Permanent errors (bad request, safety refusal, invalid output) prove the provider is up and answering,
+  so they are recorded as successes. ``ProviderUnavailableError`` (401/403/404, billing) is neither: the
+  caller ``release``\\ s the permit, the breaker does not move, and the fallback chain skips that provider
+  for the call. Opening the breaker on a bad key would hide the configuration error behind "provider
+  down" and would only be noticed after a cooldown; skipping per call costs one fast 401 per call.
+* Clocks: ``clock`` must be wall-clock epoch seconds (``time.time``): timestamps are compared across
+  processes, where ``time.monotonic`` values mean nothing.
+
+Performance trade-off: a SQLite write transaction costs far more than the layer's per-call budget, so the
+hot path (breaker closed, calls succeeding) does not touch the store. Each ``CircuitBreaker`` caches the
+record it last read or wrote for ``cache_ttl_seconds`` (default 1 s):
+
+* ``acquire`` on a cached CLOSED record grants without I/O; a cached OPEN record denies without I/O until
+  its ``reopens_at`` (an open breaker cannot change state before then);
+* ``record(success=True)`` in CLOSED with no failure in the window and no failure streak only increments
+  an in-process counter; the counted successes are written with the next write (a failure, a transition,
+  or the first success after the cache expires), so the window's denominator lags by at most one TTL.
+
+The cost: after another process opens a breaker, this process may keep calling that provider for up to
+``cache_ttl_seconds``, and a failure streak interleaved with another process's unwritten successes may look
+up to one TTL longer than it was. A failure in *this* process is always written at once, and the write
+returns the fresh shared record.
+
+If the store itself fails (database locked past the busy timeout, PostgreSQL down) the breaker fails open:
+it logs a warning and grants an untracked permit. The breaker is advisory; it must not turn a storage
+hiccup into a failed pipeline run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from resources.resilience.errors import BreakerOpenError
+
+logger = logging.getLogger(__name__)
+
+BreakerState = Literal["closed", "open", "half_open"]
+TransitionReason = Literal[
+    "consecutive_failures", "failure_rate", "cooldown_elapsed", "probe_succeeded", "probe_failed"
+]
+Clock = Callable[[], float]
+
+# The failure-rate window is kept as this many fixed-width buckets (resilience4j's time-based sliding
+# window does the same): the stored state stays bounded whatever the call rate, at the price of
+# forgetting calls in bucket-width steps (1 s for the default 60 s window) rather than one by one.
+WINDOW_BUCKETS = 60
+DEFAULT_TABLE = "cineforge_breakers"
+_UNTRACKED_GENERATION = -1
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a provider's breaker opens and how it recovers.
+
+    Defaults: open after 5 consecutive transient failures, or when >= 50 % of >= 10 calls in the last
+    60 s failed; stay open 30 s; then let 1 probe through (its lease expires after 120 s if its process
+    never reports back). Closed-state reads are cached in-process for 1 s (see the module docstring).
+    """
+
+    failure_threshold: int = 5
+    window_seconds: float = 60.0
+    failure_rate_threshold: float = 0.5
+    min_calls_in_window: int = 10
+    cooldown_seconds: float = 30.0
+    half_open_max_probes: int = 1
+    probe_lease_seconds: float = 120.0
+    cache_ttl_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ValueError("failure_threshold must be >= 1")
+        if self.window_seconds <= 0:
+            raise ValueError("window_seconds must be > 0")
+        if not 0.0 < self.failure_rate_threshold <= 1.0:
+            raise ValueError("failure_rate_threshold must be in (0, 1]")
+        if self.min_calls_in_window < 1:
+            raise ValueError("min_calls_in_window must be >= 1")
+        if self.cooldown_seconds < 0:
+            raise ValueError("cooldown_seconds must be >= 0")
+        if self.half_open_max_probes < 1:
+            raise ValueError("half_open_max_probes must be >= 1")
+        if self.probe_lease_seconds <= 0:
+            raise ValueError("probe_lease_seconds must be > 0")
+        if self.cache_ttl_seconds < 0:
+            raise ValueError("cache_ttl_seconds must be >= 0")
+
+    @property
+    def bucket_seconds(self) -> float:
+        return self.window_seconds / WINDOW_BUCKETS
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerRecord:
+    """One provider's persisted breaker state (what a ``BreakerStore`` keeps per provider)."""
+
+    state: BreakerState = "closed"
+    generation: int = 0
+    consecutive_failures: int = 0
+    # (bucket index = floor(ts / bucket_seconds), calls, failures), oldest first.
+    window: tuple[tuple[int, int, int], ...] = ()
+    opened_at: float | None = None
+    reopens_at: float | None = None
+    # (probe token, lease expiry) of half-open probes in flight.
+    probes: tuple[tuple[int, float], ...] = ()
+    next_probe_token: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "state": self.state,
+                "generation": self.generation,
+                "consecutive_failures": self.consecutive_failures,
+                "window": [list(b) for b in self.window],
+                "opened_at": self.opened_at,
+                "reopens_at": self.reopens_at,
+                "probes": [list(p) for p in self.probes],
+                "next_probe_token": self.next_probe_token,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> BreakerRecord:
+        data: Mapping[str, Any] = text if isinstance(text, Mapping) else json.loads(text)
+        return cls(
+            state=data["state"],
+            generation=int(data["generation"]),
+            consecutive_failures=int(data["consecutive_failures"]),
+            window=tuple((int(b), int(c), int(f)) for b, c, f in data["window"]),
+            opened_at=data["opened_at"],
+            reopens_at=data["reopens_at"],
+            probes=tuple((int(t), float(e)) for t, e in data["probes"]),
+            next_probe_token=int(data["next_probe_token"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Leave to make one call to ``provider``; hand it back through ``record`` or ``release``."""
+
+    provider: str
+    generation: int
+    state: BreakerState
+    probe_token: int | None = None
+
+    @property
+    def is_probe(self) -> bool:
+        return self.probe_token is not None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    provider: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: TransitionReason
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """A provider's breaker as a health probe shows it (read fresh from the store)."""
+
+    provider: str
+    state: BreakerState
+    consecutive_failures: int
+    window_calls: int
+    window_failures: int
+    opened_at: float | None
+    reopens_at: float | None
+    reopens_in_seconds: float
+    probes_in_flight: int
+
+
+class BreakerListener(Protocol):
+    def on_breaker_transition(self, transition: BreakerTransition) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# The state machine: pure functions of (record, now, policy). Every transition happens in one of these.
+
+
+def _bucket(now: float, policy: BreakerPolicy) -> int:
+    return int(now // policy.bucket_seconds)
+
+
+def _live_window(
+    window: tuple[tuple[int, int, int], ...], now: float, policy: BreakerPolicy
+) -> tuple[tuple[int, int, int], ...]:
+    oldest = _bucket(now, policy) - WINDOW_BUCKETS + 1
+    return tuple(b for b in window if b[0] >= oldest)
+
+
+def _add_calls(
+    window: tuple[tuple[int, int, int], ...], bucket: int, calls: int, failures: int
+) -> tuple[tuple[int, int, int], ...]:
+    if calls == 0:
+        return window
+    counts = {b: (c, f) for b, c, f in window}
+    c, f = counts.get(bucket, (0, 0))
+    counts[bucket] = (c + calls, f + failures)
+    return tuple((b, c, f) for b, (c, f) in sorted(counts.items()))
+
+
+def _window_totals(window: tuple[tuple[int, int, int], ...]) -> tuple[int, int]:
+    return sum(c for _, c, _ in window), sum(f for _, _, f in window)
+
+
+def _opened(record: BreakerRecord, now: float, policy: BreakerPolicy) -> BreakerRecord:
+    return BreakerRecord(
+        state="open",
+        generation=record.generation + 1,
+        opened_at=now,
+        reopens_at=now + policy.cooldown_seconds,
+        next_probe_token=record.next_probe_token,
+    )
+
+
+def _closed(record: BreakerRecord) -> BreakerRecord:
+    return BreakerRecord(
+        state="closed", generation=record.generation + 1, next_probe_token=record.next_probe_token
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What an acquire decided: a permit, or the time the caller may try again."""
+
+    permit: Permit | None
+    reopens_at: float
+    transitions: tuple[BreakerTransition, ...] = ()
+
+
+def _on_acquire(
+    provider: str, record: BreakerRecord, now: float, policy: BreakerPolicy
+) -> tuple[BreakerRecord, _Decision]:
+    transitions: list[BreakerTransition] = []
+    if record.state == "closed":
+        return record, _Decision(Permit(provider, record.generation, "closed"), now)
+    if record.state == "open":
+        reopens_at = record.reopens_at if record.reopens_at is not None else now
+        if now < reopens_at:
+            return record, _Decision(None, reopens_at)
+        record = replace(record, state="half_open", generation=record.generation + 1, probes=())
+        transitions.append(BreakerTransition(provider, "open", "half_open", "cooldown_elapsed", now))
+    live_probes = tuple(p for p in record.probes if p[1] > now)
+    if len(live_probes) >= policy.half_open_max_probes:
+        # A probe is in flight: its answer comes by its lease expiry at the latest, and if it fails the
+        # breaker re-opens for a full cooldown; suggest the sooner of the two.
+        retry_at = min(min(p[1] for p in live_probes), now + policy.cooldown_seconds)
+        return replace(record, probes=live_probes), _Decision(None, retry_at, tuple(transitions))
+    token = record.next_probe_token
+    record = replace(
+        record,
+        probes=(*live_probes, (token, now + policy.probe_lease_seconds)),
+        next_probe_token=token + 1,
+    )
+    permit = Permit(provider, record.generation, "half_open", probe_token=token)
+    return record, _Decision(permit, now, tuple(transitions))
+
+
+def _on_record(
+    record: BreakerRecord,
+    permit: Permit,
+    success: bool,
+    now: float,
+    policy: BreakerPolicy,
+    earlier_successes: Mapping[int, int],
+) -> tuple[BreakerRecord, tuple[BreakerTransition, ...]]:
+    """Apply one call's outcome (plus this process's not-yet-written successes) to the record."""
+    if permit.generation != record.generation:
+        return record, ()  # the breaker moved on since the permit was issued: stale news
+    provider = permit.provider
+    if record.state == "half_open":
+        if permit.probe_token is None:
+            return record, ()
+        if success:
+            return _closed(record), (
+                BreakerTransition(provider, "half_open", "closed", "probe_succeeded", now),
+            )
+        return _opened(record, now, policy), (
+            BreakerTransition(provider, "half_open", "open", "probe_failed", now),
+        )
+    if record.state != "closed":
+        return record, ()
+    window = _live_window(record.window, now, policy)
+    for bucket, count in earlier_successes.items():
+        window = _add_calls(window, bucket, count, 0)
+    window = _live_window(_add_calls(window, _bucket(now, policy), 1, 0 if success else 1), now, policy)
+    if success:
+        return replace(record, consecutive_failures=0, window=window), ()
+    streak = 1 if earlier_successes else record.consecutive_failures + 1
+    calls, failures = _window_totals(window)
+    reason: TransitionReason | None = None
+    if streak >= policy.failure_threshold:
+        reason = "consecutive_failures"
+    elif calls >= policy.min_calls_in_window and failures >= policy.failure_rate_threshold * calls:
+        reason = "failure_rate"
+    if reason is None:
+        return replace(record, consecutive_failures=streak, window=window), ()
+    return _opened(record, now, policy), (BreakerTransition(provider, "closed", "open", reason, now),)
+
+
+def _on_release(record: BreakerRecord, permit: Permit) -> BreakerRecord:
+    if record.state != "half_open" or permit.generation != record.generation or permit.probe_token is None:
+        return record
+    return replace(record, probes=tuple(p for p in record.probes if p[0] != permit.probe_token))
+
+
+def _has_recent_failures(record: BreakerRecord, now: float, policy: BreakerPolicy) -> bool:
+    if record.consecutive_failures:
+        return True
+    oldest = _bucket(now, policy) - WINDOW_BUCKETS + 1
+    return any(f and b >= oldest for b, _, f in record.window)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stores: atomic read-modify-write of one provider's record.
+
+_R = TypeVar("_R")
+
+
+class BreakerStore(Protocol):
+    """Where breaker records live. ``update`` must be atomic across threads *and* processes."""
+
+    def read(self, provider: str) -> BreakerRecord:
+        """The provider's record, or a fresh closed record if there is none."""
+        ...
+
+    def read_all(self) -> dict[str, BreakerRecord]: ...
+
+    def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
+        """Run ``change`` on the current record inside one transaction, store its new record, return its
+        result. ``change`` may run again if the store retries, so it must be pure."""
+        ...
+
+    def close(self) -> None: ...
+
+    @staticmethod
+    def from_url(url: str) -> BreakerStore:
+        """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``postgresql://...``, ``memory://``."""
+        return store_from_url(url)
+
+
+class MemoryBreakerStore(BreakerStore):
+    """Process-local store for unit tests and single-process tools; not shared across processes."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, BreakerRecord] = {}
+        self._lock = threading.Lock()
+
+    def read(self, provider: str) -> BreakerRecord:
+        with self._lock:
+            return self._records.get(provider, BreakerRecord())
+
+    def read_all(self) -> dict[str, BreakerRecord]:
+        with self._lock:
+            return dict(self._records)
+
+    def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
+        with self._lock:
+            new, result = change(self._records.get(provider, BreakerRecord()))
+            self._records[provider] = new
+            return result
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteBreakerStore(BreakerStore):
+    """One SQLite file shared by every process on the host (the default, beside the Dagster instance).
+
+    WAL lets readers proceed while one writer holds the lock; every update is a ``BEGIN IMMEDIATE``
+    transaction (the write lock is taken before the read, so two processes cannot both read the same
+    probe count); ``busy_timeout`` makes contenders wait instead of failing. A connection is opened per
+    process (SQLite connections must not cross ``fork``) and shared by its threads under a lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_seconds: float = 30.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout_seconds
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._inherited: list[sqlite3.Connection] = []
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:
+            # Inherited across fork: never use or close it here (closing could disturb the parent's
+            # locks); keep a reference so garbage collection does not close it either.
+            self._inherited.append(self._conn)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {DEFAULT_TABLE} ("
+            " provider TEXT PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL, updated_at REAL NOT NULL)"
+        )
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def read(self, provider: str) -> BreakerRecord:
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(f"SELECT record FROM {DEFAULT_TABLE} WHERE provider = ?", (provider,))
+                .fetchone()
+            )
+        return BreakerRecord.from_json(row[0]) if row else BreakerRecord()
+
+    def read_all(self) -> dict[str, BreakerRecord]:
+        with self._lock:
+            rows = self._connection().execute(f"SELECT provider, record FROM {DEFAULT_TABLE}").fetchall()
+        return {provider: BreakerRecord.from_json(text) for provider, text in rows}
+
+    def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT record FROM {DEFAULT_TABLE} WHERE provider = ?", (provider,)
+                ).fetchone()
+                current = BreakerRecord.from_json(row[0]) if row else BreakerRecord()
+                new, result = change(current)
+                if new != current or row is None:
+                    conn.execute(
+                        f"INSERT INTO {DEFAULT_TABLE} (provider, state, record, updated_at)"
+                        " VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(provider) DO UPDATE SET state = excluded.state,"
+                        " record = excluded.record, updated_at = excluded.updated_at",
+                        (provider, new.state, new.to_json(), time.time()),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back (e.g. SQLITE_FULL)
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class PostgresBreakerStore(BreakerStore):
+    """Breaker records in a PostgreSQL table, for deployments whose processes span hosts.
+
+    Each update is one transaction: ensure the row exists, ``SELECT ... FOR UPDATE`` it (row lock, so
+    concurrent updates of one provider serialize while other providers proceed), write, commit.
+    """
+
+    def __init__(self, dsn: str, table: str = DEFAULT_TABLE) -> None:
+        if not _IDENTIFIER.match(table):
+            raise ValueError(f"invalid table name {table!r}")
+        self.dsn = dsn
+        self.table = table
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._pid = 0
+
+    def _connection(self) -> Any:
+        import psycopg2
+        from psycopg2 import errors as pg_errors
+        from psycopg2 import sql
+
+        if self._conn is not None and not self._conn.closed and self._pid == os.getpid():
+            return self._conn
+        conn = psycopg2.connect(self.dsn)
+        create = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (provider TEXT PRIMARY KEY, state TEXT NOT NULL,"
+            " record TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)"
+        ).format(sql.Identifier(self.table))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(create)
+        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
+            pass  # another process created it concurrently (IF NOT EXISTS is not race-free)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _sql(self, template: str) -> Any:
+        from psycopg2 import sql
+
+        return sql.SQL(template).format(table=sql.Identifier(self.table))
+
+    def read(self, provider: str) -> BreakerRecord:
+        with self._lock:
+            conn = self._connection()
+            with conn, conn.cursor() as cur:
+                cur.execute(self._sql("SELECT record FROM {table} WHERE provider = %s"), (provider,))
+                row = cur.fetchone()
+        return BreakerRecord.from_json(row[0]) if row else BreakerRecord()
+
+    def read_all(self) -> dict[str, BreakerRecord]:
+        with self._lock:
+            conn = self._connection()
+            with conn, conn.cursor() as cur:
+                cur.execute(self._sql("SELECT provider, record FROM {table}"))
+                rows = cur.fetchall()
+        return {provider: BreakerRecord.from_json(text) for provider, text in rows}
+
+    def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
+        fresh = BreakerRecord()
+        with self._lock:
+            conn = self._connection()
+            with conn, conn.cursor() as cur:  # one transaction: commit on success, rollback on error
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO {table} (provider, state, record, updated_at) VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (provider) DO NOTHING"
+                    ),
+                    (provider, fresh.state, fresh.to_json(), time.time()),
+                )
+                cur.execute(
+                    self._sql("SELECT record FROM {table} WHERE provider = %s FOR UPDATE"), (provider,)
+                )
+                current = BreakerRecord.from_json(cur.fetchone()[0])
+                new, result = change(current)
+                if new != current:
+                    cur.execute(
+                        self._sql(
+                            "UPDATE {table} SET state = %s, record = %s, updated_at = %s WHERE provider = %s"
+                        ),
+                        (new.state, new.to_json(), time.time(), provider),
+                    )
+            return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
+                self._conn.close()
+            self._conn = None
+
+
+def store_from_url(url: str) -> BreakerStore:
+    """Build a store from a URL (see ``BreakerStore.from_url``)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        # sqlite:///rel.db -> "/rel.db" -> "rel.db"; sqlite:////abs.db -> "//abs.db" -> "/abs.db"
+        path = path[1:] if path.startswith("/") else path
+        if not path or path == ":memory:":
+            raise ValueError("a SQLite breaker store needs a file path (':memory:' is not shared)")
+        return SQLiteBreakerStore(path)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresBreakerStore(url)
+    if scheme == "memory":
+        return MemoryBreakerStore()
+    raise ValueError(f"unsupported breaker store URL scheme {parts.scheme!r}")
+
+
+def default_store_url(dagster_home: str | os.PathLike[str] | None = None) -> str:
+    """``sqlite:///<DAGSTER_HOME>/cineforge_breakers.sqlite`` (or under ``./.cineforge`` without one)."""
+    home = dagster_home or os.environ.get("DAGSTER_HOME") or ".cineforge"
+    return f"sqlite:///{Path(home).resolve() / 'cineforge_breakers.sqlite'}"
+
+
+# --------------------------------------------------------------------------------------------------
+# The breaker: store + policy + in-process cache.
+
+
+@dataclass(slots=True)
+class _LocalView:
+    record: BreakerRecord
+    fetched_at: float
+    pending_generation: int = _UNTRACKED_GENERATION
+    # successes granted the fast path and not yet written: bucket index -> count
+    pending: dict[int, int] = field(default_factory=dict)
+
+    def take_pending(self, generation: int) -> dict[int, int]:
+        taken = self.pending if self.pending_generation == generation else {}
+        self.pending = {}
+        return taken
+
+
+class CircuitBreaker:
+    """Per-provider breakers over a shared ``BreakerStore``.
+
+    ``acquire(provider)`` returns a ``Permit`` or raises ``BreakerOpenError``; hand every permit back
+    with ``record(permit, success=...)`` (the provider answered / failed transiently) or ``release(permit)``
+    (the outcome says nothing about the provider's health). Transitions go to ``listeners`` in the process
+    that made them, once per transition across all processes.
+    """
+
+    def __init__(
+        self,
+        store: BreakerStore,
+        policy: BreakerPolicy | None = None,
+        *,
+        clock: Clock = time.time,
+        listeners: Sequence[BreakerListener] = (),
+    ) -> None:
+        self.store = store
+        self.policy = policy or BreakerPolicy()
+        self._clock = clock
+        self._listeners = tuple(listeners)
+        self._local: dict[str, _LocalView] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, provider: str) -> Permit:
+        now = self._clock()
+        with self._lock:
+            view = self._local.get(provider)
+            if view is not None:
+                cached = view.record
+                if cached.state == "closed" and now - view.fetched_at < self.policy.cache_ttl_seconds:
+                    return Permit(provider, cached.generation, "closed")
+                if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
+                    raise BreakerOpenError(provider, cached.reopens_at)
+        def change(current: BreakerRecord) -> tuple[BreakerRecord, tuple[BreakerRecord, _Decision]]:
+            new, decision = _on_acquire(provider, current, now, self.policy)
+            return new, (new, decision)
+
+        try:
+            record = self.store.read(provider)
+            if record.state == "closed" or (
+                record.state == "open" and record.reopens_at is not None and now < record.reopens_at
+            ):
+                # Nothing to change: a closed breaker grants, an open one denies until reopens_at.
+                record, decision = _on_acquire(provider, record, now, self.policy)
+            else:
+                record, decision = self.store.update(provider, change)
+        except Exception:
+            logger.warning("breaker store failed; letting the %s call through", provider, exc_info=True)
+            return Permit(provider, _UNTRACKED_GENERATION, "closed")
+        self._cache(provider, record, now)
+        self._emit(decision.transitions)
+        if decision.permit is None:
+            raise BreakerOpenError(provider, decision.reopens_at)
+        return decision.permit
+
+    def record(self, permit: Permit, *, success: bool) -> None:
+        """Report a call's outcome: ``success=False`` only for transient failures."""
+        if permit.generation == _UNTRACKED_GENERATION:
+            return
+        now = self._clock()
+        provider = permit.provider
+        with self._lock:
+            view = self._local.get(provider)
+            if (
+                success
+                and view is not None
+                and permit.state == "closed"
+                and view.record.state == "closed"
+                and view.record.generation == permit.generation
+                and now - view.fetched_at < self.policy.cache_ttl_seconds
+                and not _has_recent_failures(view.record, now, self.policy)
+            ):
+                if view.pending_generation != permit.generation:
+                    view.pending, view.pending_generation = {}, permit.generation
+                bucket = _bucket(now, self.policy)
+                view.pending[bucket] = view.pending.get(bucket, 0) + 1
+                return
+            earlier = view.take_pending(permit.generation) if view is not None else {}
+
+        def change(
+            current: BreakerRecord,
+        ) -> tuple[BreakerRecord, tuple[BreakerRecord, tuple[BreakerTransition, ...]]]:
+            new, transitions = _on_record(current, permit, success, now, self.policy, earlier)
+            return new, (new, transitions)
+
+        try:
+            new, transitions = self.store.update(provider, change)
+        except Exception:
+            logger.warning("breaker store failed; %s outcome not recorded", provider, exc_info=True)
+            return
+        self._cache(provider, new, now)
+        self._emit(transitions)
+
+    def release(self, permit: Permit) -> None:
+        """Hand back a permit whose outcome says nothing about health (frees a half-open probe slot)."""
+        if permit.probe_token is None or permit.generation == _UNTRACKED_GENERATION:
+            return
+        try:
+            self.store.update(permit.provider, lambda current: (_on_release(current, permit), None))
+        except Exception:
+            logger.warning("breaker store failed; %s probe not released", permit.provider, exc_info=True)
+
+    def state(self, provider: str) -> BreakerState:
+        """The provider's stored state, read fresh (no cache)."""
+        return self.store.read(provider).state
+
+    def snapshot(self) -> dict[str, BreakerSnapshot]:
+        """Every known provider's breaker, read fresh from the store, for health probes."""
+        now = self._clock()
+        result: dict[str, BreakerSnapshot] = {}
+        for provider, record in sorted(self.store.read_all().items()):
+            calls, failures = _window_totals(_live_window(record.window, now, self.policy))
+            result[provider] = BreakerSnapshot(
+                provider=provider,
+                state=record.state,
+                consecutive_failures=record.consecutive_failures,
+                window_calls=calls,
+                window_failures=failures,
+                opened_at=record.opened_at,
+                reopens_at=record.reopens_at,
+                reopens_in_seconds=(
+                    max(0.0, (record.reopens_at or now) - now) if record.state == "open" else 0.0
+                ),
+                probes_in_flight=sum(1 for _, expiry in record.probes if expiry > now),
+            )
+        return result
+
+    def _cache(self, provider: str, record: BreakerRecord, now: float) -> None:
+        # Always safe to cache the latest record: the fast paths only trust a CLOSED record younger than
+        # the TTL and an OPEN record before its reopens_at; a HALF_OPEN record always goes to the store.
+        with self._lock:
+            view = self._local.get(provider)
+            if view is None:
+                self._local[provider] = _LocalView(record, now)
+            else:
+                view.record, view.fetched_at = record, now
+
+    def _emit(self, transitions: Sequence[BreakerTransition]) -> None:
+        for transition in transitions:
+            logger.info(
+                "breaker %s: %s -> %s (%s)",
+                transition.provider,
+                transition.from_state,
+                transition.to_state,
+                transition.reason,
+            )
+            for listener in self._listeners:
+                try:
+                    listener.on_breaker_transition(transition)
+                except Exception:
+                    logger.warning("breaker listener %r failed", listener, exc_info=True)
