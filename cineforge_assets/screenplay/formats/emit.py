@@ -21,6 +21,14 @@ _TRANSITION_RE = re.compile(r"^[^a-z]*TO:$")
 _SPECIAL_START = ("!", "@", "~", "=", "#", ">", "[[", "/*", "\\")
 _CONTINUED_RE = re.compile(r"\s*\((?:CONT'D|CONT’D|CONTINUED|CONT\.?)\)\s*$", re.I)
 _EXTENSION_RE = re.compile(r"\s*(\([^)]*\))")
+_CREDIT_RE = re.compile(r"^(written|screenplay|teleplay|story|script)?\s*(and\s+)?by\b|^by$", re.I)
+_SOURCE_RE = re.compile(r"^(based on|adapted from|from the)\b", re.I)
+_COPYRIGHT_RE = re.compile(r"(\(c\)|©|copyright)", re.I)
+_DATE_RE = re.compile(
+    r"(\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|\b(19|20)\d{2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+    r"|draft)",
+    re.I,
+)
 
 
 @dataclass
@@ -167,3 +175,32 @@ class FountainBuilder:
             parts.append("\n".join(self._title))
         parts.extend("\n".join(block) for block in self._blocks)
         return "\n\n".join(parts) + "\n"
+
+
+def classify_title_lines(centered: list[str], other: list[str]) -> dict[str, list[str]]:
+    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright."""
+    page: dict[str, list[str]] = {}
+    stage = "title"
+    for line in centered:
+        if _COPYRIGHT_RE.search(line):
+            page.setdefault("Copyright", []).append(line)
+        elif _SOURCE_RE.match(line):
+            page.setdefault("Source", []).append(line)
+            stage = "source"
+        elif stage in ("title", "author") and _CREDIT_RE.match(line):
+            page.setdefault("Credit", []).append(line)
+            stage = "author"
+        elif stage == "title":
+            page.setdefault("Title", []).append(line)
+        elif stage == "author":
+            page.setdefault("Author", []).append(line)
+        else:
+            page.setdefault("Source", []).append(line)
+    for line in other:
+        if _COPYRIGHT_RE.search(line):
+            page.setdefault("Copyright", []).append(line)
+        elif "Draft date" not in page and _DATE_RE.search(line) and len(line) < 40:
+            page.setdefault("Draft date", []).append(line)
+        else:
+            page.setdefault("Contact", []).append(line)
+    return page

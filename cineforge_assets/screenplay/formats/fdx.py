@@ -6,7 +6,6 @@ refused outright. Final Draft never writes a DTD, so nothing legitimate is lost.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import Element as XmlElement
@@ -15,20 +14,12 @@ from xml.etree.ElementTree import ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from cineforge_assets.screenplay.formats.emit import Conversion, FountainBuilder, clean
+from cineforge_assets.screenplay.formats.emit import Conversion, FountainBuilder, classify_title_lines, clean
 from cineforge_assets.screenplay.formats.errors import CorruptSourceError
 
 _HEADING_TYPES = {"scene heading", "shot"}
 _ACTION_TYPES = {"action", "general", "cast list", "outline", "outline body"}
 _SPEECH_TYPES = {"parenthetical", "dialogue"}
-_CREDIT_RE = re.compile(r"^(written|screenplay|teleplay|story|script)?\s*(and\s+)?by\b|^by$", re.I)
-_SOURCE_RE = re.compile(r"^(based on|adapted from|from the)\b", re.I)
-_COPYRIGHT_RE = re.compile(r"(\(c\)|©|copyright)", re.I)
-_DATE_RE = re.compile(
-    r"(\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|\b(19|20)\d{2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
-    r"|draft)",
-    re.I,
-)
 
 
 @dataclass
@@ -178,32 +169,3 @@ def _title_page(title: XmlElement | None) -> dict[str, list[str]]:
             else:
                 other.append(line)
     return classify_title_lines(centered, other)
-
-
-def classify_title_lines(centered: list[str], other: list[str]) -> dict[str, list[str]]:
-    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright."""
-    page: dict[str, list[str]] = {}
-    stage = "title"
-    for line in centered:
-        if _COPYRIGHT_RE.search(line):
-            page.setdefault("Copyright", []).append(line)
-        elif _SOURCE_RE.match(line):
-            page.setdefault("Source", []).append(line)
-            stage = "source"
-        elif stage in ("title", "author") and _CREDIT_RE.match(line):
-            page.setdefault("Credit", []).append(line)
-            stage = "author"
-        elif stage == "title":
-            page.setdefault("Title", []).append(line)
-        elif stage == "author":
-            page.setdefault("Author", []).append(line)
-        else:
-            page.setdefault("Source", []).append(line)
-    for line in other:
-        if _COPYRIGHT_RE.search(line):
-            page.setdefault("Copyright", []).append(line)
-        elif "Draft date" not in page and _DATE_RE.search(line) and len(line) < 40:
-            page.setdefault("Draft date", []).append(line)
-        else:
-            page.setdefault("Contact", []).append(line)
-    return page

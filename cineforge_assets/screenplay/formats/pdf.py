@@ -1,0 +1,625 @@
+"""Screenplay PDF -> Fountain text, rebuilt from page layout.
+
+A screenplay PDF encodes element types only through position: scene headings and action sit at
+the left margin, character cues ~2in further in, dialogue ~1in in, parentheticals between,
+transitions flush right. We read every text run with its coordinates (pypdf's text visitor;
+~10x faster than pdfplumber's per-character objects), learn this document's columns from
+statistics (cue = caps line directly followed by a less-indented line; dialogue = what follows
+cues), then walk the lines top to bottom, using vertical gaps as blank lines and undoing what
+pagination added: page numbers, repeated headers, ``(MORE)`` / ``(CONT'D)`` continuation cues,
+speeches and paragraphs split across pages, and hard-wrapped lines.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pypdf import PdfReader
+from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+from cineforge_assets.screenplay.formats.detect import HEADING_RE
+from cineforge_assets.screenplay.formats.emit import (
+    Conversion,
+    FountainBuilder,
+    classify_title_lines,
+    speaker_name,
+    strip_continued,
+)
+from cineforge_assets.screenplay.formats.errors import (
+    CorruptSourceError,
+    EncryptedPdfError,
+    ScannedPdfError,
+)
+
+COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
+OCR_TIMEOUT_S = 600
+
+_PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
+_MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
+_CONTINUED_RE = re.compile(r"^\(?\s*CONTINUED\s*\)?:?$|^CONTINUED:?\s*\(\d+\)$", re.I)
+_CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
+_SCENE_NUMBER_RE = re.compile(r"^\*?[A-Z]?\d+[A-Z]{0,2}\.?\*?$")
+_REVISION_MARK_RE = re.compile(r"^\*+$")
+_CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
+_TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
+
+
+@dataclass
+class Segment:
+    """A run of text on one baseline (one line of one column)."""
+
+    page: int
+    x: float  # left edge of the first visible glyph
+    y: float  # baseline, from the page bottom
+    text: str  # without leading/trailing spaces
+    size: float
+
+    @property
+    def x_end(self) -> float:
+        return self.x + len(self.text) * self.size * COURIER_ADVANCE
+
+
+@dataclass
+class Row:
+    page: int
+    y: float
+    segments: list[Segment]
+
+    @property
+    def first(self) -> Segment:
+        return self.segments[0]
+
+
+@dataclass
+class Layout:
+    """The columns this document uses, in PDF points."""
+
+    char: float
+    leading: float
+    action: float
+    dialogue: float
+    parenthetical: float
+    cue: float
+    right: float
+    center: float
+    action_width: int
+    dialogue_width: int
+    bottom: float
+
+
+@dataclass
+class _Line:
+    role: str  # heading-or-action "action", "dialogue", "parenthetical", "cue", "transition", "centered"
+    text: str
+    row: Row
+    indent: int = 0  # extra spaces relative to the column (kept for indented action)
+
+
+def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
+    reader = _open(data, path)
+    warnings: list[str] = []
+    segments = extract_segments(reader)
+    if _visible_chars(segments) < 20 * max(1, len(reader.pages)) // 10:
+        reader, segments = _ocr_or_fail(data, path, reader, warnings)
+    rows = group_rows(segments)
+    rows = drop_page_furniture(rows, len(reader.pages))
+    title_rows, body_rows = split_title_page(rows)
+    if not body_rows:
+        body_rows, title_rows = title_rows, []
+    layout = learn_layout(body_rows)
+    builder = FountainBuilder()
+    if title_rows:
+        title_page = read_title_page(title_rows, layout)
+        if title_page:
+            builder.title_page(title_page)
+    build_fountain(body_rows, layout, builder, warnings)
+    return Conversion(text=builder.text(), page_count=len(reader.pages), warnings=warnings)
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _open(data: bytes, path: Path) -> PdfReader:
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptSourceError(path, "pdf", f"pypdf could not read the file ({exc}).") from exc
+    if reader.is_encrypted:
+        try:
+            opened = reader.decrypt("")  # owner-password-only PDFs open with an empty user password
+        except (FileNotDecryptedError, NotImplementedError, PdfReadError) as exc:
+            raise EncryptedPdfError(path, "pdf", f"the PDF is encrypted ({exc}).") from exc
+        if not opened:
+            raise EncryptedPdfError(path, "pdf", "the PDF is password protected.")
+    try:
+        if len(reader.pages) == 0:
+            raise CorruptSourceError(path, "pdf", "the PDF has no pages.")
+    except (PdfReadError, ValueError, KeyError) as exc:
+        raise CorruptSourceError(path, "pdf", f"the page tree is damaged ({exc}).") from exc
+    return reader
+
+
+def _visible_chars(segments: Iterable[Segment]) -> int:
+    return sum(len(s.text.replace(" ", "")) for s in segments)
+
+
+def _ocr_or_fail(data: bytes, path: Path, reader: PdfReader, warnings: list[str]) -> tuple[PdfReader, list[Segment]]:
+    """No text layer: OCR with ocrmypdf when it is installed, otherwise say that OCR is needed."""
+    ocrmypdf = shutil.which("ocrmypdf")
+    if ocrmypdf is None:
+        raise ScannedPdfError(path, "pdf", f"none of its {len(reader.pages)} page(s) has a text layer.")
+    with tempfile.TemporaryDirectory(prefix="cineforge-ocr-") as tmp:
+        source, target = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
+        source.write_bytes(data)
+        result = subprocess.run(
+            [ocrmypdf, "--force-ocr", "--quiet", str(source), str(target)],
+            capture_output=True,
+            text=True,
+            timeout=OCR_TIMEOUT_S,
+            check=False,
+        )
+        if result.returncode != 0 or not target.exists():
+            raise ScannedPdfError(
+                path, "pdf", f"it has no text layer and OCR failed (ocrmypdf exit {result.returncode})."
+            )
+        ocr_reader = PdfReader(io.BytesIO(target.read_bytes()))
+    segments = extract_segments(ocr_reader)
+    if _visible_chars(segments) == 0:
+        raise ScannedPdfError(path, "pdf", "it has no text layer and OCR found no text.")
+    warnings.append("PDF had no text layer; text recovered with OCR (check names and numbers)")
+    return ocr_reader, segments
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def extract_segments(reader: PdfReader) -> list[Segment]:
+    """Every text run with its page coordinates, merged into per-baseline segments."""
+    segments: list[Segment] = []
+    for page_index, page in enumerate(reader.pages):
+        pieces: list[tuple[float, float, str, float]] = []
+
+        def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+            if not text:
+                return
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
+            effective = (size or 12.0) * scale
+            for offset, part in enumerate(text.split("\n")):
+                if part:
+                    pieces.append((x, y - offset * effective * 1.2, part, effective))
+
+        try:
+            page.extract_text(visitor_text=visit)
+        except (PdfReadError, ValueError, KeyError, TypeError):
+            continue  # one damaged page should not sink the script; its text is simply missing
+        segments.extend(_merge_pieces(page_index, pieces))
+    return segments
+
+
+def _merge_pieces(page: int, pieces: list[tuple[float, float, str, float]]) -> list[Segment]:
+    """Join runs on the same baseline; a wide horizontal gap starts a new segment (dual dialogue)."""
+    merged: list[tuple[float, float, str, float]] = []
+    for x, y, text, size in pieces:
+        if merged:
+            mx, my, mtext, msize = merged[-1]
+            if abs(my - y) < 0.3 * msize:
+                expected_end = mx + len(mtext) * msize * COURIER_ADVANCE
+                if not mtext.strip():
+                    merged[-1] = (x if x >= mx else mx, my, text if x >= mx else mtext + text, msize)
+                    continue
+                if x <= expected_end + 1.5 * msize * COURIER_ADVANCE:
+                    gap = round((x - expected_end) / (msize * COURIER_ADVANCE))
+                    joiner = " " * gap if gap > 0 else ""
+                    merged[-1] = (mx, my, mtext + joiner + text, msize)
+                    continue
+        merged.append((x, y, text, size))
+    segments = []
+    for x, y, text, size in merged:
+        stripped = text.strip()
+        if not stripped:
+            continue
+        lead = len(text) - len(text.lstrip(" "))
+        segments.append(Segment(page, x + lead * size * COURIER_ADVANCE, y, stripped.replace("\t", " "), size))
+    return segments
+
+
+def group_rows(segments: list[Segment]) -> list[Row]:
+    """Segments on one baseline form a row; rows in reading order."""
+    rows: list[Row] = []
+    by_page: dict[int, list[Segment]] = {}
+    for segment in segments:
+        by_page.setdefault(segment.page, []).append(segment)
+    for page in sorted(by_page):
+        for segment in sorted(by_page[page], key=lambda s: (-s.y, s.x)):
+            if rows and rows[-1].page == page and abs(rows[-1].y - segment.y) < 0.3 * segment.size:
+                rows[-1].segments.append(segment)
+            else:
+                rows.append(Row(page, segment.y, [segment]))
+    for row in rows:
+        row.segments.sort(key=lambda s: s.x)
+    return rows
+
+
+# --------------------------------------------------------------------------- page furniture
+
+
+def drop_page_furniture(rows: list[Row], page_count: int) -> list[Row]:
+    """Remove page numbers, running headers/footers, CONTINUED lines, scene numbers and revision stars."""
+    repeated = _repeated_lines(rows, page_count)
+    kept: list[Row] = []
+    pages: dict[int, list[Row]] = {}
+    for row in rows:
+        pages.setdefault(row.page, []).append(row)
+    for page_rows in pages.values():
+        edge_rows = {id(r) for r in page_rows[:2] + page_rows[-2:]}
+        for row in page_rows:
+            segments = [s for s in row.segments if not _is_furniture(s, id(row) in edge_rows, repeated)]
+            if len(segments) > 1:
+                segments = _drop_margin_numbers(segments)
+            if segments:
+                kept.append(Row(row.page, row.y, segments))
+    return kept
+
+
+def _header_key(segment: Segment) -> tuple[int, str]:
+    return round(segment.y), re.sub(r"\d+", "#", segment.text.lower())
+
+
+def _repeated_lines(rows: list[Row], page_count: int) -> set[tuple[int, str]]:
+    if page_count < 4:
+        return set()
+    counts = Counter(_header_key(s) for r in rows for s in r.segments)
+    return {key for key, n in counts.items() if n >= max(3, page_count * 0.3)}
+
+
+def _is_furniture(segment: Segment, at_page_edge: bool, repeated: set[tuple[int, str]]) -> bool:
+    text = segment.text
+    if _header_key(segment) in repeated:
+        return True
+    if _REVISION_MARK_RE.match(text):
+        return True
+    if at_page_edge and (_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text)):
+        return True
+    return False
+
+
+def _drop_margin_numbers(segments: list[Segment]) -> list[Segment]:
+    """Shooting-script scene numbers sit left and right of the heading: ``12  INT. HOUSE - DAY  12``."""
+    if all(_SCENE_NUMBER_RE.match(s.text) for s in segments):
+        return segments
+    return [s for s in segments if not _SCENE_NUMBER_RE.match(s.text)]
+
+
+# --------------------------------------------------------------------------- title page
+
+
+def split_title_page(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The first page is a title page when it has no scene heading and no speech on it."""
+    if not rows:
+        return [], rows
+    first_page = rows[0].page
+    first = [r for r in rows if r.page == first_page]
+    rest = [r for r in rows if r.page != first_page]
+    if not rest or len(first) > 30:
+        return [], rows
+    if any(HEADING_RE.match(s.text) for r in first for s in r.segments):
+        return [], rows
+    page_left = min(s.x for r in rest for s in r.segments)
+    indented = sum(1 for r in first if r.first.x > page_left + 40)
+    if indented == 0:
+        return [], rows
+    return first, rest
+
+
+def read_title_page(rows: list[Row], layout: Layout) -> dict[str, list[str]]:
+    centered: list[str] = []
+    other: list[str] = []
+    for row in rows:
+        for segment in row.segments:
+            mid = (segment.x + segment.x_end) / 2
+            is_centered = abs(mid - layout.center) < 6 * layout.char and segment.x > layout.action + 2 * layout.char
+            (centered if is_centered else other).append(segment.text)
+    return classify_title_lines(centered, other)
+
+
+# --------------------------------------------------------------------------- layout statistics
+
+
+def _mode(values: Iterable[float], default: float) -> float:
+    counts = Counter(round(v * 2) / 2 for v in values)
+    return counts.most_common(1)[0][0] if counts else default
+
+
+def learn_layout(rows: list[Row]) -> Layout:
+    segments = [s for r in rows for s in r.segments]
+    size = _mode((s.size for s in segments), 12.0)
+    char = size * COURIER_ADVANCE
+    gaps = [
+        round(a.y - b.y, 1)
+        for a, b in zip(rows, rows[1:], strict=False)
+        if a.page == b.page and 0 < a.y - b.y < 3 * size
+    ]
+    leading = _mode(gaps, size)
+    wide = [s.x for s in segments if len(s.text) > 35 and any(c.islower() for c in s.text)]
+    action = _mode(wide, min((s.x for s in segments), default=72.0))
+    cues: list[float] = []
+    after_cue: list[Segment] = []
+    for row, nxt in zip(rows, rows[1:], strict=False):
+        seg = row.first
+        if len(row.segments) != 1 or nxt.page != row.page or not (0 < row.y - nxt.y < 1.5 * leading):
+            continue
+        follower = nxt.first
+        if (
+            seg.x > action + 10 * char
+            and len(seg.text) < 45
+            and _CAPS_RE.match(_strip_extensions(seg.text) or "x")
+            and action + 2 * char < follower.x < seg.x - char
+        ):
+            cues.append(seg.x)
+            after_cue.append(follower)
+    cue = _mode(cues, action + 22 * char)
+    dialogue = _mode((s.x for s in after_cue if not s.text.startswith("(")), action + 10 * char)
+    parenthetical = _mode((s.x for s in after_cue if s.text.startswith("(")), dialogue + 6 * char)
+    right = max((s.x_end for s in segments if abs(s.x - action) < char), default=action + 60 * char)
+    action_width = max((len(s.text) for s in segments if abs(s.x - action) < char), default=60)
+    dialogue_width = max((len(s.text) for s in segments if abs(s.x - dialogue) < char), default=35)
+    bottom = min((r.y for r in rows), default=0.0)
+    return Layout(
+        char=char,
+        leading=leading,
+        action=action,
+        dialogue=dialogue,
+        parenthetical=parenthetical,
+        cue=cue,
+        right=right,
+        center=(action + right) / 2,
+        action_width=action_width,
+        dialogue_width=dialogue_width,
+        bottom=bottom,
+    )
+
+
+def _strip_extensions(text: str) -> str:
+    return re.sub(r"\([^)]*\)", "", text).replace("^", "").strip()
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classify(segment: Segment, layout: Layout) -> tuple[str, int]:
+    """Role of a segment from its x position: (role, extra indent in characters)."""
+    x, char = segment.x, layout.char
+    columns = [
+        ("action", layout.action),
+        ("dialogue", layout.dialogue),
+        ("parenthetical", layout.parenthetical),
+        ("cue", layout.cue),
+    ]
+    role, column = min(columns, key=lambda c: abs(x - c[1]))
+    near = abs(x - column) <= 1.5 * char
+    if segment.x_end >= layout.right - 1.5 * char and x > layout.cue + 3 * char:
+        return "transition", 0
+    mid = (x + segment.x_end) / 2
+    if not near and abs(mid - layout.center) <= 2 * char and x > layout.action + 4 * char:
+        return "centered", 0
+    if not near and x > layout.cue + 3 * char:
+        return "transition", 0
+    if role == "parenthetical" and not segment.text.startswith("("):
+        role = "dialogue"
+    if role == "dialogue" and segment.text.startswith("(") and layout.parenthetical != layout.dialogue:
+        role = "parenthetical" if x > layout.dialogue + char else role
+    indent = max(0, round((x - layout.action) / char)) if not near or role != "action" else 0
+    return role, indent
+
+
+# --------------------------------------------------------------------------- assembling Fountain
+
+
+class _Assembler:
+    """Walks rows top to bottom, groups lines into paragraphs and feeds them to the Fountain builder.
+
+    A paragraph (``block``) ends at a vertical gap wider than one line. At a page break the open
+    block is kept when the new page continues it: dialogue lines (a speech split by the page
+    break, with or without ``(MORE)``/``(CONT'D)``), or action when the last page ran to the
+    bottom margin mid-sentence.
+    """
+
+    def __init__(self, layout: Layout, builder: FountainBuilder) -> None:
+        self.layout = layout
+        self.builder = builder
+        self.block: list[_Line] = []
+        self.more_pending = False  # the open speech ended its page with (MORE)
+        self.rejoined_speeches = 0
+
+    def feed(self, rows: list[Row]) -> None:
+        previous: Row | None = None
+        index = 0
+        while index < len(rows):
+            row = rows[index]
+            if self._is_dual_start(row):
+                self.flush()
+                index = self._dual(rows, index)
+                previous = rows[index - 1]
+                continue
+            line = self._line(row)
+            if previous is not None and row.page != previous.page:
+                self._page_break(line, previous)
+            elif previous is not None and previous.y - row.y > 1.5 * self.layout.leading:
+                self.flush()
+            if _MORE_RE.match(line.text) and line.role != "action":
+                self.more_pending = True
+            elif line.role != "continued-cue":
+                self.block.append(line)
+            previous = row
+            index += 1
+        self.flush()
+
+    def _line(self, row: Row) -> _Line:
+        role, indent = classify(row.first, self.layout)
+        text = _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
+        return _Line(role=role, text=text, row=row, indent=indent)
+
+    def _page_break(self, line: _Line, previous: Row) -> None:
+        open_speech = bool(self.block) and self.block[0].role == "cue"
+        more_pending, self.more_pending = self.more_pending, False
+        if open_speech and line.role in ("dialogue", "parenthetical"):
+            self.rejoined_speeches += 1
+            return
+        if open_speech and line.role == "cue" and more_pending and _CONT_CUE_RE.search(line.text):
+            current = speaker_name(strip_continued(self.block[0].text))
+            if speaker_name(strip_continued(line.text)) == current:
+                line.role = "continued-cue"
+                self.rejoined_speeches += 1
+                return
+        continues_action = (
+            line.role == "action"
+            and bool(self.block)
+            and self.block[-1].role == "action"
+            and not line.indent
+            and previous.y <= self.layout.bottom + 2 * self.layout.leading
+            and not _TERMINAL_RE.search(self.block[-1].text)
+        )
+        if not continues_action:
+            self.flush()
+
+    def flush(self) -> None:
+        block, self.block = self.block, []
+        if not block:
+            return
+        if block[0].role == "cue" and len(block) > 1 and all(
+            line.role in ("dialogue", "parenthetical") for line in block[1:]
+        ):
+            self.builder.speech(block[0].text, _speech_parts(block[1:], self.layout.dialogue_width))
+        else:
+            self._emit_non_speech(block)
+
+    def _emit_non_speech(self, block: list[_Line]) -> None:
+        """Headings, action, transitions, centered text, and lines orphaned from a speech."""
+        if block[0].role == "cue" and len(block) > 1 and block[1].role in ("dialogue", "parenthetical"):
+            # A speech followed without a blank line by something else: split at the first non-speech line.
+            end = next(i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical"))
+            self.builder.speech(block[0].text, _speech_parts(block[1:end], self.layout.dialogue_width))
+            block = block[end:]
+        run: list[_Line] = []
+
+        def group(line: _Line) -> str:
+            return line.role if line.role in ("transition", "centered") else "action"
+
+        def emit_run() -> None:
+            if not run:
+                return
+            kind = group(run[0])
+            if kind == "transition":
+                for line in run:
+                    self.builder.transition(line.text)
+            elif kind == "centered":
+                for line in run:
+                    self.builder.centered(line.text)
+            elif _is_heading(run):
+                self.builder.heading(" ".join(line.text for line in run))
+            else:
+                self.builder.action(_action_text(run, self.layout))
+            run.clear()
+
+        for line in block:
+            if run and group(run[0]) != group(line):
+                emit_run()
+            run.append(line)
+        emit_run()
+
+    def _is_dual_start(self, row: Row) -> bool:
+        if len(row.segments) != 2:
+            return False
+        left, right = row.segments
+        caps = all(_CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
+        return caps and left.x > self.layout.action + 4 * self.layout.char and right.x > self.layout.center
+
+    def _dual(self, rows: list[Row], index: int) -> int:
+        """Consume a side-by-side dialogue block starting at ``rows[index]``; return the next index."""
+        start = rows[index]
+        split = (start.segments[0].x_end + start.segments[1].x) / 2
+        sides: list[list[Segment]] = [[], []]
+        last = start
+        index += 1
+        while index < len(rows):
+            row = rows[index]
+            if row.page != last.page or last.y - row.y > 1.5 * self.layout.leading:
+                break
+            for segment in row.segments:
+                sides[0 if segment.x < split else 1].append(segment)
+            last = row
+            index += 1
+        for n, (cue, side) in enumerate(zip(start.segments, sides, strict=True)):
+            lines = [
+                _Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side
+            ]
+            self.builder.speech(cue.text, _speech_parts(lines, self.layout.dialogue_width), dual=n == 1)
+        return index
+
+
+def _is_heading(run: list[_Line]) -> bool:
+    """A scene heading, possibly wrapped onto a second line (``INT. VW GTI, NORTHBOUND ... MINUTES / LATER``)."""
+    return (
+        len(run) <= 3
+        and not any(line.indent for line in run)
+        and bool(HEADING_RE.match(run[0].text))
+        and all(_CAPS_RE.match(line.text) for line in run)
+    )
+
+
+def _speech_parts(lines: list[_Line], width: int) -> list[tuple[str, str]]:
+    """Group a speech's lines into parentheticals and dialogue, re-joining wrapped lines."""
+    grouped: list[tuple[str, list[str]]] = []
+    for line in lines:
+        kind = "parenthetical" if line.role == "parenthetical" else "dialogue"
+        if grouped and grouped[-1][0] == kind and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")")):
+            grouped[-1][1].append(line.text)
+        elif grouped and grouped[-1][0] == "parenthetical" and not grouped[-1][1][-1].endswith(")"):
+            grouped[-1][1].append(line.text)  # second line of a wrapped parenthetical
+        else:
+            grouped.append((kind, [line.text]))
+    return [
+        (kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width)) for kind, texts in grouped
+    ]
+
+
+def _join_segments(row: Row, layout: Layout) -> str:
+    """Several segments on an action row (e.g. a tabbed list): keep them apart with spaces."""
+    pieces = [row.segments[0].text]
+    for previous, segment in zip(row.segments, row.segments[1:], strict=False):
+        gap = max(1, round((segment.x - previous.x_end) / layout.char))
+        pieces.append(" " * gap + segment.text)
+    return "".join(pieces)
+
+
+def _rejoin(lines: list[str], width: int) -> str:
+    """Undo hard wrapping: a line that stopped well short of the column width was broken on purpose."""
+    out = lines[0]
+    for previous, line in zip(lines, lines[1:], strict=False):
+        next_word = line.split(" ", 1)[0]
+        wrapped = len(previous) + 1 + len(next_word) > width - 1
+        out += (" " if wrapped else "\n") + line
+    return out
+
+
+def _action_text(run: list[_Line], layout: Layout) -> str:
+    if any(line.indent for line in run):
+        return "\n".join(" " * line.indent + line.text for line in run)
+    return _rejoin([line.text for line in run], layout.action_width)
+
+
+def build_fountain(rows: list[Row], layout: Layout, builder: FountainBuilder, warnings: list[str]) -> None:
+    assembler = _Assembler(layout, builder)
+    assembler.feed(rows)
+    if assembler.rejoined_speeches:
+        warnings.append(f"re-joined {assembler.rejoined_speeches} speech(es) split across pages")
