@@ -1,0 +1,141 @@
+"""Gemini API adapter (``POST /v1beta/models/{model}:generateContent``).
+
+Wire format: ``x-goog-api-key`` header (never the ``?key=`` query parameter, which would put the key
+in URLs and therefore in logs); body ``{contents, systemInstruction, generationConfig}``; the answer is
+the text parts of ``candidates[0].content``. Safety: ``promptFeedback.blockReason`` (prompt blocked,
+no candidates) or a candidate ``finishReason`` of ``SAFETY``/``PROHIBITED_CONTENT``/``BLOCKLIST``/
+``SPII``/``IMAGE_SAFETY`` -> permanent ``safety_refusal``.
+
+An invalid API key is 400 INVALID_ARGUMENT with ``ErrorInfo.reason = API_KEY_INVALID`` (not 401);
+``classify_http_error`` reads that reason and makes it provider-level. The retry hint of a 429 lives in
+the body (``google.rpc.RetryInfo.retryDelay: "20s"``), not in a ``retry-after`` header; this adapter
+copies it into ``retry_after`` when no header gave one.
+
+Gemini sends no request-id header; ``responseId`` from a successful body is used as ``request_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from resources.providers.base import Completion, CompletionRequest
+from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.resilience.errors import (
+    PermanentProviderError,
+    ProviderError,
+    request_id_from,
+)
+
+SAFETY_FINISH_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"})
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
+
+
+def _error_details(body: bytes) -> list[dict[str, Any]]:
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def retry_delay_from_details(details: list[dict[str, Any]], *, cap: float = 60.0) -> float | None:
+    for detail in details:
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return max(0.0, min(float(match.group(1)), cap))
+    return None
+
+
+class GeminiAdapter(HttpProviderAdapter):
+    name = "gemini"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://generativelanguage.googleapis.com",
+        client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, client)
+
+    def request_body(self, request: CompletionRequest) -> dict[str, Any]:
+        generation_config: dict[str, Any] = {
+            "temperature": request.temperature,
+            "maxOutputTokens": request.max_tokens,
+        }
+        if request.json_output:
+            generation_config["responseMimeType"] = "application/json"
+        body: dict[str, Any] = {
+            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
+            "generationConfig": generation_config,
+        }
+        if request.system:
+            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        return body
+
+    def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
+        headers = {"x-goog-api-key": self._api_key, "content-type": "application/json"}
+        url = f"{self.base_url}/v1beta/models/{quote(model, safe='.-_')}:generateContent"
+        data, response_headers = self.post_json(
+            model=model, url=url, headers=headers, body=self.request_body(request), timeout=timeout
+        )
+        return self._completion(model, data, response_headers)
+
+    def refine_http_error(self, error: ProviderError, response: httpx.Response) -> ProviderError:
+        if error.retry_after is None:
+            error.retry_after = retry_delay_from_details(_error_details(response.content))
+        return error
+
+    def _completion(self, model: str, data: dict[str, Any], headers: httpx.Headers) -> Completion:
+        request_id = request_id_from(headers) or (str(data["responseId"]) if data.get("responseId") else None)
+        feedback = as_dict(data.get("promptFeedback"))
+        block_reason = feedback.get("blockReason")
+        candidates = data.get("candidates")
+        if block_reason:
+            raise self._safety(model, request_id, f"prompt blocked (blockReason={block_reason})")
+        if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+            raise self.malformed(model, headers, 200, "no candidates")
+        candidate = candidates[0]
+        finish_reason = str(candidate.get("finishReason") or "")
+        if finish_reason in SAFETY_FINISH_REASONS:
+            raise self._safety(model, request_id, f"candidate blocked (finishReason={finish_reason})")
+        if finish_reason == "RECITATION":
+            raise PermanentProviderError(
+                "candidate blocked (finishReason=RECITATION)",
+                provider=self.name,
+                model=model,
+                status=200,
+                error_code="recitation",
+                request_id=request_id,
+            )
+        content = as_dict(candidate.get("content"))
+        parts = content.get("parts")
+        if not isinstance(parts, list):
+            raise self.malformed(model, headers, 200, "candidate has no content parts")
+        text = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought"))
+        usage = as_dict(data.get("usageMetadata"))
+        return Completion(
+            provider=self.name,
+            model=str(data.get("modelVersion") or model),
+            text=text,
+            request_id=request_id,
+            input_tokens=int(usage.get("promptTokenCount") or 0),
+            output_tokens=int(usage.get("candidatesTokenCount") or 0),
+        )
+
+    def _safety(self, model: str, request_id: str | None, message: str) -> PermanentProviderError:
+        return PermanentProviderError(
+            message,
+            provider=self.name,
+            model=model,
+            status=200,
+            error_code="safety_refusal",
+            request_id=request_id,
+        )

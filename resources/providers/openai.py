@@ -1,0 +1,82 @@
+"""OpenAI Chat Completions adapter (``POST /chat/completions``).
+
+Wire format: ``Authorization: Bearer``; body ``{model, messages:[system, user], max_completion_tokens,
+temperature, response_format}``; the answer is ``choices[0].message.content``; ``x-request-id``
+identifies the request. ``finish_reason: "content_filter"`` or a non-null ``message.refusal`` is a
+safety refusal: permanent, ``error_code="safety_refusal"``.
+
+``max_completion_tokens`` rather than the deprecated ``max_tokens``: the reasoning models reject
+``max_tokens`` with a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from resources.providers.base import Completion, CompletionRequest
+from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.resilience.errors import PermanentProviderError, request_id_from
+
+
+class OpenAIAdapter(HttpProviderAdapter):
+    name = "openai"
+
+    def __init__(
+        self, api_key: str, base_url: str = "https://api.openai.com/v1", client: httpx.Client | None = None
+    ) -> None:
+        super().__init__(api_key, base_url, client)
+
+    def request_body(self, model: str, request: CompletionRequest) -> dict[str, Any]:
+        messages: list[dict[str, str]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": request.prompt})
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "max_completion_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.json_output:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
+        headers = {"authorization": f"Bearer {self._api_key}", "content-type": "application/json"}
+        data, response_headers = self.post_json(
+            model=model,
+            url=f"{self.base_url}/chat/completions",
+            headers=headers,
+            body=self.request_body(model, request),
+            timeout=timeout,
+        )
+        request_id = request_id_from(response_headers)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self.malformed(model, response_headers, 200, "no choices")
+        choice = choices[0]
+        message = as_dict(choice.get("message"))
+        refusal = message.get("refusal")
+        if choice.get("finish_reason") == "content_filter" or refusal:
+            raise PermanentProviderError(
+                f"model refused the request (finish_reason={choice.get('finish_reason')})",
+                provider=self.name,
+                model=model,
+                status=200,
+                error_code="safety_refusal",
+                request_id=request_id,
+            )
+        content = message.get("content")
+        if not isinstance(content, str):
+            raise self.malformed(model, response_headers, 200, "message has no text content")
+        usage = as_dict(data.get("usage"))
+        return Completion(
+            provider=self.name,
+            model=str(data.get("model") or model),
+            text=content,
+            request_id=request_id,
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        )

@@ -1,0 +1,447 @@
+"""``ProviderSimulator``: Anthropic, OpenAI and Gemini on one loopback HTTP server, with injected faults.
+
+Why the stdlib ``http.server.ThreadingHTTPServer``: the faults we need are below HTTP. A connection
+reset needs the raw socket (``SO_LINGER`` 0 then close, so the kernel sends RST instead of FIN), and a
+timeout needs a handler that simply does not answer; ASGI servers hide the socket and answer for us.
+The threaded server also gives one thread per connection, so a held (timeout) response never blocks
+other clients, and it needs no dependency. HTTP/1.1 keep-alive is on, like the real endpoints, so
+clients reuse pooled connections exactly as they do in production.
+
+Routes (answers through the offline engine, ``resources.providers.offline``):
+
+* ``POST /anthropic/v1/messages``                            (SDK/adapters base URL: ``{base}/anthropic``)
+* ``POST /openai/v1/chat/completions``                       (base URL: ``{base}/openai/v1``)
+* ``POST /gemini/v1beta/models/{model}:generateContent``     (base URL: ``{base}/gemini``)
+* ``GET /_sim/health``, ``GET /_sim/stats``, ``POST /_sim/reset``, ``GET|PUT /_sim/faults``
+
+Extending: ``sim.add_route(method, regex, handler)`` with ``handler(SimRequest) -> SimResponse``; use
+``sim.decide_fault``/``sim.record``/``sim.wire(provider)`` to share the fault clock, the counters and
+the providers' error formats. By default the simulator loads ``resources.simulator.veo`` if that module
+exists and calls its ``register(sim)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import itertools
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from resources.providers import offline
+from resources.providers.prompts import extract_task_and_input
+from resources.simulator.faults import Clock, FaultInjector, FaultProfile, FaultRule
+from resources.simulator.routing import RouteHandler, Router, SimRequest, SimResponse
+from resources.simulator.wire import WIRE_FORMATS, ChatCall, WireFormat, invalid_output_text, truncate_body
+
+log = logging.getLogger(__name__)
+
+Extension = Callable[["ProviderSimulator"], None]
+DEFAULT_EXTENSION_MODULES: tuple[str, ...] = ("resources.simulator.veo",)
+PROVIDER_ROUTES: dict[str, tuple[str, str]] = {
+    "anthropic": ("POST", r"/anthropic/v1/messages"),
+    "openai": ("POST", r"/openai/v1/chat/completions"),
+    "gemini": ("POST", r"/gemini/v1(?:beta)?/models/(?P<model>[^/:]+):generateContent"),
+}
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class SimulatorStats:
+    """Call counts per (provider, model, outcome). Outcomes: ``ok``, a fault kind, or ``rejected``
+    (the request itself was malformed/unauthenticated)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def record(self, provider: str, model: str, outcome: str) -> None:
+        with self._lock:
+            self._counts[(provider, model, outcome)] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            counts = dict(self._counts)
+        by_provider: dict[str, dict[str, int]] = {}
+        by_model: dict[str, dict[str, dict[str, int]]] = {}
+        by_outcome: dict[str, int] = {}
+        for (provider, model, outcome), n in sorted(counts.items()):
+            prov = by_provider.setdefault(provider, {"total": 0})
+            prov["total"] += n
+            prov[outcome] = prov.get(outcome, 0) + n
+            per_model = by_model.setdefault(provider, {}).setdefault(model, {})
+            per_model[outcome] = per_model.get(outcome, 0) + n
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + n
+        return {
+            "total": sum(counts.values()),
+            "by_provider": by_provider,
+            "by_model": by_model,
+            "by_outcome": by_outcome,
+        }
+
+
+class _SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], simulator: ProviderSimulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or drop the connection are the point of this server, not errors.
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cineforge-sim/1"
+    sys_version = ""
+    server: _SimHTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from http.server
+        if self.server.simulator.log_requests:
+            log.info("%s %s", self.address_string(), format % args)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        url = urlsplit(self.path)
+        request = SimRequest(
+            method=self.command,
+            path=url.path,
+            query=parse_qs(url.query),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        self._send(self.server.simulator.handle(request))
+
+    def _send(self, response: SimResponse) -> None:
+        simulator = self.server.simulator
+        if response.action == "reset":
+            self._reset_connection()
+            return
+        if response.action == "hold" and simulator.wait(response.hold_s):
+            self.close_connection = True  # simulator stopping: drop the held client
+            return
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:
+            self.close_connection = True  # the client gave up (e.g. after its own timeout)
+
+    def _reset_connection(self) -> None:
+        """Abort the TCP connection: linger 0 makes close() send RST instead of an orderly FIN."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+
+class ProviderSimulator:
+    """Loopback HTTP server speaking the three providers' wire formats, with seedable fault profiles.
+
+    Use as a context manager (serves in a background thread) or call ``start``/``stop``. The port is
+    bound in the constructor, so ``base_url`` is known before ``start``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        profile: str | FaultProfile = "none",
+        seed: int = 0,
+        latency_s: float = 0.0,
+        *,
+        clock: Clock = time.monotonic,
+        extensions: Iterable[Extension] | None = None,
+        log_requests: bool = False,
+    ) -> None:
+        self.latency_s = latency_s
+        self.log_requests = log_requests
+        self.clock = clock
+        self.faults = FaultInjector(profile, seed=seed, clock=clock)
+        self.stats_counter = SimulatorStats()
+        self.router = Router()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._safety_variant = itertools.count()
+        self._variant_lock = threading.Lock()
+        self._server = _SimHTTPServer((host, port), self)
+        self._add_builtin_routes()
+        for extension in self._resolve_extensions(extensions):
+            extension(self)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def anthropic_url(self) -> str:
+        return f"{self.base_url}/anthropic"
+
+    @property
+    def openai_url(self) -> str:
+        return f"{self.base_url}/openai/v1"
+
+    @property
+    def gemini_url(self) -> str:
+        return f"{self.base_url}/gemini"
+
+    def start(self) -> ProviderSimulator:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="provider-simulator",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread (the CLI); returns after ``stop`` from another thread/signal."""
+        self._server.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        self._stop.set()  # releases held (timeout) responses and latency waits
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> ProviderSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, seconds: float) -> bool:
+        """Block ``seconds`` (real time) unless the simulator stops first; True when it stopped."""
+        if seconds <= 0:
+            return self._stop.is_set()
+        return self._stop.wait(seconds)
+
+    # ------------------------------------------------------------ shared state for handlers
+
+    def stats(self) -> dict[str, Any]:
+        snapshot = self.stats_counter.snapshot()
+        snapshot["profile"] = self.faults.profile.name
+        snapshot["elapsed_s"] = round(self.faults.elapsed(), 3)
+        return snapshot
+
+    def reset(self) -> None:
+        """Zero the counters and restart the fault clock and random stream."""
+        self.stats_counter.reset()
+        self.faults.reset()
+
+    def set_profile(self, profile: str | FaultProfile, *, seed: int | None = None) -> FaultProfile:
+        return self.faults.set_profile(profile, seed=seed)
+
+    def decide_fault(self, provider: str, model: str, task: str | None = None) -> FaultRule | None:
+        return self.faults.decide(provider, model, task)
+
+    def record(self, provider: str, model: str, outcome: str) -> None:
+        self.stats_counter.record(provider, model, outcome)
+
+    def wire(self, provider: str) -> WireFormat:
+        return WIRE_FORMATS[provider]
+
+    def add_route(self, method: str, pattern: str, handler: RouteHandler, *, name: str = "") -> None:
+        """Register an extra endpoint; ``pattern`` is a regex matched against the whole path."""
+        self.router.add(method, pattern, handler, name=name)
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        found = self.router.match(request.method, request.path)
+        if found is None:
+            allowed = self.router.allowed_methods(request.path)
+            if allowed:
+                return SimResponse.json(
+                    405, {"error": {"message": "method not allowed"}}, {"allow": ", ".join(allowed)}
+                )
+            return SimResponse.json(
+                404, {"error": {"message": f"no route for {request.method} {request.path}"}}
+            )
+        route, params = found
+        try:
+            return route.handler(replace(request, params=params))
+        except Exception as exc:  # a simulator bug must show up as a loud 500, not a hung client
+            log.exception("simulator route %s failed", route.name)
+            return SimResponse.json(500, {"error": {"type": "simulator_error", "message": repr(exc)}})
+
+    def _resolve_extensions(self, extensions: Iterable[Extension] | None) -> list[Extension]:
+        if extensions is not None:
+            return list(extensions)
+        found: list[Extension] = []
+        for module_name in DEFAULT_EXTENSION_MODULES:
+            if importlib.util.find_spec(module_name) is None:
+                continue
+            register = getattr(importlib.import_module(module_name), "register", None)
+            if callable(register):
+                found.append(register)
+        return found
+
+    def _add_builtin_routes(self) -> None:
+        for provider, (method, pattern) in PROVIDER_ROUTES.items():
+            self.add_route(method, pattern, self._chat_handler(WIRE_FORMATS[provider]), name=provider)
+        self.add_route("GET", r"/_sim/health", self._health, name="health")
+        self.add_route("GET", r"/_sim/stats", lambda _: SimResponse.json(200, self.stats()), name="stats")
+        self.add_route("POST", r"/_sim/reset", self._reset_route, name="reset")
+        self.add_route("GET", r"/_sim/faults", self._get_faults, name="faults")
+        self.add_route("PUT", r"/_sim/faults", self._put_faults, name="set-faults")
+
+    # ------------------------------------------------------------ control routes
+
+    def _health(self, _: SimRequest) -> SimResponse:
+        return SimResponse.json(
+            200,
+            {
+                "status": "ok",
+                "profile": self.faults.profile.name,
+                "base_url": self.base_url,
+                "providers": {
+                    "anthropic": self.anthropic_url,
+                    "openai": self.openai_url,
+                    "gemini": self.gemini_url,
+                },
+                "routes": [f"{r.method} {r.name}" for r in self.router.routes()],
+            },
+        )
+
+    def _reset_route(self, _: SimRequest) -> SimResponse:
+        self.reset()
+        return SimResponse.json(200, {"status": "reset", "profile": self.faults.profile.name})
+
+    def _get_faults(self, _: SimRequest) -> SimResponse:
+        return SimResponse.json(
+            200,
+            {
+                "profile": self.faults.profile.model_dump(mode="json"),
+                "seed": self.faults.seed,
+                "latency_s": self.latency_s,
+            },
+        )
+
+    def _put_faults(self, request: SimRequest) -> SimResponse:
+        """Body: ``{"profile": "overload-storm:duration=5", "seed": 1, "latency_s": 0.05}`` or a full
+        ``FaultProfile`` object (``{"name": ..., "rules": [...]}``), or the spec as plain text."""
+        try:
+            raw = request.json() if request.body.strip().startswith(b"{") else request.body.decode().strip()
+            seed = None
+            if isinstance(raw, dict) and "rules" in raw:
+                spec: str | FaultProfile = FaultProfile.model_validate(raw)
+            elif isinstance(raw, dict):
+                spec = str(raw.get("profile", "none"))
+                seed = int(raw["seed"]) if raw.get("seed") is not None else None
+                if raw.get("latency_s") is not None:
+                    self.latency_s = float(raw["latency_s"])
+            else:
+                spec = raw or "none"
+            profile = self.set_profile(spec, seed=seed)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+            return SimResponse.json(400, {"error": {"message": str(exc)}})
+        return SimResponse.json(200, {"profile": profile.model_dump(mode="json"), "seed": self.faults.seed})
+
+    # ------------------------------------------------------------ provider routes
+
+    def _chat_handler(self, wire: WireFormat) -> RouteHandler:
+        def handle(request: SimRequest) -> SimResponse:
+            parsed = wire.parse(request)
+            if isinstance(parsed, SimResponse):
+                self.record(wire.provider, request.params.get("model", "unknown"), "rejected")
+                return parsed
+            task, _ = extract_task_and_input(parsed.system, parsed.prompt)
+            rule = self.decide_fault(wire.provider, parsed.model, task)
+            self.record(wire.provider, parsed.model, rule.kind if rule else "ok")
+            self.wait(self.latency_s)
+            return self._answer(wire, parsed, task, rule)
+
+        return handle
+
+    def _answer(
+        self, wire: WireFormat, call: ChatCall, task: str | None, rule: FaultRule | None
+    ) -> SimResponse:
+        request_id = wire.new_request_id()
+        if rule is None:
+            return wire.success(call, self._model_text(call), request_id)
+        kind = rule.kind
+        if kind in ("overloaded", "rate_limit", "server_error", "auth", "bad_request"):
+            return wire.error(kind, call.model, request_id, rule.retry_after)
+        if kind == "timeout":
+            return wire.success(call, self._model_text(call), request_id).held(rule.hold_s)
+        if kind == "reset":
+            return SimResponse.reset()
+        if kind == "malformed_json":
+            return truncate_body(wire.success(call, self._model_text(call), request_id))
+        if kind == "safety":
+            with self._variant_lock:
+                variant = next(self._safety_variant)
+            return wire.safety(call, request_id, variant)
+        if kind == "invalid_output":
+            return wire.success(call, invalid_output_text(task), request_id)
+        raise ValueError(f"unhandled fault kind {kind!r}")
+
+    @staticmethod
+    def _model_text(call: ChatCall) -> str:
+        _, result = offline.answer_prompt(call.system, call.prompt)
+        return json.dumps(result, ensure_ascii=False)

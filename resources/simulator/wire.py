@@ -1,0 +1,581 @@
+"""The three providers' wire formats, as the real services speak them.
+
+Each ``WireFormat`` knows how to read a chat request in its provider's shape (and reject it the way the
+provider would: missing key -> 401/403, missing fields -> 400), how to answer it, and how every fault
+kind looks on that provider: status code, headers (``request-id`` / ``x-request-id``, ``retry-after``,
+``x-should-retry``) and error envelope. The official SDKs are pointed at these answers in the tests and
+must parse them exactly as they parse the real service's.
+
+Sources (public API references): Anthropic "Errors" (error shapes, ``request-id``, 529
+``overloaded_error``), OpenAI "Error codes" + "Rate limits" (``x-request-id``, ``x-ratelimit-*``), Gemini
+``generateContent`` + Google API error model (``{"error":{"code","message","status","details"}}``,
+``google.rpc.RetryInfo``, bad keys as 400 ``API_KEY_INVALID``; Gemini sends no request-id header).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from resources.simulator.routing import SimRequest, SimResponse
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _token(length: int, alphabet: str = _ALNUM) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """A parsed chat request, provider-neutral."""
+
+    provider: str
+    model: str
+    system: str
+    prompt: str
+    max_tokens: int
+    json_output: bool
+    api_key: str
+
+
+class WireFormat(Protocol):
+    provider: str
+
+    def parse(self, request: SimRequest) -> ChatCall | SimResponse: ...
+
+    def new_request_id(self) -> str: ...
+
+    def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
+
+    def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse: ...
+
+    def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse: ...
+
+
+def _texts(value: Any) -> list[str]:
+    """Text out of a string or a list of content blocks/parts (``{"type":"text","text":...}``)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [
+            str(b.get("text", "")) for b in value if isinstance(b, dict) and isinstance(b.get("text"), str)
+        ]
+    return []
+
+
+def _retry_seconds(retry_after: float | None, default: float) -> int:
+    return max(1, math.ceil(retry_after if retry_after is not None else default))
+
+
+def truncate_body(response: SimResponse) -> SimResponse:
+    """The same answer with its body cut mid-JSON (what a dropped proxy stream delivers)."""
+    cut = max(1, len(response.body) // 2)
+    response.body = response.body[:cut]
+    return response
+
+
+# ---------------------------------------------------------------- Anthropic
+
+
+class AnthropicWire:
+    provider = "anthropic"
+
+    def new_request_id(self) -> str:
+        return "req_011C" + _token(20)
+
+    def _error(
+        self, status: int, etype: str, message: str, request_id: str, extra: dict[str, str] | None = None
+    ) -> SimResponse:
+        body = {"type": "error", "error": {"type": etype, "message": message}, "request_id": request_id}
+        headers = {"request-id": request_id, **(extra or {})}
+        return SimResponse.json(status, body, headers)
+
+    def parse(self, request: SimRequest) -> ChatCall | SimResponse:
+        rid = self.new_request_id()
+        api_key = request.header("x-api-key")
+        if not api_key and not request.header("authorization"):
+            return self._error(401, "authentication_error", "x-api-key header is required", rid)
+        if not request.header("anthropic-version"):
+            return self._error(400, "invalid_request_error", "anthropic-version: header is required", rid)
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(400, "invalid_request_error", "There was an error parsing the body.", rid)
+        if not isinstance(body, dict):
+            return self._error(400, "invalid_request_error", "Input should be an object", rid)
+        for required in ("model", "max_tokens", "messages"):
+            if required not in body:
+                return self._error(400, "invalid_request_error", f"{required}: Field required", rid)
+        messages = body["messages"]
+        if not isinstance(messages, list) or not messages:
+            return self._error(
+                400, "invalid_request_error", "messages: at least one message is required", rid
+            )
+        prompt = "\n".join(t for m in messages if isinstance(m, dict) for t in _texts(m.get("content")))
+        return ChatCall(
+            provider=self.provider,
+            model=str(body["model"]),
+            system="\n".join(_texts(body.get("system"))),
+            prompt=prompt,
+            max_tokens=int(body["max_tokens"]),
+            json_output=False,
+            api_key=api_key,
+        )
+
+    def _message(
+        self, call: ChatCall, content: list[dict[str, Any]], stop_reason: str, text: str, request_id: str
+    ) -> SimResponse:
+        body = {
+            "id": "msg_01" + _token(22),
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": estimate_tokens(call.system + call.prompt),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": estimate_tokens(text) if text else 0,
+            },
+        }
+        return SimResponse.json(200, body, {"request-id": request_id})
+
+    def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        return self._message(call, [{"type": "text", "text": text}], "end_turn", text, request_id)
+
+    def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse:
+        # Claude's safety classifiers stop generation with stop_reason "refusal" on a normal 200.
+        return self._message(call, [], "refusal", "", request_id)
+
+    def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
+        retry = {"retry-after": str(_retry_seconds(retry_after, 1))} if retry_after is not None else {}
+        if kind == "overloaded":
+            return self._error(
+                529, "overloaded_error", "Overloaded", request_id, {"x-should-retry": "true", **retry}
+            )
+        if kind == "rate_limit":
+            seconds = _retry_seconds(retry_after, 20)
+            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+            return self._error(
+                429,
+                "rate_limit_error",
+                "This request would exceed the rate limit for your organization of 50 requests per minute. "
+                "For details, refer to: https://docs.claude.com/en/api/rate-limits.",
+                request_id,
+                {
+                    "retry-after": str(seconds),
+                    "x-should-retry": "true",
+                    "anthropic-ratelimit-requests-limit": "50",
+                    "anthropic-ratelimit-requests-remaining": "0",
+                    "anthropic-ratelimit-requests-reset": reset,
+                },
+            )
+        if kind == "server_error":
+            return self._error(
+                500, "api_error", "Internal server error", request_id, {"x-should-retry": "true", **retry}
+            )
+        if kind == "auth":
+            return self._error(
+                401, "authentication_error", "invalid x-api-key", request_id, {"x-should-retry": "false"}
+            )
+        if kind == "bad_request":
+            return self._error(
+                400,
+                "invalid_request_error",
+                "max_tokens: 1000000 > 64000, which is the maximum allowed number of output tokens for "
+                f"{model}",
+                request_id,
+                {"x-should-retry": "false"},
+            )
+        if kind == "not_found":
+            return self._error(404, "not_found_error", f"model: {model}", request_id)
+        raise ValueError(f"anthropic wire has no error kind {kind!r}")
+
+
+# ---------------------------------------------------------------- OpenAI
+
+
+def _mask_key(key: str) -> str:
+    """How OpenAI echoes a wrong key: first and last characters only."""
+    return f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else "*****"
+
+
+class OpenAIWire:
+    provider = "openai"
+
+    def new_request_id(self) -> str:
+        return "req_" + secrets.token_hex(16)
+
+    def _error(
+        self,
+        status: int,
+        etype: str,
+        message: str,
+        request_id: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> SimResponse:
+        body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
+        return SimResponse.json(status, body, {"x-request-id": request_id, **(extra or {})})
+
+    def parse(self, request: SimRequest) -> ChatCall | SimResponse:
+        rid = self.new_request_id()
+        auth = request.header("authorization")
+        api_key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not api_key:
+            return self._error(
+                401,
+                "invalid_request_error",
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                rid,
+            )
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(
+                400, "invalid_request_error", "We could not parse the JSON body of your request.", rid
+            )
+        if not isinstance(body, dict):
+            return self._error(400, "invalid_request_error", "Invalid type for request body.", rid)
+        for required in ("model", "messages"):
+            if required not in body:
+                return self._error(
+                    400,
+                    "invalid_request_error",
+                    f"Missing required parameter: '{required}'.",
+                    rid,
+                    param=required,
+                )
+        messages = body["messages"]
+        if not isinstance(messages, list) or not messages:
+            return self._error(
+                400, "invalid_request_error", "Invalid 'messages': empty array.", rid, param="messages"
+            )
+        system = [
+            t
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+            for t in _texts(m.get("content"))
+        ]
+        prompt = [
+            t
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "user"
+            for t in _texts(m.get("content"))
+        ]
+        fmt = body.get("response_format")
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 4096))
+        return ChatCall(
+            provider=self.provider,
+            model=str(body["model"]),
+            system="\n".join(system),
+            prompt="\n".join(prompt),
+            max_tokens=int(max_tokens or 4096),
+            json_output=isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"),
+            api_key=api_key,
+        )
+
+    def _completion(
+        self, call: ChatCall, message: dict[str, Any], finish_reason: str, text: str, request_id: str
+    ) -> SimResponse:
+        prompt_tokens = estimate_tokens(call.system + call.prompt)
+        completion_tokens = estimate_tokens(text) if text else 0
+        body = {
+            "id": "chatcmpl-" + _token(29),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": call.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_sim0001",
+        }
+        headers = {"x-request-id": request_id, "openai-processing-ms": "1", "openai-version": "2020-10-01"}
+        return SimResponse.json(200, body, headers)
+
+    def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        return self._completion(call, message, "stop", text, request_id)
+
+    def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "refusal": "I'm sorry, but I can't help with that request.",
+            "annotations": [],
+        }
+        return self._completion(call, message, "content_filter", "", request_id)
+
+    def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
+        retry = {"retry-after": str(_retry_seconds(retry_after, 1))} if retry_after is not None else {}
+        if kind == "overloaded":
+            return self._error(
+                503, "server_error", "The server is overloaded or not ready yet.", request_id, extra=retry
+            )
+        if kind == "rate_limit":
+            seconds = _retry_seconds(retry_after, 20)
+            return self._error(
+                429,
+                "requests",
+                f"Rate limit reached for {model} in organization org-simulator on requests per min (RPM): "
+                f"Limit 500, Used 500, Requested 1. Please try again in {seconds}s. Visit "
+                "https://platform.openai.com/account/rate-limits to learn more.",
+                request_id,
+                code="rate_limit_exceeded",
+                extra={
+                    "retry-after": str(seconds),
+                    "x-ratelimit-limit-requests": "500",
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{seconds}s",
+                },
+            )
+        if kind == "server_error":
+            return self._error(
+                500,
+                "server_error",
+                "The server had an error while processing your request. Sorry about that!",
+                request_id,
+                extra=retry,
+            )
+        if kind == "auth":
+            return self._error(
+                401,
+                "invalid_request_error",
+                "Incorrect API key provided: sk-sim*****0000. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                request_id,
+                code="invalid_api_key",
+            )
+        if kind == "bad_request":
+            return self._error(
+                400,
+                "invalid_request_error",
+                "Invalid 'max_completion_tokens': integer above maximum value. Expected a value <= 16384, "
+                "but got 1000000 instead.",
+                request_id,
+                param="max_completion_tokens",
+                code="integer_above_max_value",
+            )
+        if kind == "not_found":
+            return self._error(
+                404,
+                "invalid_request_error",
+                f"The model `{model}` does not exist or you do not have access to it.",
+                request_id,
+                code="model_not_found",
+            )
+        raise ValueError(f"openai wire has no error kind {kind!r}")
+
+    def auth_error_for_key(self, api_key: str, request_id: str) -> SimResponse:
+        return self._error(
+            401,
+            "invalid_request_error",
+            f"Incorrect API key provided: {_mask_key(api_key)}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            request_id,
+            code="invalid_api_key",
+        )
+
+
+# ---------------------------------------------------------------- Gemini
+
+_GOOGLE_JSON = "application/json; charset=UTF-8"
+
+
+class GeminiWire:
+    provider = "gemini"
+
+    def new_request_id(self) -> str:
+        # Not sent as a header (the Gemini API has none); used as the body's ``responseId``.
+        return _token(22, string.ascii_letters + string.digits + "-_")
+
+    def error_body(
+        self, code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": code, "message": message, "status": status}
+        if details:
+            error["details"] = details
+        return {"error": error}
+
+    def _error(
+        self,
+        code: int,
+        status: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> SimResponse:
+        return SimResponse.json(
+            code, self.error_body(code, status, message, details), headers, content_type=_GOOGLE_JSON
+        )
+
+    def parse(self, request: SimRequest) -> ChatCall | SimResponse:
+        api_key = request.header("x-goog-api-key") or (request.query.get("key") or [""])[0]
+        if not api_key and not request.header("authorization"):
+            return self._error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API Key or other form of API consumer identity to call this API.",
+            )
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if not isinstance(body, dict):
+            return self._error(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            return self._error(
+                400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified\n"
+            )
+        system_instruction = body.get("systemInstruction") or body.get("system_instruction") or {}
+        system = _texts(system_instruction.get("parts")) if isinstance(system_instruction, dict) else []
+        prompt = [t for c in contents if isinstance(c, dict) for t in _texts(c.get("parts"))]
+        config = body.get("generationConfig") or body.get("generation_config") or {}
+        config = config if isinstance(config, dict) else {}
+        mime = config.get("responseMimeType") or config.get("response_mime_type")
+        return ChatCall(
+            provider=self.provider,
+            model=request.params.get("model", ""),
+            system="\n".join(system),
+            prompt="\n".join(prompt),
+            max_tokens=int(config.get("maxOutputTokens") or config.get("max_output_tokens") or 8192),
+            json_output=mime == "application/json",
+            api_key=api_key,
+        )
+
+    def _usage(self, call: ChatCall, text: str) -> dict[str, int]:
+        prompt_tokens = estimate_tokens(call.system + call.prompt)
+        out = estimate_tokens(text) if text else 0
+        return {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": out,
+            "totalTokenCount": prompt_tokens + out,
+        }
+
+    def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        body = {
+            "candidates": [
+                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": self._usage(call, text),
+            "modelVersion": call.model,
+            "responseId": request_id,
+        }
+        return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
+
+    def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse:
+        """Even variants block the prompt (``promptFeedback.blockReason``, no candidates); odd variants
+        stop the candidate (``finishReason: SAFETY``, no content) - the two ways Gemini refuses."""
+        ratings = [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+        ]
+        body: dict[str, Any]
+        if variant % 2 == 0:
+            body = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings}}
+        else:
+            body = {"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}]}
+        body.update(
+            {"usageMetadata": self._usage(call, ""), "modelVersion": call.model, "responseId": request_id}
+        )
+        return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
+
+    def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
+        if kind == "overloaded":
+            return self._error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if kind == "rate_limit":
+            seconds = _retry_seconds(retry_after, 20)
+            details: list[dict[str, Any]] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": "60",
+                        }
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"},
+            ]
+            return self._error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                # Verbatim shape of the real per-minute 429 (yes, it mentions billing even for RPM limits).
+                "You exceeded your current quota, please check your plan and billing details. For more "
+                "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n"
+                "* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_requests, "
+                f"limit: 60, model: {model}\nPlease retry in {seconds}s.",
+                details,
+            )
+        if kind == "server_error":
+            return self._error(
+                500,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in "
+                "https://developers.generativeai.google/guide/troubleshooting",
+            )
+        if kind == "auth":
+            return self._error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                        "locale": "en-US",
+                        "message": "API key not valid. Please pass a valid API key.",
+                    },
+                ],
+            )
+        if kind == "bad_request":
+            return self._error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+        if kind == "not_found":
+            return self._error(
+                404,
+                "NOT_FOUND",
+                f"models/{model} is not found for API version v1beta, or is not supported for "
+                "generateContent.",
+            )
+        raise ValueError(f"gemini wire has no error kind {kind!r}")
+
+
+WIRE_FORMATS: dict[str, WireFormat] = {
+    "anthropic": AnthropicWire(),
+    "openai": OpenAIWire(),
+    "gemini": GeminiWire(),
+}
+
+
+def invalid_output_text(task: str | None) -> str:
+    """A 200 answer whose content fails the task schema: prose around JSON missing every required field."""
+    payload = {"status": "incomplete", "note": f"could not complete {task or 'the request'}"}
+    return "Here is the JSON you asked for:\n" + json.dumps(payload)
