@@ -654,6 +654,7 @@ class CircuitBreaker:
                     return Permit(provider, cached.generation, "closed")
                 if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
                     raise BreakerOpenError(provider, cached.reopens_at)
+
         def change(current: BreakerRecord) -> tuple[BreakerRecord, tuple[BreakerRecord, _Decision]]:
             new, decision = _on_acquire(provider, current, now, self.policy)
             return new, (new, decision)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # telemetry imports nothing from here at runtime either; keep
     from resources.resilience.telemetry import AttemptRecord
 
 ErrorClass = Literal["transient", "permanent", "provider_unavailable"]
+ExhaustionReason = Literal["budget", "deadline", "chain"]
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 PROVIDER_LEVEL_STATUSES = frozenset({401, 403, 404})
@@ -227,7 +228,7 @@ class ChainExhaustedError(TransientProviderError):
     def __init__(
         self,
         stage: str,
-        reason: Literal["budget", "deadline", "chain"],
+        reason: ExhaustionReason,
         *,
         last_error: ProviderError | None = None,
     ) -> None:

@@ -1,0 +1,453 @@
+"""Call a stage's fallback chain until one model gives a usable answer.
+
+Why hand-written: tenacity retries one callable; it has no notion of a chain of models grouped by
+provider, of a breaker shared between processes, or of "this answer means the whole provider is down".
+Those decisions are the product, so they live here, each in one place:
+
+* ``_after_failure`` decides what follows a failed call (the table below);
+* ``ResilientCaller.call`` walks the chain and turns the end of the walk into the error to raise.
+
+======================================  ==========================  ===================================
+failure                                 decision                    what happens
+======================================  ==========================  ===================================
+permanent (400, safety, context)        ``stop``                    raised at once, no retry/fallback
+provider unavailable (401/403/404)      ``skip_provider``           provider skipped for this call
+transient overload (529/503/overloaded  ``fallback_next_provider``  provider's other models skipped
+/UNAVAILABLE) or breaker open
+other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
+                                                                    honoured, capped; else full jitter)
+  ... model's attempts used up, or the  ``fallback_next_model``     next model in the chain, no wait
+  wait would end past the deadline
+invalid output (``parse`` raised)       ``retry_same_model`` once   prompt + validation error appended;
+                                                                    then ``InvalidModelOutputError``
+budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
+every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
+======================================  ==========================  ===================================
+
+Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
+sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
+from the provider as a success (it is up), and provider-unavailable answers not at all (see breaker.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
+from resources.resilience.backoff import delay_for
+from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
+from resources.resilience.chain import ModelRef, StagePolicy, fallback_chain_for
+from resources.resilience.errors import (
+    AllProvidersOpenError,
+    BreakerOpenError,
+    ChainExhaustedError,
+    ExhaustionReason,
+    InvalidModelOutputError,
+    PermanentProviderError,
+    ProviderError,
+    ProviderUnavailableError,
+    is_provider_overloaded,
+)
+from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What ``parse`` may raise to say "the output is invalid" (pydantic.ValidationError and
+# json.JSONDecodeError are ValueErrors). Anything else is a bug in the parser and propagates.
+INVALID_OUTPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, KeyError, IndexError)
+_REPAIR_NOTE_LIMIT = 2000
+
+# Why a chain entry was skipped without a call.
+_BREAKER_OPEN = "breaker_open"
+_OVERLOADED = "provider_overloaded"
+_UNAVAILABLE = "provider_unavailable"
+_NO_ADAPTER = "no_adapter"
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome(Generic[T]):
+    """A served call: the parsed value, who served it, and every step it took."""
+
+    value: T
+    provider: str
+    model: str
+    attempts: list[AttemptRecord]
+    completion: Completion
+
+
+@dataclass(slots=True)
+class _StageRun:
+    """The bookkeeping of one ``call``: budget, deadline and the attempt log."""
+
+    stage: str
+    policy: StagePolicy
+    clock: Callable[[], float]
+    listeners: Sequence[TelemetryListener]
+    run_id: str | None
+    partition: str | None
+    deadline: float
+    calls: int = 0
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def out_of(self) -> str | None:
+        """``"budget"`` or ``"deadline"`` if no further call may start, else None."""
+        if self.calls >= self.policy.max_attempts:
+            return "budget"
+        if self.remaining() <= 0:
+            return "deadline"
+        return None
+
+    def request_timeout(self) -> float:
+        limit = self.policy.request_timeout_seconds
+        return min(self.remaining(), limit if limit is not None else math.inf)
+
+    def log(
+        self,
+        ref: ModelRef,
+        *,
+        outcome: AttemptOutcome,
+        decision: Decision,
+        error: ProviderError | None = None,
+        error_code: str | None = None,
+        delay_s: float = 0.0,
+        terminal_reason: str | None = None,
+        latency_s: float | None = None,
+        breaker_state: BreakerState | None = None,
+        request_id: str | None = None,
+    ) -> AttemptRecord:
+        record = AttemptRecord(
+            ts=self.clock(),
+            stage=self.stage,
+            attempt=len(self.attempts) + 1,
+            provider=ref.provider,
+            model=ref.model,
+            request_id=request_id or (error.request_id if error else None),
+            outcome=outcome,
+            error_code=error_code or (error.error_code or None if error else None),
+            error_class=error.error_class if error else None,
+            status=error.status if error else None,
+            delay_s=delay_s,
+            decision=decision,
+            terminal_reason=terminal_reason,
+            latency_s=latency_s,
+            breaker_state=breaker_state,
+            run_id=self.run_id,
+            partition=self.partition,
+        )
+        self.attempts.append(record)
+        for listener in self.listeners:
+            try:
+                listener.on_attempt(record)
+            except Exception:  # telemetry must never fail the stage
+                logger.warning("telemetry listener %r failed", listener, exc_info=True)
+        return record
+
+    def fail(self, error: ProviderError) -> ProviderError:
+        error.attempts = list(self.attempts)
+        return error
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    decision: Decision
+    delay_s: float = 0.0
+    terminal_reason: str | None = None
+
+
+def _after_failure(
+    error: ProviderError,
+    run: _StageRun,
+    *,
+    model_calls: int,
+    retries: int,
+    next_model_exists: bool,
+    next_provider_exists: bool,
+    rng: random.Random,
+) -> _Step:
+    """What follows a failed call: the decision table of the module docstring, in one place."""
+    if isinstance(error, PermanentProviderError):
+        return _Step("stop", terminal_reason=error.error_code or "permanent_error")
+    if isinstance(error, ProviderUnavailableError):
+        return _fallback("skip_provider", run, next_provider_exists)
+    if is_provider_overloaded(error):
+        return _fallback("fallback_next_provider", run, next_provider_exists)
+    delay = delay_for(error, retries, run.policy.backoff, rng)
+    if (
+        model_calls < run.policy.attempts_per_model
+        and run.calls < run.policy.max_attempts
+        and delay < run.remaining()
+    ):
+        return _Step("retry_same_model", delay_s=delay)
+    return _fallback("fallback_next_model", run, next_model_exists)
+
+
+def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Step:
+    out = run.out_of()
+    if out is not None:
+        return _Step("stop", terminal_reason=out)
+    if not somewhere_to_go:
+        return _Step("stop", terminal_reason="chain")
+    return _Step(decision)
+
+
+def _usable_after(
+    refs: Sequence[ModelRef], index: int, excluded: Mapping[str, str], also_excluding: str | None = None
+) -> bool:
+    return any(r.provider not in excluded and r.provider != also_excluding for r in refs[index + 1 :])
+
+
+def _repair_request(request: CompletionRequest, problem: Exception) -> CompletionRequest:
+    detail = str(problem)[:_REPAIR_NOTE_LIMIT]
+    note = (
+        "\n\nYour previous answer could not be used because it failed validation:\n"
+        f"{detail}\n"
+        "Answer again with the complete, corrected output only."
+    )
+    return request.model_copy(update={"prompt": request.prompt + note})
+
+
+class ResilientCaller:
+    """Runs one stage's request through its fallback chain (see the module docstring for the rules).
+
+    ``adapters`` maps provider name -> adapter; a provider without an adapter is skipped. ``clock`` is
+    epoch seconds (shared with the breaker's clock in tests), ``sleep`` waits between retries and ``rng``
+    draws the jitter: all three injectable so tests never sleep and runs replay exactly.
+    """
+
+    def __init__(
+        self,
+        adapters: Mapping[str, ProviderAdapter],
+        breakers: CircuitBreaker,
+        *,
+        policy: StagePolicy | None = None,
+        stage_policies: Mapping[str, StagePolicy] | None = None,
+        chains: Mapping[str, Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        listeners: Sequence[TelemetryListener] = (),
+        run_id: str | None = None,
+        partition: str | None = None,
+    ) -> None:
+        self.adapters = dict(adapters)
+        self.breakers = breakers
+        self.policy = policy or StagePolicy()
+        self.stage_policies = dict(stage_policies or {})
+        self.chains = chains
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._listeners = tuple(listeners)
+        self.run_id = run_id
+        self.partition = partition
+
+    def policy_for(self, stage: str) -> StagePolicy:
+        return self.stage_policies.get(stage, self.policy)
+
+    def call(
+        self,
+        stage: str,
+        request: CompletionRequest,
+        parse: Callable[[str], T],
+        chain: Sequence[str | ModelRef] | None = None,
+        *,
+        run_id: str | None = None,
+        partition: str | None = None,
+    ) -> CallOutcome[T]:
+        """Serve ``request`` for ``stage`` and return ``parse(text)`` of the first usable answer.
+
+        Raises ``PermanentProviderError`` (incl. ``InvalidModelOutputError``), ``AllProvidersOpenError``,
+        ``ChainExhaustedError`` or, when no provider in the chain is usable at all,
+        ``ProviderUnavailableError``; each with ``.attempts``.
+        """
+        refs = (
+            [ref if isinstance(ref, ModelRef) else ModelRef.of(ref) for ref in chain]
+            if chain is not None
+            else fallback_chain_for(stage, self.chains)
+        )
+        policy = self.policy_for(stage)
+        run = _StageRun(
+            stage=stage,
+            policy=policy,
+            clock=self._clock,
+            listeners=self._listeners,
+            run_id=run_id if run_id is not None else self.run_id,
+            partition=partition if partition is not None else self.partition,
+            deadline=self._clock() + policy.deadline_seconds,
+        )
+        excluded: dict[str, str] = {}  # provider -> why it is skipped for the rest of this call
+        reopens_at: dict[str, float] = {}
+        last_error: ProviderError | None = None
+        stop_reason: str | None = None
+
+        for index, ref in enumerate(refs):
+            if ref.provider in excluded:
+                run.log(ref, outcome="skipped", decision="skip_provider", error_code=excluded[ref.provider])
+                continue
+            adapter = self.adapters.get(ref.provider)
+            if adapter is None:
+                excluded[ref.provider] = _NO_ADAPTER
+                run.log(ref, outcome="skipped", decision="skip_provider", error_code=_NO_ADAPTER)
+                continue
+            stop_reason = run.out_of()
+            if stop_reason is not None:
+                break
+
+            model_calls = 0
+            retries = 0
+            repaired = False
+            current_request = request
+            while True:
+                try:
+                    permit = self.breakers.acquire(ref.provider)
+                except BreakerOpenError as closed_door:
+                    excluded[ref.provider] = _BREAKER_OPEN
+                    reopens_at[ref.provider] = closed_door.reopens_at
+                    run.log(
+                        ref,
+                        outcome="skipped",
+                        decision="skip_provider",
+                        error_code=_BREAKER_OPEN,
+                        breaker_state="open",
+                    )
+                    break
+                run.calls += 1
+                model_calls += 1
+                started = self._clock()
+                try:
+                    completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout())
+                except ProviderError as error:
+                    latency = self._clock() - started
+                    self._settle(permit, error)
+                    last_error = error
+                    step = _after_failure(
+                        error,
+                        run,
+                        model_calls=model_calls,
+                        retries=retries,
+                        next_model_exists=_usable_after(refs, index, excluded),
+                        next_provider_exists=_usable_after(refs, index, excluded, ref.provider),
+                        rng=self._rng,
+                    )
+                    run.log(
+                        ref,
+                        outcome="error",
+                        decision=step.decision,
+                        error=error,
+                        delay_s=step.delay_s,
+                        terminal_reason=step.terminal_reason,
+                        latency_s=latency,
+                        breaker_state=permit.state,
+                    )
+                    if isinstance(error, PermanentProviderError):
+                        raise run.fail(error) from None
+                    if step.decision == "retry_same_model":
+                        retries += 1
+                        if step.delay_s > 0:
+                            self._sleep(step.delay_s)
+                        continue
+                    if isinstance(error, ProviderUnavailableError):
+                        excluded[ref.provider] = _UNAVAILABLE
+                    elif is_provider_overloaded(error):
+                        excluded[ref.provider] = _OVERLOADED
+                    stop_reason = step.terminal_reason
+                    break
+                except BaseException:
+                    self.breakers.release(permit)  # not the provider's doing (a bug, a KeyboardInterrupt)
+                    raise
+                latency = self._clock() - started
+                self.breakers.record(permit, success=True)
+                try:
+                    value = parse(completion.text)
+                except INVALID_OUTPUT_ERRORS as problem:
+                    can_repair = not repaired and run.out_of() is None
+                    run.log(
+                        ref,
+                        outcome="error",
+                        decision="retry_same_model" if can_repair else "stop",
+                        error_code="invalid_model_output",
+                        terminal_reason=None if can_repair else "invalid_model_output",
+                        latency_s=latency,
+                        breaker_state=permit.state,
+                        request_id=completion.request_id,
+                    )
+                    if can_repair:
+                        repaired = True
+                        current_request = _repair_request(request, problem)
+                        continue
+                    after = " after one repair" if repaired else ""
+                    invalid = InvalidModelOutputError(
+                        f"output failed validation{after}: {problem}"[:1000],
+                        provider=ref.provider,
+                        model=ref.model,
+                        error_code="invalid_model_output",
+                        request_id=completion.request_id,
+                    )
+                    raise run.fail(invalid) from problem
+                run.log(
+                    ref,
+                    outcome="success",
+                    decision="success",
+                    latency_s=latency,
+                    breaker_state=permit.state,
+                    request_id=completion.request_id,
+                )
+                return CallOutcome(
+                    value=value,
+                    provider=ref.provider,
+                    model=ref.model,
+                    attempts=list(run.attempts),
+                    completion=completion,
+                )
+            if stop_reason is not None:
+                break
+
+        raise run.fail(self._exhausted(stage, refs, excluded, reopens_at, last_error, stop_reason))
+
+    def _settle(self, permit: Permit, error: ProviderError) -> None:
+        """Tell the breaker what a failed call says about the provider's health."""
+        if isinstance(error, ProviderUnavailableError):
+            self.breakers.release(permit)
+        else:
+            # A permanent error is still an answer: the provider is up.
+            self.breakers.record(permit, success=isinstance(error, PermanentProviderError))
+
+    def _exhausted(
+        self,
+        stage: str,
+        refs: Sequence[ModelRef],
+        excluded: Mapping[str, str],
+        reopens_at: Mapping[str, float],
+        last_error: ProviderError | None,
+        stop_reason: str | None,
+    ) -> ProviderError:
+        """The error that ends a walk that served nothing."""
+        providers = tuple(dict.fromkeys(ref.provider for ref in refs))
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER}
+        nothing_else_failed = all(excluded.get(p) in idle_reasons for p in providers)
+        if reopens_at and nothing_else_failed:
+            reopens_in = max(0.0, min(reopens_at.values()) - self._clock())
+            return AllProvidersOpenError(stage, reopens_in, providers=tuple(sorted(reopens_at)))
+        if nothing_else_failed:
+            why = ", ".join(f"{p}: {excluded.get(p)}" for p in providers)
+            return ProviderUnavailableError(
+                f"stage {stage!r}: no provider in the chain is usable ({why})",
+                error_code="no_usable_provider",
+            )
+        reason: ExhaustionReason = "chain"
+        if stop_reason == "budget":
+            reason = "budget"
+        elif stop_reason == "deadline":
+            reason = "deadline"
+        return ChainExhaustedError(stage, reason, last_error=last_error)
