@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
+from resources.providers.base import Completion, CompletionRequest
 from resources.resilience.errors import (
     ProviderError,
     TransientProviderError,
@@ -63,11 +64,15 @@ class HttpProviderAdapter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={REDACTED!r})"
 
+    def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
+        """One request to ``model``; see the module docstring for how failures are classified."""
+        raise NotImplementedError
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> HttpProviderAdapter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,7 +25,9 @@ from resources.resilience.errors import (
 from resources.simulator import ProviderSimulator, SimRequest, SimResponse
 from resources.simulator.server import PROVIDER_ROUTES
 
-SENTINEL_KEY = "SENTINEL-key-9f8e7d6c5b4a3210"  # deliberately not sk-/AIza-shaped: our own scrubbing must catch it
+SENTINEL_KEY = (
+    "SENTINEL-key-9f8e7d6c5b4a3210"  # deliberately not sk-/AIza-shaped: our own scrubbing must catch it
+)
 MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
 REQUEST_ID = {
     "anthropic": re.compile(r"^req_011C[A-Za-z0-9]{20}$"),
@@ -123,8 +125,8 @@ CASES = [
         provider,
         kind,
         marks=pytest.mark.xfail(
-            reason="errors.py _BILLING_PATTERN matches Gemini's per-minute 429 text ('check your plan and billing "
-            "details') and makes it provider-level; reported to the lead",
+            reason="errors.py _BILLING_PATTERN matches Gemini's per-minute 429 text ('check your plan and "
+            "billing details') and makes it provider-level; reported to the lead",
             strict=False,
         )
         if (provider, kind) == ("gemini", "rate_limit")
@@ -140,9 +142,9 @@ CASES = [
 def test_fault_maps_to_the_taxonomy(simulator: ProviderSimulator, provider: str, kind: str) -> None:
     simulator.set_profile(f"fault:kind={kind},provider={provider},retry_after=3,hold=30")
     error_class, error_code, status, retry_after = EXPECTED[provider][kind]
-    with make_adapter(provider, provider_url(simulator, provider)) as adapter:
-        with pytest.raises(ProviderError) as caught:
-            adapter.complete(MODELS[provider], insights_request(), timeout=CLIENT_TIMEOUT)
+    adapter = make_adapter(provider, provider_url(simulator, provider))
+    with adapter, pytest.raises(ProviderError) as caught:
+        adapter.complete(MODELS[provider], insights_request(), timeout=CLIENT_TIMEOUT)
     error = caught.value
     assert type(error) is error_class, str(error)
     assert (error.provider, error.model) == (provider, MODELS[provider])
@@ -185,14 +187,22 @@ def test_connection_refused_is_transient_connection_error(provider: str) -> None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with make_adapter(provider, f"http://127.0.0.1:{port}") as adapter, pytest.raises(TransientProviderError) as caught:
+    with (
+        make_adapter(provider, f"http://127.0.0.1:{port}") as adapter,
+        pytest.raises(TransientProviderError) as caught,
+    ):
         adapter.complete(MODELS[provider], insights_request(), timeout=CLIENT_TIMEOUT)
     assert caught.value.error_code == "connection_error"
 
 
-def test_one_request_per_call_even_for_retryable_failures(simulator: ProviderSimulator, provider: str) -> None:
+def test_one_request_per_call_even_for_retryable_failures(
+    simulator: ProviderSimulator, provider: str
+) -> None:
     simulator.set_profile(f"fault:kind=reset,provider={provider}")
-    with make_adapter(provider, provider_url(simulator, provider)) as adapter, pytest.raises(TransientProviderError):
+    with (
+        make_adapter(provider, provider_url(simulator, provider)) as adapter,
+        pytest.raises(TransientProviderError),
+    ):
         adapter.complete(MODELS[provider], insights_request(), timeout=CLIENT_TIMEOUT)
     assert simulator.stats()["total"] == 1
 
@@ -271,7 +281,9 @@ def _everything_printable(error: ProviderError) -> str:
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED["anthropic"]))
-def test_api_key_never_appears_in_errors_or_reprs(simulator: ProviderSimulator, provider: str, kind: str) -> None:
+def test_api_key_never_appears_in_errors_or_reprs(
+    simulator: ProviderSimulator, provider: str, kind: str
+) -> None:
     simulator.set_profile(f"fault:kind={kind},provider={provider},hold=30")
     with make_adapter(provider, provider_url(simulator, provider)) as adapter:
         assert SENTINEL_KEY not in repr(adapter) and SENTINEL_KEY not in str(adapter)
@@ -286,7 +298,9 @@ def test_api_key_echoed_by_the_server_is_scrubbed(simulator: ProviderSimulator, 
     wire = simulator.wire(provider)
 
     def echo_key(request: SimRequest) -> SimResponse:
-        key = request.header("x-api-key") or request.header("x-goog-api-key") or request.header("authorization")
+        key = (
+            request.header("x-api-key") or request.header("x-goog-api-key") or request.header("authorization")
+        )
         response = wire.error("auth", "m", wire.new_request_id(), None)
         response.body = response.body.replace(b"API key", f"API key {key}".encode()).replace(
             b"x-api-key", f"x-api-key {key}".encode()

@@ -27,7 +27,7 @@ _HEADING = re.compile(r"^(?:INT|EXT|EST|INT\./EXT|I/E)[. ]", re.MULTILINE)
 
 def _scenes_from_fountain(text: str, limit: int = 12) -> list[dict[str, Any]]:
     """A naive heading split, enough to feed the engine real screenplay scenes."""
-    starts = [m.start() for m in _HEADING.finditer(text)][:limit + 1]
+    starts = [m.start() for m in _HEADING.finditer(text)][: limit + 1]
     scenes = []
     for number, (start, end) in enumerate(zip(starts, starts[1:] + [len(text)], strict=False), start=1):
         heading, _, body = text[start:end].partition("\n")
@@ -68,7 +68,11 @@ def test_enrich_scenes_summary_mood_and_visual_description() -> None:
 def test_project_insights_from_lexicon_and_characters() -> None:
     result = offline.answer(
         "project_insights",
-        {"title": "Big Fish", "characters": ["EDWARD", "WILL", "SANDRA"], "excerpt": "a witch, a giant, a fish"},
+        {
+            "title": "Big Fish",
+            "characters": ["EDWARD", "WILL", "SANDRA"],
+            "excerpt": "a witch, a giant, a fish",
+        },
     )
     assert result == {
         "genre": "fantasy",
@@ -80,10 +84,14 @@ def test_project_insights_from_lexicon_and_characters() -> None:
 @pytest.mark.parametrize("name", ["Big-Fish", "The-Last-Birthday-Card"])
 def test_engine_is_deterministic_and_schema_valid_on_the_corpus(corpus_dir: Path, name: str) -> None:
     text = (corpus_dir / f"{name}.fountain").read_text(encoding="utf-8")
-    payloads = {
+    payloads: dict[str, dict[str, Any]] = {
         "normalize": {"text": text[:20000], "title": name},
         "enrich_scenes": {"scenes": _scenes_from_fountain(text)},
-        "project_insights": {"title": name.replace("-", " "), "characters": ["EDWARD"], "excerpt": text[:5000]},
+        "project_insights": {
+            "title": name.replace("-", " "),
+            "characters": ["EDWARD"],
+            "excerpt": text[:5000],
+        },
     }
     for task, payload in payloads.items():
         first, second = offline.answer(task, payload), offline.answer(task, json.loads(json.dumps(payload)))
@@ -103,7 +111,9 @@ def test_offline_adapter_answers_from_request_or_from_prompt_markers() -> None:
     adapter = offline.OfflineAdapter()
     request = prompts.build_request("project_insights", {"title": "T", "characters": ["ANA"]})
     direct = adapter.complete("", request, timeout=1)
-    from_markers = adapter.complete("", CompletionRequest(system=request.system, prompt=request.prompt), timeout=1)
+    from_markers = adapter.complete(
+        "", CompletionRequest(system=request.system, prompt=request.prompt), timeout=1
+    )
     assert direct.provider == "offline" and direct.text == from_markers.text
     assert prompts.parse_response("project_insights", direct.text).logline.startswith("In T, Ana")  # type: ignore[attr-defined]
     assert direct.input_tokens > 0 and direct.output_tokens > 0
