@@ -613,6 +613,12 @@ class _LocalView:
     pending_generation: int = _UNTRACKED_GENERATION
     # successes granted the fast path and not yet written: bucket index -> count
     pending: dict[int, int] = field(default_factory=dict)
+    pending_since: float = 0.0
+
+    def buffer_success(self, generation: int, bucket: int, now: float) -> None:
+        if self.pending_generation != generation or not self.pending:
+            self.pending, self.pending_generation, self.pending_since = {}, generation, now
+        self.pending[bucket] = self.pending.get(bucket, 0) + 1
 
     def take_pending(self, generation: int) -> dict[int, int]:
         taken = self.pending if self.pending_generation == generation else {}
@@ -692,12 +698,10 @@ class CircuitBreaker:
                 and view.record.state == "closed"
                 and view.record.generation == permit.generation
                 and now - view.fetched_at < self.policy.cache_ttl_seconds
+                and not (view.pending and now - view.pending_since >= self.policy.cache_ttl_seconds)
                 and not _has_recent_failures(view.record, now, self.policy)
             ):
-                if view.pending_generation != permit.generation:
-                    view.pending, view.pending_generation = {}, permit.generation
-                bucket = _bucket(now, self.policy)
-                view.pending[bucket] = view.pending.get(bucket, 0) + 1
+                view.buffer_success(permit.generation, _bucket(now, self.policy), now)
                 return
             earlier = view.take_pending(permit.generation) if view is not None else {}
 

@@ -1,0 +1,485 @@
+"""The breaker's state machine, on every store, plus cross-process safety of the shared stores."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resources.resilience.breaker import (
+    BreakerPolicy,
+    BreakerRecord,
+    BreakerStore,
+    CircuitBreaker,
+    MemoryBreakerStore,
+    Permit,
+    PostgresBreakerStore,
+    SQLiteBreakerStore,
+    default_store_url,
+)
+from resources.resilience.errors import BreakerOpenError
+from tests.resources.resilience.fakes import FakeClock, RecordingListener
+
+POLICY = BreakerPolicy(
+    failure_threshold=3,
+    window_seconds=60.0,
+    failure_rate_threshold=0.5,
+    min_calls_in_window=10,
+    cooldown_seconds=30.0,
+    half_open_max_probes=2,
+    probe_lease_seconds=100.0,
+    cache_ttl_seconds=1.0,
+)
+
+StoreFactory = Callable[[], BreakerStore]
+
+
+# ---------------------------------------------------------------------------------------------- stores
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A private database ``cineforge_test_<uuid>`` on the local PostgreSQL, dropped afterwards."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    from psycopg2 import sql
+
+    name = f"cineforge_test_{uuid.uuid4().hex}"
+    try:
+        admin = psycopg2.connect(
+            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Makes store handles that share one backing state (as separate processes would)."""
+    opened: list[BreakerStore] = []
+    if request.param == "memory":
+        shared = MemoryBreakerStore()
+
+        def make() -> BreakerStore:
+            return shared
+
+    elif request.param == "sqlite":
+
+        def make() -> BreakerStore:
+            store = SQLiteBreakerStore(tmp_path / "breakers.sqlite")
+            opened.append(store)
+            return store
+
+    else:
+        dsn = request.getfixturevalue("pg_dsn")
+
+        def make() -> BreakerStore:
+            store = PostgresBreakerStore(dsn)
+            opened.append(store)
+            return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def make_breaker(
+    store: BreakerStore,
+    clock: FakeClock,
+    policy: BreakerPolicy = POLICY,
+    listener: RecordingListener | None = None,
+) -> CircuitBreaker:
+    return CircuitBreaker(store, policy, clock=clock, listeners=[listener] if listener else [])
+
+
+def fail(breaker: CircuitBreaker, provider: str = "anthropic") -> None:
+    breaker.record(breaker.acquire(provider), success=False)
+
+
+def succeed(breaker: CircuitBreaker, provider: str = "anthropic") -> None:
+    breaker.record(breaker.acquire(provider), success=True)
+
+
+def open_breaker(breaker: CircuitBreaker, provider: str = "anthropic") -> None:
+    for _ in range(breaker.policy.failure_threshold):
+        fail(breaker, provider)
+    assert breaker.state(provider) == "open"
+
+
+# ------------------------------------------------------------------------------------- state machine
+
+
+def test_opens_after_consecutive_failures_and_denies(store_factory: StoreFactory) -> None:
+    clock, listener = FakeClock(), RecordingListener()
+    breaker = make_breaker(store_factory(), clock, listener=listener)
+    fail(breaker)
+    fail(breaker)
+    assert breaker.state("anthropic") == "closed"
+    fail(breaker)
+    assert breaker.state("anthropic") == "open"
+    assert [(t.from_state, t.to_state, t.reason) for t in listener.transitions] == [
+        ("closed", "open", "consecutive_failures")
+    ]
+    with pytest.raises(BreakerOpenError) as denied:
+        breaker.acquire("anthropic")
+    assert denied.value.reopens_at == clock.now + 30.0
+    assert denied.value.provider == "anthropic"
+    # other providers are independent
+    succeed(breaker, "openai")
+    assert breaker.state("openai") == "closed"
+
+
+def test_a_success_resets_the_streak(store_factory: StoreFactory) -> None:
+    breaker = make_breaker(
+        store_factory(), FakeClock(), BreakerPolicy(failure_threshold=3, min_calls_in_window=1000)
+    )
+    for _ in range(5):
+        fail(breaker)
+        fail(breaker)
+        succeed(breaker)
+    assert breaker.state("anthropic") == "closed"
+    assert breaker.snapshot()["anthropic"].consecutive_failures == 0
+
+
+def test_failure_rate_opens_once_the_window_has_enough_calls() -> None:
+    clock, listener = FakeClock(), RecordingListener()
+    policy = BreakerPolicy(failure_threshold=100, min_calls_in_window=10, failure_rate_threshold=0.5)
+    breaker = make_breaker(MemoryBreakerStore(), clock, policy, listener)
+    for _ in range(4):  # 8 calls, 50 % failed: not enough calls yet
+        fail(breaker)
+        succeed(breaker)
+        clock.advance(1.0)
+    assert breaker.state("anthropic") == "closed"
+    succeed(breaker)  # 9 calls, 4 failures
+    fail(breaker)  # 10 calls, 5 failures -> 50 %
+    assert breaker.state("anthropic") == "open"
+    assert listener.transitions[-1].reason == "failure_rate"
+
+
+def test_failures_older_than_the_window_are_forgotten() -> None:
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=100, min_calls_in_window=4, failure_rate_threshold=0.5)
+    breaker = make_breaker(MemoryBreakerStore(), clock, policy)
+    fail(breaker)
+    fail(breaker)
+    succeed(breaker)
+    clock.advance(61.0)  # those three calls left the 60 s window
+    succeed(breaker)
+    succeed(breaker)
+    fail(breaker)
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.window_calls, snapshot.window_failures) == (3, 1)
+    assert breaker.state("anthropic") == "closed"
+
+
+def test_cooldown_then_bounded_probes_then_success_closes(store_factory: StoreFactory) -> None:
+    clock, listener = FakeClock(), RecordingListener()
+    breaker = make_breaker(store_factory(), clock, listener=listener)
+    other_process = make_breaker(store_factory(), clock)
+    open_breaker(breaker)
+    clock.advance(29.9)
+    with pytest.raises(BreakerOpenError):
+        other_process.acquire("anthropic")
+    clock.advance(0.2)
+    probes = [breaker.acquire("anthropic"), other_process.acquire("anthropic")]
+    assert all(p.is_probe and p.state == "half_open" for p in probes)
+    for contender in (breaker, other_process, breaker):
+        with pytest.raises(BreakerOpenError) as denied:
+            contender.acquire("anthropic")
+        assert denied.value.reopens_at <= clock.now + POLICY.cooldown_seconds
+    breaker.record(probes[0], success=True)
+    assert breaker.state("anthropic") == "closed"
+    other_process.record(probes[1], success=False)  # stale: the breaker already closed
+    assert breaker.state("anthropic") == "closed"
+    assert [(t.from_state, t.to_state, t.reason) for t in listener.transitions] == [
+        ("closed", "open", "consecutive_failures"),
+        ("open", "half_open", "cooldown_elapsed"),
+        ("half_open", "closed", "probe_succeeded"),
+    ]
+    succeed(other_process)
+
+
+def test_failed_probe_reopens_for_a_full_cooldown(store_factory: StoreFactory) -> None:
+    clock, listener = FakeClock(), RecordingListener()
+    breaker = make_breaker(store_factory(), clock, listener=listener)
+    open_breaker(breaker)
+    clock.advance(30.0)
+    probe = breaker.acquire("anthropic")
+    clock.advance(5.0)
+    breaker.record(probe, success=False)
+    assert listener.transitions[-1].reason == "probe_failed"
+    with pytest.raises(BreakerOpenError) as denied:
+        breaker.acquire("anthropic")
+    assert denied.value.reopens_at == clock.now + 30.0
+
+
+def test_a_lost_probe_frees_its_slot_when_its_lease_expires(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    policy = BreakerPolicy(failure_threshold=1, half_open_max_probes=1, probe_lease_seconds=50.0)
+    breaker = make_breaker(store_factory(), clock, policy)
+    fail(breaker)
+    clock.advance(30.0)
+    breaker.acquire("anthropic")  # this probe's process "dies": never recorded
+    with pytest.raises(BreakerOpenError) as denied:
+        breaker.acquire("anthropic")
+    assert denied.value.reopens_at == clock.now + 30.0  # sooner of lease expiry (50) and a cooldown (30)
+    clock.advance(50.0)
+    assert breaker.acquire("anthropic").is_probe
+
+
+def test_release_frees_a_probe_slot_without_deciding(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock, BreakerPolicy(failure_threshold=1))
+    fail(breaker)
+    clock.advance(30.0)
+    probe = breaker.acquire("anthropic")
+    breaker.release(probe)
+    assert breaker.state("anthropic") == "half_open"
+    second = breaker.acquire("anthropic")
+    assert second.is_probe and second.probe_token != probe.probe_token
+
+
+def test_late_outcomes_from_before_a_transition_are_ignored() -> None:
+    clock = FakeClock()
+    breaker = make_breaker(MemoryBreakerStore(), clock)
+    early = breaker.acquire("anthropic")
+    open_breaker(breaker)
+    reopens_at = breaker.snapshot()["anthropic"].reopens_at
+    clock.advance(10.0)
+    breaker.record(early, success=False)  # must not extend the cooldown
+    breaker.record(early, success=True)  # must not close an open breaker
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.reopens_at) == ("open", reopens_at)
+
+
+# ------------------------------------------------------------------------------ cache / write economy
+
+
+class CountingStore(MemoryBreakerStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.updates = 0
+
+    def read(self, provider: str) -> BreakerRecord:
+        self.reads += 1
+        return super().read(provider)
+
+    def update(self, provider: str, change: Any) -> Any:
+        self.updates += 1
+        return super().update(provider, change)
+
+
+def test_successes_in_a_healthy_closed_breaker_touch_the_store_once_per_ttl() -> None:
+    clock, store = FakeClock(), CountingStore()
+    breaker = make_breaker(store, clock)
+    for _ in range(100):
+        succeed(breaker)
+    assert (store.reads, store.updates) == (1, 0)
+    clock.advance(1.5)  # cache expired: the next success writes the buffered ones with it
+    succeed(breaker)
+    assert store.updates == 1
+    assert breaker.snapshot()["anthropic"].window_calls == 101
+    for _ in range(10):
+        succeed(breaker)
+    fail(breaker)  # a failure is written at once, with the 10 buffered successes before it
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.window_calls, snapshot.window_failures, snapshot.consecutive_failures) == (112, 1, 1)
+    updates = store.updates
+    succeed(breaker)  # a failure is in the window: successes are written now (they reset the streak)
+    assert store.updates == updates + 1
+    assert breaker.snapshot()["anthropic"].consecutive_failures == 0
+
+
+def test_another_process_opening_the_breaker_is_seen_within_the_ttl() -> None:
+    clock, store = FakeClock(), MemoryBreakerStore()
+    here, there = make_breaker(store, clock), make_breaker(store, clock)
+    succeed(here)
+    open_breaker(there)
+    here.acquire("anthropic")  # the cached closed state is trusted for up to cache_ttl_seconds
+    clock.advance(1.0)
+    with pytest.raises(BreakerOpenError):
+        here.acquire("anthropic")
+
+
+class BrokenStore(MemoryBreakerStore):
+    def read(self, provider: str) -> BreakerRecord:
+        raise OSError("disk I/O error")
+
+    def update(self, provider: str, change: Any) -> Any:
+        raise OSError("disk I/O error")
+
+
+def test_a_failing_store_fails_open() -> None:
+    breaker = make_breaker(BrokenStore(), FakeClock())
+    permit = breaker.acquire("anthropic")
+    assert permit.state == "closed"
+    breaker.record(permit, success=False)
+    breaker.release(permit)
+
+
+def test_snapshot_reports_every_provider() -> None:
+    clock = FakeClock()
+    breaker = make_breaker(MemoryBreakerStore(), clock)
+    open_breaker(breaker, "anthropic")
+    fail(breaker, "openai")
+    clock.advance(10.0)
+    snap = breaker.snapshot()
+    assert snap["anthropic"].state == "open" and snap["anthropic"].reopens_in_seconds == pytest.approx(20.0)
+    assert snap["openai"].state == "closed" and snap["openai"].window_failures == 1
+    assert snap["openai"].reopens_in_seconds == 0.0
+
+
+# ------------------------------------------------------------------------------------- plumbing
+
+
+def test_record_json_round_trip() -> None:
+    record = BreakerRecord(
+        state="half_open",
+        generation=7,
+        consecutive_failures=2,
+        window=((10, 3, 1), (11, 2, 2)),
+        opened_at=5.0,
+        reopens_at=35.0,
+        probes=((4, 135.0),),
+        next_probe_token=5,
+    )
+    assert BreakerRecord.from_json(record.to_json()) == record
+
+
+def test_store_from_url(tmp_path: Path) -> None:
+    store = BreakerStore.from_url(f"sqlite:///{tmp_path}/b.sqlite")
+    assert isinstance(store, SQLiteBreakerStore) and store.path == tmp_path / "b.sqlite"
+    relative = BreakerStore.from_url("sqlite:///var/b.sqlite")
+    assert isinstance(relative, SQLiteBreakerStore) and str(relative.path) == "var/b.sqlite"
+    pg = BreakerStore.from_url("postgresql://postgres@127.0.0.1:5432/x")
+    assert isinstance(pg, PostgresBreakerStore) and pg.table == "cineforge_breakers"
+    assert isinstance(BreakerStore.from_url("memory://"), MemoryBreakerStore)
+    for bad in ("sqlite:///:memory:", "redis://localhost", "sqlite://"):
+        with pytest.raises(ValueError):
+            BreakerStore.from_url(bad)
+    with pytest.raises(ValueError):
+        PostgresBreakerStore("postgresql://x", table="breakers; DROP TABLE users")
+    assert default_store_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/cineforge_breakers.sqlite"
+
+
+def test_policy_validation() -> None:
+    for bad in (
+        {"failure_threshold": 0},
+        {"failure_rate_threshold": 0.0},
+        {"failure_rate_threshold": 1.5},
+        {"min_calls_in_window": 0},
+        {"half_open_max_probes": 0},
+        {"window_seconds": 0},
+    ):
+        with pytest.raises(ValueError):
+            BreakerPolicy(**bad)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- concurrency across processes
+
+HAMMER_POLICY = BreakerPolicy(
+    failure_threshold=10**9,
+    min_calls_in_window=10**9,
+    window_seconds=3600.0,
+    half_open_max_probes=2,
+    probe_lease_seconds=3600.0,
+    cache_ttl_seconds=0.0,
+)
+
+
+def _seed_half_open_due(store: BreakerStore) -> None:
+    """Leave 'anthropic' open with its cooldown already over, so the next acquires race for probes."""
+    now = time.time()
+    store.update(
+        "anthropic",
+        lambda _: (BreakerRecord(state="open", generation=1, opened_at=now - 60, reopens_at=now - 1), None),
+    )
+
+
+def _hammer(store: BreakerStore, start: Any, calls: int) -> tuple[int, int]:
+    """Race for probes on 'anthropic' and record failures on 'openai'; return (probes won, denials)."""
+    breaker = CircuitBreaker(store, HAMMER_POLICY)  # real clock: no timing is asserted
+    start.wait()
+    won = denied = 0
+    for _ in range(calls):
+        try:
+            permit: Permit = breaker.acquire("anthropic")
+            assert permit.is_probe
+            won += 1
+        except BreakerOpenError:
+            denied += 1
+        breaker.record(breaker.acquire("openai"), success=False)
+    return won, denied
+
+
+def _hammer_sqlite_process(path: str, start: Any, calls: int, results: Any) -> None:
+    store = SQLiteBreakerStore(path)
+    results.put(_hammer(store, start, calls))
+    store.close()
+
+
+@pytest.mark.slow
+def test_sqlite_store_is_safe_across_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "breakers.sqlite")
+    seed = SQLiteBreakerStore(path)
+    _seed_half_open_due(seed)
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    calls = 150
+    workers = [
+        ctx.Process(target=_hammer_sqlite_process, args=(path, start, calls, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sum(won for won, _ in outcomes) == HAMMER_POLICY.half_open_max_probes
+    assert sum(won + denied for won, denied in outcomes) == 2 * calls
+    openai = seed.read("openai")
+    assert openai.consecutive_failures == 2 * calls  # no lost update
+    assert sum(f for _, _, f in openai.window) == 2 * calls
+    assert seed.read("anthropic").state == "half_open"
+    seed.close()
+
+
+@pytest.mark.services
+def test_postgres_store_is_safe_across_connections(pg_dsn: str) -> None:
+    seed = PostgresBreakerStore(pg_dsn)
+    _seed_half_open_due(seed)
+    start = threading.Event()
+    outcomes: list[tuple[int, int]] = []
+    calls = 60
+
+    def worker() -> None:
+        store = PostgresBreakerStore(pg_dsn)  # own connection, as another process would have
+        outcomes.append(_hammer(store, start, calls))
+        store.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    start.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(outcomes) == 3
+    assert sum(won for won, _ in outcomes) == HAMMER_POLICY.half_open_max_probes
+    assert seed.read("openai").consecutive_failures == 3 * calls
+    seed.close()
