@@ -36,7 +36,8 @@ _BONEYARD_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 _NOTE_RE = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 _LINEBREAK_RE = re.compile(r"\r\n|\r")
 
-_TITLE_KEY_RE = re.compile(r"([^\s:][^:]*):\s*(.*)$")
+# Title page keys are words ("Title", "Draft date", "Contact"), so "**FADE IN:**" is not one.
+_TITLE_KEY_RE = re.compile(r"([A-Za-z][\w .'-]*?)\s*:\s*(.*)$")
 _TITLE_VALUE_RE = re.compile(r"(?:\s{3,}|\t)(\S.*)$")
 
 # Scene heading prefixes from the spec: INT, EXT, EST, INT./EXT, INT/EXT, I/E, followed by a dot
@@ -310,7 +311,7 @@ def _structural_elements(lines: Sequence[str], numbers: Sequence[int]) -> list[E
         section = _SECTION_RE.match(line)
         if section:
             hashes, text = section.groups()
-            elements.append(_element(ElementType.SECTION, text, number, level=len(hashes)))
+            elements.append(_element(ElementType.SECTION, text.strip(), number, level=len(hashes)))
         elif line.startswith("=") and not _PAGE_BREAK_RE.match(line):
             elements.append(_element(ElementType.SYNOPSIS, line[1:].strip(), number))
         else:

@@ -19,7 +19,6 @@ page counts (Big Fish: 122 pages).
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Sequence
 from typing import Literal
 
@@ -209,13 +208,25 @@ _LAYOUT: dict[ElementType, tuple[int, int]] = {
 
 
 def _wrapped_line_count(text: str, width: int) -> int:
+    """Lines ``text`` takes when word-wrapped greedily at ``width`` columns (hard breaks kept)."""
     total = 0
     for line in text.split("\n"):
-        length = len(line.rstrip())
-        if length <= width:
+        if len(line) <= width:
             total += 1
-        else:
-            total += len(textwrap.wrap(line, width)) or 1
+            continue
+        used = 0  # columns used on the current output line
+        lines = 1
+        for word in line.split():
+            size = len(word)
+            if used and used + 1 + size <= width:
+                used += 1 + size
+                continue
+            if used:
+                lines += 1
+            # A word longer than the line is broken across lines, as a typewriter would.
+            lines += (size - 1) // width
+            used = size - ((size - 1) // width) * width
+        total += lines
     return total
 
 

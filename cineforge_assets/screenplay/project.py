@@ -1,0 +1,170 @@
+"""Project configuration: the production-facing summary of a parsed screenplay.
+
+Rules (documented here because downstream consumers rely on them):
+
+* ``dialogue_lines`` of a character is the number of *speeches* it has, i.e. how many times its
+  cue appears (the "number of lines" a casting breakdown reports), not the number of text lines.
+* ``primary_cast`` is every character who has at least :data:`PRIMARY_SHARE_OF_SPEECHES` of all
+  speeches **or** speaks in at least :data:`PRIMARY_SHARE_OF_SCENES` of the scenes, ordered by
+  speeches and capped at :data:`PRIMARY_CAST_LIMIT` names.
+* ``estimated_runtime_minutes`` is the sum of the scenes' laid-out screen time
+  (see :mod:`cineforge_assets.screenplay.scenes`: ~55 printed lines per page, one page per
+  minute), so it does not depend on how the source file happened to be paginated.
+* ``page_count`` is the source's own page count when the reader knows it (PDF), else the same
+  laid-out estimate over the whole body, rounded up.
+* Splits (``int_ext_split``, ``day_night_split``) count scenes; scenes with no value are counted
+  under ``"UNSPECIFIED"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from cineforge_assets.screenplay.elements import ElementType, Script
+from cineforge_assets.screenplay.fountain import strip_emphasis
+from cineforge_assets.screenplay.scenes import (
+    LINES_PER_PAGE,
+    SECONDS_PER_PAGE,
+    SceneRecord,
+    estimate_printed_lines,
+)
+
+__all__ = [
+    "PRIMARY_CAST_LIMIT",
+    "PRIMARY_SHARE_OF_SCENES",
+    "PRIMARY_SHARE_OF_SPEECHES",
+    "UNSPECIFIED",
+    "CharacterSummary",
+    "LocationSummary",
+    "ProjectConfig",
+    "build_project_config",
+]
+
+PRIMARY_SHARE_OF_SPEECHES = 0.05
+PRIMARY_SHARE_OF_SCENES = 0.10
+PRIMARY_CAST_LIMIT = 10
+UNSPECIFIED = "UNSPECIFIED"
+
+
+class CharacterSummary(BaseModel):
+    name: str
+    dialogue_lines: int = Field(description="Number of speeches (cues) the character has")
+    scene_count: int = Field(description="Number of scenes the character speaks in")
+
+
+class LocationSummary(BaseModel):
+    name: str
+    scene_count: int
+
+
+class ProjectConfig(BaseModel):
+    title: str
+    credit: str = Field(default="", description="Title-page credit line, e.g. 'written by'")
+    authors: list[str] = Field(default_factory=list)
+    source: str = Field(default="", description="Title-page source line, e.g. 'based on the novel by ...'")
+    draft_date: str = ""
+    source_format: str
+    page_count: int
+    page_count_estimated: bool
+    estimated_runtime_minutes: float
+    scene_count: int
+    characters: list[CharacterSummary]
+    primary_cast: list[str]
+    locations: list[LocationSummary]
+    int_ext_split: dict[str, int]
+    day_night_split: dict[str, int]
+
+
+def _title_value(script: Script, *keys: str) -> list[str]:
+    for key in keys:
+        values = [strip_emphasis(v).strip() for v in script.title_page.get(key, []) if v.strip()]
+        if values:
+            return values
+    return []
+
+
+def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[CharacterSummary]:
+    speeches: Counter[str] = Counter()
+    first_seen: dict[str, int] = {}
+    for element in script.elements:
+        if element.type is ElementType.CHARACTER:
+            name = " ".join(element.text.split())
+            if name:
+                speeches[name] += 1
+                first_seen.setdefault(name, len(first_seen))
+    scene_counts: Counter[str] = Counter(name for scene in scenes for name in scene.characters)
+    names = sorted(speeches, key=lambda name: (-speeches[name], first_seen[name]))
+    return [
+        CharacterSummary(name=name, dialogue_lines=speeches[name], scene_count=scene_counts[name])
+        for name in names
+    ]
+
+
+def _primary_cast(characters: Sequence[CharacterSummary], scene_count: int) -> list[str]:
+    total_speeches = sum(c.dialogue_lines for c in characters)
+    if not total_speeches:
+        return []
+    primary = [
+        c.name
+        for c in characters
+        if c.dialogue_lines >= PRIMARY_SHARE_OF_SPEECHES * total_speeches
+        or (scene_count and c.scene_count >= PRIMARY_SHARE_OF_SCENES * scene_count)
+    ]
+    return primary[:PRIMARY_CAST_LIMIT]
+
+
+def _locations(scenes: Sequence[SceneRecord]) -> list[LocationSummary]:
+    counts: Counter[str] = Counter()
+    for scene in scenes:
+        name = " ".join(scene.location.split())
+        if name:
+            counts[name] += 1
+    # Counter keeps first-appearance order, so ties stay in script order.
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return [LocationSummary(name=name, scene_count=count) for name, count in ordered]
+
+
+def _split(values: Sequence[str]) -> dict[str, int]:
+    counts = Counter(value or UNSPECIFIED for value in values)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def build_project_config(
+    script: Script,
+    scenes: Sequence[SceneRecord],
+    *,
+    source_format: str,
+    page_count: int | None = None,
+) -> ProjectConfig:
+    """Summarize ``script`` and its ``scenes`` (from :func:`split_scenes`) for production."""
+    characters = _character_summaries(script, scenes)
+    runtime_seconds = sum(scene.est_screen_seconds for scene in scenes)
+    estimated = page_count is None or page_count <= 0
+    if estimated:
+        printed_lines = estimate_printed_lines(script.elements)
+        page_count = max(1, math.ceil(printed_lines / LINES_PER_PAGE)) if script.elements else 0
+    if not scenes and script.elements:
+        # A script without scene headings still plays: fall back to the whole body.
+        runtime_seconds = estimate_printed_lines(script.elements) / LINES_PER_PAGE * SECONDS_PER_PAGE
+    assert page_count is not None
+    return ProjectConfig(
+        title=strip_emphasis(script.title),
+        credit=" ".join(_title_value(script, "credit")),
+        authors=_title_value(script, "author", "authors"),
+        source=" ".join(_title_value(script, "source")),
+        draft_date=" ".join(_title_value(script, "draft date")),
+        source_format=source_format,
+        page_count=page_count,
+        page_count_estimated=estimated,
+        estimated_runtime_minutes=round(runtime_seconds / 60.0, 1),
+        scene_count=len(scenes),
+        characters=characters,
+        primary_cast=_primary_cast(characters, len(scenes)),
+        locations=_locations(scenes),
+        int_ext_split=_split([scene.int_ext for scene in scenes]),
+        day_night_split=_split([scene.time_of_day for scene in scenes]),
+    )
