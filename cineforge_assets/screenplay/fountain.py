@@ -21,6 +21,12 @@ Conventions of the resulting elements:
 * Inline notes ``[[...]]`` are removed from the text they sit in; a block that holds nothing
   but notes becomes NOTE elements. Boneyard ``/* ... */`` is removed before anything else.
 * ``line`` is the 1-based line of the input where the element starts.
+
+What Fountain cannot express, and the writer therefore cannot round-trip: two DIALOGUE (or
+LYRICS) elements in a row (they read back as one, lines joined), a dialogue line starting with
+``(`` or ``~`` (read as parenthetical / lyrics), a CHARACTER with no speech after it, a
+transition ending in ``<`` (read as centered), and text containing ``[[``, ``]]``, ``/*`` or
+``*/``. Tabs become four spaces and trailing blanks are dropped, as in the reader.
 """
 
 from __future__ import annotations
@@ -360,9 +366,10 @@ def parse_fountain(text: str) -> Script:
 _SPEECH_TYPES = frozenset({ElementType.PARENTHETICAL, ElementType.DIALOGUE, ElementType.LYRICS})
 
 
-def _text_lines(text: str) -> list[str]:
-    # An empty line inside an element is written as two spaces so it does not end the block.
-    return [line if line.strip() else _TWO_SPACES for line in text.split("\n")]
+def _action_lines(text: str) -> list[str]:
+    # Trailing blanks are not part of Fountain action (the reader drops them), and an empty line
+    # inside the element is written as two spaces so that it does not end the block.
+    return [line.rstrip() or _TWO_SPACES for line in text.split("\n")]
 
 
 def _plain_lines(element: Element) -> list[str]:
@@ -371,7 +378,8 @@ def _plain_lines(element: Element) -> list[str]:
         number = f" #{element.scene_number}#" if element.scene_number else ""
         return [element.text.strip() + number]
     if kind is ElementType.ACTION:
-        return [("!" + line) if line.startswith("!") else line for line in _text_lines(element.text)]
+        # The reader drops one leading "!" from every action line, so a literal one is doubled.
+        return [("!" + line) if line.startswith("!") else line for line in _action_lines(element.text)]
     if kind is ElementType.CHARACTER:
         cue = element.text.strip()
         if element.extension:
