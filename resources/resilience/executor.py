@@ -182,13 +182,11 @@ def _after_failure(
         return _fallback("skip_provider", run, next_provider_exists)
     if is_provider_overloaded(error):
         return _fallback("fallback_next_provider", run, next_provider_exists)
-    delay = delay_for(error, retries, run.policy.backoff, rng)
-    if (
-        model_calls < run.policy.attempts_per_model
-        and run.calls < run.policy.max_attempts
-        and delay < run.remaining()
-    ):
-        return _Step("retry_same_model", delay_s=delay)
+    if model_calls < run.policy.attempts_per_model and run.calls < run.policy.max_attempts:
+        # Drawn only when a retry is possible, so a seeded rng replays the same waits.
+        delay = delay_for(error, retries, run.policy.backoff, rng)
+        if delay < run.remaining():
+            return _Step("retry_same_model", delay_s=delay)
     return _fallback("fallback_next_model", run, next_model_exists)
 
 
