@@ -96,6 +96,13 @@ class _StageRun:
     deadline: float
     calls: int = 0
     attempts: list[AttemptRecord] = field(default_factory=list)
+    # provider -> why it is skipped for the rest of this call
+    excluded: dict[str, str] = field(default_factory=dict)
+    # provider -> when its open breaker lets calls through again
+    reopens_at: dict[str, float] = field(default_factory=dict)
+    last_error: ProviderError | None = None
+    # "budget" / "deadline" / "chain" once the walk must end without serving
+    stop_reason: str | None = None
 
     def remaining(self) -> float:
         return self.deadline - self.clock()
@@ -205,6 +212,19 @@ def _usable_after(
     return any(r.provider not in excluded and r.provider != also_excluding for r in refs[index + 1 :])
 
 
+def _invalid_output(
+    ref: ModelRef, completion: Completion, problem: Exception, repaired: bool
+) -> InvalidModelOutputError:
+    after = " after one repair" if repaired else ""
+    return InvalidModelOutputError(
+        f"output failed validation{after}: {problem}"[:1000],
+        provider=ref.provider,
+        model=ref.model,
+        error_code="invalid_model_output",
+        request_id=completion.request_id,
+    )
+
+
 def _repair_request(request: CompletionRequest, problem: Exception) -> CompletionRequest:
     detail = str(problem)[:_REPAIR_NOTE_LIMIT]
     note = (
@@ -284,134 +304,150 @@ class ResilientCaller:
             partition=partition if partition is not None else self.partition,
             deadline=self._clock() + policy.deadline_seconds,
         )
-        excluded: dict[str, str] = {}  # provider -> why it is skipped for the rest of this call
-        reopens_at: dict[str, float] = {}
-        last_error: ProviderError | None = None
-        stop_reason: str | None = None
-
         for index, ref in enumerate(refs):
-            if ref.provider in excluded:
-                run.log(ref, outcome="skipped", decision="skip_provider", error_code=excluded[ref.provider])
-                continue
-            adapter = self.adapters.get(ref.provider)
+            adapter = self._adapter_for(run, ref)
             if adapter is None:
-                excluded[ref.provider] = _NO_ADAPTER
-                run.log(ref, outcome="skipped", decision="skip_provider", error_code=_NO_ADAPTER)
                 continue
-            stop_reason = run.out_of()
-            if stop_reason is not None:
+            run.stop_reason = run.out_of()
+            if run.stop_reason is not None:
                 break
+            outcome = self._walk_model(run, refs, index, adapter, request, parse)
+            if outcome is not None:
+                return outcome
+            if run.stop_reason is not None:
+                break
+        raise run.fail(self._exhausted(run, refs))
 
-            model_calls = 0
-            retries = 0
-            repaired = False
-            current_request = request
-            while True:
-                try:
-                    permit = self.breakers.acquire(ref.provider)
-                except BreakerOpenError as closed_door:
-                    excluded[ref.provider] = _BREAKER_OPEN
-                    reopens_at[ref.provider] = closed_door.reopens_at
-                    run.log(
-                        ref,
-                        outcome="skipped",
-                        decision="skip_provider",
-                        error_code=_BREAKER_OPEN,
-                        breaker_state="open",
-                    )
-                    break
-                run.calls += 1
-                model_calls += 1
-                started = self._clock()
-                try:
-                    completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout())
-                except ProviderError as error:
-                    latency = self._clock() - started
-                    self._settle(permit, error)
-                    last_error = error
-                    step = _after_failure(
-                        error,
-                        run,
-                        model_calls=model_calls,
-                        retries=retries,
-                        next_model_exists=_usable_after(refs, index, excluded),
-                        next_provider_exists=_usable_after(refs, index, excluded, ref.provider),
-                        rng=self._rng,
-                    )
-                    run.log(
-                        ref,
-                        outcome="error",
-                        decision=step.decision,
-                        error=error,
-                        delay_s=step.delay_s,
-                        terminal_reason=step.terminal_reason,
-                        latency_s=latency,
-                        breaker_state=permit.state,
-                    )
-                    if isinstance(error, PermanentProviderError):
-                        raise run.fail(error) from None
-                    if step.decision == "retry_same_model":
-                        retries += 1
-                        if step.delay_s > 0:
-                            self._sleep(step.delay_s)
-                        continue
-                    if isinstance(error, ProviderUnavailableError):
-                        excluded[ref.provider] = _UNAVAILABLE
-                    elif is_provider_overloaded(error):
-                        excluded[ref.provider] = _OVERLOADED
-                    stop_reason = step.terminal_reason
-                    break
-                except BaseException:
-                    self.breakers.release(permit)  # not the provider's doing (a bug, a KeyboardInterrupt)
-                    raise
-                latency = self._clock() - started
-                self.breakers.record(permit, success=True)
-                try:
-                    value = parse(completion.text)
-                except INVALID_OUTPUT_ERRORS as problem:
-                    can_repair = not repaired and run.out_of() is None
-                    run.log(
-                        ref,
-                        outcome="error",
-                        decision="retry_same_model" if can_repair else "stop",
-                        error_code="invalid_model_output",
-                        terminal_reason=None if can_repair else "invalid_model_output",
-                        latency_s=latency,
-                        breaker_state=permit.state,
-                        request_id=completion.request_id,
-                    )
-                    if can_repair:
-                        repaired = True
-                        current_request = _repair_request(request, problem)
-                        continue
-                    after = " after one repair" if repaired else ""
-                    invalid = InvalidModelOutputError(
-                        f"output failed validation{after}: {problem}"[:1000],
-                        provider=ref.provider,
-                        model=ref.model,
-                        error_code="invalid_model_output",
-                        request_id=completion.request_id,
-                    )
-                    raise run.fail(invalid) from problem
+    def _adapter_for(self, run: _StageRun, ref: ModelRef) -> ProviderAdapter | None:
+        """The adapter to call for ``ref``, or None (logged as a skip) if its provider is out."""
+        if ref.provider in run.excluded:
+            run.log(ref, outcome="skipped", decision="skip_provider", error_code=run.excluded[ref.provider])
+            return None
+        adapter = self.adapters.get(ref.provider)
+        if adapter is None:
+            run.excluded[ref.provider] = _NO_ADAPTER
+            run.log(ref, outcome="skipped", decision="skip_provider", error_code=_NO_ADAPTER)
+        return adapter
+
+    def _walk_model(
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        adapter: ProviderAdapter,
+        request: CompletionRequest,
+        parse: Callable[[str], T],
+    ) -> CallOutcome[T] | None:
+        """Call one model until it serves (returned), or the walk moves on (None; see ``run``)."""
+        ref = refs[index]
+        model_calls = retries = 0
+        repaired = False
+        current_request = request
+        while True:
+            try:
+                permit = self.breakers.acquire(ref.provider)
+            except BreakerOpenError as closed_door:
+                run.excluded[ref.provider] = _BREAKER_OPEN
+                run.reopens_at[ref.provider] = closed_door.reopens_at
                 run.log(
                     ref,
-                    outcome="success",
-                    decision="success",
+                    outcome="skipped",
+                    decision="skip_provider",
+                    error_code=_BREAKER_OPEN,
+                    breaker_state="open",
+                )
+                return None
+            run.calls += 1
+            model_calls += 1
+            started = self._clock()
+            try:
+                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout())
+            except ProviderError as error:
+                step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
+                if step.decision != "retry_same_model":
+                    return None
+                retries += 1
+                if step.delay_s > 0:
+                    self._sleep(step.delay_s)
+                continue
+            except BaseException:
+                self.breakers.release(permit)  # not the provider's doing (a bug, a KeyboardInterrupt)
+                raise
+            latency = self._clock() - started
+            self.breakers.record(permit, success=True)
+            try:
+                value = parse(completion.text)
+            except INVALID_OUTPUT_ERRORS as problem:
+                can_repair = not repaired and run.out_of() is None
+                run.log(
+                    ref,
+                    outcome="error",
+                    decision="retry_same_model" if can_repair else "stop",
+                    error_code="invalid_model_output",
+                    terminal_reason=None if can_repair else "invalid_model_output",
                     latency_s=latency,
                     breaker_state=permit.state,
                     request_id=completion.request_id,
                 )
-                return CallOutcome(
-                    value=value,
-                    provider=ref.provider,
-                    model=ref.model,
-                    attempts=list(run.attempts),
-                    completion=completion,
-                )
-            if stop_reason is not None:
-                break
+                if not can_repair:
+                    raise run.fail(_invalid_output(ref, completion, problem, repaired)) from problem
+                repaired = True
+                current_request = _repair_request(request, problem)
+                continue
+            run.log(
+                ref,
+                outcome="success",
+                decision="success",
+                latency_s=latency,
+                breaker_state=permit.state,
+                request_id=completion.request_id,
+            )
+            return CallOutcome(value, ref.provider, ref.model, list(run.attempts), completion)
 
-        raise run.fail(self._exhausted(stage, refs, excluded, reopens_at, last_error, stop_reason))
+    def _on_failure(
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        permit: Permit,
+        error: ProviderError,
+        model_calls: int,
+        retries: int,
+        started: float,
+    ) -> _Step:
+        """Settle the breaker, decide, log; raise if terminal, record exclusions and stops on ``run``."""
+        latency = self._clock() - started
+        ref = refs[index]
+        self._settle(permit, error)
+        run.last_error = error
+        step = _after_failure(
+            error,
+            run,
+            model_calls=model_calls,
+            retries=retries,
+            next_model_exists=_usable_after(refs, index, run.excluded),
+            next_provider_exists=_usable_after(refs, index, run.excluded, ref.provider),
+            rng=self._rng,
+        )
+        run.log(
+            ref,
+            outcome="error",
+            decision=step.decision,
+            error=error,
+            delay_s=step.delay_s,
+            terminal_reason=step.terminal_reason,
+            latency_s=latency,
+            breaker_state=permit.state,
+        )
+        if isinstance(error, PermanentProviderError):
+            raise run.fail(error) from None
+        if isinstance(error, ProviderUnavailableError):
+            run.excluded[ref.provider] = _UNAVAILABLE
+        elif is_provider_overloaded(error):
+            run.excluded[ref.provider] = _OVERLOADED
+        if step.decision == "stop":
+            run.stop_reason = step.terminal_reason
+        return step
 
     def _settle(self, permit: Permit, error: ProviderError) -> None:
         """Tell the breaker what a failed call says about the provider's health."""
@@ -421,31 +457,23 @@ class ResilientCaller:
             # A permanent error is still an answer: the provider is up.
             self.breakers.record(permit, success=isinstance(error, PermanentProviderError))
 
-    def _exhausted(
-        self,
-        stage: str,
-        refs: Sequence[ModelRef],
-        excluded: Mapping[str, str],
-        reopens_at: Mapping[str, float],
-        last_error: ProviderError | None,
-        stop_reason: str | None,
-    ) -> ProviderError:
+    def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
         """The error that ends a walk that served nothing."""
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
         idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER}
-        nothing_else_failed = all(excluded.get(p) in idle_reasons for p in providers)
-        if reopens_at and nothing_else_failed:
-            reopens_in = max(0.0, min(reopens_at.values()) - self._clock())
-            return AllProvidersOpenError(stage, reopens_in, providers=tuple(sorted(reopens_at)))
+        nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
+        if run.reopens_at and nothing_else_failed:
+            reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())
+            return AllProvidersOpenError(run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)))
         if nothing_else_failed:
-            why = ", ".join(f"{p}: {excluded.get(p)}" for p in providers)
+            why = ", ".join(f"{p}: {run.excluded.get(p)}" for p in providers)
             return ProviderUnavailableError(
-                f"stage {stage!r}: no provider in the chain is usable ({why})",
+                f"stage {run.stage!r}: no provider in the chain is usable ({why})",
                 error_code="no_usable_provider",
             )
         reason: ExhaustionReason = "chain"
-        if stop_reason == "budget":
+        if run.stop_reason == "budget":
             reason = "budget"
-        elif stop_reason == "deadline":
+        elif run.stop_reason == "deadline":
             reason = "deadline"
-        return ChainExhaustedError(stage, reason, last_error=last_error)
+        return ChainExhaustedError(run.stage, reason, last_error=run.last_error)
