@@ -61,6 +61,7 @@ class Segment:
     y: float  # baseline, from the page bottom
     text: str  # without leading/trailing spaces
     size: float
+    bold: bool = False
 
     @property
     def x_end(self) -> float:
@@ -93,6 +94,7 @@ class Layout:
     action_width: int
     dialogue_width: int
     bottom: float
+    bold_headings: bool = False  # this document sets its scene headings in bold
 
 
 @dataclass
@@ -185,18 +187,19 @@ def extract_segments(reader: PdfReader) -> list[Segment]:
     """Every text run with its page coordinates, merged into per-baseline segments."""
     segments: list[Segment] = []
     for page_index, page in enumerate(reader.pages):
-        pieces: list[tuple[float, float, str, float]] = []
+        pieces: list[tuple[float, float, str, float, bool]] = []
 
         def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
             if not text:
                 return
+            bold = _is_bold(font)
             x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
             y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
             scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
             effective = (size or 12.0) * scale
             for offset, part in enumerate(text.split("\n")):
                 if part:
-                    pieces.append((x, y - offset * effective * 1.2, part, effective))
+                    pieces.append((x, y - offset * effective * 1.2, part, effective, bold))
 
         try:
             page.extract_text(visitor_text=visit)
@@ -206,30 +209,40 @@ def extract_segments(reader: PdfReader) -> list[Segment]:
     return segments
 
 
-def _merge_pieces(page: int, pieces: list[tuple[float, float, str, float]]) -> list[Segment]:
+def _is_bold(font: object) -> bool:
+    try:
+        name = str(font.get("/BaseFont", "")) if isinstance(font, dict) else ""  # type: ignore[union-attr]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    return "bold" in name.lower() or "black" in name.lower()
+
+
+def _merge_pieces(page: int, pieces: list[tuple[float, float, str, float, bool]]) -> list[Segment]:
     """Join runs on the same baseline; a wide horizontal gap starts a new segment (dual dialogue)."""
-    merged: list[tuple[float, float, str, float]] = []
-    for x, y, text, size in pieces:
+    merged: list[tuple[float, float, str, float, bool]] = []
+    for x, y, text, size, bold in pieces:
         if merged:
-            mx, my, mtext, msize = merged[-1]
+            mx, my, mtext, msize, mbold = merged[-1]
             if abs(my - y) < 0.3 * msize:
                 expected_end = mx + len(mtext) * msize * COURIER_ADVANCE
                 if not mtext.strip():
-                    merged[-1] = (x if x >= mx else mx, my, text if x >= mx else mtext + text, msize)
+                    restart = x >= mx
+                    merged[-1] = (x if restart else mx, my, text if restart else mtext + text, msize, bold)
                     continue
                 if x <= expected_end + 1.5 * msize * COURIER_ADVANCE:
                     gap = round((x - expected_end) / (msize * COURIER_ADVANCE))
                     joiner = " " * gap if gap > 0 else ""
-                    merged[-1] = (mx, my, mtext + joiner + text, msize)
+                    merged[-1] = (mx, my, mtext + joiner + text, msize, mbold and (bold or not text.strip()))
                     continue
-        merged.append((x, y, text, size))
+        merged.append((x, y, text, size, bold))
     segments = []
-    for x, y, text, size in merged:
+    for x, y, text, size, bold in merged:
         stripped = text.strip()
         if not stripped:
             continue
         lead = len(text) - len(text.lstrip(" "))
-        segments.append(Segment(page, x + lead * size * COURIER_ADVANCE, y, stripped.replace("\t", " "), size))
+        x_first = x + lead * size * COURIER_ADVANCE
+        segments.append(Segment(page, x_first, y, stripped.replace("\t", " "), size, bold))
     return segments
 
 
@@ -374,6 +387,8 @@ def learn_layout(rows: list[Row]) -> Layout:
     action_width = max((len(s.text) for s in segments if abs(s.x - action) < char), default=60)
     dialogue_width = max((len(s.text) for s in segments if abs(s.x - dialogue) < char), default=35)
     bottom = min((r.y for r in rows), default=0.0)
+    headings = [s for s in segments if abs(s.x - action) < char and HEADING_RE.match(s.text)]
+    bold_headings = bool(headings) and sum(s.bold for s in headings) >= 0.8 * len(headings)
     return Layout(
         char=char,
         leading=leading,
@@ -386,6 +401,7 @@ def learn_layout(rows: list[Row]) -> Layout:
         action_width=action_width,
         dialogue_width=dialogue_width,
         bottom=bottom,
+        bold_headings=bold_headings,
     )
 
 
@@ -525,7 +541,7 @@ class _Assembler:
             elif kind == "centered":
                 for line in run:
                     self.builder.centered(line.text)
-            elif _is_heading(run):
+            elif _is_heading(run) or (self.layout.bold_headings and _is_bold_heading(run)):
                 self.builder.heading(" ".join(line.text for line in run))
             else:
                 self.builder.action(_action_text(run, self.layout))
@@ -574,6 +590,17 @@ def _is_heading(run: list[_Line]) -> bool:
         and not any(line.indent for line in run)
         and bool(HEADING_RE.match(run[0].text))
         and all(_CAPS_RE.match(line.text) for line in run)
+    )
+
+
+def _is_bold_heading(run: list[_Line]) -> bool:
+    """In a document that bolds its sluglines, a bold caps line at the margin is a heading
+    even without INT./EXT. (a secondary heading such as ``THE LANTERN ROOM``)."""
+    return (
+        len(run) <= 2
+        and not any(line.indent for line in run)
+        and all(all(s.bold for s in line.row.segments) for line in run)
+        and all(_CAPS_RE.match(line.text) and not line.text.endswith(":") for line in run)
     )
 
 
