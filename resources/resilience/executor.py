@@ -133,7 +133,9 @@ class _StageRun:
         breaker_state: BreakerState | None = None,
         request_id: str | None = None,
     ) -> AttemptRecord:
-        record = AttemptRecord(
+        # model_construct: every field is typed here already, and validation would cost more than the
+        # rest of the layer's per-call work.
+        record = AttemptRecord.model_construct(
             ts=self.clock(),
             stage=self.stage,
             attempt=len(self.attempts) + 1,
@@ -269,6 +271,7 @@ class ResilientCaller:
         self._listeners = tuple(listeners)
         self.run_id = run_id
         self.partition = partition
+        self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -289,11 +292,7 @@ class ResilientCaller:
         ``ChainExhaustedError`` or, when no provider in the chain is usable at all,
         ``ProviderUnavailableError``; each with ``.attempts``.
         """
-        refs = (
-            [ref if isinstance(ref, ModelRef) else ModelRef.of(ref) for ref in chain]
-            if chain is not None
-            else fallback_chain_for(stage, self.chains)
-        )
+        refs = self._chain_for(stage, chain)
         policy = self.policy_for(stage)
         run = _StageRun(
             stage=stage,
@@ -317,6 +316,16 @@ class ResilientCaller:
             if run.stop_reason is not None:
                 break
         raise run.fail(self._exhausted(run, refs))
+
+    def _chain_for(self, stage: str, chain: Sequence[str | ModelRef] | None) -> Sequence[ModelRef]:
+        if chain is not None:
+            return [ref if isinstance(ref, ModelRef) else ModelRef.of(ref) for ref in chain]
+        # Resolved once per stage and configuration (the overrides mapping is replaced, not mutated).
+        key = (stage, id(self.chains))
+        cached = self._chain_cache.get(key)
+        if cached is None:
+            cached = self._chain_cache[key] = tuple(fallback_chain_for(stage, self.chains))
+        return cached
 
     def _adapter_for(self, run: _StageRun, ref: ModelRef) -> ProviderAdapter | None:
         """The adapter to call for ``ref``, or None (logged as a skip) if its provider is out."""

@@ -86,10 +86,13 @@ class JsonlTelemetrySink:
         self._lock = threading.Lock()
 
     def on_attempt(self, record: AttemptRecord) -> None:
-        self._append({"kind": "attempt", **record.model_dump(mode="json")})
+        # pydantic's serializer is several times faster than json.dumps(model_dump()); splice the kind in.
+        body = record.model_dump_json().encode("utf-8")
+        self._write(b'{"kind":"attempt",' + body[1:] + b"\n")
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None:
-        self._append({"kind": "breaker_transition", **dataclasses.asdict(transition)})
+        payload = {"kind": "breaker_transition", **dataclasses.asdict(transition)}
+        self._write((json.dumps(payload, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def close(self) -> None:
         with self._lock:
@@ -106,8 +109,7 @@ class JsonlTelemetrySink:
             self._pid = os.getpid()
         return self._fd
 
-    def _append(self, payload: dict[str, object]) -> None:
-        line = (json.dumps(payload, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+    def _write(self, line: bytes) -> None:
         with self._lock:
             written = os.write(self._descriptor(), line)
         if written != len(line):  # only on a full disk or a signal mid-write; never retried (would split)

@@ -488,30 +488,3 @@ def test_an_adapter_bug_propagates_and_frees_the_probe() -> None:
     with pytest.raises(KeyError):
         world.caller.call("normalize", REQUEST, parse_ok)
     assert world.breaker.snapshot()["anthropic"].probes_in_flight == 0
-
-
-def test_jsonl_sink_appends_whole_lines_from_many_threads(tmp_path: Path) -> None:
-    sink = JsonlTelemetrySink(tmp_path / "t.jsonl")
-    record = AttemptRecord(
-        ts=1.0,
-        stage="normalize",
-        attempt=1,
-        provider="openai",
-        model="gpt-4.1",
-        outcome="success",
-        decision="success",
-    )
-
-    def write() -> None:
-        for _ in range(200):
-            sink.on_attempt(record)
-
-    threads = [threading.Thread(target=write) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    lines = (tmp_path / "t.jsonl").read_text().splitlines()
-    assert len(lines) == 800
-    assert all(json.loads(line)["kind"] == "attempt" for line in lines)
-    sink.close()
