@@ -102,9 +102,9 @@ _CONTEXT_PATTERN = re.compile(
     r"context[ _-]?(length|window)|too many tokens|prompt is too long", re.IGNORECASE
 )
 # Anthropic answers an empty balance with 400 invalid_request_error "Your credit balance is too low ...".
-_BILLING_PATTERN = re.compile(
-    r"credit balance|spend(ing)? limit|billing details|enable billing", re.IGNORECASE
-)
+# Only consulted for non-transient statuses: Gemini's ordinary per-minute 429 says "check your plan and
+# billing details" too, and that one *is* worth waiting for.
+_BILLING_PATTERN = re.compile(r"credit balance|spend(ing)? limit|enable billing", re.IGNORECASE)
 # Things shaped like credentials: OpenAI/Anthropic ``sk-...``, Google ``AIza...``, bearer tokens.
 _SECRET_PATTERN = re.compile(
     r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|(?i:bearer)\s+[A-Za-z0-9._\-~+/]{8,}=*)"
@@ -374,7 +374,7 @@ def classify_http_error(
     if (
         status in PROVIDER_LEVEL_STATUSES
         or code in PROVIDER_LEVEL_ERROR_CODES
-        or _BILLING_PATTERN.search(message)
+        or (status not in TRANSIENT_STATUSES and _BILLING_PATTERN.search(message))
     ):
         return ProviderUnavailableError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and (

@@ -49,6 +49,17 @@ def test_rate_limits_are_transient_but_not_overload() -> None:
     assert not is_provider_overloaded(error)
 
 
+def test_gemini_per_minute_quota_429_is_transient_despite_mentioning_billing() -> None:
+    error = gemini_error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota, please check your plan and billing details. For more information "
+        "on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    )
+    assert isinstance(error, TransientProviderError)
+    assert error.error_code == "RESOURCE_EXHAUSTED"
+
+
 def test_gemini_unavailable_is_overload_even_wrapped_in_a_list() -> None:
     body = [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}]
     error = http_error("gemini", 503, body)
