@@ -212,6 +212,7 @@ class ProviderSimulator:
         self.router = Router()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._serving_in_caller = threading.Event()
         self._safety_variant = itertools.count()
         self._variant_lock = threading.Lock()
         self._server = _SimHTTPServer((host, port), self)
@@ -257,13 +258,18 @@ class ProviderSimulator:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread (the CLI); returns after ``stop`` from another thread/signal."""
-        self._server.serve_forever(poll_interval=0.1)
+        """Serve in the calling thread (the CLI); returns after ``stop`` from another thread."""
+        self._serving_in_caller.set()
+        try:
+            self._server.serve_forever(poll_interval=0.1)
+        finally:
+            self._serving_in_caller.clear()
 
     def stop(self) -> None:
         self._stop.set()  # releases held (timeout) responses and latency waits
+        if self._thread is not None or self._serving_in_caller.is_set():
+            self._server.shutdown()  # blocks until serve_forever returns: never call from the serving thread
         if self._thread is not None:
-            self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
