@@ -227,7 +227,17 @@ def _invalid_output(
     )
 
 
-def _repair_request(request: CompletionRequest, problem: Exception) -> CompletionRequest:
+RepairRequest = Callable[[CompletionRequest, str, Exception], CompletionRequest]
+
+
+def append_validation_error(
+    request: CompletionRequest, bad_output: str, problem: Exception
+) -> CompletionRequest:
+    """The default repair: the original request with the validation error appended to its prompt.
+
+    Same signature as ``resources.providers.prompts.build_repair_request``, which can be passed as
+    ``ResilientCaller(repair=...)`` to also quote the bad output back to the model.
+    """
     detail = str(problem)[:_REPAIR_NOTE_LIMIT]
     note = (
         "\n\nYour previous answer could not be used because it failed validation:\n"
@@ -240,7 +250,8 @@ def _repair_request(request: CompletionRequest, problem: Exception) -> Completio
 class ResilientCaller:
     """Runs one stage's request through its fallback chain (see the module docstring for the rules).
 
-    ``adapters`` maps provider name -> adapter; a provider without an adapter is skipped. ``clock`` is
+    ``adapters`` maps provider name -> adapter; a provider without an adapter is skipped. ``repair``
+    builds the one repair request after invalid output (default: ``append_validation_error``). ``clock`` is
     epoch seconds (shared with the breaker's clock in tests), ``sleep`` waits between retries and ``rng``
     draws the jitter: all three injectable so tests never sleep and runs replay exactly.
     """
@@ -259,6 +270,7 @@ class ResilientCaller:
         listeners: Sequence[TelemetryListener] = (),
         run_id: str | None = None,
         partition: str | None = None,
+        repair: RepairRequest = append_validation_error,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -272,6 +284,7 @@ class ResilientCaller:
         self.run_id = run_id
         self.partition = partition
         self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
+        self._repair = repair
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -401,7 +414,7 @@ class ResilientCaller:
                 if not can_repair:
                     raise run.fail(_invalid_output(ref, completion, problem, repaired)) from problem
                 repaired = True
-                current_request = _repair_request(request, problem)
+                current_request = self._repair(request, completion.text, problem)
                 continue
             run.log(
                 ref,

@@ -24,7 +24,7 @@ from resources.resilience.errors import (
     ProviderError,
     ProviderUnavailableError,
 )
-from resources.resilience.executor import ResilientCaller
+from resources.resilience.executor import RepairRequest, ResilientCaller, append_validation_error
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink
 from tests.resources.resilience.fakes import (
     FakeAdapter,
@@ -73,6 +73,7 @@ class World:
         policy: StagePolicy | None = None,
         breaker_policy: BreakerPolicy | None = None,
         listeners: Sequence[object] = (),
+        repair: RepairRequest = append_validation_error,
     ) -> None:
         self.clock = FakeClock()
         self.listener = RecordingListener()
@@ -102,6 +103,7 @@ class World:
             listeners=[self.listener, *listeners],  # type: ignore[list-item]
             run_id="run-1",
             partition="big-fish",
+            repair=repair,
         )
 
     def calls(self, provider: str) -> list[str]:
@@ -488,3 +490,12 @@ def test_an_adapter_bug_propagates_and_frees_the_probe() -> None:
     with pytest.raises(KeyError):
         world.caller.call("normalize", REQUEST, parse_ok)
     assert world.breaker.snapshot()["anthropic"].probes_in_flight == 0
+
+
+def test_the_repair_request_builder_is_pluggable() -> None:
+    def quote_back(request: CompletionRequest, bad_output: str, problem: Exception) -> CompletionRequest:
+        return request.model_copy(update={"prompt": f"{request.prompt}\n<previous>{bad_output}</previous>"})
+
+    world = World(anthropic=sequence('{"ok": false}', GOOD), repair=quote_back)
+    world.caller.call("normalize", REQUEST, parse_ok)
+    assert world.adapters["anthropic"].calls[1].request.prompt.endswith('<previous>{"ok": false}</previous>')
