@@ -121,18 +121,7 @@ EXPECTED: dict[str, dict[str, tuple[type[ProviderError], str, int | None, float 
     },
 }
 CASES = [
-    pytest.param(
-        provider,
-        kind,
-        marks=pytest.mark.xfail(
-            reason="errors.py _BILLING_PATTERN matches Gemini's per-minute 429 text ('check your plan and "
-            "billing details') and makes it provider-level; reported to the lead",
-            strict=False,
-        )
-        if (provider, kind) == ("gemini", "rate_limit")
-        else (),
-        id=f"{provider}-{kind}",
-    )
+    pytest.param(provider, kind, id=f"{provider}-{kind}")
     for provider, kinds in EXPECTED.items()
     for kind in kinds
 ]
