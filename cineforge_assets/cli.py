@@ -145,7 +145,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     with sim:
         print(sim.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            sim.serve_until_interrupted()
+            sim.serve_forever()
     return 0
 
 

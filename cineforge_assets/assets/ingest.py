@@ -4,7 +4,6 @@ Each asset is a thin shell: read upstream, call a pure domain function (and, whe
 the provider resource), report what happened as ``MaterializeResult`` metadata.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
@@ -12,7 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import BaseModel, Field
 
-from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, run_ai_task
+from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, ai_metadata, run_ai_task
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     RAW_INPUT_HAS_TEXT,
@@ -78,7 +77,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
     check_specs=[RAW_INPUT_HAS_TEXT],
     description="The source file as read: text, detected format and confidence, page count, SHA-256.",
 )
-def raw_input(context: AssetExecutionContext) -> MaterializeResult[RawSource]:
+def raw_input(context: AssetExecutionContext):
     partition = context.partition_key
     try:
         path = source_for(partition)
@@ -120,15 +119,15 @@ def raw_input(context: AssetExecutionContext) -> MaterializeResult[RawSource]:
 )
 def canonical_script(
     context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource
-) -> MaterializeResult[CanonicalScript]:
-    ai_metadata: dict[str, Any] = {}
+):
+    ai_meta: dict[str, Any] = {}
     normalized_by = "deterministic"
     text = raw_input.text
     if not _screenplay_shaped(raw_input):
         result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
         text = result.value.fountain
         normalized_by = f"{result.provider}/{result.model}"
-        ai_metadata = result.metadata()
+        ai_meta = ai_metadata(result)
     script = parse_fountain(text)
     fountain = write_fountain(script)
     script = parse_fountain(fountain)  # element lines now refer to the canonical text
@@ -154,7 +153,7 @@ def canonical_script(
             "element_counts": MetadataValue.json(counts),
             "normalized_by": normalized_by,
             "fountain_lines": fountain.count("\n") + 1,
-            **ai_metadata,
+            **ai_meta,
         },
         check_results=[check],
     )
@@ -170,12 +169,12 @@ def canonical_script(
 )
 def scenes(
     context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript
-) -> MaterializeResult[pd.DataFrame]:
+):
     script = parse_fountain(canonical_script.fountain)
     records = split_scenes(script, canonical_script.fountain)
     df = scenes_dataframe(records)
     check = evaluate_scenes(df)
-    ai_metadata: dict[str, Any] = {}
+    ai_meta: dict[str, Any] = {}
     if len(df):
         payload = {
             "title": canonical_script.title,
@@ -192,7 +191,7 @@ def scenes(
             by_number[n].visual_description if n in by_number else "" for n in df["scene_number"]
         ]
         df["enriched_by"] = f"{result.provider}/{result.model}"
-        ai_metadata = result.metadata()
+        ai_meta = ai_metadata(result)
     return MaterializeResult(
         value=df,
         metadata={
@@ -200,7 +199,7 @@ def scenes(
             "speaking_characters": len({c for chars in df["characters"] for c in chars}) if len(df) else 0,
             "estimated_minutes": round(float(df["est_screen_seconds"].sum()) / 60.0, 1) if len(df) else 0.0,
             "preview": MetadataValue.md(_preview_markdown(df)) if len(df) else MetadataValue.md("_no scenes_"),
-            **ai_metadata,
+            **ai_meta,
         },
         check_results=[check],
     )
@@ -218,7 +217,7 @@ def project_config(
     raw_input: RawSource,
     canonical_script: CanonicalScript,
     scenes: pd.DataFrame,
-) -> MaterializeResult[ProjectConfigArtifact]:
+):
     script = parse_fountain(canonical_script.fountain)
     records = split_scenes(script, canonical_script.fountain)
     base = build_project_config(script, records, source_format=raw_input.format, page_count=raw_input.page_count)
@@ -244,6 +243,6 @@ def project_config(
             "estimated_runtime_minutes": artifact.estimated_runtime_minutes,
             "genre": artifact.genre,
             "logline": artifact.logline,
-            **result.metadata(),
+            **ai_metadata(result),
         },
     )

@@ -133,16 +133,31 @@ def digest_screenplain(fountain_text: str) -> ScriptDigest:
     return builder.digest()
 
 
-def digest_fountain(fountain_text: str) -> tuple[ScriptDigest, str]:
-    """Digest of our own output, parsed by the project's Fountain parser when it is available.
+def digest_scenes(script: Script, scene_headings: list[str], scene_characters: list[list[str]]) -> ScriptDigest:
+    """Digest from a scene split (headings and speaking characters per scene) plus the script's speeches.
 
-    Returns the digest and the name of the parser used.
+    The material before the first heading is scene "" with the speakers found there.
+    """
+    from_elements = digest_script(script)
+    scenes = [from_elements.scenes[0]] + [
+        SceneDigest(heading=normalise_heading(h), characters={normalise_character(c) for c in chars})
+        for h, chars in zip(scene_headings, scene_characters, strict=True)
+    ]
+    return ScriptDigest(scenes=scenes, speeches=from_elements.speeches)
+
+
+def digest_fountain(fountain_text: str) -> tuple[ScriptDigest, str]:
+    """Digest of our own output, as the pipeline sees it: the project's Fountain parser and scene
+    splitter when they are importable, screenplain otherwise. Returns the digest and the parser used.
     """
     try:
         from cineforge_assets.screenplay.fountain import parse_fountain
+        from cineforge_assets.screenplay.scenes import split_scenes
     except ImportError:
         return digest_screenplain(fountain_text), "screenplain"
-    return digest_script(parse_fountain(fountain_text)), "cineforge"
+    script = parse_fountain(fountain_text)
+    records = split_scenes(script, fountain_text)
+    return digest_scenes(script, [r.heading for r in records], [r.characters for r in records]), "cineforge"
 
 
 def heading_score(reference: ScriptDigest, candidate: ScriptDigest) -> Score:

@@ -112,7 +112,7 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     if _visible_chars(segments) < 20 * max(1, len(reader.pages)) // 10:
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
     rows = group_rows(segments)
-    rows = drop_page_furniture(rows, len(reader.pages))
+    rows = drop_page_furniture(rows, len(reader.pages), _page_height(reader))
     title_rows, body_rows = split_title_page(rows)
     if not body_rows:
         body_rows, title_rows = title_rows, []
@@ -266,17 +266,29 @@ def group_rows(segments: list[Segment]) -> list[Row]:
 # --------------------------------------------------------------------------- page furniture
 
 
-def drop_page_furniture(rows: list[Row], page_count: int) -> list[Row]:
+def _page_height(reader: PdfReader) -> float:
+    try:
+        return float(reader.pages[0].mediabox.height)
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError):
+        return 792.0
+
+
+def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 792.0) -> list[Row]:
     """Remove page numbers, running headers/footers, CONTINUED lines, scene numbers and revision stars."""
-    repeated = _repeated_lines(rows, page_count)
+    repeated = _repeated_lines(rows, page_count, page_height)
     kept: list[Row] = []
     pages: dict[int, list[Row]] = {}
     for row in rows:
         pages.setdefault(row.page, []).append(row)
     for page_rows in pages.values():
-        edge_rows = {id(r) for r in page_rows[:2] + page_rows[-2:]}
+        # Headers and footers live in the first/last row; page numbers may share a row with them or
+        # sit one row further in.
+        outer = {id(r) for r in page_rows[:1] + page_rows[-1:]}
+        edge = {id(r) for r in page_rows[:2] + page_rows[-2:]}
         for row in page_rows:
-            segments = [s for s in row.segments if not _is_furniture(s, id(row) in edge_rows, repeated)]
+            segments = [
+                s for s in row.segments if not _is_furniture(s, id(row) in outer, id(row) in edge, repeated)
+            ]
             if len(segments) > 1:
                 segments = _drop_margin_numbers(segments)
             if segments:
@@ -288,16 +300,20 @@ def _header_key(segment: Segment) -> tuple[int, str]:
     return round(segment.y), re.sub(r"\d+", "#", segment.text.lower())
 
 
-def _repeated_lines(rows: list[Row], page_count: int) -> set[tuple[int, str]]:
+def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set[tuple[int, str]]:
+    """Text repeated at the same height on many pages, in the top or bottom margin band."""
     if page_count < 4:
         return set()
-    counts = Counter(_header_key(s) for r in rows for s in r.segments)
+    band = 0.9 * 72
+    counts = Counter(
+        _header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments
+    )
     return {key for key, n in counts.items() if n >= max(3, page_count * 0.3)}
 
 
-def _is_furniture(segment: Segment, at_page_edge: bool, repeated: set[tuple[int, str]]) -> bool:
+def _is_furniture(segment: Segment, outer: bool, at_page_edge: bool, repeated: set[tuple[int, str]]) -> bool:
     text = segment.text
-    if _header_key(segment) in repeated:
+    if outer and _header_key(segment) in repeated:
         return True
     if _REVISION_MARK_RE.match(text):
         return True

@@ -1,0 +1,185 @@
+"""How an AI-backed asset calls the provider resource and reports what happened, the Dagster way.
+
+* every attempt becomes a structured event in the run's event log (an ``AssetObservation`` whose
+  ``event`` is ``stage_retrying`` / ``stage_fallback`` / ``stage_failed`` / ``breaker_<state>``);
+* a served call becomes materialization metadata (attempt table, ``attempt_count``, provider, model);
+* a permanent error becomes ``Failure(allow_retries=False)`` so Dagster does not retry it;
+* every provider behind an open breaker becomes ``RetryRequested`` timed to the earliest re-opening;
+* anything transient that escapes the layer is re-raised for the asset's ``RetryPolicy``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetObservation,
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    RetryRequested,
+)
+
+from resources.ai import AIProviderResource, AIResult
+from resources.resilience.breaker import BreakerTransition
+from resources.resilience.errors import AllProvidersOpenError, PermanentProviderError, ProviderError
+from resources.resilience.telemetry import AttemptRecord
+
+
+def _retry_delay() -> float:
+    return float(os.environ.get("CINEFORGE_STEP_RETRY_DELAY_SECONDS", "5"))
+
+
+# Transient errors that outlast the provider layer's own budget get a second and third chance a
+# little later, with Dagster's exponential backoff and jitter; permanent ones never reach it.
+AI_RETRY_POLICY = RetryPolicy(max_retries=3, delay=_retry_delay(), backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+BREAKER_RETRY_LIMIT = 3
+
+_EVENT_FOR_DECISION = {
+    "retry_same_model": "stage_retrying",
+    "fallback_next_model": "stage_fallback",
+    "fallback_next_provider": "stage_fallback",
+    "skip_provider": "stage_fallback",
+    "stop": "stage_failed",
+}
+
+
+class DagsterEventListener:
+    """Telemetry listener that mirrors attempts and breaker transitions into the run's event log."""
+
+    def __init__(self, context: AssetExecutionContext) -> None:
+        self.context = context
+
+    def _observe(self, event: str, metadata: dict[str, Any]) -> None:
+        clean = {k: v for k, v in metadata.items() if v is not None}
+        self.context.log_event(
+            AssetObservation(
+                asset_key=self.context.asset_key,
+                partition=self.context.partition_key if self.context.has_partition_key else None,
+                metadata={"event": event, **clean},
+            )
+        )
+
+    def on_attempt(self, record: AttemptRecord) -> None:
+        event = _EVENT_FOR_DECISION.get(record.decision)
+        line = (
+            f"[{record.stage}] attempt {record.attempt} {record.provider}/{record.model}: {record.outcome}"
+            f" {record.error_code or ''} -> {record.decision}"
+            + (f" after {record.delay_s:.2f}s" if record.delay_s else "")
+        )
+        if event is None:
+            self.context.log.info(line)
+            return
+        self.context.log.warning(line)
+        self._observe(event, _record_metadata(record))
+
+    def on_breaker_transition(self, transition: BreakerTransition) -> None:
+        self.context.log.warning(
+            f"breaker {transition.provider}: {transition.from_state} -> {transition.to_state} ({transition.reason})"
+        )
+        self._observe(
+            f"breaker_{transition.to_state}",
+            {
+                "provider": transition.provider,
+                "from_state": transition.from_state,
+                "to_state": transition.to_state,
+                "reason": str(transition.reason),
+            },
+        )
+
+
+def _record_metadata(record: AttemptRecord) -> dict[str, Any]:
+    return {
+        "stage": record.stage,
+        "attempt": record.attempt,
+        "provider": record.provider,
+        "model": record.model,
+        "request_id": record.request_id,
+        "error_code": record.error_code,
+        "error_class": record.error_class,
+        "status": record.status,
+        "delay_s": round(record.delay_s, 3),
+        "decision": record.decision,
+        "terminal_reason": record.terminal_reason,
+    }
+
+
+def attempts_table(attempts: list[AttemptRecord]) -> str:
+    header = "| # | provider | model | outcome | error | class | request id | delay s | decision |"
+    rows = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for a in attempts:
+        rows.append(
+            f"| {a.attempt} | {a.provider} | {a.model} | {a.outcome} | {a.error_code or ''} | "
+            f"{a.error_class or ''} | {a.request_id or ''} | {a.delay_s:.2f} | {a.decision} |"
+        )
+    return "\n".join(rows)
+
+
+def ai_metadata(result: AIResult[Any]) -> dict[str, Any]:
+    return {
+        "provider": result.provider,
+        "model": result.model,
+        "attempt_count": result.attempt_count,
+        "final_error_class": result.final_error_class,
+        "fallback_taken": any(a.decision.startswith("fallback") or a.decision == "skip_provider" for a in result.attempts),
+        "attempts": MetadataValue.md(attempts_table(result.attempts)),
+    }
+
+
+def _failure_metadata(error: ProviderError) -> dict[str, Any]:
+    attempts: list[AttemptRecord] = list(getattr(error, "attempts", []) or [])
+    meta: dict[str, Any] = {
+        "error_class": error.error_class,
+        "error_type": type(error).__name__,
+        "provider": error.provider or "",
+        "model": error.model or "",
+        "request_id": error.request_id or "",
+        "error_code": error.error_code or "",
+        "attempt_count": sum(1 for a in attempts if a.outcome != "skipped"),
+    }
+    if attempts:
+        meta["attempts"] = MetadataValue.md(attempts_table(attempts))
+    return meta
+
+
+def run_ai_task(
+    context: AssetExecutionContext, ai: AIProviderResource, *, stage: str, task: str, payload: dict[str, Any]
+) -> AIResult[Any]:
+    try:
+        return ai.run_task(
+            stage=stage,
+            task=task,
+            payload=payload,
+            listeners=[DagsterEventListener(context)],
+            run_id=context.run_id,
+            partition=context.partition_key if context.has_partition_key else None,
+        )
+    except PermanentProviderError as exc:
+        raise Failure(
+            description=f"{stage}: permanent provider error, not retried: {exc}",
+            metadata=_failure_metadata(exc),
+            allow_retries=False,
+        ) from exc
+    except AllProvidersOpenError as exc:
+        wait = max(1.0, float(exc.reopens_in_seconds))
+        context.log.warning(f"{stage}: every provider's breaker is open; retrying the step in {wait:.1f}s")
+        raise RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait) from exc
+    except ProviderError as exc:
+        if exc.error_class == "provider_unavailable":
+            raise Failure(
+                description=f"{stage}: no usable provider (check API keys / model names): {exc}",
+                metadata=_failure_metadata(exc),
+                allow_retries=False,
+            ) from exc
+        context.log.error(f"{stage}: transient failure escaped the provider layer: {exc}")
+        # allow_retries=True hands it to the asset's RetryPolicy; the metadata lets the run-failure
+        # sensor tell a transient run failure from a permanent one.
+        raise Failure(
+            description=f"{stage}: transient provider failure after the layer's budget: {exc}",
+            metadata=_failure_metadata(exc),
+            allow_retries=True,
+        ) from exc

@@ -1,0 +1,49 @@
+"""Resources from the environment: the embedded default needs nothing, real providers need keys.
+
+Keys are passed as ``dagster.EnvVar`` so Dagster resolves them at run time and never stores their
+values in run config, the UI or the event log.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import EnvVar
+
+from resources.ai import AIProviderResource
+from resources.io_manager import ArtifactIOManager
+
+KEY_VARS = {"anthropic_api_key": "ANTHROPIC_API_KEY", "openai_api_key": "OPENAI_API_KEY", "gemini_api_key": "GEMINI_API_KEY"}
+URL_VARS = {
+    "anthropic_base_url": "ANTHROPIC_BASE_URL",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "gemini_base_url": "GEMINI_BASE_URL",
+    "simulator_url": "CINEFORGE_SIMULATOR_URL",
+    "breaker_store_url": "CINEFORGE_BREAKER_STORE_URL",
+    "telemetry_path": "CINEFORGE_TELEMETRY_PATH",
+}
+
+
+def provider_mode_from_env() -> str:
+    explicit = os.environ.get("CINEFORGE_PROVIDER_MODE", "").strip().lower()
+    if explicit:
+        return explicit
+    if os.environ.get("CINEFORGE_SIMULATOR_URL"):
+        return "simulated"
+    return "live" if any(os.environ.get(var) for var in KEY_VARS.values()) else "offline"
+
+
+def ai_resource_from_env() -> AIProviderResource:
+    kwargs: dict[str, Any] = {"mode": provider_mode_from_env()}
+    for field, var in KEY_VARS.items():
+        if os.environ.get(var):
+            kwargs[field] = EnvVar(var)
+    for field, var in URL_VARS.items():
+        if os.environ.get(var):
+            kwargs[field] = os.environ[var]
+    return AIProviderResource(**kwargs)
+
+
+def build_resources() -> dict[str, Any]:
+    return {"ai": ai_resource_from_env(), "io_manager": ArtifactIOManager()}

@@ -1,0 +1,185 @@
+"""``AIProviderResource``: the one door every AI-backed asset goes through.
+
+It assembles the pure resilience core (``resources.resilience``) with the httpx adapters
+(``resources.providers``) from typed resource config, so an asset says only *what* it wants
+(``run_task(stage=..., task=..., payload=...)``) and gets back a validated answer plus the attempt log.
+
+Modes:
+* ``offline`` - every chain is just the deterministic offline engine (no network, no key).
+* ``simulated`` - all three providers point at the loopback simulator (``simulator_url``).
+* ``live`` - real providers; a provider without a key is skipped (recorded as ``no_adapter``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+from dagster import ConfigurableResource
+from pydantic import BaseModel, Field, PrivateAttr
+
+from resources.providers.anthropic import AnthropicAdapter
+from resources.providers.base import ProviderAdapter
+from resources.providers.gemini import GeminiAdapter
+from resources.providers.offline import OfflineAdapter
+from resources.providers.openai import OpenAIAdapter
+from resources.providers.prompts import build_request, parse_response
+from resources.resilience.backoff import BackoffPolicy
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, default_store_url, store_from_url
+from resources.resilience.chain import OFFLINE, StagePolicy
+from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
+
+T = TypeVar("T", bound=BaseModel)
+ProviderMode = Literal["offline", "simulated", "live"]
+SIMULATED_KEY = "sim-key-not-a-secret"
+
+
+@dataclass
+class AIResult(Generic[T]):
+    """A validated task answer and how it was obtained."""
+
+    value: T
+    provider: str
+    model: str
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+    @property
+    def attempt_count(self) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+    @property
+    def final_error_class(self) -> str:
+        errors = [a.error_class for a in self.attempts if a.error_class]
+        return errors[-1] if errors else "none"
+
+
+class AIProviderResource(ConfigurableResource):
+    """Provider access with retries, fallback chains and a shared circuit breaker.
+
+    Keys come from ``dagster.EnvVar`` (see ``cineforge_assets.resource_config``); they are held only
+    by the adapters and never reach events, metadata, logs or artifacts.
+    """
+
+    mode: ProviderMode = "offline"
+    simulator_url: str = ""
+    anthropic_api_key: str | None = None
+    openai_api_key: str | None = None
+    gemini_api_key: str | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    openai_base_url: str = "https://api.openai.com/v1"
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    chains: dict[str, list[str]] = Field(default_factory=dict, description="stage -> ordered model list")
+    max_attempts: int = 6
+    attempts_per_model: int = 2
+    deadline_seconds: float = 120.0
+    request_timeout_seconds: float = 60.0
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 20.0
+    retry_after_cap_seconds: float = 30.0
+    breaker_store_url: str = Field(default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://...")
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    breaker_half_open_probes: int = 1
+    telemetry_path: str = Field(default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl")
+    seed: int | None = Field(default=None, description="seed for backoff jitter (tests, replays)")
+
+    _breaker: CircuitBreaker | None = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ assembly
+
+    def stage_policy(self) -> StagePolicy:
+        return StagePolicy(
+            max_attempts=self.max_attempts,
+            deadline_seconds=self.deadline_seconds,
+            attempts_per_model=self.attempts_per_model,
+            request_timeout_seconds=self.request_timeout_seconds,
+            backoff=BackoffPolicy(
+                base=self.backoff_base_seconds,
+                cap=self.backoff_cap_seconds,
+                retry_after_cap=self.retry_after_cap_seconds,
+            ),
+        )
+
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            failure_threshold=self.breaker_failure_threshold,
+            cooldown_seconds=self.breaker_cooldown_seconds,
+            half_open_max_probes=self.breaker_half_open_probes,
+        )
+
+    def breaker(self, listeners: Sequence[Any] = ()) -> CircuitBreaker:
+        store = store_from_url(self.breaker_store_url or default_store_url())
+        return CircuitBreaker(store, self.breaker_policy(), listeners=tuple(listeners))
+
+    def telemetry_file(self) -> str:
+        if self.telemetry_path:
+            return self.telemetry_path
+        from cineforge_assets.paths import telemetry_path
+
+        return str(telemetry_path())
+
+    def _chains(self) -> Mapping[str, Sequence[str]] | None:
+        if self.mode == "offline":
+            return {stage: [OFFLINE] for stage in ("normalize", "extract_scenes", "project_config", "health")}
+        return self.chains or None
+
+    def adapters(self, client: httpx.Client) -> dict[str, ProviderAdapter]:
+        adapters: dict[str, ProviderAdapter] = {OFFLINE: OfflineAdapter()}
+        if self.mode == "simulated":
+            if not self.simulator_url:
+                raise ValueError("mode='simulated' needs simulator_url (start one with `cineforge simulator`)")
+            base = self.simulator_url.rstrip("/")
+            adapters["anthropic"] = AnthropicAdapter(SIMULATED_KEY, f"{base}/anthropic", client)
+            adapters["openai"] = OpenAIAdapter(SIMULATED_KEY, f"{base}/openai/v1", client)
+            adapters["gemini"] = GeminiAdapter(SIMULATED_KEY, f"{base}/gemini", client)
+        elif self.mode == "live":
+            if self.anthropic_api_key:
+                adapters["anthropic"] = AnthropicAdapter(self.anthropic_api_key, self.anthropic_base_url, client)
+            if self.openai_api_key:
+                adapters["openai"] = OpenAIAdapter(self.openai_api_key, self.openai_base_url, client)
+            if self.gemini_api_key:
+                adapters["gemini"] = GeminiAdapter(self.gemini_api_key, self.gemini_base_url, client)
+        return adapters
+
+    # ------------------------------------------------------------------ use
+
+    def run_task(
+        self,
+        *,
+        stage: str,
+        task: str,
+        payload: dict[str, Any],
+        listeners: Sequence[TelemetryListener] = (),
+        run_id: str | None = None,
+        partition: str | None = None,
+    ) -> AIResult[Any]:
+        """Serve ``task`` for ``stage`` through its fallback chain; raise the taxonomy's errors on failure."""
+        sink = JsonlTelemetrySink(self.telemetry_file())
+        all_listeners: list[TelemetryListener] = [sink, *listeners]
+        request = build_request(task, payload, stage=stage)
+        rng = random.Random(self.seed) if self.seed is not None else random.Random()
+        # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
+        # owns every retry.
+        with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
+            caller = ResilientCaller(
+                self.adapters(client),
+                self.breaker(all_listeners),
+                policy=self.stage_policy(),
+                chains=self._chains(),
+                rng=rng,
+                listeners=all_listeners,
+                run_id=run_id,
+                partition=partition,
+            )
+            try:
+                outcome: CallOutcome[Any] = caller.call(
+                    stage, request, lambda text: parse_response(task, text, payload=request.payload)
+                )
+            finally:
+                caller.breakers.store.close()
+                sink.close()
+        return AIResult(value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts)
