@@ -82,7 +82,8 @@ class GeminiAdapter(HttpProviderAdapter):
 
     def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
         headers = {"x-goog-api-key": self._api_key, "content-type": "application/json"}
-        url = f"{self.base_url}/v1beta/models/{quote(model, safe='.-_')}:generateContent"
+        model_id = model.removeprefix("models/")  # both spellings are common in Google's own docs
+        url = f"{self.base_url}/v1beta/models/{quote(model_id, safe='.-_')}:generateContent"
         data, response_headers = self.post_json(
             model=model, url=url, headers=headers, body=self.request_body(request), timeout=timeout
         )

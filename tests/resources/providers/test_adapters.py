@@ -252,8 +252,9 @@ def test_gemini_wire_request_keeps_the_key_out_of_the_url(simulator: ProviderSim
     request = insights_request()
     with GeminiAdapter(SENTINEL_KEY, base_url=f"{simulator.base_url}/capture/gemini") as adapter:
         adapter.complete("gemini-2.5-flash", request, timeout=5)
-    (sent,) = seen
-    assert sent.path == "/capture/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+        adapter.complete("models/gemini-2.5-flash", request, timeout=5)
+    sent, prefixed = seen
+    assert sent.path == prefixed.path == "/capture/gemini/v1beta/models/gemini-2.5-flash:generateContent"
     assert sent.header("x-goog-api-key") == SENTINEL_KEY and not sent.query
     body = json.loads(sent.body)
     assert body["contents"] == [{"role": "user", "parts": [{"text": request.prompt}]}]
