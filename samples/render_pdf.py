@@ -19,6 +19,7 @@ import re
 import sys
 import textwrap
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fpdf import FPDF
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cineforge_assets.screenplay.elements import Element, ElementType, Script  # noqa: E402
 
 PT_PER_IN = 72.0
+REPRODUCIBLE_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 FONT_SIZE = 12.0
 LINE = 12.0  # 6 lines per inch
 CHAR = 7.2  # Courier 12pt advance
@@ -45,7 +47,9 @@ DIALOGUE_WIDTH = 35
 PAREN_WIDTH = 26
 
 _EMPHASIS_RE = re.compile(r"(\*{1,3}|_)(?=\S)(.+?)(?<=\S)\1")
-_ASCII = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...", "\u00a0": " "})
+_ASCII = str.maketrans(
+    {"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...", "\u00a0": " "}
+)
 
 
 @dataclass
@@ -121,6 +125,10 @@ def _speech_lines(element: Element) -> list[Line]:
     return [Line(DIALOGUE_X, t) for t in wrap(element.text, DIALOGUE_WIDTH)]
 
 
+def _blank(count: int) -> list[Line | None]:
+    return [None] * count
+
+
 def paginate(blocks: list[Block]) -> list[list[Line | None]]:
     """Lay blocks onto pages of LINES_PER_PAGE; ``None`` is a blank line."""
     pages: list[list[Line | None]] = [[]]
@@ -141,13 +149,15 @@ def paginate(blocks: list[Block]) -> list[list[Line | None]]:
         if block.keep_with_next and index + 1 < len(blocks):
             need += 1 + min(2, len(blocks[index + 1].lines))
         if need <= room():
-            pages[-1].extend([None] * gap + block.lines)
+            pages[-1].extend(_blank(gap))
+            pages[-1].extend(block.lines)
             continue
         if block.kind == "speech" and _split_speech(block, pages, gap):
             continue
         if block.kind == "action" and room() - gap >= 2 and len(block.lines) - (room() - gap) >= 2:
             take = room() - gap
-            pages[-1].extend([None] * gap + block.lines[:take])
+            pages[-1].extend(_blank(gap))
+            pages[-1].extend(block.lines[:take])
             new_page()
             pages[-1].extend(block.lines[take:])
             continue
@@ -166,12 +176,14 @@ def _split_speech(block: Block, pages: list[list[Line | None]], gap: int) -> boo
     # Never end a page on a parenthetical: it belongs with the line it introduces.
     while take > 1 and body[take - 1].x == PAREN_X:
         take -= 1
-    pages[-1].extend([None] * gap + [block.lines[0]] + body[:take] + [Line(CUE_X, "(MORE)")])
-    rest = body[take:]
+    more: list[Line | None] = [Line(CUE_X, "(MORE)")]
+    contd: list[Line | None] = [Line(CUE_X, f"{block.cue} (CONT'D)")]
+    pages[-1].extend(_blank(gap) + [block.lines[0]] + body[:take] + more)
+    rest: list[Line | None] = list(body[take:])
     while len(rest) > LINES_PER_PAGE - 1:
-        pages.append([Line(CUE_X, f"{block.cue} (CONT'D)")] + rest[: LINES_PER_PAGE - 2] + [Line(CUE_X, "(MORE)")])
+        pages.append(contd + rest[: LINES_PER_PAGE - 2] + more)
         rest = rest[LINES_PER_PAGE - 2 :]
-    pages.append([Line(CUE_X, f"{block.cue} (CONT'D)")] + rest)
+    pages.append(contd + rest)
     return True
 
 
@@ -196,6 +208,7 @@ def render(script: Script, *, bold_headings: bool = True) -> bytes:
     pdf = FPDF(unit="pt", format="letter")
     pdf.set_auto_page_break(False)
     pdf.set_creator("CineForge samples/render_pdf.py")
+    pdf.set_creation_date(REPRODUCIBLE_DATE)  # same input, same bytes: the committed sample stays diff-free
     pdf.set_title(plain(script.title) or "Screenplay")
     if script.title_page:
         render_title_page(pdf, script.title_page)
@@ -234,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain-headings", action="store_true", help="do not bold scene headings")
     args = parser.parse_args(argv)
     out = args.pdf or args.fountain.with_suffix(".pdf")
-    out.write_bytes(render_fountain(args.fountain.read_text(encoding="utf-8"), bold_headings=not args.plain_headings))
+    out.write_bytes(
+        render_fountain(args.fountain.read_text(encoding="utf-8"), bold_headings=not args.plain_headings)
+    )
     print(f"wrote {out}")
     return 0
 

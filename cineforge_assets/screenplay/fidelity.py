@@ -133,7 +133,9 @@ def digest_screenplain(fountain_text: str) -> ScriptDigest:
     return builder.digest()
 
 
-def digest_scenes(script: Script, scene_headings: list[str], scene_characters: list[list[str]]) -> ScriptDigest:
+def digest_scenes(
+    script: Script, scene_headings: list[str], scene_characters: list[list[str]]
+) -> ScriptDigest:
     """Digest from a scene split (headings and speaking characters per scene) plus the script's speeches.
 
     The material before the first heading is scene "" with the speakers found there.
@@ -176,7 +178,9 @@ def speaking_character_score(reference: ScriptDigest, candidate: ScriptDigest) -
             pairing[block.b + k] = block.a + k
     ref_pairs = {(i, name) for i, scene in enumerate(reference.scenes) for name in scene.characters}
     cand_pairs = {
-        (pairing.get(j, -1 - j), name) for j, scene in enumerate(candidate.scenes) for name in scene.characters
+        (pairing.get(j, -1 - j), name)
+        for j, scene in enumerate(candidate.scenes)
+        for name in scene.characters
     }
     matched = len(ref_pairs & cand_pairs)
     return Score(precision=_ratio(matched, len(cand_pairs)), recall=_ratio(matched, len(ref_pairs)))

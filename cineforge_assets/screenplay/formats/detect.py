@@ -27,7 +27,9 @@ _FOUNTAIN_EXTENSIONS = {".fountain", ".spmd"}
 HEADING_RE = re.compile(r"^(?:INT|EXT|EST|INT\.?/EXT|I/E)[ .]", re.IGNORECASE)
 FORCED_HEADING_RE = re.compile(r"^\.[^.\s]")
 TRANSITION_RE = re.compile(r"^[A-Z0-9 .'\-]+TO:$")
-TITLE_KEY_RE = re.compile(r"^(title|credit|author|authors|source|draft date|contact|copyright|notes)\s*:", re.I)
+TITLE_KEY_RE = re.compile(
+    r"^(title|credit|author|authors|source|draft date|contact|copyright|notes)\s*:", re.I
+)
 _CUE_RE = re.compile(r"^@?[A-Z0-9][A-Z0-9 .'\-#&]{0,38}(?:\s*\([^)]*\))*\s*\^?$")
 
 
@@ -46,14 +48,20 @@ def detect_format(path: Path, data: bytes) -> tuple[str, float]:
     if ext == ".docx":
         raise CorruptSourceError(path, "docx", "the file is named .docx but is not a Word (zip) document.")
     if _looks_binary(head):
-        raise UnsupportedSourceError(path, "binary", "the file is binary data, not a screenplay format we read.")
+        raise UnsupportedSourceError(
+            path, "binary", "the file is binary data, not a screenplay format we read."
+        )
     text_head = _decode_head(data[:8192])
     if _is_final_draft(text_head):
         return "fdx", 1.0
     if ext == ".fdx":
-        raise CorruptSourceError(path, "fdx", "the file is named .fdx but has no <FinalDraft> document in it.")
+        raise CorruptSourceError(
+            path, "fdx", "the file is named .fdx but has no <FinalDraft> document in it."
+        )
     if text_head.lstrip().startswith("<?xml") or ext not in _TEXT_EXTENSIONS:
-        raise UnsupportedSourceError(path, ext.lstrip(".") or "unknown", "this kind of file is not a screenplay format.")
+        raise UnsupportedSourceError(
+            path, ext.lstrip(".") or "unknown", "this kind of file is not a screenplay format."
+        )
     return _detect_text(ext, data)
 
 

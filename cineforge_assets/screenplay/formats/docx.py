@@ -111,7 +111,7 @@ def _read_paragraphs(data: bytes, path: Path) -> list[_Para]:
             _Para(
                 text=paragraph.text.replace("\r", "\n").replace("\t", "    ").replace("\xa0", " "),
                 style=name,
-                indent_pt=int(indent) / _EMU_PER_PT if indent is not None else 0.0,  # type: ignore[call-overload]
+                indent_pt=int(indent) / _EMU_PER_PT if isinstance(indent, int) else 0.0,
                 alignment=_alignment_name(alignment),
             )
         )
@@ -228,7 +228,11 @@ def _from_indents(paragraphs: list[_Para]) -> str:
     dialogue_indents: Counter[float] = Counter()
     paren_indents: Counter[float] = Counter()
     for para, nxt in zip(paragraphs, paragraphs[1:], strict=False):
-        if para.indent_pt > 72 and _CAPS_RE.match(para.text.strip() or "x") and 0 < nxt.indent_pt < para.indent_pt:
+        if (
+            para.indent_pt > 72
+            and _CAPS_RE.match(para.text.strip() or "x")
+            and 0 < nxt.indent_pt < para.indent_pt
+        ):
             cue_indents[round(para.indent_pt)] += 1
             target = paren_indents if nxt.text.strip().startswith("(") else dialogue_indents
             target[round(nxt.indent_pt)] += 1
@@ -302,6 +306,7 @@ def write_docx(script: Script, *, styled: bool = True) -> bytes:
     import docx
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Inches, Pt
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document()
     normal = document.styles["Normal"]
@@ -318,9 +323,20 @@ def write_docx(script: Script, *, styled: bool = True) -> bytes:
         ElementType.CENTERED: "Centered",
         ElementType.LYRICS: "Action",
     }
+    style_ids: dict[str, str] = {"Title": document.styles["Title"].style_id}
+
+    def add(text: str, style: str | None = None) -> Paragraph:
+        # Set pStyle directly: python-docx resolves a style name by scanning the styles part,
+        # which made writing a feature script take seconds.
+        paragraph = document.add_paragraph(text)
+        if style is not None:
+            paragraph._p.style = style_ids[style]
+        return paragraph
+
     if styled:
         for name in sorted(set(names.values()) | {"Credit", "Author"}):
             style = document.styles.add_style(name, 1)  # WD_STYLE_TYPE.PARAGRAPH
+            style_ids[name] = style.style_id
             style.base_style = normal
             fmt = style.paragraph_format
             fmt.left_indent = Inches(_INDENTS_IN.get(name, 0.0))
@@ -333,29 +349,30 @@ def write_docx(script: Script, *, styled: bool = True) -> bytes:
         label = key.title() if key != "draft date" else "Draft date"
         for value in values:
             if styled and label in ("Title", "Author", "Credit"):
-                document.add_paragraph(value, style=label)
+                add(value, label)
             else:
-                document.add_paragraph(f"{label}: {value}")
+                add(f"{label}: {value}")
     if script.title_page:
         document.add_page_break()
     previous: ElementType | None = None
     for element in script.elements:
-        name = names.get(element.type)
-        if name is None:
+        style_name = names.get(element.type)
+        if style_name is None:
             continue
+        name = style_name
         glued = element.type in (ElementType.PARENTHETICAL, ElementType.DIALOGUE) and previous in (
             ElementType.CHARACTER,
             ElementType.PARENTHETICAL,
             ElementType.DIALOGUE,
         )
         if previous is not None and not glued:
-            document.add_paragraph("", style="Normal")
+            add("")
         text = element.text
         if element.type == ElementType.CHARACTER:
             text = " ".join(filter(None, [element.text, element.extension]))
         elif element.type == ElementType.PARENTHETICAL and not text.startswith("("):
             text = f"({text})"
-        paragraph = document.add_paragraph(text, style=name if styled else "Normal")
+        paragraph = add(text, name if styled else None)
         if not styled:
             paragraph.paragraph_format.left_indent = Inches(_INDENTS_IN.get(name, 0.0))
             if name == "Transition":

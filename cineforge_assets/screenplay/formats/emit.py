@@ -87,7 +87,7 @@ def parenthetical_line(text: str) -> str:
 def dialogue_lines(text: str) -> list[str]:
     lines = [clean(line) for line in text.strip("\n").split("\n")]
     # A dialogue line that starts with "(" would be read as a parenthetical; a blank one would end the speech.
-    return [("  " if not line else line) for line in lines]
+    return [(line or "  ") for line in lines]
 
 
 def transition_line(text: str) -> str:
@@ -111,7 +111,9 @@ def speaker_name(cue: str) -> str:
 def title_page_lines(title_page: dict[str, list[str]]) -> list[str]:
     """Fountain title page block (without the trailing blank line)."""
     lines: list[str] = []
-    ordered = [k for k in TITLE_PAGE_KEYS if k in title_page] + [k for k in title_page if k not in TITLE_PAGE_KEYS]
+    ordered = [k for k in TITLE_PAGE_KEYS if k in title_page] + [
+        k for k in title_page if k not in TITLE_PAGE_KEYS
+    ]
     for key in ordered:
         values = [clean(v) for v in title_page[key] if clean(v)]
         if not values:

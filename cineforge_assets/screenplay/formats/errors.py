@@ -29,18 +29,22 @@ class EmptySourceError(SourceError):
 
 
 class UnsupportedSourceError(SourceError):
-    default_hint = "Supported formats are Fountain (.fountain/.txt), Final Draft (.fdx), PDF and Word (.docx)."
+    default_hint = (
+        "Supported formats are Fountain (.fountain/.txt), Final Draft (.fdx), PDF and Word (.docx)."
+    )
 
 
 class ScannedPdfError(SourceError):
     default_hint = (
-        "The PDF has no text layer (it is scanned images); run it through OCR (e.g. `ocrmypdf in.pdf out.pdf`) "
-        "or export a text PDF from the screenwriting program."
+        "The PDF has no text layer (it is scanned images); run it through OCR "
+        "(e.g. `ocrmypdf in.pdf out.pdf`) or export a text PDF from the screenwriting program."
     )
 
 
 class EncryptedPdfError(SourceError):
-    default_hint = "Remove the password protection (re-export or print to an unprotected PDF) and drop it again."
+    default_hint = (
+        "Remove the password protection (re-export or print to an unprotected PDF) and drop it again."
+    )
 
 
 class CorruptSourceError(SourceError):

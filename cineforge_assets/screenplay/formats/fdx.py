@@ -109,8 +109,10 @@ def _emit_paragraphs(paragraphs: list[XmlElement], builder: FountainBuilder, war
             speech = _Speech(cue=clean(text))
         elif kind in _SPEECH_TYPES:
             if speech is None:
-                warnings.append(f"{paragraph.get('Type')} paragraph without a character cue kept as action: "
-                                f"{clean(text)[:40]!r}")
+                warnings.append(
+                    f"{paragraph.get('Type')} paragraph without a character cue kept as action: "
+                    f"{clean(text)[:40]!r}"
+                )
                 builder.action(text)
             else:
                 speech.parts.append((kind, text))
@@ -120,8 +122,9 @@ def _emit_paragraphs(paragraphs: list[XmlElement], builder: FountainBuilder, war
     flush()
 
 
-def _emit_block(kind: str, paragraph: XmlElement, text: str, builder: FountainBuilder,
-                warnings: list[str]) -> None:
+def _emit_block(
+    kind: str, paragraph: XmlElement, text: str, builder: FountainBuilder, warnings: list[str]
+) -> None:
     if kind in _HEADING_TYPES:
         builder.heading(text)
     elif kind == "transition":

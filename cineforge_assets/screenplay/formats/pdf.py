@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +153,9 @@ def _visible_chars(segments: Iterable[Segment]) -> int:
     return sum(len(s.text.replace(" ", "")) for s in segments)
 
 
-def _ocr_or_fail(data: bytes, path: Path, reader: PdfReader, warnings: list[str]) -> tuple[PdfReader, list[Segment]]:
+def _ocr_or_fail(
+    data: bytes, path: Path, reader: PdfReader, warnings: list[str]
+) -> tuple[PdfReader, list[Segment]]:
     """No text layer: OCR with ocrmypdf when it is installed, otherwise say that OCR is needed."""
     ocrmypdf = shutil.which("ocrmypdf")
     if ocrmypdf is None:
@@ -187,26 +189,35 @@ def extract_segments(reader: PdfReader) -> list[Segment]:
     """Every text run with its page coordinates, merged into per-baseline segments."""
     segments: list[Segment] = []
     for page_index, page in enumerate(reader.pages):
-        pieces: list[tuple[float, float, str, float, bool]] = []
-
-        def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
-            if not text:
-                return
-            bold = _is_bold(font)
-            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-            scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
-            effective = (size or 12.0) * scale
-            for offset, part in enumerate(text.split("\n")):
-                if part:
-                    pieces.append((x, y - offset * effective * 1.2, part, effective, bold))
-
+        pieces: list[_Piece] = []
         try:
-            page.extract_text(visitor_text=visit)
+            page.extract_text(visitor_text=_collector(pieces))
         except (PdfReadError, ValueError, KeyError, TypeError):
             continue  # one damaged page should not sink the script; its text is simply missing
         segments.extend(_merge_pieces(page_index, pieces))
     return segments
+
+
+_Piece = tuple[float, float, str, float, bool]  # x, y, text, font size, bold
+
+
+def _collector(pieces: list[_Piece]) -> Callable[[str, list[float], list[float], object, float], None]:
+    """A pypdf ``visitor_text`` that records each run with its page coordinates."""
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if not text:
+            return
+        bold = _is_bold(font)
+        # Text space -> user space: the run's origin through the text matrix then the CTM.
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+        scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
+        effective = (size or 12.0) * scale
+        for offset, part in enumerate(text.split("\n")):
+            if part:
+                pieces.append((x, y - offset * effective * 1.2, part, effective, bold))
+
+    return visit
 
 
 def _is_bold(font: object) -> bool:
@@ -217,9 +228,9 @@ def _is_bold(font: object) -> bool:
     return "bold" in name.lower() or "black" in name.lower()
 
 
-def _merge_pieces(page: int, pieces: list[tuple[float, float, str, float, bool]]) -> list[Segment]:
+def _merge_pieces(page: int, pieces: list[_Piece]) -> list[Segment]:
     """Join runs on the same baseline; a wide horizontal gap starts a new segment (dual dialogue)."""
-    merged: list[tuple[float, float, str, float, bool]] = []
+    merged: list[_Piece] = []
     for x, y, text, size, bold in pieces:
         if merged:
             mx, my, mtext, msize, mbold = merged[-1]
@@ -317,9 +328,7 @@ def _is_furniture(segment: Segment, outer: bool, at_page_edge: bool, repeated: s
         return True
     if _REVISION_MARK_RE.match(text):
         return True
-    if at_page_edge and (_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text)):
-        return True
-    return False
+    return at_page_edge and bool(_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text))
 
 
 def _drop_margin_numbers(segments: list[Segment]) -> list[Segment]:
@@ -356,7 +365,9 @@ def read_title_page(rows: list[Row], layout: Layout) -> dict[str, list[str]]:
     for row in rows:
         for segment in row.segments:
             mid = (segment.x + segment.x_end) / 2
-            is_centered = abs(mid - layout.center) < 6 * layout.char and segment.x > layout.action + 2 * layout.char
+            is_centered = (
+                abs(mid - layout.center) < 6 * layout.char and segment.x > layout.action + 2 * layout.char
+            )
             (centered if is_centered else other).append(segment.text)
     return classify_title_lines(centered, other)
 
@@ -498,7 +509,9 @@ class _Assembler:
 
     def _line(self, row: Row) -> _Line:
         role, indent = classify(row.first, self.layout)
-        text = _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
+        text = (
+            _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
+        )
         return _Line(role=role, text=text, row=row, indent=indent)
 
     def _page_break(self, line: _Line, previous: Row) -> None:
@@ -528,8 +541,10 @@ class _Assembler:
         block, self.block = self.block, []
         if not block:
             return
-        if block[0].role == "cue" and len(block) > 1 and all(
-            line.role in ("dialogue", "parenthetical") for line in block[1:]
+        if (
+            block[0].role == "cue"
+            and len(block) > 1
+            and all(line.role in ("dialogue", "parenthetical") for line in block[1:])
         ):
             self.builder.speech(block[0].text, _speech_parts(block[1:], self.layout.dialogue_width))
         else:
@@ -539,7 +554,9 @@ class _Assembler:
         """Headings, action, transitions, centered text, and lines orphaned from a speech."""
         if block[0].role == "cue" and len(block) > 1 and block[1].role in ("dialogue", "parenthetical"):
             # A speech followed without a blank line by something else: split at the first non-speech line.
-            end = next(i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical"))
+            end = next(
+                i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical")
+            )
             self.builder.speech(block[0].text, _speech_parts(block[1:end], self.layout.dialogue_width))
             block = block[end:]
         run: list[_Line] = []
@@ -573,7 +590,9 @@ class _Assembler:
         if len(row.segments) != 2:
             return False
         left, right = row.segments
-        caps = all(_CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
+        caps = all(
+            _CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments
+        )
         return caps and left.x > self.layout.action + 4 * self.layout.char and right.x > self.layout.center
 
     def _dual(self, rows: list[Row], index: int) -> int:
@@ -600,7 +619,7 @@ class _Assembler:
 
 
 def _is_heading(run: list[_Line]) -> bool:
-    """A scene heading, possibly wrapped onto a second line (``INT. VW GTI, NORTHBOUND ... MINUTES / LATER``)."""
+    """A scene heading, possibly wrapped onto a second line (``INT. VW GTI, ... MINUTES / LATER``)."""
     return (
         len(run) <= 3
         and not any(line.indent for line in run)
@@ -625,14 +644,19 @@ def _speech_parts(lines: list[_Line], width: int) -> list[tuple[str, str]]:
     grouped: list[tuple[str, list[str]]] = []
     for line in lines:
         kind = "parenthetical" if line.role == "parenthetical" else "dialogue"
-        if grouped and grouped[-1][0] == kind and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")")):
+        if (
+            grouped
+            and grouped[-1][0] == kind
+            and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")"))
+        ):
             grouped[-1][1].append(line.text)
         elif grouped and grouped[-1][0] == "parenthetical" and not grouped[-1][1][-1].endswith(")"):
             grouped[-1][1].append(line.text)  # second line of a wrapped parenthetical
         else:
             grouped.append((kind, [line.text]))
     return [
-        (kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width)) for kind, texts in grouped
+        (kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width))
+        for kind, texts in grouped
     ]
 
 

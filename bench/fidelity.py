@@ -1,0 +1,193 @@
+"""Ingest fidelity benchmark: how well each source format survives file -> Fountain -> scenes.
+
+    .venv/bin/python bench/fidelity.py [--corpus DIR] [--repeat N] [--no-write]
+
+For every corpus script and every format (.fountain, .fdx, .pdf, and a .docx built here from the
+Fountain with screenplay paragraph styles) it reads the file with ``read_source``, parses and splits
+the result with the project's parser, and compares against screenplain's parse of the original
+.fountain: scene-heading precision/recall/F1, speaking-characters-per-scene F1, dialogue
+attribution, and seconds per page. It also times Big Fish PDF file -> scenes against bare
+``pypdf`` ``extract_text()`` over the same file in the same run. Results replace the
+``fidelity`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cineforge_assets.screenplay.fidelity import (  # noqa: E402
+    FidelityReport,
+    compare,
+    digest_fountain,
+    digest_screenplain,
+)
+from cineforge_assets.screenplay.formats.docx import write_docx  # noqa: E402
+from cineforge_assets.screenplay.formats.reader import read_source  # noqa: E402
+from cineforge_assets.screenplay.fountain import parse_fountain  # noqa: E402
+
+SCRIPTS = ("Big-Fish", "The-Last-Birthday-Card")
+FORMATS = ("fountain", "fdx", "pdf", "docx")
+START, END = "<!-- fidelity:start -->", "<!-- fidelity:end -->"
+
+
+@dataclass
+class Row:
+    script: str
+    fmt: str
+    report: FidelityReport
+    read_s: float
+    total_s: float
+    pages: int
+    parser: str
+
+
+def measure(path: Path, repeat: int) -> tuple[float, float, str]:
+    """Median seconds for file -> text and file -> scenes, and the digest of the last run."""
+    reads: list[float] = []
+    totals: list[float] = []
+    text = ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        text = read_source(path).text
+        mid = time.perf_counter()
+        digest_fountain(text)  # parse_fountain + split_scenes
+        end = time.perf_counter()
+        reads.append(mid - start)
+        totals.append(end - start)
+    return statistics.median(reads), statistics.median(totals), text
+
+
+def bare_pypdf_seconds(path: Path, repeat: int) -> float:
+    from pypdf import PdfReader
+
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        reader = PdfReader(path)
+        "".join(page.extract_text() for page in reader.pages)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(corpus: Path, repeat: int, workdir: Path) -> tuple[list[Row], dict[str, float]]:
+    rows: list[Row] = []
+    for name in SCRIPTS:
+        fountain_text = (corpus / f"{name}.fountain").read_text(encoding="utf-8")
+        reference = digest_screenplain(fountain_text)
+        pages = read_source(corpus / f"{name}.pdf").page_count or 1
+        docx_path = workdir / f"{name}.docx"
+        docx_path.write_bytes(write_docx(parse_fountain(fountain_text), styled=True))
+        for fmt in FORMATS:
+            path = docx_path if fmt == "docx" else corpus / f"{name}.{fmt}"
+            read_s, total_s, text = measure(path, repeat)
+            candidate, parser = digest_fountain(text)
+            rows.append(Row(name, fmt, compare(reference, candidate), read_s, total_s, pages, parser))
+    big_fish = corpus / "Big-Fish.pdf"
+    bare = bare_pypdf_seconds(big_fish, repeat)
+    ours = next(r for r in rows if r.script == "Big-Fish" and r.fmt == "pdf")
+    timing = {"bare": bare, "read": ours.read_s, "total": ours.total_s, "pages": ours.pages}
+    return rows, timing
+
+
+def machine() -> str:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False).stdout.strip()
+    return f"`{uname}`; CPU: {cpu} ({os.cpu_count()} cores); Python {platform.python_version()}"
+
+
+def render(rows: list[Row], timing: dict[str, float], repeat: int, command: str) -> str:
+    lines = [
+        START,
+        "## Ingest fidelity (`bench/fidelity.py`)",
+        "",
+        f"Command: `{command}` (median of {repeat} runs per cell)  ",
+        f"Machine: {machine()}  ",
+        "Reference: screenplain's parse of the original `.fountain`; candidate: `read_source` -> "
+        f"`parse_fountain` -> `split_scenes` (parser: {rows[0].parser}). The `.docx` is built by the "
+        "benchmark from the Fountain with python-docx screenplay paragraph styles.",
+        "",
+        "| script | format | headings P | headings R | headings F1 | speaking chars F1 "
+        "| dialogue attribution | scenes ref/ours | speeches ref/ours "
+        "| file->text s/page | file->scenes s/page |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        r = row.report
+        lines.append(
+            f"| {row.script} | {row.fmt} | {r.headings.precision:.3f} | {r.headings.recall:.3f} "
+            f"| {r.headings.f1:.3f} | {r.characters.f1:.3f} | {r.attribution:.3f} "
+            f"| {r.reference_scenes}/{r.candidate_scenes} | {r.reference_speeches}/{r.candidate_speeches} "
+            f"| {row.read_s / row.pages:.4f} | {row.total_s / row.pages:.4f} |"
+        )
+    ratio = timing["total"] / timing["bare"] if timing["bare"] else float("nan")
+    lines += [
+        "",
+        f"Big Fish PDF ({int(timing['pages'])} pages), same run: bare `pypdf` `extract_text()` "
+        f"{timing['bare']:.2f} s; our file -> Fountain text {timing['read']:.2f} s; file -> scenes "
+        f"{timing['total']:.2f} s = **{ratio:.2f}x** bare extraction.",
+        "",
+        "Pages per script are the corpus PDF's page count (title page included) for every format.",
+        "",
+        "Known limit: The Last Birthday Card forces 23 secondary headings (`.BACK IN THE APARTMENT`, "
+        "`.NAK`, `.THE MAZDA`...). A PDF prints a forced heading exactly like an all-caps action line "
+        "(same margin, font and spacing; Big Fish has 43 such caps action lines that are *not* "
+        "headings), so no layout reader can recover them from that PDF; the reader keeps them as "
+        "action and the scene splitter merges those shots into the enclosing scene, which is what "
+        "costs speaking-character F1 there (every speech is still attributed correctly). PDFs that "
+        "set sluglines in bold (our renderer's default) do carry the signal and are read as headings.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str, path: Path) -> None:
+    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if START in current and END in current:
+        before = current[: current.index(START)]
+        after = current[current.index(END) + len(END) :].lstrip("\n")
+        updated = before + section + ("\n" + after if after else "")
+    else:
+        updated = current.rstrip("\n") + "\n\n" + section
+    path.write_text(updated, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default_corpus = Path(os.environ.get("CINEFORGE_CORPUS", REPO.parent / "shared" / "corpus"))
+    parser.add_argument("--corpus", type=Path, default=default_corpus)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone"
+    )
+    args = parser.parse_args(argv)
+    command = ".venv/bin/python bench/fidelity.py" + (f" --repeat {args.repeat}" if args.repeat != 3 else "")
+    with tempfile.TemporaryDirectory(prefix="cineforge-fidelity-") as tmp:
+        rows, timing = run(args.corpus, args.repeat, Path(tmp))
+    section = render(rows, timing, args.repeat, command)
+    print(section)
+    if not args.no_write:
+        write_section(section, REPO / "BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
