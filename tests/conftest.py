@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Dagster step-retry delays are read at import time: keep them short under test (behaviour, not timing).
+os.environ.setdefault("CINEFORGE_STEP_RETRY_DELAY_SECONDS", "0.2")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

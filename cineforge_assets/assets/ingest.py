@@ -179,7 +179,12 @@ def scenes(
         payload = {
             "title": canonical_script.title,
             "scenes": [
-                {"scene_number": int(r.scene_number), "heading": r.heading, "text": r.text[:1500]}
+                {
+                    "scene_number": int(r.scene_number),
+                    "heading": r.heading,
+                    "text": r.text[:1500],
+                    "characters": list(r.characters),
+                }
                 for r in records
             ],
         }
@@ -223,9 +228,10 @@ def project_config(
     base = build_project_config(script, records, source_format=raw_input.format, page_count=raw_input.page_count)
     payload = {
         "title": base.title,
-        "primary_cast": [c if isinstance(c, str) else getattr(c, "name", str(c)) for c in base.primary_cast][:6],
+        "characters": [c.name for c in base.characters][:8],
+        "excerpt": records[0].text[:2000] if records else "",
+        "scene_count": base.scene_count,
         "scene_summaries": [str(s) for s in scenes.get("summary", pd.Series(dtype=str)).head(12)],
-        "locations": [getattr(loc, "name", str(loc)) for loc in base.locations][:10],
     }
     result = run_ai_task(context, ai, stage="project_config", task="project_insights", payload=payload)
     artifact = ProjectConfigArtifact(

@@ -70,7 +70,6 @@ PERMANENT_ERROR_CODES = frozenset(
         "context_length_exceeded",
         "request_too_large",
         "invalid_model_output",
-        "malformed_response",
     }
 )
 PROVIDER_LEVEL_ERROR_CODES = frozenset(
