@@ -53,6 +53,9 @@ class FaultRule(BaseModel):
     only_tasks: list[str] | None = None
     # How long a ``timeout`` fault holds the response: longer than any sane client timeout.
     hold_s: float = Field(default=30.0, ge=0.0)
+    # Fire at most this many times (then the rule is spent): injects "fails N times, then recovers"
+    # without any clock, which is what tests of retry budgets need.
+    max_hits: int | None = Field(default=None, ge=0)
 
     def active_at(self, elapsed_s: float) -> bool:
         if elapsed_s < self.start_s:
@@ -173,7 +176,7 @@ def _auth(p: _Params) -> list[FaultRule]:
 
 
 def _single_fault(p: _Params) -> list[FaultRule]:
-    """``fault:kind=reset,provider=openai,rate=0.5,start=0,duration=10,retry_after=1,hold=5,tasks=a|b``."""
+    """``fault:kind=reset,provider=openai,rate=0.5,start=0,duration=10,retry_after=1,hold=5,tasks=a|b,hits=3``."""
     kind = p.text("kind", "")
     if kind not in FAULT_KINDS:
         raise ValueError(f"profile 'fault' needs kind= one of {', '.join(FAULT_KINDS)}")
@@ -188,6 +191,7 @@ def _single_fault(p: _Params) -> list[FaultRule]:
             retry_after=p.optional_number("retry_after"),
             hold_s=p.number("hold", 30.0),
             only_tasks=p.tasks(),
+            max_hits=int(hits) if (hits := p.optional_number("hits")) is not None else None,
         )
     ]
 
@@ -323,6 +327,7 @@ class FaultInjector:
         self._profile = profile_from_spec(profile)
         self._random = random.Random(seed)
         self._started = clock()
+        self._hits: dict[int, int] = {}
 
     @property
     def profile(self) -> FaultProfile:
@@ -346,20 +351,25 @@ class FaultInjector:
                 self._seed = seed
             self._random = random.Random(self._seed)
             self._started = self._clock()
+            self._hits = {}
         return resolved
 
     def reset(self) -> None:
         with self._lock:
             self._random = random.Random(self._seed)
             self._started = self._clock()
+            self._hits = {}
 
     def decide(self, provider: str, model: str, task: str | None = None) -> FaultRule | None:
         with self._lock:
             elapsed = self._clock() - self._started
-            for rule in self._profile.rules:
+            for index, rule in enumerate(self._profile.rules):
                 if not rule.active_at(elapsed) or not rule.matches(provider, model, task):
+                    continue
+                if rule.max_hits is not None and self._hits.get(index, 0) >= rule.max_hits:
                     continue
                 # Rules that always fire consume no random draw, so adding one never shifts the others.
                 if rule.probability >= 1.0 or self._random.random() < rule.probability:
+                    self._hits[index] = self._hits.get(index, 0) + 1
                     return rule
             return None
