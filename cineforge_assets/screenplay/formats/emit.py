@@ -179,10 +179,15 @@ class FountainBuilder:
         return "\n\n".join(parts) + "\n"
 
 
-def classify_title_lines(centered: list[str], other: list[str]) -> dict[str, list[str]]:
-    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright."""
-    page: dict[str, list[str]] = {}
-    stage = "title"
+def classify_title_lines(
+    centered: list[str], other: list[str], title: list[str] | None = None
+) -> dict[str, list[str]]:
+    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright.
+
+    ``title``: the title lines when the caller already knows them (e.g. set in a larger font).
+    """
+    page: dict[str, list[str]] = {"Title": list(title)} if title else {}
+    stage = "author" if title else "title"
     for line in centered:
         if _COPYRIGHT_RE.search(line):
             page.setdefault("Copyright", []).append(line)

@@ -119,7 +119,7 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     layout = learn_layout(body_rows)
     builder = FountainBuilder()
     if title_rows:
-        title_page = read_title_page(title_rows, layout)
+        title_page = read_title_page(title_rows, layout, _page_width(reader))
         if title_page:
             builder.title_page(title_page)
     build_fountain(body_rows, layout, builder, warnings)
@@ -277,6 +277,13 @@ def group_rows(segments: list[Segment]) -> list[Row]:
 # --------------------------------------------------------------------------- page furniture
 
 
+def _page_width(reader: PdfReader) -> float:
+    try:
+        return float(reader.pages[0].mediabox.width)
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError):
+        return 612.0
+
+
 def _page_height(reader: PdfReader) -> float:
     try:
         return float(reader.pages[0].mediabox.height)
@@ -359,17 +366,25 @@ def split_title_page(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     return first, rest
 
 
-def read_title_page(rows: list[Row], layout: Layout) -> dict[str, list[str]]:
-    centered: list[str] = []
+def read_title_page(rows: list[Row], layout: Layout, page_width: float = 612.0) -> dict[str, list[str]]:
+    """Centered lines (on the page or on the text column) are title/credit/author/source; the rest
+    (usually bottom left) draft date, contact and copyright."""
+    centered: list[Segment] = []
     other: list[str] = []
     for row in rows:
         for segment in row.segments:
             mid = (segment.x + segment.x_end) / 2
-            is_centered = (
-                abs(mid - layout.center) < 6 * layout.char and segment.x > layout.action + 2 * layout.char
-            )
-            (centered if is_centered else other).append(segment.text)
-    return classify_title_lines(centered, other)
+            off_center = min(abs(mid - layout.center), abs(mid - page_width / 2))
+            if off_center < 6 * layout.char and segment.x > layout.action + 2 * layout.char:
+                centered.append(segment)
+            else:
+                other.append(segment.text)
+    sizes = [s.size for s in centered]
+    if sizes and max(sizes) > min(sizes) + 1:  # the title is set larger than the rest
+        title = [s.text for s in centered if s.size == max(sizes)]
+        rest = [s.text for s in centered if s.size != max(sizes)]
+        return classify_title_lines(rest, other, title=title)
+    return classify_title_lines([s.text for s in centered], other)
 
 
 # --------------------------------------------------------------------------- layout statistics
@@ -389,7 +404,8 @@ def learn_layout(rows: list[Row]) -> Layout:
         for a, b in zip(rows, rows[1:], strict=False)
         if a.page == b.page and 0 < a.y - b.y < 3 * size
     ]
-    leading = _mode(gaps, size)
+    # Line spacing: the commonest gap near one line height (blank lines make 2x gaps common in short texts).
+    leading = _mode((g for g in gaps if 0.8 * size <= g <= 1.6 * size), size)
     wide = [s.x for s in segments if len(s.text) > 35 and any(c.islower() for c in s.text)]
     action = _mode(wide, min((s.x for s in segments), default=72.0))
     cues: list[float] = []
@@ -410,7 +426,9 @@ def learn_layout(rows: list[Row]) -> Layout:
     cue = _mode(cues, action + 22 * char)
     dialogue = _mode((s.x for s in after_cue if not s.text.startswith("(")), action + 10 * char)
     parenthetical = _mode((s.x for s in after_cue if s.text.startswith("(")), dialogue + 6 * char)
-    right = max((s.x_end for s in segments if abs(s.x - action) < char), default=action + 60 * char)
+    full_lines = [s.x_end for s in segments if abs(s.x - action) < char and len(s.text) >= 50]
+    # The right margin from full action lines; a short document may have too few, so assume 6in.
+    right = max(full_lines) if len(full_lines) >= 10 else action + 60 * char
     action_width = max((len(s.text) for s in segments if abs(s.x - action) < char), default=60)
     dialogue_width = max((len(s.text) for s in segments if abs(s.x - dialogue) < char), default=35)
     bottom = min((r.y for r in rows), default=0.0)

@@ -175,3 +175,36 @@ def test_truncated_pdf_is_corrupt(tmp_path: Path) -> None:
     with pytest.raises(CorruptSourceError) as caught:
         read_source(path)
     assert "cut.pdf" in str(caught.value)
+
+
+DUAL = """Title: The Diner
+Author: Rhea Stone
+
+INT. DINER - NIGHT
+
+Two people at a counter.
+
+ANNA
+I ordered the pie.
+
+BEN ^
+(indignant)
+I ordered the pie first.
+
+WAITER
+There's one slice.
+"""
+
+
+def test_side_by_side_dual_dialogue_and_title_page_from_another_renderer(tmp_path: Path) -> None:
+    """screenplain's ReportLab export: 24pt title, dual dialogue set as a two-column table."""
+    pytest.importorskip("reportlab")
+    from screenplain.export.pdf import to_pdf
+    from screenplain.parsers import fountain as screenplain_fountain
+
+    path = tmp_path / "diner.pdf"
+    with path.open("wb") as out:
+        to_pdf(screenplain_fountain.parse_lines(DUAL.splitlines()), out)
+    text = read_source(path).text
+    assert text.startswith("Title: The Diner\nAuthor: Rhea Stone\n")
+    assert "ANNA\nI ordered the pie.\n\nBEN ^\n(indignant)\nI ordered the pie first.\n\nWAITER\n" in text
