@@ -32,6 +32,8 @@ def ensure_dagster_home() -> Path:
 
 
 def _ai_run_config(provider: str, simulator_url: str | None) -> dict[str, Any]:
+    if provider in ("auto", "keep"):
+        return {}
     config: dict[str, Any] = {"mode": provider}
     if simulator_url:
         config["simulator_url"] = simulator_url
@@ -108,7 +110,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
-        run_config = _ai_run_config(args.provider, sim_url) if args.provider != "auto" else {}
+        run_config = _ai_run_config(args.provider, sim_url)
         result = job.execute_in_process(
             instance=instance,
             partition_key=partition,
@@ -138,6 +140,98 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _remediation_target(instance: Any, run_id: str) -> str | None:
+    """The upstream asset a failed run says to re-materialize (``remediate`` in failure/check metadata)."""
+    from dagster import DagsterEventType
+
+    for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION):
+        for record in instance.get_records_for_run(run_id, of_type=kind).records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            if kind == DagsterEventType.STEP_FAILURE:
+                data = event.step_failure_data
+                meta = data.user_failure_data.metadata if data and data.user_failure_data else {}
+            else:
+                evaluation = event.event_specific_data
+                meta = evaluation.metadata if evaluation is not None and not evaluation.passed else {}
+            target = meta.get("remediate") if meta else None
+            value = getattr(target, "value", target)
+            if value:
+                return str(value)
+    return None
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Resume a failed run from the failed stage, reusing every upstream materialization.
+
+    Plain case: Dagster re-execution from failure (the UI's "Re-execute from failure"). When the failure
+    says an upstream artifact is unusable, step back to that asset and re-run it and what follows.
+    """
+    ensure_dagster_home()
+    from dagster import (
+        AssetKey,
+        DagsterInstance,
+        DagsterRunStatus,
+        ReexecutionOptions,
+        execute_job,
+        reconstructable,
+    )
+
+    from cineforge_assets.definitions import defs, screenplay_pipeline_job_def
+    from cineforge_assets.jobs import INGEST_ASSET_NAMES
+
+    instance = DagsterInstance.get()
+    run = instance.get_run_by_id(args.run_id)
+    if run is None:
+        print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
+        return 2
+    if run.status != DagsterRunStatus.FAILURE:
+        print(f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume", file=sys.stderr)
+        return 2
+    partition = run.tags.get("dagster/partition")
+    tags = {"cineforge/resumed_from": run.run_id}
+    remediate = _remediation_target(instance, run.run_id)
+    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
+        run_config = _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
+        if remediate and remediate in INGEST_ASSET_NAMES:
+            selection = list(INGEST_ASSET_NAMES[INGEST_ASSET_NAMES.index(remediate) :])
+            print(f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}", file=sys.stderr)
+            result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                asset_selection=[AssetKey(name) for name in selection],
+                run_config=run_config,
+                raise_on_error=False,
+                tags={**tags, "cineforge/stepped_back_to": remediate},
+            )
+            run_id, success = result.run_id, result.success
+        else:
+            options = ReexecutionOptions.from_failure(run.run_id, instance)
+            with execute_job(
+                reconstructable(screenplay_pipeline_job_def),
+                instance=instance,
+                run_config=run_config,
+                reexecution_options=options,
+                tags=tags,
+                raise_on_error=False,
+            ) as result:
+                run_id, success = result.run_id, result.success
+    summary: dict[str, Any] = {
+        "partition": partition,
+        "run_id": run_id,
+        "resumed_from": run.run_id,
+        "success": success,
+        "artifacts": _artifact_paths(partition) if partition else {},
+    }
+    if not success:
+        reason = _failure_reason(instance, run_id)
+        summary["failure"] = reason
+        print(f"cineforge: resumed run {run_id} failed [{reason['error_class']}]: {reason['message']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0 if success else 1
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from resources.simulator import ProviderSimulator
 
@@ -164,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--faults", default="none", help="simulator fault profile (with --provider simulated)")
     ingest.add_argument("--seed", type=int, default=0)
     ingest.set_defaults(func=cmd_ingest)
+
+    resume = sub.add_parser("resume", help="resume a failed run from the failed stage (reuses upstream results)")
+    resume.add_argument("run_id")
+    resume.add_argument(
+        "--provider",
+        default="keep",
+        choices=["keep", "auto", "offline", "simulated", "live"],
+        help="keep: the failed run's own resource config",
+    )
+    resume.add_argument("--faults", default="none")
+    resume.add_argument("--seed", type=int, default=0)
+    resume.set_defaults(func=cmd_resume)
 
     sim = sub.add_parser("simulator", help="serve the provider simulator standalone; prints its base URL")
     sim.add_argument("--host", default="127.0.0.1")

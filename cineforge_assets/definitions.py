@@ -12,10 +12,15 @@ from cineforge_assets.schedules import schedules
 from cineforge_assets.sensors import sensors
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets_pkg.ingest]),
+    assets=load_assets_from_modules([assets_pkg.ingest, assets_pkg.reliability]),
     jobs=[screenplay_pipeline_job],
     schedules=schedules,
     sensors=sensors,
     resources=build_resources(),
     executor=executor_from_env(),
 )
+
+
+def screenplay_pipeline_job_def():  # noqa: ANN201 - reconstructable target for re-execution
+    """Module-level target for ``dagster.reconstructable`` (``cineforge resume`` re-executes through it)."""
+    return defs.resolve_job_def("screenplay_pipeline")

@@ -12,7 +12,8 @@ from dagster import AssetSelection, define_asset_job
 
 from cineforge_assets.partitions import screenplay_partitions
 
-INGEST_ASSETS = AssetSelection.assets("raw_input", "canonical_script", "scenes", "project_config")
+INGEST_ASSET_NAMES = ("raw_input", "canonical_script", "scenes", "project_config")
+INGEST_ASSETS = AssetSelection.assets(*INGEST_ASSET_NAMES)
 
 screenplay_pipeline_job = define_asset_job(
     name="screenplay_pipeline",

@@ -1,3 +1,3 @@
-from cineforge_assets.assets import ingest
+from cineforge_assets.assets import ingest, reliability
 
-__all__ = ["ingest"]
+__all__ = ["ingest", "reliability"]

@@ -146,6 +146,18 @@ def _failure_metadata(error: ProviderError) -> dict[str, Any]:
     return meta
 
 
+FAILURE_CLASS_TAG = "cineforge/failure_class"
+FAILED_STAGE_TAG = "cineforge/failed_stage"
+
+
+def tag_failure(context: AssetExecutionContext, error_class: str, stage: str) -> None:
+    """Record the failure class on the run itself, so run-level retry logic reads it from tags."""
+    try:
+        context.instance.add_run_tags(context.run_id, {FAILURE_CLASS_TAG: error_class, FAILED_STAGE_TAG: stage})
+    except Exception as exc:  # a tagging problem must never mask the real failure
+        context.log.warning(f"could not tag run with failure class: {exc}")
+
+
 def run_ai_task(
     context: AssetExecutionContext, ai: AIProviderResource, *, stage: str, task: str, payload: dict[str, Any]
 ) -> AIResult[Any]:
@@ -159,6 +171,7 @@ def run_ai_task(
             partition=context.partition_key if context.has_partition_key else None,
         )
     except PermanentProviderError as exc:
+        tag_failure(context, "permanent", stage)
         raise Failure(
             description=f"{stage}: permanent provider error, not retried: {exc}",
             metadata=_failure_metadata(exc),
@@ -170,12 +183,14 @@ def run_ai_task(
         raise RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait) from exc
     except ProviderError as exc:
         if exc.error_class == "provider_unavailable":
+            tag_failure(context, "permanent", stage)
             raise Failure(
                 description=f"{stage}: no usable provider (check API keys / model names): {exc}",
                 metadata=_failure_metadata(exc),
                 allow_retries=False,
             ) from exc
         context.log.error(f"{stage}: transient failure escaped the provider layer: {exc}")
+        tag_failure(context, "transient", stage)
         # allow_retries=True hands it to the asset's RetryPolicy; the metadata lets the run-failure
         # sensor tell a transient run failure from a permanent one.
         raise Failure(

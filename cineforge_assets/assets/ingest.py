@@ -11,7 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import BaseModel, Field
 
-from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, ai_metadata, run_ai_task
+from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, ai_metadata, run_ai_task, tag_failure
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     RAW_INPUT_HAS_TEXT,
@@ -53,6 +53,22 @@ class ProjectConfigArtifact(ProjectConfig):
     insights_by: str = ""
 
 
+def require_usable_upstream(context: AssetExecutionContext, upstream: str, usable: bool, why: str) -> None:
+    """Stop at once, naming the asset to re-materialize, when an upstream artifact is unusable
+    (e.g. written by an older version); ``cineforge resume`` reads ``remediate`` and steps back to it."""
+    if usable:
+        return
+    tag_failure(context, "permanent", context.asset_key.to_user_string())
+    raise Failure(
+        description=(
+            f"upstream {upstream} for partition {context.partition_key!r} is unusable ({why}): "
+            f"re-materialize {upstream} (`cineforge resume RUN_ID` does this)"
+        ),
+        metadata={"error_class": "permanent", "remediate": upstream},
+        allow_retries=False,
+    )
+
+
 def _preview_markdown(df: pd.DataFrame, limit: int = 5) -> str:
     rows = ["| # | heading | characters | words |", "|---|---|---|---|"]
     for rec in df.head(limit).itertuples():
@@ -83,9 +99,11 @@ def raw_input(context: AssetExecutionContext):
         path = source_for(partition)
         raw = read_source(path)
     except FileNotFoundError as exc:
+        tag_failure(context, "permanent", "raw_input")
         raise Failure(description=str(exc), metadata={"error_class": "permanent"}, allow_retries=False) from exc
     except SourceError as exc:
         # A bad file is a permanent error: retrying reads the same bytes.
+        tag_failure(context, "permanent", "raw_input")
         raise Failure(
             description=str(exc),
             metadata={"error_class": "permanent", "error_type": type(exc).__name__, "file": str(path)},
@@ -93,7 +111,12 @@ def raw_input(context: AssetExecutionContext):
         ) from exc
     check = evaluate_raw_input(raw)
     if not check.passed:
-        raise Failure(description=check.description or "raw_input is blank", allow_retries=False)
+        tag_failure(context, "permanent", "raw_input")
+        raise Failure(
+            description=check.description or "raw_input is blank",
+            metadata={"error_class": "permanent", "file": str(path)},
+            allow_retries=False,
+        )
     return MaterializeResult(
         value=raw,
         metadata={
@@ -120,6 +143,7 @@ def raw_input(context: AssetExecutionContext):
 def canonical_script(
     context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource
 ):
+    require_usable_upstream(context, "raw_input", bool(raw_input.text.strip()), "its text is blank")
     ai_meta: dict[str, Any] = {}
     normalized_by = "deterministic"
     text = raw_input.text
@@ -170,6 +194,12 @@ def canonical_script(
 def scenes(
     context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript
 ):
+    require_usable_upstream(
+        context,
+        "canonical_script",
+        bool(canonical_script.fountain.strip()) and bool(canonical_script.elements),
+        "it has no Fountain elements",
+    )
     script = parse_fountain(canonical_script.fountain)
     records = split_scenes(script, canonical_script.fountain)
     df = scenes_dataframe(records)
