@@ -21,6 +21,7 @@ from cineforge_assets.screenplay.formats.errors import (
 
 FORMATS = ("fountain", "text", "fdx", "pdf", "docx")
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _TEXT_EXTENSIONS = {".fountain", ".spmd", ".txt", ".text", ".md", ""}
 _FOUNTAIN_EXTENSIONS = {".fountain", ".spmd"}
 
@@ -47,6 +48,9 @@ def detect_format(path: Path, data: bytes) -> tuple[str, float]:
         raise CorruptSourceError(path, "pdf", "the file is named .pdf but has no PDF header.")
     if ext == ".docx":
         raise CorruptSourceError(path, "docx", "the file is named .docx but is not a Word (zip) document.")
+    if head.startswith(UTF16_BOMS):
+        data = data.decode("utf-16").encode("utf-8")  # Windows editors save "Unicode" text as UTF-16
+        head = data[:2048]
     if _looks_binary(head):
         raise UnsupportedSourceError(
             path, "binary", "the file is binary data, not a screenplay format we read."

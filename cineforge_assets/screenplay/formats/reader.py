@@ -12,9 +12,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from cineforge_assets.screenplay.formats.detect import detect_format
+from cineforge_assets.screenplay.formats.detect import UTF16_BOMS, detect_format
 from cineforge_assets.screenplay.formats.emit import Conversion
-from cineforge_assets.screenplay.formats.errors import EmptySourceError
+from cineforge_assets.screenplay.formats.errors import EmptySourceError, UnsupportedSourceError
+
+# Feature scripts are well under 5 MB in any format; anything this big is not a screenplay and
+# would only tie up a worker.
+MAX_SOURCE_BYTES = 100_000_000
 
 
 class RawSource(BaseModel):
@@ -33,6 +37,14 @@ class RawSource(BaseModel):
 
 def read_source(path: Path) -> RawSource:
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise UnsupportedSourceError(
+            path,
+            path.suffix.lstrip(".") or "unknown",
+            f"the file is {size / 1e6:.0f} MB; screenplays are far smaller.",
+            f"Files over {MAX_SOURCE_BYTES // 1_000_000} MB are refused; check that this is the script.",
+        )
     data = path.read_bytes()
     fmt, confidence = detect_format(path, data)
     conversion = convert(path, data, fmt)
@@ -72,6 +84,8 @@ def convert(path: Path, data: bytes, fmt: str) -> Conversion:
 def decode_text(data: bytes) -> tuple[str, list[str]]:
     """UTF-8 (with or without BOM), else Windows-1252; newlines normalised to ``\\n``."""
     warnings: list[str] = []
+    if data.startswith(UTF16_BOMS):
+        return normalise_newlines(data.decode("utf-16")), warnings
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -80,3 +80,10 @@ def test_shipped_sample_pdf_reads_back_as_its_fountain() -> None:
     assert report.headings.f1 == 1.0 and report.characters.f1 == 1.0 and report.attribution == 1.0
     assert "Title: THE LIGHTHOUSE KEEPER'S LEDGER" in raw.text
     assert ".THE LANTERN ROOM" in raw.text  # forced heading, recovered from the bold slugline
+
+
+def test_utf16_text_with_a_bom_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "unicode.fountain"
+    path.write_bytes(SCRIPT.encode("utf-16"))
+    raw = read_source(path)
+    assert raw.format == "fountain" and raw.text == SCRIPT.replace("\r\n", "\n")
