@@ -41,6 +41,7 @@ from cineforge_assets.screenplay.formats.errors import (
 
 COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
 OCR_TIMEOUT_S = 600
+TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 
 _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
@@ -99,7 +100,7 @@ class Layout:
 
 @dataclass
 class _Line:
-    role: str  # heading-or-action "action", "dialogue", "parenthetical", "cue", "transition", "centered"
+    role: str  # action (incl. headings), dialogue, parenthetical, cue, transition, centered, continued-cue
     text: str
     row: Row
     indent: int = 0  # extra spaces relative to the column (kept for indented action)
@@ -109,7 +110,7 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     reader = _open(data, path)
     warnings: list[str] = []
     segments = extract_segments(reader)
-    if _visible_chars(segments) < 20 * max(1, len(reader.pages)) // 10:
+    if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
     rows = group_rows(segments)
     rows = drop_page_furniture(rows, len(reader.pages), _page_height(reader))
