@@ -138,6 +138,7 @@ def raw_input(context: AssetExecutionContext):
     group_name=GROUP,
     check_specs=[CANONICAL_SCRIPT_PARSES],
     retry_policy=AI_RETRY_POLICY,
+    pool="provider_calls",
     description="Canonical Fountain text (title page kept) and its parsed elements.",
 )
 def canonical_script(
@@ -188,6 +189,7 @@ def canonical_script(
     group_name=GROUP,
     check_specs=[SCENES_NOT_EMPTY],
     retry_policy=AI_RETRY_POLICY,
+    pool="provider_calls",
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
     "and a model's summary, mood and visual description.",
 )
@@ -244,6 +246,7 @@ def scenes(
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     retry_policy=AI_RETRY_POLICY,
+    pool="provider_calls",
     description="Project settings for production: credits, runtime, cast, locations, splits, genre/tone/logline.",
 )
 def project_config(
