@@ -191,6 +191,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 2
     partition = run.tags.get("dagster/partition")
     tags = {"cineforge/resumed_from": run.run_id}
+    if partition:
+        # Re-execution does not inherit the parent's partition tag when tags are given.
+        tags["dagster/partition"] = partition
     remediate = _remediation_target(instance, run.run_id)
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
@@ -203,7 +206,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 asset_selection=[AssetKey(name) for name in selection],
                 run_config=run_config,
                 raise_on_error=False,
-                tags={**tags, "cineforge/stepped_back_to": remediate},
+                tags={k: v for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items() if k != "dagster/partition"},
             )
             run_id, success = result.run_id, result.success
         else:
