@@ -7,6 +7,7 @@ step of the same run and the message names the asset to re-materialize.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
@@ -15,7 +16,10 @@ from cineforge_assets.screenplay.elements import Element
 from cineforge_assets.screenplay.formats.reader import RawSource
 
 RAW_INPUT_HAS_TEXT = AssetCheckSpec(
-    name="has_text", asset=AssetKey("raw_input"), blocking=True, description="The source yielded non-blank text."
+    name="has_text",
+    asset=AssetKey("raw_input"),
+    blocking=True,
+    description="The source yielded non-blank text.",
 )
 CANONICAL_SCRIPT_PARSES = AssetCheckSpec(
     name="parses",
@@ -28,7 +32,7 @@ SCENES_NOT_EMPTY = AssetCheckSpec(
 )
 
 
-def _result(spec: AssetCheckSpec, passed: bool, description: str, **metadata: object) -> AssetCheckResult:
+def _result(spec: AssetCheckSpec, passed: bool, description: str, **metadata: Any) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=spec.asset_key,
         check_name=spec.name,

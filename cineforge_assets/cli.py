@@ -61,9 +61,11 @@ def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
         data = event.step_failure_data if event else None
         if data is None:
             continue
-        metadata = {k: getattr(v, "value", v) for k, v in (data.user_failure_data.metadata or {}).items()} if (
-            data.user_failure_data
-        ) else {}
+        metadata = (
+            {k: getattr(v, "value", v) for k, v in (data.user_failure_data.metadata or {}).items()}
+            if (data.user_failure_data)
+            else {}
+        )
         description = (data.user_failure_data.description if data.user_failure_data else None) or (
             data.error.message.strip() if data.error else "step failed"
         )
@@ -106,7 +108,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
         return 2
     instance = DagsterInstance.get()
-    if screenplay_partitions.name and not instance.has_dynamic_partition(screenplay_partitions.name, partition):
+    if screenplay_partitions.name and not instance.has_dynamic_partition(
+        screenplay_partitions.name, partition
+    ):
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
@@ -135,7 +139,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         reason = _failure_reason(instance, result.run_id)
         summary["failure"] = reason
-        print(f"cineforge: run {result.run_id} failed [{reason['error_class']}]: {reason['message']}", file=sys.stderr)
+        print(
+            f"cineforge: run {result.run_id} failed [{reason['error_class']}]: {reason['message']}",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     return 0 if result.success else 1
 
@@ -187,7 +194,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
         return 2
     if run.status != DagsterRunStatus.FAILURE:
-        print(f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume", file=sys.stderr)
+        print(
+            f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
+            file=sys.stderr,
+        )
         return 2
     partition = run.tags.get("dagster/partition")
     tags = {"cineforge/resumed_from": run.run_id}
@@ -196,17 +206,26 @@ def cmd_resume(args: argparse.Namespace) -> int:
         tags["dagster/partition"] = partition
     remediate = _remediation_target(instance, run.run_id)
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
-        run_config = _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
+        run_config = (
+            _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
+        )
         if remediate and remediate in INGEST_ASSET_NAMES:
             selection = list(INGEST_ASSET_NAMES[INGEST_ASSET_NAMES.index(remediate) :])
-            print(f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}", file=sys.stderr)
+            print(
+                f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}",
+                file=sys.stderr,
+            )
             result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
                 instance=instance,
                 partition_key=partition,
                 asset_selection=[AssetKey(name) for name in selection],
                 run_config=run_config,
                 raise_on_error=False,
-                tags={k: v for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items() if k != "dagster/partition"},
+                tags={
+                    k: v
+                    for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
+                    if k != "dagster/partition"
+                },
             )
             run_id, success = result.run_id, result.success
         else:
@@ -218,8 +237,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 reexecution_options=options,
                 tags=tags,
                 raise_on_error=False,
-            ) as result:
-                run_id, success = result.run_id, result.success
+            ) as reexecuted:
+                run_id, success = reexecuted.run_id, reexecuted.success
     summary: dict[str, Any] = {
         "partition": partition,
         "run_id": run_id,
@@ -230,7 +249,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not success:
         reason = _failure_reason(instance, run_id)
         summary["failure"] = reason
-        print(f"cineforge: resumed run {run_id} failed [{reason['error_class']}]: {reason['message']}", file=sys.stderr)
+        print(
+            f"cineforge: resumed run {run_id} failed [{reason['error_class']}]: {reason['message']}",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     return 0 if success else 1
 
@@ -238,7 +260,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_simulator(args: argparse.Namespace) -> int:
     from resources.simulator import ProviderSimulator
 
-    sim = ProviderSimulator(host=args.host, port=args.port, profile=args.faults, seed=args.seed, latency_s=args.latency)
+    sim = ProviderSimulator(
+        host=args.host, port=args.port, profile=args.faults, seed=args.seed, latency_s=args.latency
+    )
     with sim:
         print(sim.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -258,11 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "offline", "simulated", "live"],
         help="auto: live when API keys are set, else offline",
     )
-    ingest.add_argument("--faults", default="none", help="simulator fault profile (with --provider simulated)")
+    ingest.add_argument(
+        "--faults", default="none", help="simulator fault profile (with --provider simulated)"
+    )
     ingest.add_argument("--seed", type=int, default=0)
     ingest.set_defaults(func=cmd_ingest)
 
-    resume = sub.add_parser("resume", help="resume a failed run from the failed stage (reuses upstream results)")
+    resume = sub.add_parser(
+        "resume", help="resume a failed run from the failed stage (reuses upstream results)"
+    )
     resume.add_argument("run_id")
     resume.add_argument(
         "--provider",

@@ -123,7 +123,9 @@ def render_chart(series: pd.DataFrame, title: str) -> bytes:
         ax.plot(series.index, series["fallbacks"], label="fallbacks taken", color="#2471a3", marker="s")
         ax.legend(loc="upper right")
     else:
-        ax.text(0.5, 0.5, "no provider attempts in the window", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no provider attempts in the window", ha="center", va="center", transform=ax.transAxes
+        )
     ax.set_title(title)
     ax.set_ylabel("per bucket")
     fig.autofmt_xdate()

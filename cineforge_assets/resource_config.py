@@ -14,7 +14,11 @@ from dagster import EnvVar
 from resources.ai import AIProviderResource
 from resources.io_manager import ArtifactIOManager
 
-KEY_VARS = {"anthropic_api_key": "ANTHROPIC_API_KEY", "openai_api_key": "OPENAI_API_KEY", "gemini_api_key": "GEMINI_API_KEY"}
+KEY_VARS = {
+    "anthropic_api_key": "ANTHROPIC_API_KEY",
+    "openai_api_key": "OPENAI_API_KEY",
+    "gemini_api_key": "GEMINI_API_KEY",
+}
 URL_VARS = {
     "anthropic_base_url": "ANTHROPIC_BASE_URL",
     "openai_base_url": "OPENAI_BASE_URL",

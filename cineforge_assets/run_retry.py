@@ -76,7 +76,9 @@ def unmaterialized_assets(instance: DagsterInstance, run_id: str, selection: Ite
     return [name for name in selection if name not in done]
 
 
-def retry_run_request(instance: DagsterInstance, run_id: str, tags: Mapping[str, str], number: int) -> RunRequest:
+def retry_run_request(
+    instance: DagsterInstance, run_id: str, tags: Mapping[str, str], number: int
+) -> RunRequest:
     run = instance.get_run_by_id(run_id)
     selected = (
         [k.to_user_string() for k in run.asset_selection]

@@ -32,7 +32,11 @@ def register_source(path: Path, *, root: Path | None = None) -> str:
 
 def source_for(partition: str, *, root: Path | None = None) -> Path:
     folder = sources_dir(root) / partition
-    files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.exists() else []
+    files = (
+        sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))
+        if folder.exists()
+        else []
+    )
     if not files:
         raise FileNotFoundError(
             f"No source file registered for partition {partition!r} (looked in {folder}); "

@@ -80,11 +80,15 @@ class AIProviderResource(ConfigurableResource):
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 20.0
     retry_after_cap_seconds: float = 30.0
-    breaker_store_url: str = Field(default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://...")
+    breaker_store_url: str = Field(
+        default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://..."
+    )
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 30.0
     breaker_half_open_probes: int = 1
-    telemetry_path: str = Field(default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl")
+    telemetry_path: str = Field(
+        default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
+    )
     seed: int | None = Field(default=None, description="seed for backoff jitter (tests, replays)")
 
     _breaker: CircuitBreaker | None = PrivateAttr(default=None)
@@ -131,14 +135,18 @@ class AIProviderResource(ConfigurableResource):
         adapters: dict[str, ProviderAdapter] = {OFFLINE: OfflineAdapter()}
         if self.mode == "simulated":
             if not self.simulator_url:
-                raise ValueError("mode='simulated' needs simulator_url (start one with `cineforge simulator`)")
+                raise ValueError(
+                    "mode='simulated' needs simulator_url (start one with `cineforge simulator`)"
+                )
             base = self.simulator_url.rstrip("/")
             adapters["anthropic"] = AnthropicAdapter(SIMULATED_KEY, f"{base}/anthropic", client)
             adapters["openai"] = OpenAIAdapter(SIMULATED_KEY, f"{base}/openai/v1", client)
             adapters["gemini"] = GeminiAdapter(SIMULATED_KEY, f"{base}/gemini", client)
         elif self.mode == "live":
             if self.anthropic_api_key:
-                adapters["anthropic"] = AnthropicAdapter(self.anthropic_api_key, self.anthropic_base_url, client)
+                adapters["anthropic"] = AnthropicAdapter(
+                    self.anthropic_api_key, self.anthropic_base_url, client
+                )
             if self.openai_api_key:
                 adapters["openai"] = OpenAIAdapter(self.openai_api_key, self.openai_base_url, client)
             if self.gemini_api_key:
@@ -182,4 +190,6 @@ class AIProviderResource(ConfigurableResource):
             finally:
                 caller.breakers.store.close()
                 sink.close()
-        return AIResult(value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts)
+        return AIResult(
+            value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts
+        )

@@ -36,7 +36,9 @@ def _retry_delay() -> float:
 
 # Transient errors that outlast the provider layer's own budget get a second and third chance a
 # little later, with Dagster's exponential backoff and jitter; permanent ones never reach it.
-AI_RETRY_POLICY = RetryPolicy(max_retries=3, delay=_retry_delay(), backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+AI_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=_retry_delay(), backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 BREAKER_RETRY_LIMIT = 3
 
 _EVENT_FOR_DECISION = {
@@ -125,7 +127,9 @@ def ai_metadata(result: AIResult[Any]) -> dict[str, Any]:
         "model": result.model,
         "attempt_count": result.attempt_count,
         "final_error_class": result.final_error_class,
-        "fallback_taken": any(a.decision.startswith("fallback") or a.decision == "skip_provider" for a in result.attempts),
+        "fallback_taken": any(
+            a.decision.startswith("fallback") or a.decision == "skip_provider" for a in result.attempts
+        ),
         "attempts": MetadataValue.md(attempts_table(result.attempts)),
     }
 
@@ -153,7 +157,9 @@ FAILED_STAGE_TAG = "cineforge/failed_stage"
 def tag_failure(context: AssetExecutionContext, error_class: str, stage: str) -> None:
     """Record the failure class on the run itself, so run-level retry logic reads it from tags."""
     try:
-        context.instance.add_run_tags(context.run_id, {FAILURE_CLASS_TAG: error_class, FAILED_STAGE_TAG: stage})
+        context.instance.add_run_tags(
+            context.run_id, {FAILURE_CLASS_TAG: error_class, FAILED_STAGE_TAG: stage}
+        )
     except Exception as exc:  # a tagging problem must never mask the real failure
         context.log.warning(f"could not tag run with failure class: {exc}")
 

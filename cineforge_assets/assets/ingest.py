@@ -4,7 +4,6 @@ Each asset is a thin shell: read upstream, call a pure domain function (and, whe
 the provider resource), report what happened as ``MaterializeResult`` metadata.
 """
 
-
 from typing import Any
 
 import pandas as pd
@@ -100,7 +99,9 @@ def raw_input(context: AssetExecutionContext):
         raw = read_source(path)
     except FileNotFoundError as exc:
         tag_failure(context, "permanent", "raw_input")
-        raise Failure(description=str(exc), metadata={"error_class": "permanent"}, allow_retries=False) from exc
+        raise Failure(
+            description=str(exc), metadata={"error_class": "permanent"}, allow_retries=False
+        ) from exc
     except SourceError as exc:
         # A bad file is a permanent error: retrying reads the same bytes.
         tag_failure(context, "permanent", "raw_input")
@@ -141,9 +142,7 @@ def raw_input(context: AssetExecutionContext):
     pool="provider_calls",
     description="Canonical Fountain text (title page kept) and its parsed elements.",
 )
-def canonical_script(
-    context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource
-):
+def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource):
     require_usable_upstream(context, "raw_input", bool(raw_input.text.strip()), "its text is blank")
     ai_meta: dict[str, Any] = {}
     normalized_by = "deterministic"
@@ -193,9 +192,7 @@ def canonical_script(
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
     "and a model's summary, mood and visual description.",
 )
-def scenes(
-    context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript
-):
+def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript):
     require_usable_upstream(
         context,
         "canonical_script",
@@ -235,7 +232,9 @@ def scenes(
             "scene_count": len(df),
             "speaking_characters": len({c for chars in df["characters"] for c in chars}) if len(df) else 0,
             "estimated_minutes": round(float(df["est_screen_seconds"].sum()) / 60.0, 1) if len(df) else 0.0,
-            "preview": MetadataValue.md(_preview_markdown(df)) if len(df) else MetadataValue.md("_no scenes_"),
+            "preview": MetadataValue.md(_preview_markdown(df))
+            if len(df)
+            else MetadataValue.md("_no scenes_"),
             **ai_meta,
         },
         check_results=[check],
@@ -258,7 +257,9 @@ def project_config(
 ):
     script = parse_fountain(canonical_script.fountain)
     records = split_scenes(script, canonical_script.fountain)
-    base = build_project_config(script, records, source_format=raw_input.format, page_count=raw_input.page_count)
+    base = build_project_config(
+        script, records, source_format=raw_input.format, page_count=raw_input.page_count
+    )
     payload = {
         "title": base.title,
         "characters": [c.name for c in base.characters][:8],

@@ -44,7 +44,8 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     instance = context.instance
     step_retries = len(
         instance.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.STEP_UP_FOR_RETRY, after_timestamp=since), limit=10_000
+            EventRecordsFilter(event_type=DagsterEventType.STEP_UP_FOR_RETRY, after_timestamp=since),
+            limit=10_000,
         )
     )
     runs = instance.get_runs(filters=RunsFilter(created_after=_utc(since)), limit=10_000)
@@ -52,7 +53,9 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     failed_runs = sum(1 for r in runs if r.status.value == "FAILURE")
 
     chart_path = artifacts_dir() / "reliability_report" / "failures_over_time.png"
-    atomic_write_bytes(chart_path, render_chart(failures_over_time(records, bucket=config.bucket), "Failures and fallbacks"))
+    atomic_write_bytes(
+        chart_path, render_chart(failures_over_time(records, bucket=config.bucket), "Failures and fallbacks")
+    )
 
     totals = frame.sum(numeric_only=True) if len(frame) else None
     return MaterializeResult(

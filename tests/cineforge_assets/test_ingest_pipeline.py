@@ -38,7 +38,9 @@ def run_partition(instance: DagsterInstance, path: Path) -> tuple[str, bool]:
     return key, result.success
 
 
-def test_ingest_big_fish_gives_the_reference_190_scenes(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_big_fish_gives_the_reference_190_scenes(
+    corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, summary = ingest(corpus_dir / "Big-Fish.fountain", capsys)
     assert code == 0 and summary["success"] is True
     assert summary["partition"] == "big-fish"
@@ -152,7 +154,9 @@ def test_failed_raw_input_stops_the_run_before_downstream_steps(
     assert started == {"raw_input"}
 
 
-def test_dynamic_partition_is_registered_by_ingest(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dynamic_partition_is_registered_by_ingest(
+    corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, summary = ingest(corpus_dir / "The-Last-Birthday-Card.fountain", capsys)
     assert code == 0
     with DagsterInstance.get() as instance:

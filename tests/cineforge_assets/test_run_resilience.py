@@ -24,7 +24,12 @@ from dagster import (
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.definitions import defs
-from cineforge_assets.run_retry import AUTO_RETRY_NUMBER_TAG, RETRY_OF_TAG, decide_run_retry, transient_run_retry
+from cineforge_assets.run_retry import (
+    AUTO_RETRY_NUMBER_TAG,
+    RETRY_OF_TAG,
+    decide_run_retry,
+    transient_run_retry,
+)
 from cineforge_assets.sources import register_source
 from resources.simulator import ProviderSimulator
 
@@ -128,7 +133,9 @@ def test_incident_replay_sonnet_529_for_the_whole_run_falls_back_and_completes(
     assert "overloaded" in meta["attempts"].value and "fallback_next_provider" in meta["attempts"].value
     observations = [
         r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata["event"].value
-        for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_OBSERVATION).records
+        for r in instance.get_records_for_run(
+            result.run_id, of_type=DagsterEventType.ASSET_OBSERVATION
+        ).records
     ]
     assert "stage_fallback" in observations
     # Telemetry for log shippers: one JSON object per line, the incident's 529s among them.
@@ -166,9 +173,7 @@ def test_permanent_failure_makes_one_attempt_and_resume_reuses_upstream(
     assert calls(sim, "gpt-4.1") == normalize_calls  # canonical_script was not run again
     resumed = instance.get_run_by_id(summary["run_id"])
     assert resumed.parent_run_id == failed.run_id
-    assert "canonical_script" not in {
-        e.step_key for e in _all_step_starts(instance, summary["run_id"])
-    }
+    assert "canonical_script" not in {e.step_key for e in _all_step_starts(instance, summary["run_id"])}
 
 
 def _all_step_starts(instance: DagsterInstance, run_id: str) -> list[Any]:
@@ -183,7 +188,11 @@ def test_resume_steps_back_to_an_unusable_upstream_artifact(
     tmp_path: Path, instance: DagsterInstance, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "ledger.fountain"
-    source.write_text((Path(__file__).resolve().parents[2] / "samples" / "the-lighthouse-keepers-ledger.fountain").read_text())
+    source.write_text(
+        (
+            Path(__file__).resolve().parents[2] / "samples" / "the-lighthouse-keepers-ledger.fountain"
+        ).read_text()
+    )
     key = register_source(source)
     instance.add_dynamic_partitions("screenplays", [key])
     assert run_pipeline(instance, key, {}).success
@@ -214,7 +223,11 @@ def test_resume_steps_back_to_an_unusable_upstream_artifact(
 
 
 def test_decide_run_retry_only_retries_transient_failures_within_the_bound() -> None:
-    tags = {"dagster/partition": "p", "cineforge/failure_class": "transient", "cineforge/failed_stage": "scenes"}
+    tags = {
+        "dagster/partition": "p",
+        "cineforge/failure_class": "transient",
+        "cineforge/failed_stage": "scenes",
+    }
     assert decide_run_retry(tags, max_retries=2).retry
     assert decide_run_retry(tags, max_retries=2).retry_number == 1
     assert not decide_run_retry({**tags, AUTO_RETRY_NUMBER_TAG: "2"}, max_retries=2).retry
@@ -289,6 +302,8 @@ def test_reliability_report_counts_what_the_simulator_recorded(
     assert sonnet["transient_failures"] == 3
     assert sonnet["successes"] == 1
     assert frame["calls"].sum() == stats["total"]
-    meta = instance.get_latest_materialization_event(AssetKey("reliability_report")).asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(
+        AssetKey("reliability_report")
+    ).asset_materialization.metadata
     assert meta["step_retries"].value == 1
     assert Path(meta["chart_path"].value).read_bytes().startswith(b"\x89PNG")
