@@ -23,8 +23,10 @@ Faults are decided per job at submit time, by the first matching ``VeoFault`` ru
 ``times`` = how often the rule may still fire) or by a marker ``[veo-sim:<kind>]`` in the prompt (always
 fires). Kinds: ``submit_failed`` (500 INTERNAL on submit), ``rate_limited`` (429 RESOURCE_EXHAUSTED with
 RetryInfo), ``invalid_argument`` (400 INVALID_ARGUMENT), ``poll_failed`` (every poll of the operation
-answers 500 INTERNAL), ``generation_failed`` (the operation finishes with an error), ``rai_filtered``
-(finishes with no sample and ``raiMediaFilteredReasons``), ``download_failed`` (404 on the download).
+answers 500 INTERNAL), ``poll_flaky`` (only its first poll answers 503 UNAVAILABLE), ``stalled`` (never
+finishes), ``generation_failed`` (the operation finishes with an error), ``rai_filtered`` (finishes with
+no sample and ``raiMediaFilteredReasons``), ``download_failed`` (404 on the download), ``download_flaky``
+(the first download answers 503 UNAVAILABLE).
 The simulator's global fault profile applies to submits too (provider ``veo``), so
 ``overload-storm:provider=veo`` works as for the chat providers.
 """
@@ -55,9 +57,12 @@ VeoFaultKind = Literal[
     "rate_limited",
     "invalid_argument",
     "poll_failed",
+    "poll_flaky",
+    "stalled",
     "generation_failed",
     "rai_filtered",
     "download_failed",
+    "download_flaky",
 ]
 VEO_FAULT_KINDS: Final[tuple[str, ...]] = get_args(VeoFaultKind)
 PROVIDER: Final = "veo"
@@ -96,6 +101,11 @@ class _Operation:
     fault: str | None
     polls: int = 0
     file_id: str = ""
+    hiccups_left: int = 0  # poll_flaky: polls still to answer 503
+
+
+def _unavailable() -> SimResponse:
+    return _google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
 
 
 @dataclass
@@ -103,6 +113,7 @@ class _File:
     data: bytes
     token: str
     missing: bool = False  # download_failed: the operation points at a file that is not there
+    hiccups_left: int = 0  # download_flaky: downloads still to answer 503
 
 
 @dataclass
@@ -281,6 +292,7 @@ class VeoSimulator:
             prompt=prompt,
             job_index=job_index,
             fault=fault,
+            hiccups_left=1 if fault == "poll_flaky" else 0,
         )
         with self._lock:
             self._operations[operation.name] = operation
@@ -297,8 +309,11 @@ class VeoSimulator:
                 return _google_error(404, "NOT_FOUND", f"Operation {name} not found.")
             if operation.fault == "poll_failed":
                 return _internal()
+            if operation.hiccups_left > 0:
+                operation.hiccups_left -= 1
+                return _unavailable()
             operation.polls += 1
-            if operation.polls < self._polls_to_complete:
+            if operation.fault == "stalled" or operation.polls < self._polls_to_complete:
                 return SimResponse.json(200, {"name": name}, content_type=_GOOGLE_JSON)
             body = self._finished(operation, request)
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
@@ -310,8 +325,13 @@ class VeoSimulator:
         with self._lock:
             self._counts.downloads += 1
             stored = self._files.get(file_id)
+            hiccup = stored is not None and stored.hiccups_left > 0
+            if stored is not None and hiccup:
+                stored.hiccups_left -= 1
         if stored is None or stored.missing:
             return _google_error(404, "NOT_FOUND", f"File files/{file_id} not found.")
+        if hiccup:
+            return _unavailable()
         location = f"{self._origin(request)}/gemini/_storage/{file_id}.mp4?token={stored.token}"
         return SimResponse(status=302, headers=[("location", location), ("content-type", "text/html")])
 
@@ -351,7 +371,10 @@ class VeoSimulator:
             if not operation.file_id:
                 operation.file_id = secrets.token_hex(8)
                 self._files[operation.file_id] = _File(
-                    self.video, secrets.token_urlsafe(12), missing=operation.fault == "download_failed"
+                    self.video,
+                    secrets.token_urlsafe(12),
+                    missing=operation.fault == "download_failed",
+                    hiccups_left=1 if operation.fault == "download_flaky" else 0,
                 )
             uri = f"{self._origin(request)}/gemini/v1beta/files/{operation.file_id}:download?alt=media"
             video_response = {"generatedSamples": [{"video": {"uri": uri}}]}
