@@ -7,7 +7,9 @@ produce *something* when the budget and deadline allow it to get that far.
 
 Defaults (``StagePolicy``): 6 provider calls per stage across the whole chain, 120 s wall-clock per stage,
 at most 2 calls per model before falling to the next one, backoff 0.5 s base / 20 s cap / 30 s
-retry-after cap, and a per-request timeout equal to the time left before the deadline.
+retry-after cap, a ``retry-after`` of more than 2 s answered by falling back (when a provider model is
+left in the chain) rather than by waiting, and a per-request timeout equal to the time left before the
+deadline.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def fallback_chain_for(stage: str, overrides: Mapping[str, Sequence[str]] | None
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_DEADLINE_SECONDS = 120.0
 DEFAULT_ATTEMPTS_PER_MODEL = 2
+DEFAULT_RETRY_AFTER_FALLBACK_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,11 @@ class StagePolicy:
       that would end past it, and each call's timeout is cut to the time left.
     * ``attempts_per_model`` - transient failures tolerated on one model before falling to the next.
     * ``request_timeout_seconds`` - upper bound for one call (``None``: the time left before the deadline).
+    * ``retry_after_fallback_seconds`` - a provider that asks (``retry-after``) for a longer wait than this
+      is not waited for when another provider's model is left in the chain: the next model is tried at
+      once. A short hint (a per-second rate-limit blip) is cheaper to wait out than a switch of model;
+      a long one would hold the stage while a healthy fallback idles. The offline engine does not count
+      as such a model: a degraded answer now is not preferred to the real one a few seconds later.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -113,6 +121,7 @@ class StagePolicy:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     attempts_per_model: int = DEFAULT_ATTEMPTS_PER_MODEL
     request_timeout_seconds: float | None = None
+    retry_after_fallback_seconds: float = DEFAULT_RETRY_AFTER_FALLBACK_SECONDS
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -123,3 +132,5 @@ class StagePolicy:
             raise ValueError("attempts_per_model must be >= 1")
         if self.request_timeout_seconds is not None and self.request_timeout_seconds <= 0:
             raise ValueError("request_timeout_seconds must be > 0")
+        if self.retry_after_fallback_seconds < 0:
+            raise ValueError("retry_after_fallback_seconds must be >= 0")

@@ -16,8 +16,12 @@ transient overload (529/503/overloaded  ``fallback_next_provider``  provider's o
 /UNAVAILABLE) or breaker open
 other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
                                                                     honoured, capped; else full jitter)
-  ... model's attempts used up, or the  ``fallback_next_model``     next model in the chain, no wait
-  wait would end past the deadline
+  ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
+  wait would end past the deadline, or
+  the provider asks for more than
+  ``retry_after_fallback_seconds``
+  while another provider's model is
+  left in the chain
 invalid output (``parse`` raised)       ``retry_same_model`` once   prompt + validation error appended;
                                                                     then ``InvalidModelOutputError``
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
@@ -42,7 +46,7 @@ from typing import Generic, TypeVar
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
-from resources.resilience.chain import ModelRef, StagePolicy, fallback_chain_for
+from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
     AllProvidersOpenError,
     BreakerOpenError,
@@ -183,15 +187,24 @@ def _after_failure(
     next_model_exists: bool,
     next_provider_exists: bool,
     rng: random.Random,
+    next_served_model_exists: bool = False,
 ) -> _Step:
-    """What follows a failed call: the decision table of the module docstring, in one place."""
+    """What follows a failed call: the decision table of the module docstring, in one place.
+
+    ``next_served_model_exists``: a model of a real provider (not the offline engine) is left in the chain.
+    """
     if isinstance(error, PermanentProviderError):
         return _Step("stop", terminal_reason=error.error_code or "permanent_error")
     if isinstance(error, ProviderUnavailableError):
         return _fallback("skip_provider", run, next_provider_exists)
     if is_provider_overloaded(error):
         return _fallback("fallback_next_provider", run, next_provider_exists)
-    if model_calls < run.policy.attempts_per_model and run.calls < run.policy.max_attempts:
+    asks_too_long = (
+        error.retry_after is not None
+        and error.retry_after > run.policy.retry_after_fallback_seconds
+        and next_served_model_exists
+    )
+    if not asks_too_long and model_calls < run.policy.attempts_per_model and run.calls < run.policy.max_attempts:
         # Drawn only when a retry is possible, so a seeded rng replays the same waits.
         delay = delay_for(error, retries, run.policy.backoff, rng)
         if delay < run.remaining():
@@ -209,9 +222,18 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
 
 
 def _usable_after(
-    refs: Sequence[ModelRef], index: int, excluded: Mapping[str, str], also_excluding: str | None = None
+    refs: Sequence[ModelRef],
+    index: int,
+    excluded: Mapping[str, str],
+    also_excluding: str | None = None,
+    *,
+    served_only: bool = False,
 ) -> bool:
-    return any(r.provider not in excluded and r.provider != also_excluding for r in refs[index + 1 :])
+    """Is a model after ``index`` still usable (``served_only``: one a real provider serves, not offline)?"""
+    return any(
+        r.provider not in excluded and r.provider != also_excluding and not (served_only and r.provider == OFFLINE)
+        for r in refs[index + 1 :]
+    )
 
 
 def _invalid_output(
@@ -450,6 +472,7 @@ class ResilientCaller:
             next_model_exists=_usable_after(refs, index, run.excluded),
             next_provider_exists=_usable_after(refs, index, run.excluded, ref.provider),
             rng=self._rng,
+            next_served_model_exists=_usable_after(refs, index, run.excluded, served_only=True),
         )
         run.log(
             ref,

@@ -80,11 +80,13 @@ def test_stage_policy_defaults_and_validation() -> None:
     assert (policy.max_attempts, policy.deadline_seconds, policy.attempts_per_model) == (6, 120.0, 2)
     assert policy.backoff == BackoffPolicy(0.5, 20.0, 30.0)
     assert policy.request_timeout_seconds is None
+    assert policy.retry_after_fallback_seconds == 2.0
     for bad in (
         {"max_attempts": 0},
         {"deadline_seconds": 0},
         {"attempts_per_model": 0},
         {"request_timeout_seconds": 0},
+        {"retry_after_fallback_seconds": -1},
     ):
         with pytest.raises(ValueError):
             StagePolicy(**bad)  # type: ignore[arg-type]

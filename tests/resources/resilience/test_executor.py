@@ -267,10 +267,55 @@ def test_retry_after_is_honoured() -> None:
 
 
 def test_retry_after_is_capped() -> None:
+    # Only the offline engine is left after the model, so the long hint is waited for (capped).
     limited = partial(anthropic_error, 429, "rate_limit_error", "Rate limit", headers={"retry-after": "55"})
     world = World(anthropic=sequence(limited, GOOD))
-    world.caller.call("normalize", REQUEST, parse_ok)
+    world.caller.call("normalize", REQUEST, parse_ok, chain=["claude-sonnet-4-6", "offline"])
     assert world.clock.sleeps == [30.0]
+
+
+def test_a_long_retry_after_falls_back_at_once_when_another_provider_model_is_left() -> None:
+    limited = partial(
+        openai_error, 429, "requests", "Rate limit", code="rate_limit_exceeded", headers={"retry-after": "5"}
+    )
+    world = World(openai=always(limited), gemini=answers(GOOD))
+    outcome = world.caller.call("normalize", REQUEST, parse_ok, chain=["gpt-4.1", "gemini-3-flash-preview"])
+    assert outcome.provider == "gemini"
+    assert world.clock.sleeps == []
+    assert steps(outcome.attempts) == [
+        ("gpt-4.1", "error", "fallback_next_model"),
+        ("gemini-3-flash-preview", "success", "success"),
+    ]
+    assert len(world.adapters["openai"].calls) == 1
+
+
+def test_a_rate_limit_is_per_model_so_the_long_hint_moves_to_the_same_providers_next_model() -> None:
+    limited = partial(anthropic_error, 429, "rate_limit_error", "Rate limit", headers={"retry-after": "5"})
+    world = World(anthropic=sequence(limited, GOOD))
+    outcome = world.caller.call("normalize", REQUEST, parse_ok)
+    assert (outcome.model, world.clock.sleeps) == ("claude-opus-4-6", [])
+
+
+def test_a_short_retry_after_is_waited_out_on_the_same_model() -> None:
+    limited = partial(
+        openai_error, 429, "requests", "Rate limit", code="rate_limit_exceeded", headers={"retry-after": "2"}
+    )
+    world = World(openai=sequence(limited, GOOD), gemini=answers(GOOD))
+    outcome = world.caller.call("normalize", REQUEST, parse_ok, chain=["gpt-4.1", "gemini-3-flash-preview"])
+    assert (outcome.provider, world.clock.sleeps) == ("openai", [2.0])
+
+
+def test_the_retry_after_fallback_threshold_is_a_policy() -> None:
+    limited = partial(
+        openai_error, 429, "requests", "Rate limit", code="rate_limit_exceeded", headers={"retry-after": "5"}
+    )
+    world = World(
+        openai=sequence(limited, GOOD),
+        gemini=answers(GOOD),
+        policy=StagePolicy(retry_after_fallback_seconds=10.0),
+    )
+    outcome = world.caller.call("normalize", REQUEST, parse_ok, chain=["gpt-4.1", "gemini-3-flash-preview"])
+    assert (outcome.provider, world.clock.sleeps) == ("openai", [5.0])
 
 
 def test_a_retry_after_past_the_deadline_falls_back_instead_of_waiting() -> None:
