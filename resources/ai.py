@@ -13,7 +13,8 @@ Modes:
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -115,9 +116,9 @@ class AIProviderResource(ConfigurableResource):
             half_open_max_probes=self.breaker_half_open_probes,
         )
 
-    def breaker(self, listeners: Sequence[Any] = ()) -> CircuitBreaker:
+    def breaker(self, listeners: Sequence[Any] = (), *, clock: Callable[[], float] = time.time) -> CircuitBreaker:
         store = store_from_url(self.breaker_store_url or default_store_url())
-        return CircuitBreaker(store, self.breaker_policy(), listeners=tuple(listeners))
+        return CircuitBreaker(store, self.breaker_policy(), clock=clock, listeners=tuple(listeners))
 
     def telemetry_file(self) -> str:
         if self.telemetry_path:
@@ -164,8 +165,12 @@ class AIProviderResource(ConfigurableResource):
         listeners: Sequence[TelemetryListener] = (),
         run_id: str | None = None,
         partition: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> AIResult[Any]:
-        """Serve ``task`` for ``stage`` through its fallback chain; raise the taxonomy's errors on failure."""
+        """Serve ``task`` for ``stage`` through its fallback chain; raise the taxonomy's errors on failure.
+
+        ``clock`` (epoch seconds) drives deadlines and the breaker; tests inject one.
+        """
         sink = JsonlTelemetrySink(self.telemetry_file())
         all_listeners: list[TelemetryListener] = [sink, *listeners]
         request = build_request(task, payload, stage=stage)
@@ -175,9 +180,10 @@ class AIProviderResource(ConfigurableResource):
         with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
             caller = ResilientCaller(
                 self.adapters(client),
-                self.breaker(all_listeners),
+                self.breaker(all_listeners, clock=clock),
                 policy=self.stage_policy(),
                 chains=self._chains(),
+                clock=clock,
                 rng=rng,
                 listeners=all_listeners,
                 run_id=run_id,
