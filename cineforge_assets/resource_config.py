@@ -13,6 +13,7 @@ from dagster import EnvVar
 
 from resources.ai import AIProviderResource
 from resources.io_manager import ArtifactIOManager
+from resources.veo3 import Veo3Resource
 
 KEY_VARS = {
     "anthropic_api_key": "ANTHROPIC_API_KEY",
@@ -50,4 +51,8 @@ def ai_resource_from_env() -> AIProviderResource:
 
 
 def build_resources() -> dict[str, Any]:
-    return {"ai": ai_resource_from_env(), "io_manager": ArtifactIOManager()}
+    return {
+        "ai": ai_resource_from_env(),
+        "io_manager": ArtifactIOManager(),
+        "veo3": Veo3Resource.from_env(provider_mode_from_env()),
+    }

@@ -10,8 +10,8 @@ Retry policy, deliberately narrow because every Veo submission costs money and m
   ``rate_limited`` (429 RESOURCE_EXHAUSTED) and ``poll_failed`` (the operation could not be read) are
   retriable: the same request can succeed later. ``download_failed``, ``generation_failed`` (the
   operation finished with an error or a safety filter), ``submit_rejected`` (the API refused the request
-  itself: 4xx) and ``timed_out`` are permanent, and so is any message containing ``INVALID_ARGUMENT``
-  whatever its kind: the request is wrong and would be wrong again.
+  itself: 4xx), ``timed_out`` and ``not_configured`` (no key) are permanent, and so is any message
+  containing ``INVALID_ARGUMENT`` whatever its kind: the request is wrong and would be wrong again.
 * Auto-retry fires only when *every* job failed and *every* failure is retriable (a partial result is a
   result; one permanent failure means something other than load is wrong), at most once per invocation.
   It resubmits every job, emits ``veo3.gate.retried`` on the optional event bus, and polling continues.
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 RETRIABLE_ERROR_KINDS: Final[frozenset[str]] = frozenset({"submit_failed", "rate_limited", "poll_failed"})
 PERMANENT_ERROR_KINDS: Final[frozenset[str]] = frozenset(
-    {"download_failed", "generation_failed", "submit_rejected", "timed_out"}
+    {"download_failed", "generation_failed", "submit_rejected", "timed_out", "not_configured"}
 )
 # Whatever the kind, a message with one of these is the request's fault: retrying repeats it.
 PERMANENT_ERROR_MARKERS: Final[tuple[str, ...]] = ("INVALID_ARGUMENT",)
@@ -228,9 +228,7 @@ class _GateRun:
         job.updated_at = job.finished_at = self.now()
         return True
 
-    def _on_error(
-        self, job: BrollJob, kind: str, exc: ProviderError, streaks: Counter[int], limit: int
-    ) -> bool:
+    def _on_error(self, job: BrollJob, kind: str, exc: ProviderError, streaks: Counter[int], limit: int) -> bool:
         streaks[job.scene] += 1
         if exc.error_class == "transient" and streaks[job.scene] < limit:
             log.info("scene %s: %s (%d of %d tolerated): %s", job.scene, kind, streaks[job.scene], limit, exc)
@@ -333,9 +331,7 @@ class _GateRun:
             elif self.retry_skipped_for_time:
                 reasons.append("no auto-retry: the gate's timeout had passed when every job had failed")
             else:
-                permanent = [
-                    f"scene {s} {error_kind(m)}" for s, m in failed.items() if not is_retriable_error(m)
-                ]
+                permanent = [f"scene {s} {error_kind(m)}" for s, m in failed.items() if not is_retriable_error(m)]
                 reasons.append("no auto-retry: permanent failure(s): " + ", ".join(permanent))
         if self.retried and not succeeded and outcome == "completed":
             reasons.append("retry failed again: no second retry (single-retry guard)")

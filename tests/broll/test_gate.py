@@ -81,7 +81,8 @@ def test_retriable_failures_of_every_job_trigger_exactly_one_retry(
     kind: str, veo: VeoSimulator, client: VeoClient, gate_clock: ManualClock, make_jobs: MakeJobs
 ) -> None:
     jobs_path = make_jobs(3)
-    veo.set_faults([VeoFault.model_validate({"kind": kind, "times": 3})])  # the first three submissions fail, the retry is clean
+    # the first three submissions fail, the retry is clean
+    veo.set_faults([VeoFault.model_validate({"kind": kind, "times": 3})])
     bus = RecordingBus()
 
     result = run_gate(jobs_path, client, gate_clock, bus=bus)
