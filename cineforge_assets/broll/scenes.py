@@ -46,9 +46,7 @@ def select_scenes(
         return SceneChoice(sorted(n for n in wanted if n in present), [n for n in wanted if n not in present])
     if mode != "longest":
         raise ValueError(f"unknown scene selection mode {mode!r} (all | longest | list)")
-    seconds = (
-        frame["est_screen_seconds"] if "est_screen_seconds" in frame else pd.Series(0.0, index=frame.index)
-    )
+    seconds = frame["est_screen_seconds"] if "est_screen_seconds" in frame else pd.Series(0.0, index=frame.index)
     words = frame["word_count"] if "word_count" in frame else pd.Series(0, index=frame.index)
     ranked = sorted(zip(numbers, seconds, words, strict=True), key=lambda r: (-float(r[1]), -int(r[2]), r[0]))
     return SceneChoice(sorted(n for n, _, _ in ranked[: max(0, count)]), [])
@@ -72,28 +70,29 @@ def _setting(row: Mapping[str, Any]) -> str:
 
 
 def build_prompt(row: Mapping[str, Any], *, genre: str = "", tone: str = "") -> str:
-    """The Veo prompt for one ``scenes`` row."""
-    picture = _text(row, "visual_description") or _text(row, "summary") or _text(row, "heading")
+    """The Veo prompt for one ``scenes`` row; a long description is cut, never the style or the rules."""
     style = "Cinematic B-roll shot"
     if genre:
         style += f" for a {genre.strip().lower()} film"
     if tone:
         style += f", {tone.strip().lower()} in tone"
-    sentences = [f"{style}.", picture.rstrip(".") + "."]
+    tail: list[str] = []
     setting = _setting(row)
     if setting:
-        sentences.append(f"Setting: {setting}.")
+        tail.append(f"Setting: {setting}.")
     mood = _text(row, "mood")
     if mood:
-        sentences.append(f"Mood: {mood.rstrip('.')}.")
-    sentences.append("No dialogue, no captions, no on-screen text.")
-    prompt = " ".join(sentences)
-    return prompt if len(prompt) <= MAX_PROMPT_CHARS else prompt[: MAX_PROMPT_CHARS - 1].rstrip() + "…"
+        tail.append(f"Mood: {mood.rstrip('.')}.")
+    tail.append("No dialogue, no captions, no on-screen text.")
+    picture = (_text(row, "visual_description") or _text(row, "summary") or _text(row, "heading")).rstrip(".")
+    budget = MAX_PROMPT_CHARS - len(style) - sum(len(t) + 1 for t in tail) - 3
+    if len(picture) > budget:
+        cut = picture[: max(0, budget - 1)]
+        picture = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;") + "…"  # at a word boundary
+    return " ".join([f"{style}.", f"{picture}.", *tail])
 
 
-def scene_prompts(
-    frame: pd.DataFrame, scenes: Sequence[int], *, genre: str = "", tone: str = ""
-) -> dict[int, str]:
+def scene_prompts(frame: pd.DataFrame, scenes: Sequence[int], *, genre: str = "", tone: str = "") -> dict[int, str]:
     """``{scene_number: prompt}`` for the chosen scenes, in the given order."""
     by_number = {int(r["scene_number"]): r for r in frame.to_dict("records")}
     return {n: build_prompt(by_number[n], genre=genre, tone=tone) for n in scenes if n in by_number}
