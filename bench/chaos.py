@@ -1,0 +1,511 @@
+"""Chaos benchmark: our resilience layer against the peers a user would pick instead, under outages.
+
+    .venv/bin/python bench/chaos.py                 # the issue's numbers (several minutes)
+    .venv/bin/python bench/chaos.py --quick         # 64 requests, fault windows x0.4 (retry-after stays 5 s)
+    .venv/bin/python bench/chaos.py --scenarios 1,5 --contenders ours,naive --layouts 4x4 --no-write
+
+A fixed workload (``bench/workload.py``: N normalize-sized requests, 5 % of them refusal candidates) is
+served at concurrency 16 against the loopback simulator (``bench/simserver.py``, its own process, every
+call taking ``--latency`` seconds) under five scenarios, by each contender (``bench/contenders.py``), in
+two layouts: one process x 16 threads and 4 processes x 4 threads (the second is where a breaker shared
+across processes counts). The simulator is reset just before each run is released, so every fault window
+starts with the run.
+
+Metrics per scenario, contender and layout: completion time and its ratio to the oracle (every request
+sent straight to a healthy primary, same layout); calls the simulator answered with a fault (from
+``/_sim/stats``, summed over all worker processes); provider calls per served request; retries of a
+permanent error (calls made for a request after it had been refused, from the per-request trace); p50/p95
+request latency; requests failed. ``--quick`` scales the workload and every fault window (not the
+latency, the per-call timeout or the breaker's cooldown) and is labelled as such in the output.
+Results replace the ``chaos`` section of BENCHMARKS.md and the charts in ``bench/charts/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.contenders import CONTENDERS, BenchConfig  # noqa: E402
+from bench.harness import (  # noqa: E402
+    RequestResult,
+    RunSpec,
+    SimulatorProcess,
+    WorkerPool,
+    machine,
+    percentile,
+    write_section,
+)
+from bench.workload import is_refusal_candidate  # noqa: E402
+
+START, END = "<!-- chaos:start -->", "<!-- chaos:end -->"
+CHARTS = REPO / "bench" / "charts"
+RESULTS = REPO / "bench" / "results"
+FAULT_OUTCOMES = frozenset({"overloaded", "rate_limit", "server_error", "timeout", "reset", "malformed_json"})
+PERMANENT_OUTCOMES = frozenset({"safety", "bad_request", "invalid_output"})
+PRIMARY = "anthropic"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    profile: Callable[[float], str]
+    down_provider: str | None = None
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "1": Scenario(
+        "1",
+        "primary answers 529 for the first 20 s, fallback healthy",
+        lambda k: f"overload-storm:provider=anthropic,duration={20 * k:g}",
+        PRIMARY,
+    ),
+    "2": Scenario(
+        "2",
+        "primary answers 429 + retry-after: 5 for 30 s",
+        lambda k: f"rate-limit:provider=anthropic,duration={30 * k:g},retry_after=5",
+        PRIMARY,
+    ),
+    "3": Scenario("3", "10 % timeouts and connection resets on every provider", lambda k: "flaky:rate=0.1,hold=30"),
+    "4": Scenario(
+        "4",
+        "5 % of requests refused for safety (permanent) by every provider",
+        lambda k: "fault:kind=safety,rate=1,tasks=project_insights",
+    ),
+    "5": Scenario("5", "primary down (529) for the whole run", lambda k: "primary-down:provider=anthropic", PRIMARY),
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    processes: int
+    threads: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes}x{self.threads}"
+
+
+@dataclass
+class RunMetrics:
+    scenario: str
+    contender: str
+    layout: str
+    requests: int
+    completion_s: float
+    oracle_s: float
+    fault_calls: int
+    down_provider_calls: int
+    down_calls_after_first_fault: int
+    total_calls: int
+    succeeded: int
+    failed: int
+    permanent_retries: int
+    p50_s: float
+    p95_s: float
+    served_by: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.completion_s / self.oracle_s if self.oracle_s else float("nan")
+
+    @property
+    def calls_per_success(self) -> float:
+        return self.total_calls / self.succeeded if self.succeeded else float("inf")
+
+
+@dataclass(frozen=True)
+class Settings:
+    requests: int = 200
+    concurrency: int = 16
+    latency_s: float = 0.2
+    window_scale: float = 1.0
+    quick: bool = False
+    seed: int = 0
+
+
+Trace = Sequence[tuple[int, str, str, str, float]]
+
+
+def permanent_retries(trace: Trace) -> int:
+    """Calls made for a request after it had already been answered with a permanent error."""
+    refused: set[int] = set()
+    retries = 0
+    for number, _provider, _model, outcome, _arrival in trace:
+        if number in refused:
+            retries += 1
+        if outcome in PERMANENT_OUTCOMES:
+            refused.add(number)
+    return retries
+
+
+def calls_after_first_fault(trace: Trace, provider: str, latency_s: float) -> int:
+    """Faulted calls to ``provider`` that reached it after its first fault answer had been sent back.
+
+    The first answer leaves the simulator ``latency_s`` after its request arrived; a call arriving later
+    was made by a client that could have known (itself, or through a shared breaker) the provider was down.
+    """
+    arrivals = sorted(t for _n, p, _m, o, t in trace if p == provider and o in FAULT_OUTCOMES)
+    if not arrivals:
+        return 0
+    first_answer = arrivals[0] + latency_s
+    return sum(1 for t in arrivals if t > first_answer)
+
+
+def measure(
+    scenario: str,
+    contender: str,
+    layout: Layout,
+    start: float,
+    results: Sequence[RequestResult],
+    stats: dict[str, Any],
+    trace: Trace,
+    oracle_s: float,
+    down_provider: str | None,
+    latency_s: float,
+) -> RunMetrics:
+    completion = max(r.end for r in results) - start
+    latencies = [r.latency for r in results]
+    by_outcome: dict[str, int] = stats.get("by_outcome", {})
+    down = down_late = 0
+    if down_provider:
+        per = stats.get("by_provider", {}).get(down_provider, {})
+        down = sum(n for outcome, n in per.items() if outcome in FAULT_OUTCOMES)
+        down_late = calls_after_first_fault(trace, down_provider, latency_s)
+    return RunMetrics(
+        scenario=scenario,
+        contender=contender,
+        layout=layout.label,
+        requests=len(results),
+        completion_s=completion,
+        oracle_s=oracle_s or completion,
+        fault_calls=sum(n for outcome, n in by_outcome.items() if outcome in FAULT_OUTCOMES),
+        down_provider_calls=down,
+        down_calls_after_first_fault=down_late,
+        total_calls=int(stats.get("total", 0)),
+        succeeded=sum(1 for r in results if r.ok),
+        failed=sum(1 for r in results if not r.ok),
+        permanent_retries=permanent_retries(trace),
+        p50_s=percentile(latencies, 50),
+        p95_s=percentile(latencies, 95),
+        served_by=dict(Counter(r.provider for r in results if r.ok)),
+        failures=dict(Counter(r.error for r in results if not r.ok)),
+    )
+
+
+def specs_for(contender: str, config: BenchConfig, layout: Layout, requests: int) -> list[RunSpec]:
+    return [
+        RunSpec(contender, config, tuple(n for n in range(requests) if n % layout.processes == k), layout.threads)
+        for k in range(layout.processes)
+    ]
+
+
+def run_one(
+    pool: WorkerPool,
+    sim: SimulatorProcess,
+    contender: str,
+    scenario: Scenario | None,
+    layout: Layout,
+    settings: Settings,
+    oracle_s: float,
+) -> RunMetrics:
+    with tempfile.TemporaryDirectory(prefix="cineforge-chaos-") as breaker_dir:
+        config = BenchConfig(
+            sim_url=sim.url,
+            request_timeout_s=5 * settings.latency_s,
+            breaker_dir=breaker_dir,
+            seed=settings.seed,
+        )
+        profile = scenario.profile(settings.window_scale) if scenario else "none"
+        sim.configure(profile, settings.latency_s, settings.seed)
+        start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
+        stats, trace = sim.stats(), sim.trace()
+    return measure(
+        scenario.key if scenario else "oracle",
+        contender,
+        layout,
+        start,
+        results,
+        stats,
+        trace,
+        oracle_s,
+        scenario.down_provider if scenario else None,
+        settings.latency_s,
+    )
+
+
+def run_all(
+    settings: Settings,
+    scenarios: Sequence[Scenario],
+    contenders: Sequence[str],
+    layouts: Sequence[Layout],
+    log: Callable[[str], None] = print,
+) -> list[RunMetrics]:
+    out: list[RunMetrics] = []
+    with SimulatorProcess() as sim:
+        for layout in layouts:
+            with WorkerPool(layout.processes) as pool:
+                oracle = run_one(pool, sim, "oracle", None, layout, settings, 0.0)
+            log(f"[{layout.label}] oracle: {oracle.completion_s:.2f}s, failed {oracle.failed}")
+            out.append(oracle)
+            for contender in contenders:
+                with WorkerPool(layout.processes) as pool:
+                    for scenario in scenarios:
+                        began = time.time()
+                        metrics = run_one(pool, sim, contender, scenario, layout, settings, oracle.completion_s)
+                        out.append(metrics)
+                        log(
+                            f"[{layout.label}] s{scenario.key} {contender:9} {metrics.completion_s:6.2f}s "
+                            f"x{metrics.ratio:5.2f} fault_calls={metrics.fault_calls:4d} "
+                            f"calls/ok={metrics.calls_per_success:5.2f} perm_retries={metrics.permanent_retries} "
+                            f"p95={metrics.p95_s:.2f}s failed={metrics.failed} ({time.time() - began:.0f}s wall)"
+                        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def _fmt_served(served: dict[str, int]) -> str:
+    return ", ".join(f"{p} {n}" for p, n in sorted(served.items(), key=lambda kv: -kv[1])) or "-"
+
+
+def scenario_table(rows: Sequence[RunMetrics], scenario: Scenario) -> list[str]:
+    down_col = scenario.down_provider is not None
+    header = "| contender | layout | completion s | x oracle | faulted calls |"
+    header += " calls to down primary | ... after its first fault answer |" if down_col else ""
+    header += " calls / success | permanent retries | p50 s | p95 s | failed | served by |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for m in rows:
+        line = (
+            f"| {m.contender} | {m.layout} | {m.completion_s:.2f} | {m.ratio:.2f} | {m.fault_calls} |"
+            + (f" {m.down_provider_calls} | {m.down_calls_after_first_fault} |" if down_col else "")
+            + f" {m.calls_per_success:.2f} | {m.permanent_retries} | {m.p50_s:.2f} | {m.p95_s:.2f} | {m.failed} |"
+            f" {_fmt_served(m.served_by)} |"
+        )
+        lines.append(line)
+    return lines
+
+
+def target_lines(metrics: Sequence[RunMetrics], threshold: int, probes: int) -> list[str]:
+    """The issue's targets, checked against this run (each line says met / not met and the numbers)."""
+    lines: list[str] = []
+    by = {(m.scenario, m.contender, m.layout): m for m in metrics}
+    layouts = sorted({m.layout for m in metrics if m.scenario != "oracle"})
+    others = sorted({m.contender for m in metrics if m.contender not in ("ours", "oracle")})
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    def compare(ours: float, rivals: dict[str, float]) -> str:
+        ties = [name for name, value in rivals.items() if value == ours]
+        beaten_by = [name for name, value in rivals.items() if value < ours]
+        if beaten_by:
+            return f"**not met** (lower: {', '.join(beaten_by)})"
+        if ties:
+            return f"**not met** (tied with {', '.join(ties)})"
+        return "**met**"
+
+    bound = threshold + probes
+    for layout in layouts:
+        ours = by.get(("1", "ours", layout))
+        if ours is None:
+            continue
+        lines.append(
+            f"- Scenario 1, {layout}: completion {ours.ratio:.2f} x oracle (target <= 1.10): "
+            f"{verdict(ours.ratio <= 1.10)}"
+        )
+        lines.append(
+            f"- Scenario 1, {layout}: calls to the down primary {ours.down_provider_calls}, of which "
+            f"{ours.down_calls_after_first_fault} after its first 529 had been answered (target <= threshold "
+            f"{threshold} + probes {probes} = {bound}): {verdict(ours.down_provider_calls <= bound)}"
+        )
+        rivals = [by[("1", o, layout)] for o in others if ("1", o, layout) in by]
+        if rivals:
+            summary = ", ".join(f"{r.contender} {r.ratio:.2f}x / {r.down_provider_calls} calls" for r in rivals)
+            on_time = compare(ours.completion_s, {r.contender: r.completion_s for r in rivals})
+            on_calls = compare(ours.down_provider_calls, {r.contender: r.down_provider_calls for r in rivals})
+            lines.append(
+                f"- Scenario 1, {layout}: lower than every other contender on completion time {on_time}, "
+                f"on calls to the down primary {on_calls} (others: {summary})"
+            )
+    ours_runs = [m for m in metrics if m.contender == "ours"]
+    if ours_runs:
+        perm = sum(m.permanent_retries for m in ours_runs)
+        lines.append(
+            f"- Permanent errors retried by ours, all scenarios and layouts: {perm} (target 0): {verdict(perm == 0)}"
+        )
+        failed_13 = [m for m in ours_runs if m.scenario in ("1", "2", "3")]
+        if failed_13:
+            total = sum(m.failed for m in failed_13)
+            lines.append(f"- Requests failed by ours in scenarios 1-3: {total} (target 0): {verdict(total == 0)}")
+    return lines
+
+
+def render(
+    metrics: Sequence[RunMetrics],
+    settings: Settings,
+    scenarios: Sequence[Scenario],
+    command: str,
+    host: str,
+    wall_s: float,
+    charts: dict[str, str],
+) -> str:
+    config = BenchConfig(sim_url="")
+    refusals = sum(1 for n in range(settings.requests) if is_refusal_candidate(n))
+    mode = "QUICK MODE (reduced workload and fault windows; not the issue's numbers)" if settings.quick else "full"
+    lines = [
+        START,
+        "## Chaos: outage recovery and wasted calls (`bench/chaos.py`)",
+        "",
+        f"Command: `{command}` ({mode}; whole run {wall_s:.0f} s)  ",
+        f"Machine: {host}  ",
+        f"Workload: {settings.requests} requests ({refusals} "
+        f"of them refusal candidates, see `bench/workload.py`), concurrency {settings.concurrency}, "
+        f"{settings.latency_s * 1000:.0f} ms simulated latency per call, per-call timeout "
+        f"{5 * settings.latency_s:.1f} s, fault windows x{settings.window_scale:g}. Chain "
+        f"{' -> '.join(config.chain)}; at most {config.max_calls} calls per request; breakers open after "
+        f"{config.failure_threshold} failures for {config.cooldown_s:.0f} s. Layouts: 1x16 = one process x 16 "
+        "threads, 4x4 = 4 processes x 4 threads. Call counts come from the simulator (`/_sim/stats` and the "
+        "per-request trace), summed over every worker process.",
+        "",
+        "Columns: *x oracle* = completion time / the oracle's (every request straight to a healthy primary, "
+        "same layout); *faulted calls* = calls the simulator answered with the scenario's fault (calls to an "
+        "unhealthy provider); *calls / success* = all provider calls / requests served; *permanent retries* = "
+        "calls made for a request after it had been refused; p50/p95 = per-request latency.",
+        "",
+    ]
+    oracles = [m for m in metrics if m.scenario == "oracle"]
+    if oracles:
+        lines.append(
+            "Oracle: "
+            + "; ".join(f"{m.layout} {m.completion_s:.2f} s (p50 {m.p50_s:.2f} s, failed {m.failed})" for m in oracles)
+            + "."
+        )
+        lines.append("")
+    for scenario in scenarios:
+        rows = [m for m in metrics if m.scenario == scenario.key]
+        if not rows:
+            continue
+        lines += [f"### Scenario {scenario.key}: {scenario.title}", ""]
+        lines += scenario_table(rows, scenario)
+        if scenario.key in charts:
+            lines += ["", f"![scenario {scenario.key}]({charts[scenario.key]})"]
+        lines.append("")
+    lines += ["### Targets (computed from this run)", ""]
+    lines += target_lines(metrics, config.failure_threshold, 1)
+    lines += ["", END]
+    return "\n".join(lines) + "\n"
+
+
+def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], quick: bool) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    CHARTS.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    panels = (
+        ("ratio", "completion / oracle"),
+        ("fault_calls", "faulted calls"),
+        ("calls_per_success", "calls per success"),
+        ("p95_s", "p95 latency (s)"),
+    )
+    for scenario in scenarios:
+        rows = [m for m in metrics if m.scenario == scenario.key]
+        if not rows:
+            continue
+        contenders = list(dict.fromkeys(m.contender for m in rows))
+        layouts = list(dict.fromkeys(m.layout for m in rows))
+        fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.6))
+        width = 0.8 / max(1, len(layouts))
+        for ax, (attr, label) in zip(axes, panels, strict=True):
+            for j, layout in enumerate(layouts):
+                values = []
+                for c in contenders:
+                    match = [m for m in rows if m.contender == c and m.layout == layout]
+                    value = getattr(match[0], attr) if match else float("nan")
+                    values.append(value if math.isfinite(value) else float("nan"))
+                xs = [i + (j - (len(layouts) - 1) / 2) * width for i in range(len(contenders))]
+                bars = ax.bar(xs, values, width, label=layout)
+                ax.bar_label(bars, fmt="%.3g", fontsize=7)
+            ax.set_xticks(range(len(contenders)), contenders)
+            ax.set_title(label, fontsize=10)
+            if attr == "ratio":
+                ax.axhline(1.10, color="grey", linestyle="--", linewidth=0.8)
+        axes[0].legend(fontsize=8)
+        suffix = " (quick mode)" if quick else ""
+        fig.suptitle(f"Scenario {scenario.key}: {scenario.title}{suffix}", fontsize=11)
+        fig.tight_layout()
+        name = f"chaos-scenario-{scenario.key}.png"
+        fig.savefig(CHARTS / name, dpi=110)
+        plt.close(fig)
+        paths[scenario.key] = f"bench/charts/{name}"
+    return paths
+
+
+def parse_layouts(text: str) -> list[Layout]:
+    layouts = []
+    for part in text.split(","):
+        p, _, t = part.strip().partition("x")
+        layouts.append(Layout(int(p), int(t)))
+    return layouts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="64 requests, fault windows x0.4")
+    parser.add_argument("--requests", type=int, help="override the number of requests")
+    parser.add_argument("--latency", type=float, default=0.2, help="simulated seconds per call")
+    parser.add_argument("--scenarios", default="1,2,3,4,5")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--layouts", default="1x16,4x4")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and charts alone")
+    args = parser.parse_args(argv)
+
+    settings = Settings(latency_s=args.latency, seed=args.seed)
+    if args.quick:
+        settings = replace(settings, requests=64, window_scale=0.4, quick=True)
+    if args.requests:
+        settings = replace(settings, requests=args.requests)
+    scenarios = [SCENARIOS[k.strip()] for k in args.scenarios.split(",") if k.strip()]
+    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    layouts = parse_layouts(args.layouts)
+    for layout in layouts:
+        if layout.processes * layout.threads != settings.concurrency:
+            parser.error(f"layout {layout.label} is not {settings.concurrency} concurrent requests")
+    command = "python bench/chaos.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    host = machine()
+    began = time.time()
+    metrics = run_all(settings, scenarios, contenders, layouts)
+    wall = time.time() - began
+    charts = {} if args.no_write else draw_charts(metrics, scenarios, settings.quick)
+    section = render(metrics, settings, scenarios, command.strip(), host, wall, charts)
+    print(section)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "chaos.json").write_text(
+            json.dumps({"settings": asdict(settings), "runs": [asdict(m) for m in metrics]}, indent=1) + "\n"
+        )
+        write_section(section, START, END)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,527 @@
+"""Pipeline benchmark: what Dagster costs end to end, how close scene fan-out gets to ideal, and what the
+resilience layer adds to one call.
+
+    .venv/bin/python bench/pipeline.py            # default: 5 Dagster runs, 3 fan-out runs, 20k overhead calls
+    .venv/bin/python bench/pipeline.py --quick    # 2 / 1 / 3k
+    .venv/bin/python bench/pipeline.py --no-write # print only
+
+1. **Dagster vs direct.** Big Fish (``$CINEFORGE_CORPUS/Big-Fish.fountain``) through the
+   ``screenplay_pipeline`` job, ``execute_in_process`` on a temporary instance (offline provider mode, so
+   no network), against the same domain functions and the same ``AIProviderResource.run_task`` calls made
+   directly in a plain loop. One warm-up of each is not counted; medians of the rest.
+2. **Scene fan-out.** One ``enrich_scenes`` call per Big Fish scene (N), C at a time on a thread pool,
+   through ``ResilientCaller`` (SQLite breaker store, default chain) against the loopback simulator
+   answering every call after L seconds; against the ideal ``ceil(N/C) * L``.
+3. **Per-call overhead.** (a) In process: ``ResilientCaller.call`` over an adapter that returns a canned
+   completion, against calling that adapter directly, in interleaved batches; (b) on loopback: bare
+   ``httpx`` POST + JSON decode, our Anthropic adapter, and ``ResilientCaller`` over that adapter, against
+   the simulator with no added latency, interleaved call by call. Medians per call.
+
+Results replace the ``pipeline`` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.harness import SimulatorProcess, machine, write_section  # noqa: E402
+
+START, END = "<!-- pipeline:start -->", "<!-- pipeline:end -->"
+OVERHEAD_TARGET_US = 50.0
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("CINEFORGE_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
+
+
+# ------------------------------------------------------------------------------------------ 1. Dagster
+
+
+@dataclass
+class DagsterResult:
+    dagster_s: list[float]
+    direct_s: list[float]
+    scenes: int
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.dagster_s) / statistics.median(self.direct_s)
+
+
+def _direct_pipeline(path: Path, ai: Any) -> int:
+    """The four assets' domain work and AI calls, in a plain function (no Dagster, no artifacts)."""
+    import pandas as pd
+
+    from cineforge_assets.screenplay.formats.reader import read_source
+    from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+    from cineforge_assets.screenplay.project import build_project_config
+    from cineforge_assets.screenplay.scenes import scenes_dataframe, split_scenes
+
+    raw = read_source(path)
+    script = parse_fountain(raw.text)
+    fountain = write_fountain(script)
+    script = parse_fountain(fountain)
+    # scenes
+    records = split_scenes(parse_fountain(fountain), fountain)
+    df = scenes_dataframe(records)
+    payload = {
+        "title": script.title or raw.file_name,
+        "scenes": [
+            {
+                "scene_number": int(r.scene_number),
+                "heading": r.heading,
+                "text": r.text[:1500],
+                "characters": list(r.characters),
+            }
+            for r in records
+        ],
+    }
+    enriched = ai.run_task(stage="extract_scenes", task="enrich_scenes", payload=payload)
+    by_number = {s.scene_number: s for s in enriched.value.scenes}
+    df["summary"] = [by_number[n].summary if n in by_number else "" for n in df["scene_number"]]
+    # project_config
+    script = parse_fountain(fountain)
+    records = split_scenes(script, fountain)
+    base = build_project_config(script, records, source_format=raw.format, page_count=raw.page_count)
+    insights = {
+        "title": base.title,
+        "characters": [c.name for c in base.characters][:8],
+        "excerpt": records[0].text[:2000] if records else "",
+        "scene_count": base.scene_count,
+        "scene_summaries": [str(s) for s in df.get("summary", pd.Series(dtype=str)).head(12)],
+    }
+    ai.run_task(stage="project_config", task="project_insights", payload=insights)
+    return len(df)
+
+
+def bench_dagster(path: Path, runs: int, log: Callable[[str], None]) -> DagsterResult:
+    workdir = Path(tempfile.mkdtemp(prefix="cineforge-pipeline-"))
+    try:
+        home, data = workdir / "dagster_home", workdir / "data"
+        home.mkdir()
+        data.mkdir()
+        shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+        os.environ.update(
+            {"DAGSTER_HOME": str(home), "CINEFORGE_DATA": str(data), "CINEFORGE_PROVIDER_MODE": "offline"}
+        )
+        from dagster import DagsterInstance
+
+        from cineforge_assets.definitions import defs
+        from cineforge_assets.sources import register_source
+        from resources.ai import AIProviderResource
+
+        run_config = {"resources": {"ai": {"config": {"mode": "offline"}}}}
+        job = defs.resolve_job_def("screenplay_pipeline")
+        dagster_s: list[float] = []
+        with DagsterInstance.get() as instance:
+            key = register_source(path)
+            instance.add_dynamic_partitions("screenplays", [key])
+            for i in range(runs + 1):
+                start = time.perf_counter()
+                result = job.execute_in_process(
+                    instance=instance, partition_key=key, run_config=run_config, raise_on_error=True
+                )
+                elapsed = time.perf_counter() - start
+                if not result.success:
+                    raise RuntimeError("the screenplay_pipeline run failed")
+                if i:
+                    dagster_s.append(elapsed)
+                log(f"dagster run {i}: {elapsed:.2f}s{' (warm-up)' if i == 0 else ''}")
+        ai = AIProviderResource(
+            mode="offline",
+            telemetry_path=str(data / "telemetry" / "direct.jsonl"),
+            breaker_store_url=f"sqlite:///{workdir / 'direct-breakers.sqlite'}",
+        )
+        direct_s: list[float] = []
+        scenes = 0
+        for i in range(runs + 1):
+            start = time.perf_counter()
+            scenes = _direct_pipeline(path, ai)
+            elapsed = time.perf_counter() - start
+            if i:
+                direct_s.append(elapsed)
+            log(f"direct run {i}: {elapsed:.2f}s{' (warm-up)' if i == 0 else ''}")
+        return DagsterResult(dagster_s, direct_s, scenes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ 2. fan-out
+
+
+@dataclass
+class FanoutResult:
+    scenes: int
+    concurrency: int
+    latency_s: float
+    wall_s: list[float]
+    failed: int
+    calls: int
+
+    @property
+    def ideal_s(self) -> float:
+        return math.ceil(self.scenes / self.concurrency) * self.latency_s
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.wall_s) / self.ideal_s
+
+
+def scene_requests(path: Path) -> list[Any]:
+    from cineforge_assets.screenplay.formats.reader import read_source
+    from cineforge_assets.screenplay.fountain import parse_fountain
+    from cineforge_assets.screenplay.scenes import split_scenes
+    from resources.providers.prompts import build_request
+
+    raw = read_source(path)
+    script = parse_fountain(raw.text)
+    records = split_scenes(script, raw.text)
+    title = script.title or raw.file_name
+    return [
+        build_request(
+            "enrich_scenes",
+            {
+                "title": title,
+                "scenes": [
+                    {
+                        "scene_number": int(r.scene_number),
+                        "heading": r.heading,
+                        "text": r.text[:1500],
+                        "characters": list(r.characters),
+                    }
+                ],
+            },
+            stage="extract_scenes",
+        )
+        for r in records
+    ]
+
+
+def bench_fanout(
+    sim: SimulatorProcess, path: Path, concurrency: int, latency_s: float, runs: int, log: Callable[[str], None]
+) -> FanoutResult:
+    import httpx
+
+    from bench.contenders import BenchConfig, _adapters
+    from resources.providers.prompts import parse_response
+    from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+    from resources.resilience.executor import ResilientCaller
+
+    requests = scene_requests(path)
+    sim.configure("none", latency_s)
+    walls: list[float] = []
+    failed = calls = 0
+    for i in range(runs):
+        with tempfile.TemporaryDirectory(prefix="cineforge-fanout-") as tmp:
+            limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+            client = httpx.Client(transport=httpx.HTTPTransport(retries=0, limits=limits))
+            store = SQLiteBreakerStore(Path(tmp) / "breakers.sqlite")
+            caller = ResilientCaller(
+                _adapters(BenchConfig(sim_url=sim.url), client), CircuitBreaker(store, BreakerPolicy())
+            )
+
+            def one(request: Any, caller: ResilientCaller = caller) -> bool:
+                def parse(text: str) -> Any:
+                    return parse_response("enrich_scenes", text, payload=request.payload)
+
+                try:
+                    caller.call("extract_scenes", request, parse)
+                except Exception:
+                    return False
+                return True
+
+            sim.reset()
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                results = list(pool.map(one, requests))
+            walls.append(time.perf_counter() - start)
+            failed += results.count(False)
+            calls += int(sim.stats().get("total", 0))
+            store.close()
+            client.close()
+        log(f"fan-out run {i}: {walls[-1]:.2f}s for {len(requests)} scenes (C={concurrency}, L={latency_s}s)")
+    return FanoutResult(len(requests), concurrency, latency_s, walls, failed, calls)
+
+
+# ------------------------------------------------------------------------------------------ 3. overhead
+
+
+@dataclass
+class OverheadResult:
+    rows: list[tuple[str, float]]  # (what, median microseconds per call)
+    inprocess_overhead_us: float
+    inprocess_overhead_sink_us: float
+    loopback_overhead_us: float
+    iterations: int
+    loopback_iterations: int
+
+
+class _CannedAdapter:
+    """An adapter that answers at once: what is left to time is the caller's own work."""
+
+    name = "anthropic"
+
+    def __init__(self) -> None:
+        from resources.providers.base import Completion
+
+        self._completion = Completion(provider="anthropic", model="claude-sonnet-4-6", text='{"ok": true}')
+
+    def complete(self, model: str, request: Any, *, timeout: float) -> Any:
+        return self._completion
+
+    def close(self) -> None:
+        pass
+
+
+def _median_per_call(batches: list[float], batch: int) -> float:
+    return statistics.median(batches) / batch * 1e6
+
+
+def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: int) -> OverheadResult:
+    import httpx
+
+    from resources.providers.anthropic import AnthropicAdapter
+    from resources.providers.base import CompletionRequest
+    from resources.resilience.breaker import CircuitBreaker, SQLiteBreakerStore
+    from resources.resilience.executor import ResilientCaller
+    from resources.resilience.telemetry import JsonlTelemetrySink
+
+    request = CompletionRequest(system="<task>normalize</task>", prompt='<input>{"text": "INT. ROOM - DAY"}</input>')
+    chain = ["claude-sonnet-4-6"]
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="cineforge-overhead-") as tmp:
+        canned = _CannedAdapter()
+        chains = {"normalize": chain}  # resolved once and cached, as the default chains are in production
+        caller = ResilientCaller(
+            {"anthropic": canned},
+            CircuitBreaker(SQLiteBreakerStore(Path(tmp) / "b.sqlite")),
+            rng=random.Random(0),
+            chains=chains,
+        )
+        sink = JsonlTelemetrySink(Path(tmp) / "events.jsonl")
+        caller_sink = ResilientCaller(
+            {"anthropic": canned},
+            CircuitBreaker(SQLiteBreakerStore(Path(tmp) / "b2.sqlite")),
+            rng=random.Random(0),
+            listeners=[sink],
+            chains=chains,
+        )
+        parse = json.loads
+
+        def bare() -> None:
+            parse(canned.complete("claude-sonnet-4-6", request, timeout=60.0).text)
+
+        def layered() -> None:
+            caller.call("normalize", request, parse)
+
+        def layered_sink() -> None:
+            caller_sink.call("normalize", request, parse)
+
+        batch = 100
+        timings: dict[str, list[float]] = {"bare": [], "layered": [], "layered_sink": []}
+        funcs = {"bare": bare, "layered": layered, "layered_sink": layered_sink}
+        for f in funcs.values():  # warm caches, open the SQLite files, prime the breaker's record
+            for _ in range(200):
+                f()
+        for _ in range(max(1, iterations // batch)):
+            for name, f in funcs.items():
+                start = time.perf_counter()
+                for _ in range(batch):
+                    f()
+                timings[name].append(time.perf_counter() - start)
+        bare_us = _median_per_call(timings["bare"], batch)
+        layered_us = _median_per_call(timings["layered"], batch)
+        sink_us = _median_per_call(timings["layered_sink"], batch)
+        rows += [
+            ("in process: canned adapter called directly (+ json.loads)", bare_us),
+            ("in process: ResilientCaller over the canned adapter (SQLite breaker store)", layered_us),
+            ("in process: the same + JsonlTelemetrySink (one append per attempt)", sink_us),
+        ]
+        sink.close()
+
+        # Loopback: the simulator with no added latency, call by call, interleaved.
+        sim.configure("none", 0.0)
+        client = httpx.Client(transport=httpx.HTTPTransport(retries=0))
+        adapter = AnthropicAdapter("sim-key-not-a-secret", f"{sim.url}/anthropic", client)
+        loop_caller = ResilientCaller(
+            {"anthropic": adapter},
+            CircuitBreaker(SQLiteBreakerStore(Path(tmp) / "b3.sqlite")),
+            rng=random.Random(0),
+            chains=chains,
+        )
+        body = adapter.request_body("claude-sonnet-4-6", request)
+        headers = {"x-api-key": "sim-key-not-a-secret", "anthropic-version": "2023-06-01"}
+        url = f"{sim.url}/anthropic/v1/messages"
+
+        def raw_httpx() -> None:
+            response = client.post(url, json=body, headers=headers, timeout=60.0)
+            response.raise_for_status()
+            response.json()
+
+        def via_adapter() -> None:
+            adapter.complete("claude-sonnet-4-6", request, timeout=60.0)
+
+        def via_layer() -> None:
+            loop_caller.call("normalize", request, lambda text: text)
+
+        loop = {"bare httpx": raw_httpx, "adapter": via_adapter, "layer": via_layer}
+        loop_times: dict[str, list[float]] = {name: [] for name in loop}
+        for f in loop.values():
+            for _ in range(50):
+                f()
+        for _ in range(loopback_iterations):
+            for name, f in loop.items():
+                start = time.perf_counter()
+                f()
+                loop_times[name].append(time.perf_counter() - start)
+        loop_us = {name: statistics.median(values) * 1e6 for name, values in loop_times.items()}
+        rows += [
+            ("loopback: bare httpx POST + JSON decode", loop_us["bare httpx"]),
+            ("loopback: AnthropicAdapter.complete", loop_us["adapter"]),
+            ("loopback: ResilientCaller over AnthropicAdapter", loop_us["layer"]),
+        ]
+        client.close()
+    return OverheadResult(
+        rows=rows,
+        inprocess_overhead_us=layered_us - bare_us,
+        inprocess_overhead_sink_us=sink_us - bare_us,
+        loopback_overhead_us=loop_us["layer"] - loop_us["adapter"],
+        iterations=iterations,
+        loopback_iterations=loopback_iterations,
+    )
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def render(
+    dag: DagsterResult | None,
+    fan: list[FanoutResult],
+    over: OverheadResult | None,
+    command: str,
+    host: str,
+    quick: bool,
+) -> str:
+    mode = "QUICK MODE (fewer repetitions; not the default run)" if quick else "default"
+    lines = [
+        START,
+        "## Pipeline: orchestration overhead, fan-out, per-call overhead (`bench/pipeline.py`)",
+        "",
+        f"Command: `{command}` ({mode})  ",
+        f"Machine: {host}",
+        "",
+    ]
+    if dag is not None:
+        lines += [
+            "### Big Fish end to end: Dagster against the same functions called directly",
+            "",
+            "| path | runs | median s | min s | max s |",
+            "|---|---|---|---|---|",
+            f"| `screenplay_pipeline` `execute_in_process` (temp instance, offline provider mode) | "
+            f"{len(dag.dagster_s)} | {statistics.median(dag.dagster_s):.3f} | {min(dag.dagster_s):.3f} | "
+            f"{max(dag.dagster_s):.3f} |",
+            f"| same domain functions + `AIProviderResource.run_task`, plain loop | {len(dag.direct_s)} | "
+            f"{statistics.median(dag.direct_s):.3f} | {min(dag.direct_s):.3f} | {max(dag.direct_s):.3f} |",
+            "",
+            f"Ratio Dagster / direct: **{dag.ratio:.2f}x** ({dag.scenes} scenes; one warm-up run of each not "
+            "counted). The difference is Dagster's run: run and event-log storage in SQLite, step orchestration, "
+            "asset checks, and the IO manager writing each asset's artifact (the direct path writes none).",
+            "",
+        ]
+    if fan:
+        lines += [
+            "### Scene-level fan-out through the resilience layer",
+            "",
+            "| scenes N | concurrency C | latency L s | ideal ceil(N/C)*L s | median s | runs | x ideal | "
+            "calls | failed |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for f in fan:
+            lines.append(
+                f"| {f.scenes} | {f.concurrency} | {f.latency_s:.2f} | {f.ideal_s:.2f} | "
+                f"{statistics.median(f.wall_s):.3f} | {len(f.wall_s)} | **{f.ratio:.3f}** | {f.calls} | {f.failed} |"
+            )
+        met = all(f.ratio <= 1.10 for f in fan)
+        lines += [
+            "",
+            f"One `enrich_scenes` call per Big Fish scene, `ResilientCaller` + SQLite breaker store, default "
+            f"chain, healthy simulator. Target <= 1.10 x ideal: **{'met' if met else 'not met'}**.",
+            "",
+        ]
+    if over is not None:
+        lines += [
+            "### Per-call overhead of the resilience layer",
+            "",
+            "| what | median us per call |",
+            "|---|---|",
+        ]
+        lines += [f"| {what} | {us:.1f} |" for what, us in over.rows]
+        met = over.inprocess_overhead_us <= OVERHEAD_TARGET_US
+        lines += [
+            "",
+            f"Layer overhead in process (ResilientCaller minus the direct call, {over.iterations} calls each in "
+            f"interleaved batches of 100): **{over.inprocess_overhead_us:.1f} us** per call (target <= "
+            f"{OVERHEAD_TARGET_US:.0f} us: **{'met' if met else 'not met'}**); with the JSONL telemetry sink "
+            f"{over.inprocess_overhead_sink_us:.1f} us. On loopback (medians of {over.loopback_iterations} "
+            f"interleaved calls each): layer minus adapter {over.loopback_overhead_us:.1f} us; this difference "
+            "of two ~millisecond medians is within the loopback jitter, so the in-process figure is the "
+            "measurement and the loopback rows show its scale against a real HTTP round trip.",
+            "",
+        ]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="dagster,fanout,overhead")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",")}
+    runs = 2 if args.quick else 5
+    fan_runs = 1 if args.quick else 3
+    iterations = 3000 if args.quick else 20000
+    loop_iterations = 300 if args.quick else 2000
+    path = corpus_dir() / "Big-Fish.fountain"
+    if not path.exists():
+        print(f"corpus not found at {path} (set CINEFORGE_CORPUS)", file=sys.stderr)
+        return 2
+    host = machine()
+    command = "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    dag = bench_dagster(path, runs, print) if "dagster" in parts else None
+    fan: list[FanoutResult] = []
+    over = None
+    with SimulatorProcess() as sim:
+        if "fanout" in parts:
+            fan.append(bench_fanout(sim, path, 16, 0.2, fan_runs, print))
+            fan.append(bench_fanout(sim, path, 32, 0.05, fan_runs, print))
+        if "overhead" in parts:
+            over = bench_overhead(sim, iterations, loop_iterations)
+    section = render(dag, fan, over, command.strip(), host, args.quick)
+    print(section)
+    if not args.no_write:
+        write_section(section, START, END)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
