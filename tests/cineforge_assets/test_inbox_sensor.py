@@ -369,7 +369,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DagsterInstance, Path, Path]]:
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     # Create the SQLite storages (and stamp their schema) here, before the daemon and its code server
     # start: processes initializing a fresh DAGSTER_HOME at the same moment can stamp the schema twice.
-    instance = DagsterInstance.from_ref(_instance_ref(home))
+    instance = DagsterInstance.from_config(str(home))
     instance.get_runs(limit=1)
     instance.all_instigator_state()
     log = (tmp_path / "daemon.log").open("wb")
@@ -388,12 +388,6 @@ def daemon(tmp_path: Path) -> Iterator[tuple[DagsterInstance, Path, Path]]:
         _stop_group(proc)
         log.close()
         instance.dispose()
-
-
-def _instance_ref(home: Path) -> Any:
-    from dagster._core.instance.ref import InstanceRef
-
-    return InstanceRef.from_dir(str(home))
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
