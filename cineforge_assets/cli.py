@@ -89,6 +89,9 @@ def _artifact_paths(partition: str) -> dict[str, str]:
             if path.exists():
                 out[asset] = str(path)
                 break
+    broll_jobs = root / "veo3_broll" / partition / "jobs.json"
+    if broll_jobs.exists():
+        out["veo3_broll"] = str(broll_jobs)
     return out
 
 
@@ -186,7 +189,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     )
 
     from cineforge_assets.definitions import defs, screenplay_pipeline_job_def
-    from cineforge_assets.jobs import INGEST_ASSET_NAMES
+    from cineforge_assets.jobs import PIPELINE_ASSET_NAMES
 
     instance = DagsterInstance.get()
     run = instance.get_run_by_id(args.run_id)
@@ -209,8 +212,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         run_config = (
             _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
         )
-        if remediate and remediate in INGEST_ASSET_NAMES:
-            selection = list(INGEST_ASSET_NAMES[INGEST_ASSET_NAMES.index(remediate) :])
+        if remediate and remediate in PIPELINE_ASSET_NAMES:
+            selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
             print(
                 f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}",
                 file=sys.stderr,

@@ -13,11 +13,14 @@ from dagster import AssetSelection, define_asset_job
 from cineforge_assets.partitions import screenplay_partitions
 
 INGEST_ASSET_NAMES = ("raw_input", "canonical_script", "scenes", "project_config")
+# B-roll is part of "the pipeline" a user runs; it never fails a run (the gate degrades to no clips).
+PIPELINE_ASSET_NAMES = (*INGEST_ASSET_NAMES, "veo3_broll")
 INGEST_ASSETS = AssetSelection.assets(*INGEST_ASSET_NAMES)
+PIPELINE_ASSETS = AssetSelection.assets(*PIPELINE_ASSET_NAMES)
 
 screenplay_pipeline_job = define_asset_job(
     name="screenplay_pipeline",
-    selection=INGEST_ASSETS,
+    selection=PIPELINE_ASSETS,
     partitions_def=screenplay_partitions,
-    description="raw_input -> canonical_script -> scenes -> project_config for one screenplay partition.",
+    description="raw_input -> canonical_script -> scenes -> project_config (+ veo3_broll) for one screenplay.",
 )

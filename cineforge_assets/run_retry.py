@@ -31,7 +31,7 @@ from dagster import (
 )
 
 from cineforge_assets.assets.ai_calls import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
-from cineforge_assets.jobs import INGEST_ASSET_NAMES, screenplay_pipeline_job
+from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
 
 AUTO_RETRY_NUMBER_TAG = "cineforge/auto_retry_number"
 RETRY_OF_TAG = "cineforge/retry_of"
@@ -66,7 +66,7 @@ def decide_run_retry(tags: Mapping[str, str], *, max_retries: int) -> RetryDecis
 
 
 def unmaterialized_assets(instance: DagsterInstance, run_id: str, selection: Iterable[str]) -> list[str]:
-    """The selected ingest assets the run did not materialize, in pipeline order."""
+    """The selected pipeline assets the run did not materialize, in pipeline order."""
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
     done = {
         r.event_log_entry.dagster_event.asset_key.to_user_string()
@@ -83,9 +83,9 @@ def retry_run_request(
     selected = (
         [k.to_user_string() for k in run.asset_selection]
         if run is not None and run.asset_selection
-        else list(INGEST_ASSET_NAMES)
+        else list(PIPELINE_ASSET_NAMES)
     )
-    ordered = [name for name in INGEST_ASSET_NAMES if name in selected]
+    ordered = [name for name in PIPELINE_ASSET_NAMES if name in selected]
     remaining = unmaterialized_assets(instance, run_id, ordered)
     return RunRequest(
         run_key=f"auto-retry:{run_id}",

@@ -102,11 +102,11 @@ def test_veo3_broll_materializes_clips_through_one_retry_and_logs_it(
     assert json.loads((folder / "jobs.json").read_text())["jobs"][0]["error_kind"] == "not_configured"
 
 
-def test_veo3_broll_is_in_the_code_location_but_not_the_ingest_job() -> None:
+def test_veo3_broll_is_in_the_code_location_and_the_pipeline_job() -> None:
     assert defs.resolve_assets_def(BROLL).group_names_by_key[BROLL] == "broll"
     assert "veo3" in (defs.resources or {})
     job = defs.resolve_job_def("screenplay_pipeline")
-    assert "veo3_broll" not in {node.name for node in job.graph.node_defs}
+    assert "veo3_broll" in {node.name for node in job.graph.node_defs}
 
 
 pytestmark = pytest.mark.usefixtures("dagster_home")

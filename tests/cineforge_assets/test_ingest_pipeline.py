@@ -44,7 +44,7 @@ def test_ingest_big_fish_gives_the_reference_190_scenes(
     code, summary = ingest(corpus_dir / "Big-Fish.fountain", capsys)
     assert code == 0 and summary["success"] is True
     assert summary["partition"] == "big-fish"
-    assert set(summary["artifacts"]) == {"raw_input", "canonical_script", "scenes", "project_config"}
+    assert set(summary["artifacts"]) == {"raw_input", "canonical_script", "scenes", "project_config", "veo3_broll"}
     scenes = pd.read_parquet(summary["artifacts"]["scenes"])
     assert len(scenes) == 190
     config = json.loads(Path(summary["artifacts"]["project_config"]).read_text())

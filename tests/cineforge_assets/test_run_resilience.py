@@ -261,7 +261,7 @@ def test_auto_retry_sensor_reexecutes_a_transient_failure_once_and_leaves_a_perm
     request = _failure_sensor_result(instance, failed.run_id)
     assert isinstance(request, RunRequest)
     assert request.partition_key == key
-    assert [k.to_user_string() for k in request.asset_selection or []] == ["scenes", "project_config"]
+    assert [k.to_user_string() for k in request.asset_selection or []] == ["scenes", "project_config", "veo3_broll"]
     assert request.tags[RETRY_OF_TAG] == failed.run_id and request.tags[AUTO_RETRY_NUMBER_TAG] == "1"
 
     sim.set_profile("none")
