@@ -94,7 +94,9 @@ def test_postgres_instance_profile_resolves_its_url_from_the_environment(
     storage = load(DEPLOY / "postgres-celery" / "dagster.yaml")["storage"]["postgres"]
     schema = validate_config(Shape(pg_config()), storage)
     assert schema.success, schema.errors
-    url = pg_url_from_config(post_process_config(Shape(pg_config()), storage).value)
+    resolved = post_process_config(Shape(pg_config()), storage).value
+    assert resolved is not None
+    url = pg_url_from_config(resolved)
     assert url == "postgresql+psycopg2://cineforge:not-a-secret@db.internal:5432/cineforge"
 
 
