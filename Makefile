@@ -30,6 +30,8 @@ test: install
 
 ui: install
 	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/
+	# Create the SQLite storage once, before the daemon and code server race to do it.
+	$(BIN)/dagster instance migrate
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install
