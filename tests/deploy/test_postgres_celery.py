@@ -237,45 +237,63 @@ def test_two_screenplays_on_two_workers_share_one_breaker_per_provider(
         assert end <= start, intervals
 
 
-def test_worker_killed_mid_step_leaves_no_torn_artifact_and_reexecution_completes(
-    fleet: Fleet, pg_instance: Any
-) -> None:
+def provider_call_in_flight(
+    fleet: Fleet, instance: Any, partition: str, step: str, known_runs: set[str], calls_before: int
+) -> Callable[[], tuple[str, int] | None]:
+    """(run id, pid) once a new run's ``step`` has started and its provider call reached the simulator."""
+
+    def check() -> tuple[str, int] | None:
+        latest = [r for r in runs_for(instance, partition) if r.run_id not in known_runs]
+        if not latest:
+            return None
+        pid = step_pids(instance, latest[0].run_id).get(step)
+        if pid is None or fleet.sim_stats()["total"] <= calls_before:
+            return None
+        return latest[0].run_id, pid
+
+    return check
+
+
+def test_killed_workers_leave_no_torn_artifact_and_every_run_completes(fleet: Fleet, pg_instance: Any) -> None:
     fleet.start_simulator(faults="none")
     workers = fleet.start_workers(2)
     pg_instance.event_log_storage.set_concurrency_slots(POOL, 1)
     partition = register(pg_instance, LIGHTHOUSE)
     config = fleet.write_run_config("run", fleet.queue("shared"))
-
-    # A first complete run: the "previous whole version" of every artifact.
-    assert wait_run(fleet, fleet.launch(partition, config, "run_1"), "run_1") == 0, fleet.log("run_1")
-    first_run = runs_for(pg_instance, partition)[0]
     artifacts = fleet.data_root / "artifacts"
-    previous = snapshot(artifacts)
-    assert {"scenes/" + f"{partition}.parquet", f"project_config/{partition}.json"} <= set(previous)
 
-    # Second run: every provider call now stalls, so `scenes` is deterministically mid-call when killed.
+    # 1. A whole worker dies mid-step (its host is lost). Every provider call stalls, so `scenes` is
+    #    deterministically mid-call when the worker's whole process group is SIGKILLed. The step's message
+    #    was not acknowledged (task_acks_late), so RabbitMQ hands it to the other worker: same run, success.
+    fleet.sim_set("none", latency_s=STALLED_CALL_S)
+    first = fleet.launch(partition, config, "run_1")
+    in_flight = provider_call_in_flight(fleet, pg_instance, partition, "scenes", set(), 0)
+    first_id, pid = poll("run 1's scenes call", in_flight)
+    lost = owner(workers, pid)
+    survivor = next(w for w in workers if w is not lost)
+    os.killpg(lost.proc.pid, signal.SIGKILL)
+    fleet.sim_set("none", latency_s=0.0)
+    assert wait_run(fleet, first, "run_1") == 0, fleet.log("run_1")
+    scenes_pids = [e.dagster_event.pid for e in events(pg_instance, first_id, "STEP_START")
+                   if e.dagster_event.step_key == "scenes"]
+    assert len(scenes_pids) == 2 and survivor.owns(scenes_pids[-1]), scenes_pids
+    previous = snapshot(artifacts)  # the "previous whole version" of every artifact
+    assert {f"scenes/{partition}.parquet", f"project_config/{partition}.json"} <= set(previous)
+
+    # 2. The process running a step dies (OOM killer): the worker survives, the run fails.
     fleet.sim_set("none", latency_s=STALLED_CALL_S)
     calls_before = fleet.sim_stats()["total"]
     second = fleet.launch(partition, config, "run_2")
-
-    def scenes_in_flight() -> tuple[str, int] | None:
-        latest = [r for r in runs_for(pg_instance, partition) if r.run_id != first_run.run_id]
-        if not latest:
-            return None
-        pid = step_pids(pg_instance, latest[0].run_id).get("scenes")
-        if pid is None or fleet.sim_stats()["total"] <= calls_before:
-            return None
-        return latest[0].run_id, pid
-
-    second_id, pid = poll("the scenes step's provider call", scenes_in_flight)
-    victim = owner(workers, pid)
-    os.kill(pid, signal.SIGKILL)  # the pool process running the step, as the OOM killer would
+    in_flight = provider_call_in_flight(fleet, pg_instance, partition, "scenes", {first_id}, calls_before)
+    second_id, pid = poll("run 2's scenes call", in_flight)
+    assert survivor.owns(pid)
+    os.kill(pid, signal.SIGKILL)
     fleet.sim_set("none", latency_s=0.0)
 
     wait_run(fleet, second, "run_2")
     assert pg_instance.get_run_by_id(second_id).status.value == "FAILURE"
     assert "WorkerLostError" in fleet.log("run_2") or "exited prematurely" in fleet.log("run_2")
-    assert victim.proc.poll() is None, "the worker's main process should survive and replace its child"
+    assert survivor.proc.poll() is None, "the worker's main process survives and replaces its child"
 
     # No torn artifact: every file is whole; what the killed step and its downstream own is the
     # previous version byte for byte; temporaries are dot-files nobody reads.
@@ -305,7 +323,7 @@ def test_worker_killed_mid_step_leaves_no_torn_artifact_and_reexecution_complete
     # Only what had not succeeded runs again: the killed step and everything downstream of it.
     succeeded = {e.dagster_event.step_key for e in events(pg_instance, second_id, "STEP_SUCCESS")}
     assert {"raw_input", "canonical_script"} <= succeeded and "scenes" not in succeeded
-    assert set(step_pids(pg_instance, resumed_run.run_id)) == set(step_pids(pg_instance, first_run.run_id)) - succeeded
+    assert set(step_pids(pg_instance, resumed_run.run_id)) == set(step_pids(pg_instance, first_id)) - succeeded
     final = snapshot(artifacts)
     for name in visible:
         assert whole(name, final[name]), f"{name} is torn"
