@@ -26,7 +26,7 @@ from dagster import (
 
 from resources.ai import AIProviderResource, AIResult
 from resources.resilience.breaker import BreakerTransition
-from resources.resilience.errors import AllProvidersOpenError, PermanentProviderError, ProviderError
+from resources.resilience.errors import AllProvidersOpenError, ProviderError
 from resources.resilience.telemetry import AttemptRecord
 
 
@@ -176,31 +176,25 @@ def run_ai_task(
             run_id=context.run_id,
             partition=context.partition_key if context.has_partition_key else None,
         )
-    except PermanentProviderError as exc:
-        tag_failure(context, "permanent", stage)
-        raise Failure(
-            description=f"{stage}: permanent provider error, not retried: {exc}",
-            metadata=_failure_metadata(exc),
-            allow_retries=False,
-        ) from exc
     except AllProvidersOpenError as exc:
         wait = max(1.0, float(exc.reopens_in_seconds))
         context.log.warning(f"{stage}: every provider's breaker is open; retrying the step in {wait:.1f}s")
         raise RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait) from exc
     except ProviderError as exc:
-        if exc.error_class == "provider_unavailable":
-            tag_failure(context, "permanent", stage)
-            raise Failure(
-                description=f"{stage}: no usable provider (check API keys / model names): {exc}",
-                metadata=_failure_metadata(exc),
-                allow_retries=False,
-            ) from exc
+        raise classified_failure(context, stage, exc) from exc
+
+
+def classified_failure(context: AssetExecutionContext, stage: str, exc: ProviderError) -> Failure:
+    """The ``Failure`` for a provider error: permanent and provider-level ones are never retried;
+    transient ones go to the asset's ``RetryPolicy`` (``allow_retries=True``). The class is also put on
+    the run's tags so run-level retry logic can tell the two apart."""
+    if exc.error_class == "transient":
         context.log.error(f"{stage}: transient failure escaped the provider layer: {exc}")
-        tag_failure(context, "transient", stage)
-        # allow_retries=True hands it to the asset's RetryPolicy; the metadata lets the run-failure
-        # sensor tell a transient run failure from a permanent one.
-        raise Failure(
-            description=f"{stage}: transient provider failure after the layer's budget: {exc}",
-            metadata=_failure_metadata(exc),
-            allow_retries=True,
-        ) from exc
+        description = f"{stage}: transient provider failure after the layer's budget: {exc}"
+    elif exc.error_class == "provider_unavailable":
+        description = f"{stage}: no usable provider (check API keys / model names): {exc}"
+    else:
+        description = f"{stage}: permanent provider error, not retried: {exc}"
+    retryable = exc.error_class == "transient"
+    tag_failure(context, "transient" if retryable else "permanent", stage)
+    return Failure(description=description, metadata=_failure_metadata(exc), allow_retries=retryable)
