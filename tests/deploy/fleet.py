@@ -270,16 +270,17 @@ class Fleet:
         self._procs.append(proc)
         return proc
 
-    def reexecute_from_failure(self, run_id: str) -> dict[str, Any]:
-        """Re-execute a failed run from failure in a fresh orchestrator process (see reexecute.py)."""
+    def resume(self, run_id: str) -> dict[str, Any]:
+        """``cineforge resume RUN_ID``: re-execution from failure in a fresh orchestrator process, on the
+        executor of the environment (``CINEFORGE_EXECUTOR=celery``), with the failed run's config."""
         out = subprocess.run(
-            [sys.executable, "-m", "tests.deploy.reexecute", run_id],
+            [str(VENV_BIN / "cineforge"), "resume", run_id],
             cwd=REPO_ROOT, env=self.env(), capture_output=True, timeout=RUN_TIMEOUT_S, check=False,
         )
-        (self.root / "reexecute.log").write_bytes(out.stdout + out.stderr)
+        (self.root / "resume.log").write_bytes(out.stdout + out.stderr)
         lines = out.stdout.decode().strip().splitlines()
         if not lines:
-            raise RuntimeError(f"re-execution printed nothing:\n{out.stderr.decode()[-3000:]}")
+            raise RuntimeError(f"cineforge resume printed nothing:\n{out.stderr.decode()[-3000:]}")
         return dict(json.loads(lines[-1]))
 
     def run_cli(self, *args: str) -> str:

@@ -315,15 +315,17 @@ def test_killed_workers_leave_no_torn_artifact_and_every_run_completes(fleet: Fl
     leftover = artifacts / "scenes" / f".{partition}.parquet.killed.tmp"
     leftover.write_bytes(previous[f"scenes/{partition}.parquet"][:100])
 
-    resumed = fleet.reexecute_from_failure(second_id)
-    assert resumed["success"], (fleet.root / "reexecute.log").read_text()[-4000:]
+    resumed = fleet.resume(second_id)
+    assert resumed["success"], (fleet.root / "resume.log").read_text()[-4000:]
     resumed_run = pg_instance.get_run_by_id(resumed["run_id"])
     assert resumed_run.parent_run_id == second_id
     assert resumed_run.tags["dagster/partition"] == partition
     # Only what had not succeeded runs again: the killed step and everything downstream of it.
     succeeded = {e.dagster_event.step_key for e in events(pg_instance, second_id, "STEP_SUCCESS")}
     assert {"raw_input", "canonical_script"} <= succeeded and "scenes" not in succeeded
-    assert set(step_pids(pg_instance, resumed_run.run_id)) == set(step_pids(pg_instance, first_id)) - succeeded
+    resumed_pids = step_pids(pg_instance, resumed_run.run_id)
+    assert set(resumed_pids) == set(step_pids(pg_instance, first_id)) - succeeded
+    assert all(survivor.owns(pid) for pid in resumed_pids.values()), "resumed steps ran on the worker"
     final = snapshot(artifacts)
     for name in visible:
         assert whole(name, final[name]), f"{name} is torn"
