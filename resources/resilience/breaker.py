@@ -33,16 +33,24 @@ Performance trade-off: a SQLite write transaction costs far more than the layer'
 hot path (breaker closed, calls succeeding) does not touch the store. Each ``CircuitBreaker`` caches the
 record it last read or wrote for ``cache_ttl_seconds`` (default 1 s):
 
-* ``acquire`` on a cached CLOSED record grants without I/O; a cached OPEN record denies without I/O until
-  its ``reopens_at`` (an open breaker cannot change state before then);
+* ``acquire`` on a cached CLOSED record without a failure streak grants without I/O; a cached OPEN record
+  denies without I/O until its ``reopens_at`` (an open breaker cannot change state before then); a cached
+  CLOSED record *with* a failure streak is not trusted: the provider is failing right now and another
+  process may be the one to open the breaker, so every acquire re-reads the store (a read, no write lock)
+  until a success clears the streak;
 * ``record(success=True)`` in CLOSED with no failure in the window and no failure streak only increments
   an in-process counter; the counted successes are written with the next write (a failure, a transition,
   or the first success after the cache expires), so the window's denominator lags by at most one TTL.
 
-The cost: after another process opens a breaker, this process may keep calling that provider for up to
-``cache_ttl_seconds``, and a failure streak interleaved with another process's unwritten successes may look
-up to one TTL longer than it was. A failure in *this* process is always written at once, and the write
-returns the fresh shared record.
+* ``record`` of an outcome whose permit is older than the cached record's generation does no I/O: the
+  breaker has moved on (opened, say) since the permit was issued, and ``_on_record`` would ignore it. When a
+  provider goes down under load, the calls already in flight all fail together; only the ones that can
+  still change the state take the store's write lock.
+
+The cost: after another process opens a breaker, a process that has seen no failure of that provider may
+keep calling it for up to ``cache_ttl_seconds``, and a failure streak interleaved with another process's
+unwritten successes may look up to one TTL longer than it was. A failure in *this* process is always
+written at once (unless stale, above), and the write returns the fresh shared record.
 
 If the store itself fails (database locked past the busy timeout, PostgreSQL down) the breaker fails open:
 it logs a warning and grants an untracked permit. The breaker is advisory; it must not turn a storage
@@ -656,7 +664,11 @@ class CircuitBreaker:
             view = self._local.get(provider)
             if view is not None:
                 cached = view.record
-                if cached.state == "closed" and now - view.fetched_at < self.policy.cache_ttl_seconds:
+                if (
+                    cached.state == "closed"
+                    and not cached.consecutive_failures
+                    and now - view.fetched_at < self.policy.cache_ttl_seconds
+                ):
                     return Permit(provider, cached.generation, "closed")
                 if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
                     raise BreakerOpenError(provider, cached.reopens_at)
@@ -703,6 +715,8 @@ class CircuitBreaker:
             ):
                 view.buffer_success(permit.generation, _bucket(now, self.policy), now)
                 return
+            if view is not None and view.record.generation > permit.generation:
+                return  # stale: generations only grow, so the stored record has moved on too
             earlier = view.take_pending(permit.generation) if view is not None else {}
 
         def change(

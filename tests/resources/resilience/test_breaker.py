@@ -316,6 +316,42 @@ def test_another_process_opening_the_breaker_is_seen_within_the_ttl() -> None:
         here.acquire("anthropic")
 
 
+def test_a_process_that_saw_the_provider_fail_rereads_the_store_before_calling_again() -> None:
+    clock, store = FakeClock(), MemoryBreakerStore()
+    here, there = make_breaker(store, clock), make_breaker(store, clock)
+    fail(here)  # here's cached record is closed with a failure streak
+    for _ in range(POLICY.failure_threshold - 1):
+        fail(there)  # ... and there's failures complete it: open
+    assert there.state("anthropic") == "open"
+    with pytest.raises(BreakerOpenError):  # no TTL of grace: a failing provider is re-checked every time
+        here.acquire("anthropic")
+
+
+def test_a_streak_cleared_by_a_success_brings_back_the_io_free_grant() -> None:
+    clock, store = FakeClock(), CountingStore()
+    breaker = make_breaker(store, clock)
+    fail(breaker)
+    reads = store.reads
+    breaker.acquire("anthropic")
+    assert store.reads == reads + 1  # streak: read
+    succeed(breaker)
+    reads = store.reads
+    for _ in range(10):
+        breaker.acquire("anthropic")
+    assert store.reads == reads
+
+
+def test_outcomes_of_permits_older_than_the_cached_record_are_not_written() -> None:
+    clock, store = FakeClock(), CountingStore()
+    breaker = make_breaker(store, clock)
+    in_flight = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold + 4)]
+    for permit in in_flight:  # they all fail together; the threshold-th one opens the breaker
+        breaker.record(permit, success=False)
+    assert store.updates == POLICY.failure_threshold
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.consecutive_failures) == ("open", 0)
+
+
 class BrokenStore(MemoryBreakerStore):
     def read(self, provider: str) -> BreakerRecord:
         raise OSError("disk I/O error")
