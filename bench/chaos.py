@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.contenders import CONTENDERS, BenchConfig  # noqa: E402
+from bench.contenders import CONTENDERS, SHARED_STATE_CONTENDERS, BenchConfig  # noqa: E402
 from bench.harness import (  # noqa: E402
     RequestResult,
     RunSpec,
@@ -56,6 +58,35 @@ RESULTS = REPO / "bench" / "results"
 FAULT_OUTCOMES = frozenset({"overloaded", "rate_limit", "server_error", "timeout", "reset", "malformed_json"})
 PERMANENT_OUTCOMES = frozenset({"safety", "bad_request", "invalid_output"})
 PRIMARY = "anthropic"
+REDIS_URL = os.environ.get("CINEFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis key this invocation's contenders write starts with this (one sub-prefix per run).
+REDIS_PREFIX = f"cineforge-bench-{uuid.uuid4().hex[:10]}"
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def drop_redis_keys(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete every key the run's shared-state contenders wrote (they all start with ``prefix``)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @dataclass(frozen=True)
@@ -223,16 +254,24 @@ def run_one(
     settings: Settings,
     oracle_s: float,
 ) -> RunMetrics:
+    shared = contender in SHARED_STATE_CONTENDERS
+    prefix = f"{REDIS_PREFIX}-{uuid.uuid4().hex[:8]}" if shared else ""
     with tempfile.TemporaryDirectory(prefix="cineforge-chaos-") as breaker_dir:
         config = BenchConfig(
             sim_url=sim.url,
             request_timeout_s=5 * settings.latency_s,
             breaker_dir=breaker_dir,
             seed=settings.seed,
+            redis_url=REDIS_URL if shared else "",
+            redis_prefix=prefix,
         )
         profile = scenario.profile(settings.window_scale) if scenario else "none"
         sim.configure(profile, settings.latency_s, settings.seed)
-        start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
+        try:
+            start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
+        finally:
+            if shared:
+                drop_redis_keys(prefix)
         stats, trace = sim.stats(), sim.trace()
     return measure(
         scenario.key if scenario else "oracle",
@@ -248,6 +287,33 @@ def run_one(
     )
 
 
+WARM_UP_PROFILE = "fault:kind=overloaded,provider=anthropic,rate=0.5"
+
+
+def warm_up(pool: WorkerPool, sim: SimulatorProcess, contender: str, layout: Layout, settings: Settings) -> None:
+    """One unmeasured run per fresh worker pool, so no contender's first measured scenario pays for
+    first-use costs (imports inside functions, connection pools, SQLite files, code paths of a failure
+    and of a fallback). Every measured run still builds a fresh contender: no breaker state carries over."""
+    requests = 2 * layout.processes * layout.threads
+    with tempfile.TemporaryDirectory(prefix="cineforge-chaos-warm-") as breaker_dir:
+        shared = contender in SHARED_STATE_CONTENDERS
+        prefix = f"{REDIS_PREFIX}-warm-{uuid.uuid4().hex[:8]}" if shared else ""
+        config = BenchConfig(
+            sim_url=sim.url,
+            request_timeout_s=5 * settings.latency_s,
+            breaker_dir=breaker_dir,
+            seed=settings.seed,
+            redis_url=REDIS_URL if shared else "",
+            redis_prefix=prefix,
+        )
+        sim.configure("none" if contender == "oracle" else WARM_UP_PROFILE, settings.latency_s, settings.seed)
+        try:
+            pool.run(specs_for(contender, config, layout, requests), before_start=sim.reset)
+        finally:
+            if shared:
+                drop_redis_keys(prefix)
+
+
 def run_all(
     settings: Settings,
     scenarios: Sequence[Scenario],
@@ -256,14 +322,22 @@ def run_all(
     log: Callable[[str], None] = print,
 ) -> list[RunMetrics]:
     out: list[RunMetrics] = []
+    shared_ok = any(c in SHARED_STATE_CONTENDERS for c in contenders) and redis_available()
+    if any(c in SHARED_STATE_CONTENDERS for c in contenders) and not shared_ok:
+        log(f"Redis not reachable at {REDIS_URL}: skipping {', '.join(SHARED_STATE_CONTENDERS)}")
     with SimulatorProcess() as sim:
         for layout in layouts:
             with WorkerPool(layout.processes) as pool:
+                warm_up(pool, sim, "oracle", layout, settings)
                 oracle = run_one(pool, sim, "oracle", None, layout, settings, 0.0)
             log(f"[{layout.label}] oracle: {oracle.completion_s:.2f}s, failed {oracle.failed}")
             out.append(oracle)
             for contender in contenders:
+                if contender in SHARED_STATE_CONTENDERS and (layout.processes == 1 or not shared_ok):
+                    # One process has nothing to share; without Redis the contender cannot run.
+                    continue
                 with WorkerPool(layout.processes) as pool:
+                    warm_up(pool, sim, contender, layout, settings)
                     for scenario in scenarios:
                         began = time.time()
                         metrics = run_one(pool, sim, contender, scenario, layout, settings, oracle.completion_s)
@@ -274,6 +348,9 @@ def run_all(
                             f"calls/ok={metrics.calls_per_success:5.2f} perm_retries={metrics.permanent_retries} "
                             f"p95={metrics.p95_s:.2f}s failed={metrics.failed} ({time.time() - began:.0f}s wall)"
                         )
+                if contender in SHARED_STATE_CONTENDERS:
+                    # The workers have exited: sweep what late (background) writes left behind.
+                    drop_redis_keys(REDIS_PREFIX)
     return out
 
 
@@ -356,6 +433,40 @@ def target_lines(metrics: Sequence[RunMetrics], threshold: int, probes: int) -> 
     return lines
 
 
+# (attribute, label, relative tolerance): a rival "wins" only by more than the tolerance (times are noisy).
+COMPARED: tuple[tuple[str, str, float], ...] = (
+    ("completion_s", "completion time", 0.05),
+    ("fault_calls", "faulted calls", 0.0),
+    ("down_provider_calls", "calls to the down primary", 0.0),
+    ("calls_per_success", "calls per success", 0.0),
+    ("permanent_retries", "permanent retries", 0.0),
+    ("p50_s", "p50 latency", 0.05),
+    ("p95_s", "p95 latency", 0.05),
+    ("failed", "requests failed", 0.0),
+)
+
+
+def rival_wins(metrics: Sequence[RunMetrics]) -> list[str]:
+    """Every (scenario, layout, metric) where another contender did better than ours, beyond the tolerance."""
+    lines: list[str] = []
+    ours = {(m.scenario, m.layout): m for m in metrics if m.contender == "ours"}
+    for m in metrics:
+        if m.contender in ("ours", "oracle") or (m.scenario, m.layout) not in ours:
+            continue
+        mine = ours[(m.scenario, m.layout)]
+        for attr, label, tolerance in COMPARED:
+            theirs, our_value = float(getattr(m, attr)), float(getattr(mine, attr))
+            if attr == "down_provider_calls" and SCENARIOS[m.scenario].down_provider is None:
+                continue
+            if theirs < our_value * (1 - tolerance) and theirs < our_value:
+                digits = ".2f" if isinstance(getattr(m, attr), float) else "d"
+                lines.append(
+                    f"- scenario {m.scenario}, {m.layout}, {label}: {m.contender} {format(getattr(m, attr), digits)} "
+                    f"vs ours {format(getattr(mine, attr), digits)}"
+                )
+    return lines
+
+
 def render(
     metrics: Sequence[RunMetrics],
     settings: Settings,
@@ -408,6 +519,13 @@ def render(
         lines.append("")
     lines += ["### Targets (computed from this run)", ""]
     lines += target_lines(metrics, config.failure_threshold, 1)
+    wins = rival_wins(metrics)
+    lines += [
+        "",
+        "### Where another contender beat ours (computed; times only when more than 5 % better)",
+        "",
+    ]
+    lines += wins or ["- nowhere in this run"]
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -432,9 +550,12 @@ def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], qu
             continue
         contenders = list(dict.fromkeys(m.contender for m in rows))
         layouts = list(dict.fromkeys(m.layout for m in rows))
-        fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.6))
+        shown = panels
+        if scenario.key == "4":  # nothing faults there; what matters is what is done with a refusal
+            shown = (panels[0], ("permanent_retries", "permanent retries"), panels[2], panels[3])
+        fig, axes = plt.subplots(1, len(shown), figsize=(16, 3.8))
         width = 0.8 / max(1, len(layouts))
-        for ax, (attr, label) in zip(axes, panels, strict=True):
+        for ax, (attr, label) in zip(axes, shown, strict=True):
             for j, layout in enumerate(layouts):
                 values = []
                 for c in contenders:
@@ -444,7 +565,7 @@ def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], qu
                 xs = [i + (j - (len(layouts) - 1) / 2) * width for i in range(len(contenders))]
                 bars = ax.bar(xs, values, width, label=layout)
                 ax.bar_label(bars, fmt="%.3g", fontsize=7)
-            ax.set_xticks(range(len(contenders)), contenders)
+            ax.set_xticks(range(len(contenders)), contenders, rotation=20, fontsize=8)
             ax.set_title(label, fontsize=10)
             if attr == "ratio":
                 ax.axhline(1.10, color="grey", linestyle="--", linewidth=0.8)
@@ -473,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="override the number of requests")
     parser.add_argument("--latency", type=float, default=0.2, help="simulated seconds per call")
     parser.add_argument("--scenarios", default="1,2,3,4,5")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--contenders", default=",".join(CONTENDERS + SHARED_STATE_CONTENDERS))
     parser.add_argument("--layouts", default="1x16,4x4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and charts alone")

@@ -18,6 +18,9 @@ same simulator endpoints through its own clients (``api_base``), which is how it
   permanent errors excluded), falling to the next model when either gives up.
 * ``litellm``  - ``litellm.Router`` with one model group per chain entry, ``fallbacks``, ``num_retries``,
   ``allowed_fails`` and ``cooldown_time``, as its reliability docs show.
+* ``tenacity-redis`` / ``litellm-redis`` - the same two with the shared state their docs offer for
+  several processes: pybreaker's ``CircuitRedisStorage`` and the Router's ``redis_host``/``redis_port``
+  (cooldowns and failure counts in Redis). Each run uses its own key prefix, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class BenchConfig:
     backoff_base_s: float = 0.5
     breaker_dir: str = ""
     seed: int = 0
+    redis_url: str = ""  # for the *-redis contenders
+    redis_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,6 +264,8 @@ class TenacityContender:
 
     name = "tenacity"
 
+    shared_state = False
+
     def __init__(self, config: BenchConfig, threads: int) -> None:
         import pybreaker
 
@@ -266,6 +273,12 @@ class TenacityContender:
         self._pybreaker = pybreaker
         self._client = _client(threads)
         self._adapters = _adapters(config, self._client)
+        self._redis: Any = None
+        if self.shared_state:
+            import redis
+
+            # pybreaker's docs: decode_responses must stay off for CircuitRedisStorage.
+            self._redis = redis.Redis.from_url(config.redis_url)
         # pybreaker: fail_max / reset_timeout; business errors listed in ``exclude`` do not count.
         self._breakers = {
             provider: pybreaker.CircuitBreaker(
@@ -273,9 +286,17 @@ class TenacityContender:
                 reset_timeout=config.cooldown_s,
                 exclude=[PermanentProviderError, ProviderUnavailableError],
                 name=provider,
+                state_storage=self._storage(provider),
             )
             for provider in {provider_for(m) for m in config.chain}
         }
+
+    def _storage(self, provider: str) -> Any:
+        if self._redis is None:
+            return None  # pybreaker's default: CircuitMemoryStorage, per process
+        return self._pybreaker.CircuitRedisStorage(
+            self._pybreaker.STATE_CLOSED, self._redis, namespace=f"{self.config.redis_prefix}:{provider}"
+        )
 
     def _retrying(self, budget: _Budget) -> Any:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -321,6 +342,13 @@ class TenacityContender:
 
     def close(self) -> None:
         self._client.close()
+        if self._redis is not None:
+            self._redis.close()
+
+
+class TenacityRedisContender(TenacityContender):
+    name = "tenacity-redis"
+    shared_state = True
 
 
 # ------------------------------------------------------------------------------------------ litellm
@@ -334,6 +362,7 @@ class LiteLLMContender:
     """
 
     name = "litellm"
+    shared_state = False
 
     def __init__(self, config: BenchConfig, threads: int) -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost-map download at import
@@ -362,6 +391,16 @@ class LiteLLMContender:
             }
             for model in config.chain
         ]
+        shared: dict[str, Any] = {}
+        if self.shared_state:
+            from urllib.parse import urlsplit
+
+            url = urlsplit(config.redis_url)
+            shared = {
+                "redis_host": url.hostname,
+                "redis_port": url.port or 6379,
+                "cache_kwargs": {"namespace": config.redis_prefix},
+            }
         self.router = Router(
             model_list=model_list,
             fallbacks=[{config.chain[0]: list(config.chain[1:])}],
@@ -369,6 +408,7 @@ class LiteLLMContender:
             allowed_fails=config.failure_threshold - 1,
             cooldown_time=config.cooldown_s,
             timeout=config.request_timeout_s,
+            **shared,
         )
 
     def serve(self, item: BenchRequest) -> str:
@@ -388,13 +428,21 @@ class LiteLLMContender:
         pass
 
 
+class LiteLLMRedisContender(LiteLLMContender):
+    name = "litellm-redis"
+    shared_state = True
+
+
 BUILDERS: dict[str, Callable[[BenchConfig, int], Contender]] = {
     "oracle": OracleContender,
     "ours": OursContender,
     "naive": NaiveContender,
     "tenacity": TenacityContender,
     "litellm": LiteLLMContender,
+    "tenacity-redis": TenacityRedisContender,
+    "litellm-redis": LiteLLMRedisContender,
 }
+SHARED_STATE_CONTENDERS = ("tenacity-redis", "litellm-redis")
 
 
 def classify_failure(error: BaseException) -> str:
