@@ -23,6 +23,7 @@ Results replace the ``pipeline`` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -60,6 +61,7 @@ class DagsterResult:
     dagster_s: list[float]
     direct_s: list[float]
     scenes: int
+    step_ms: dict[str, float]  # the last Dagster run's step durations, as its event log reports them
 
     @property
     def ratio(self) -> float:
@@ -112,6 +114,18 @@ def _direct_pipeline(path: Path, ai: Any) -> int:
     return len(df)
 
 
+def _step_durations(instance: Any, run_id: str) -> dict[str, float]:
+    from dagster import DagsterEventType
+
+    durations: dict[str, float] = {}
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is not None and event.step_key:
+            durations[event.step_key] = float(event.event_specific_data.duration_ms)
+    return durations
+
+
 def bench_dagster(path: Path, runs: int, log: Callable[[str], None]) -> DagsterResult:
     workdir = Path(tempfile.mkdtemp(prefix="cineforge-pipeline-"))
     try:
@@ -131,20 +145,24 @@ def bench_dagster(path: Path, runs: int, log: Callable[[str], None]) -> DagsterR
         run_config = {"resources": {"ai": {"config": {"mode": "offline"}}}}
         job = defs.resolve_job_def("screenplay_pipeline")
         dagster_s: list[float] = []
+        step_ms: dict[str, float] = {}
         with DagsterInstance.get() as instance:
             key = register_source(path)
             instance.add_dynamic_partitions("screenplays", [key])
             for i in range(runs + 1):
-                start = time.perf_counter()
-                result = job.execute_in_process(
-                    instance=instance, partition_key=key, run_config=run_config, raise_on_error=True
-                )
-                elapsed = time.perf_counter() - start
+                # Dagster's console logger still formats every event; only its output is dropped.
+                with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+                    start = time.perf_counter()
+                    result = job.execute_in_process(
+                        instance=instance, partition_key=key, run_config=run_config, raise_on_error=True
+                    )
+                    elapsed = time.perf_counter() - start
                 if not result.success:
                     raise RuntimeError("the screenplay_pipeline run failed")
                 if i:
                     dagster_s.append(elapsed)
                 log(f"dagster run {i}: {elapsed:.2f}s{' (warm-up)' if i == 0 else ''}")
+            step_ms = _step_durations(instance, result.run_id)
         ai = AIProviderResource(
             mode="offline",
             telemetry_path=str(data / "telemetry" / "direct.jsonl"),
@@ -159,7 +177,7 @@ def bench_dagster(path: Path, runs: int, log: Callable[[str], None]) -> DagsterR
             if i:
                 direct_s.append(elapsed)
             log(f"direct run {i}: {elapsed:.2f}s{' (warm-up)' if i == 0 else ''}")
-        return DagsterResult(dagster_s, direct_s, scenes)
+        return DagsterResult(dagster_s, direct_s, scenes, step_ms)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -175,6 +193,7 @@ class FanoutResult:
     wall_s: list[float]
     failed: int
     calls: int
+    bare_wall_s: list[float]
 
     @property
     def ideal_s(self) -> float:
@@ -183,6 +202,10 @@ class FanoutResult:
     @property
     def ratio(self) -> float:
         return statistics.median(self.wall_s) / self.ideal_s
+
+    @property
+    def bare_ratio(self) -> float:
+        return statistics.median(self.bare_wall_s) / self.ideal_s
 
 
 def scene_requests(path: Path) -> list[Any]:
@@ -228,17 +251,18 @@ def bench_fanout(
     requests = scene_requests(path)
     sim.configure("none", latency_s)
     walls: list[float] = []
+    bare_walls: list[float] = []
     failed = calls = 0
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="cineforge-fanout-") as tmp:
             limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
             client = httpx.Client(transport=httpx.HTTPTransport(retries=0, limits=limits))
+            adapters = _adapters(BenchConfig(sim_url=sim.url), client)
             store = SQLiteBreakerStore(Path(tmp) / "breakers.sqlite")
-            caller = ResilientCaller(
-                _adapters(BenchConfig(sim_url=sim.url), client), CircuitBreaker(store, BreakerPolicy())
-            )
+            caller = ResilientCaller(adapters, CircuitBreaker(store, BreakerPolicy()))
+            primary = adapters["anthropic"]
 
-            def one(request: Any, caller: ResilientCaller = caller) -> bool:
+            def through_layer(request: Any, caller: ResilientCaller = caller) -> bool:
                 def parse(text: str) -> Any:
                     return parse_response("enrich_scenes", text, payload=request.payload)
 
@@ -248,17 +272,32 @@ def bench_fanout(
                     return False
                 return True
 
+            def bare(request: Any, primary: Any = primary) -> bool:
+                completion = primary.complete("claude-sonnet-4-6", request, timeout=60.0)
+                parse_response("enrich_scenes", completion.text, payload=request.payload)
+                return True
+
+            # Bare first: the breaker store is then as cold for the layer's run as in production.
             sim.reset()
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                results = list(pool.map(one, requests))
+                list(pool.map(bare, requests))
+            bare_walls.append(time.perf_counter() - start)
+
+            sim.reset()
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                results = list(pool.map(through_layer, requests))
             walls.append(time.perf_counter() - start)
             failed += results.count(False)
             calls += int(sim.stats().get("total", 0))
             store.close()
             client.close()
-        log(f"fan-out run {i}: {walls[-1]:.2f}s for {len(requests)} scenes (C={concurrency}, L={latency_s}s)")
-    return FanoutResult(len(requests), concurrency, latency_s, walls, failed, calls)
+        log(
+            f"fan-out run {i}: layer {walls[-1]:.2f}s, bare {bare_walls[-1]:.2f}s for {len(requests)} scenes "
+            f"(C={concurrency}, L={latency_s}s)"
+        )
+    return FanoutResult(len(requests), concurrency, latency_s, walls, failed, calls, bare_walls)
 
 
 # ------------------------------------------------------------------------------------------ 3. overhead
@@ -270,6 +309,8 @@ class OverheadResult:
     inprocess_overhead_us: float
     inprocess_overhead_sink_us: float
     loopback_overhead_us: float
+    loopback_stack_overhead_us: float
+    loopback_adapter_iqr_us: float
     iterations: int
     loopback_iterations: int
 
@@ -393,6 +434,15 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
                 f()
                 loop_times[name].append(time.perf_counter() - start)
         loop_us = {name: statistics.median(values) * 1e6 for name, values in loop_times.items()}
+        # Interleaved call by call, so the i-th calls of each kind saw the same machine: pair them.
+        paired_layer_us = statistics.median(
+            (b - a) * 1e6 for a, b in zip(loop_times["adapter"], loop_times["layer"], strict=True)
+        )
+        paired_stack_us = statistics.median(
+            (b - a) * 1e6 for a, b in zip(loop_times["bare httpx"], loop_times["layer"], strict=True)
+        )
+        quartiles = statistics.quantiles(loop_times["adapter"], n=4)
+        adapter_iqr_us = (quartiles[2] - quartiles[0]) * 1e6
         rows += [
             ("loopback: bare httpx POST + JSON decode", loop_us["bare httpx"]),
             ("loopback: AnthropicAdapter.complete", loop_us["adapter"]),
@@ -403,7 +453,9 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
         rows=rows,
         inprocess_overhead_us=layered_us - bare_us,
         inprocess_overhead_sink_us=sink_us - bare_us,
-        loopback_overhead_us=loop_us["layer"] - loop_us["adapter"],
+        loopback_overhead_us=paired_layer_us,
+        loopback_stack_overhead_us=paired_stack_us,
+        loopback_adapter_iqr_us=adapter_iqr_us,
         iterations=iterations,
         loopback_iterations=loopback_iterations,
     )
@@ -443,27 +495,38 @@ def render(
             "",
             f"Ratio Dagster / direct: **{dag.ratio:.2f}x** ({dag.scenes} scenes; one warm-up run of each not "
             "counted). The difference is Dagster's run: run and event-log storage in SQLite, step orchestration, "
-            "asset checks, and the IO manager writing each asset's artifact (the direct path writes none).",
+            "asset checks, and the IO manager writing each asset's artifact and reading it back in the next step "
+            "(the direct path keeps everything in memory and writes nothing).",
+            "",
+            "Step durations of the last Dagster run, from its event log: "
+            + ", ".join(f"`{step}` {ms:.0f} ms" for step, ms in dag.step_ms.items())
+            + f" (sum {sum(dag.step_ms.values()):.0f} ms; the rest of the run's wall time is run set-up, "
+            "launching, and event-log writes outside the steps).",
             "",
         ]
     if fan:
         lines += [
             "### Scene-level fan-out through the resilience layer",
             "",
-            "| scenes N | concurrency C | latency L s | ideal ceil(N/C)*L s | median s | runs | x ideal | "
-            "calls | failed |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| scenes N | concurrency C | latency L s | ideal ceil(N/C)*L s | through the layer: median s | "
+            "x ideal | bare adapter, no layer: median s | x ideal | runs | calls | failed | target <= 1.10 x ideal |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in fan:
             lines.append(
                 f"| {f.scenes} | {f.concurrency} | {f.latency_s:.2f} | {f.ideal_s:.2f} | "
-                f"{statistics.median(f.wall_s):.3f} | {len(f.wall_s)} | **{f.ratio:.3f}** | {f.calls} | {f.failed} |"
+                f"{statistics.median(f.wall_s):.3f} | **{f.ratio:.3f}** | {statistics.median(f.bare_wall_s):.3f} | "
+                f"{f.bare_ratio:.3f} | {len(f.wall_s)} | {f.calls} | {f.failed} | "
+                f"{'met' if f.ratio <= 1.10 else 'not met'} |"
             )
-        met = all(f.ratio <= 1.10 for f in fan)
         lines += [
             "",
-            f"One `enrich_scenes` call per Big Fish scene, `ResilientCaller` + SQLite breaker store, default "
-            f"chain, healthy simulator. Target <= 1.10 x ideal: **{'met' if met else 'not met'}**.",
+            "One `enrich_scenes` call per Big Fish scene on a thread pool of C, through `ResilientCaller` + SQLite "
+            "breaker store (cold: a new store per run) and the default chain, against a healthy simulator; the "
+            "*bare adapter* columns make the same calls straight to `AnthropicAdapter` with no retry, breaker or "
+            "telemetry, in the same run. Where the bare column is itself far above 1.00, the client and the "
+            "simulator (both Python, sharing 2 cores) cannot push N calls through in the ideal time, whatever "
+            "sits in between: the layer is then measured by the gap between the two columns, not by the ideal.",
             "",
         ]
     if over is not None:
@@ -480,10 +543,15 @@ def render(
             f"Layer overhead in process (ResilientCaller minus the direct call, {over.iterations} calls each in "
             f"interleaved batches of 100): **{over.inprocess_overhead_us:.1f} us** per call (target <= "
             f"{OVERHEAD_TARGET_US:.0f} us: **{'met' if met else 'not met'}**); with the JSONL telemetry sink "
-            f"{over.inprocess_overhead_sink_us:.1f} us. On loopback (medians of {over.loopback_iterations} "
-            f"interleaved calls each): layer minus adapter {over.loopback_overhead_us:.1f} us; this difference "
-            "of two ~millisecond medians is within the loopback jitter, so the in-process figure is the "
-            "measurement and the loopback rows show its scale against a real HTTP round trip.",
+            f"{over.inprocess_overhead_sink_us:.1f} us. On loopback ({over.loopback_iterations} calls of each "
+            f"kind, interleaved; medians of the paired differences): layer minus adapter "
+            f"{over.loopback_overhead_us:.1f} us, layer + adapter minus bare httpx "
+            f"{over.loopback_stack_overhead_us:.1f} us (the adapter's part is building the provider's request "
+            "body and validating its answer, which a bare-httpx caller would also have to do); the adapter "
+            f"call's own spread (interquartile range) on this machine is {over.loopback_adapter_iqr_us:.0f} us. "
+            "The in-process figure isolates the layer; the loopback one includes the cache misses of "
+            "interleaving with real I/O and the breaker store's periodic re-read and flush (once per "
+            "second, amortised over the calls in between).",
             "",
         ]
     lines.append(END)
@@ -513,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     with SimulatorProcess() as sim:
         if "fanout" in parts:
             fan.append(bench_fanout(sim, path, 16, 0.2, fan_runs, print))
+            fan.append(bench_fanout(sim, path, 32, 0.2, fan_runs, print))
             fan.append(bench_fanout(sim, path, 32, 0.05, fan_runs, print))
         if "overhead" in parts:
             over = bench_overhead(sim, iterations, loop_iterations)
