@@ -34,10 +34,9 @@ def ensure_dagster_home() -> Path:
 def _ai_run_config(provider: str, simulator_url: str | None) -> dict[str, Any]:
     if provider in ("auto", "keep"):
         return {}
-    config: dict[str, Any] = {"mode": provider}
-    if simulator_url:
-        config["simulator_url"] = simulator_url
-    return {"resources": {"ai": {"config": config}}}
+    from cineforge_assets.resource_config import ai_run_config
+
+    return ai_run_config(provider, simulator_url)
 
 
 @contextlib.contextmanager
@@ -100,6 +99,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from cineforge_assets.definitions import defs
+    from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
     from cineforge_assets.sources import register_source
 
@@ -116,22 +116,39 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     ):
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
+    tags = {"cineforge/source": path.name, "cineforge/provider": args.provider}
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=partition,
-            run_config=run_config,
-            raise_on_error=False,
-            tags={"cineforge/source": path.name, "cineforge/provider": args.provider},
-        )
+        if executor_name() in ("in_process", "inprocess"):
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                run_config=run_config,
+                raise_on_error=False,
+                tags=tags,
+            )
+            run_id, success = result.run_id, result.success
+        else:
+            # Celery / k8s / multiprocess: steps run out of this process, so the job must be reconstructable.
+            from dagster import execute_job, reconstructable
+
+            from cineforge_assets.definitions import screenplay_pipeline_job_def
+
+            with execute_job(
+                reconstructable(screenplay_pipeline_job_def),
+                instance=instance,
+                run_config=run_config,
+                tags={**tags, "dagster/partition": partition},
+                raise_on_error=False,
+            ) as executed:
+                run_id, success = executed.run_id, executed.success
     summary: dict[str, Any] = {
         "partition": partition,
-        "run_id": result.run_id,
-        "success": result.success,
+        "run_id": run_id,
+        "success": success,
         "artifacts": _artifact_paths(partition),
     }
-    if result.success:
+    if success:
         config_path = summary["artifacts"].get("project_config")
         if config_path:
             cfg = json.loads(Path(config_path).read_text())
@@ -140,14 +157,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 f"~{cfg.get('estimated_runtime_minutes')} min, {len(cfg.get('characters', []))} speaking characters"
             )
     else:
-        reason = _failure_reason(instance, result.run_id)
+        reason = _failure_reason(instance, run_id)
         summary["failure"] = reason
         print(
-            f"cineforge: run {result.run_id} failed [{reason['error_class']}]: {reason['message']}",
+            f"cineforge: run {run_id} failed [{reason['error_class']}]: {reason['message']}",
             file=sys.stderr,
         )
     print(json.dumps(summary))
-    return 0 if result.success else 1
+    return 0 if success else 1
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -203,6 +220,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         )
         return 2
     partition = run.tags.get("dagster/partition")
+    # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
     tags = {"cineforge/resumed_from": run.run_id}
     if partition:
         # Re-execution does not inherit the parent's partition tag when tags are given.

@@ -50,6 +50,22 @@ def ai_resource_from_env() -> AIProviderResource:
     return AIProviderResource(**kwargs)
 
 
+def ai_run_config(mode: str, simulator_url: str | None = None) -> dict[str, Any]:
+    """Run config for the ``ai`` resource that switches ``mode`` but keeps everything the environment
+    sets: run config replaces a resource's config wholesale, so the environment's fields are restated
+    (keys as ``{"env": VAR}``, so only the variable's name is stored with the run)."""
+    config: dict[str, Any] = {"mode": mode}
+    for field, var in KEY_VARS.items():
+        if os.environ.get(var):
+            config[field] = {"env": var}
+    for field, var in URL_VARS.items():
+        if os.environ.get(var):
+            config[field] = os.environ[var]
+    if simulator_url:
+        config["simulator_url"] = simulator_url
+    return {"resources": {"ai": {"config": config}}}
+
+
 def build_resources() -> dict[str, Any]:
     return {
         "ai": ai_resource_from_env(),

@@ -96,6 +96,7 @@ def _jobs_table(jobs: list[BrollJob]) -> str:
 @asset(
     partitions_def=screenplay_partitions,
     group_name=GROUP,
+    pool="veo_calls",  # Veo has its own quotas, separate from the text providers
     description="Veo 3 B-roll clips (MP4) for chosen scenes, from each scene's visual description; "
     "materializes without clips when Veo fails, with the reasons in metadata.",
 )
