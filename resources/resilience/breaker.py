@@ -349,11 +349,18 @@ def _on_release(record: BreakerRecord, permit: Permit) -> BreakerRecord:
     return replace(record, probes=tuple(p for p in record.probes if p[0] != permit.probe_token))
 
 
-def _has_recent_failures(record: BreakerRecord, now: float, policy: BreakerPolicy) -> bool:
+def _last_failure_bucket(record: BreakerRecord) -> int | None:
+    """The newest window bucket holding a failure (None: no failure in the stored window)."""
+    return max((b for b, _, f in record.window if f), default=None)
+
+
+def _has_recent_failures(
+    record: BreakerRecord, now: float, policy: BreakerPolicy, last_failure_bucket: int | None
+) -> bool:
+    """A failure streak, or a failure still inside the window (``last_failure_bucket`` of ``record``)."""
     if record.consecutive_failures:
         return True
-    oldest = _bucket(now, policy) - WINDOW_BUCKETS + 1
-    return any(f and b >= oldest for b, _, f in record.window)
+    return last_failure_bucket is not None and last_failure_bucket >= _bucket(now, policy) - WINDOW_BUCKETS + 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -618,6 +625,8 @@ def default_store_url(dagster_home: str | os.PathLike[str] | None = None) -> str
 class _LocalView:
     record: BreakerRecord
     fetched_at: float
+    # _last_failure_bucket(record), kept with it: the success fast path asks on every call
+    last_failure_bucket: int | None = None
     pending_generation: int = _UNTRACKED_GENERATION
     # successes granted the fast path and not yet written: bucket index -> count
     pending: dict[int, int] = field(default_factory=dict)
@@ -711,7 +720,7 @@ class CircuitBreaker:
                 and view.record.generation == permit.generation
                 and now - view.fetched_at < self.policy.cache_ttl_seconds
                 and not (view.pending and now - view.pending_since >= self.policy.cache_ttl_seconds)
-                and not _has_recent_failures(view.record, now, self.policy)
+                and not _has_recent_failures(view.record, now, self.policy, view.last_failure_bucket)
             ):
                 view.buffer_success(permit.generation, _bucket(now, self.policy), now)
                 return
@@ -773,9 +782,12 @@ class CircuitBreaker:
         with self._lock:
             view = self._local.get(provider)
             if view is None:
-                self._local[provider] = _LocalView(record, now)
+                self._local[provider] = _LocalView(record, now, _last_failure_bucket(record))
+            elif view.record is record:
+                view.fetched_at = now
             else:
                 view.record, view.fetched_at = record, now
+                view.last_failure_bucket = _last_failure_bucket(record)
 
     def _emit(self, transitions: Sequence[BreakerTransition]) -> None:
         for transition in transitions:

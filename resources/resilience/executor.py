@@ -137,9 +137,9 @@ class _StageRun:
         breaker_state: BreakerState | None = None,
         request_id: str | None = None,
     ) -> AttemptRecord:
-        # model_construct: every field is typed here already, and validation would cost more than the
-        # rest of the layer's per-call work.
-        record = AttemptRecord.model_construct(
+        # trusted: every field is typed here already, and validation would cost more than the rest of the
+        # layer's per-call work.
+        record = AttemptRecord.trusted(
             ts=self.clock(),
             stage=self.stage,
             attempt=len(self.attempts) + 1,

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -65,6 +65,27 @@ class AttemptRecord(BaseModel):
     breaker_state: BreakerState | None = None
     run_id: str | None = None
     partition: str | None = None
+
+    @classmethod
+    def trusted(cls, **fields: Any) -> AttemptRecord:
+        """A record from values the caller has already typed, every field given: no validation.
+
+        The same object ``model_construct`` builds (``tests/resources/resilience/test_telemetry.py`` pins
+        that), without its per-field alias and default handling, which cost more than the rest of the
+        layer's per-call work. Given fewer than every field, it is ``model_construct`` (defaults applied).
+        """
+        if len(fields) != len(_ATTEMPT_FIELDS):
+            return cls.model_construct(**fields)
+        record = cls.__new__(cls)
+        _set_attribute(record, "__dict__", fields)
+        _set_attribute(record, "__pydantic_fields_set__", set(fields))
+        _set_attribute(record, "__pydantic_extra__", None)
+        _set_attribute(record, "__pydantic_private__", None)
+        return record
+
+
+_ATTEMPT_FIELDS = frozenset(AttemptRecord.model_fields)
+_set_attribute = object.__setattr__  # what pydantic itself uses to fill a frozen model
 
 
 class TelemetryListener(Protocol):

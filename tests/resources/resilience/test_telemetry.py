@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from resources.resilience.breaker import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink
@@ -112,3 +113,21 @@ def test_whole_lines_from_several_processes(tmp_path: Path) -> None:
     assert len(lines) == 600
     run_ids = [json.loads(line)["run_id"] for line in lines]
     assert sorted(set(run_ids)) == ["a" * 2000, "b" * 2000]
+
+
+def test_a_trusted_record_is_the_record_model_construct_builds() -> None:
+    fields = RECORD.model_dump()
+    assert len(fields) == len(AttemptRecord.model_fields)
+    trusted, constructed = AttemptRecord.trusted(**fields), AttemptRecord.model_construct(**fields)
+    assert trusted == constructed == RECORD
+    assert trusted.model_fields_set == constructed.model_fields_set
+    assert trusted.model_dump_json() == RECORD.model_dump_json()
+    assert trusted.model_copy(update={"attempt": 2}).attempt == 2
+    with pytest.raises(ValidationError):  # still frozen
+        trusted.attempt = 3  # type: ignore[misc]
+
+
+def test_a_trusted_record_missing_fields_gets_their_defaults() -> None:
+    fields = RECORD.model_dump(exclude={"run_id", "partition", "delay_s"})
+    record = AttemptRecord.trusted(**fields)
+    assert (record.run_id, record.partition, record.delay_s) == (None, None, 0.0)
