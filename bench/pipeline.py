@@ -309,6 +309,8 @@ class OverheadResult:
     inprocess_overhead_us: float
     inprocess_overhead_sink_us: float
     loopback_overhead_us: float
+    loopback_own_us: float
+    loopback_own_iqr_us: tuple[float, float]
     loopback_stack_overhead_us: float
     loopback_adapter_iqr_us: float
     iterations: int
@@ -327,6 +329,26 @@ class _CannedAdapter:
 
     def complete(self, model: str, request: Any, *, timeout: float) -> Any:
         return self._completion
+
+    def close(self) -> None:
+        pass
+
+
+class _TimedAdapter:
+    """Wraps an adapter and keeps how long each ``complete`` took, so the caller's own time is the rest."""
+
+    name = "anthropic"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.spans: list[float] = []
+
+    def complete(self, model: str, request: Any, *, timeout: float) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.inner.complete(model, request, timeout=timeout)
+        finally:
+            self.spans.append(time.perf_counter() - start)
 
     def close(self) -> None:
         pass
@@ -402,8 +424,9 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
         sim.configure("none", 0.0)
         client = httpx.Client(transport=httpx.HTTPTransport(retries=0))
         adapter = AnthropicAdapter("sim-key-not-a-secret", f"{sim.url}/anthropic", client)
+        timed = _TimedAdapter(adapter)
         loop_caller = ResilientCaller(
-            {"anthropic": adapter},
+            {"anthropic": timed},
             CircuitBreaker(SQLiteBreakerStore(Path(tmp) / "b3.sqlite")),
             rng=random.Random(0),
             chains=chains,
@@ -428,6 +451,7 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
         for f in loop.values():
             for _ in range(50):
                 f()
+        timed.spans.clear()
         for _ in range(loopback_iterations):
             for name, f in loop.items():
                 start = time.perf_counter()
@@ -443,10 +467,17 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
         )
         quartiles = statistics.quantiles(loop_times["adapter"], n=4)
         adapter_iqr_us = (quartiles[2] - quartiles[0]) * 1e6
+        # The layer's own time inside each of its calls: the call minus the adapter's time within it.
+        own = [(total - span) * 1e6 for total, span in zip(loop_times["layer"], timed.spans, strict=True)]
+        own_quartiles = statistics.quantiles(own, n=4)
         rows += [
             ("loopback: bare httpx POST + JSON decode", loop_us["bare httpx"]),
             ("loopback: AnthropicAdapter.complete", loop_us["adapter"]),
             ("loopback: ResilientCaller over AnthropicAdapter", loop_us["layer"]),
+            (
+                "loopback: the layer's own time inside those calls (call minus the adapter's time in it)",
+                statistics.median(own),
+            ),
         ]
         client.close()
     return OverheadResult(
@@ -454,6 +485,8 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
         inprocess_overhead_us=layered_us - bare_us,
         inprocess_overhead_sink_us=sink_us - bare_us,
         loopback_overhead_us=paired_layer_us,
+        loopback_own_us=statistics.median(own),
+        loopback_own_iqr_us=(own_quartiles[0], own_quartiles[2]),
         loopback_stack_overhead_us=paired_stack_us,
         loopback_adapter_iqr_us=adapter_iqr_us,
         iterations=iterations,
@@ -537,21 +570,27 @@ def render(
             "|---|---|",
         ]
         lines += [f"| {what} | {us:.1f} |" for what, us in over.rows]
-        met = over.inprocess_overhead_us <= OVERHEAD_TARGET_US
+        met = over.loopback_own_us <= OVERHEAD_TARGET_US
+        met_in_process = over.inprocess_overhead_us <= OVERHEAD_TARGET_US
+        low, high = over.loopback_own_iqr_us
         lines += [
             "",
-            f"Layer overhead in process (ResilientCaller minus the direct call, {over.iterations} calls each in "
-            f"interleaved batches of 100): **{over.inprocess_overhead_us:.1f} us** per call (target <= "
-            f"{OVERHEAD_TARGET_US:.0f} us: **{'met' if met else 'not met'}**); with the JSONL telemetry sink "
-            f"{over.inprocess_overhead_sink_us:.1f} us. On loopback ({over.loopback_iterations} calls of each "
-            f"kind, interleaved; medians of the paired differences): layer minus adapter "
-            f"{over.loopback_overhead_us:.1f} us, layer + adapter minus bare httpx "
-            f"{over.loopback_stack_overhead_us:.1f} us (the adapter's part is building the provider's request "
-            "body and validating its answer, which a bare-httpx caller would also have to do); the adapter "
-            f"call's own spread (interquartile range) on this machine is {over.loopback_adapter_iqr_us:.0f} us. "
-            "The in-process figure isolates the layer; the loopback one includes the cache misses of "
-            "interleaving with real I/O and the breaker store's periodic re-read and flush (once per "
-            "second, amortised over the calls in between).",
+            f"**Layer overhead per call on loopback: {over.loopback_own_us:.1f} us** (median of "
+            f"{over.loopback_iterations} calls; interquartile range {low:.1f}-{high:.1f} us): `ResilientCaller` "
+            "(breaker fast path on the SQLite store, chain walk, attempt record, parse hand-off) timed around "
+            "each real HTTP call, minus the adapter's own time inside it. Target <= "
+            f"{OVERHEAD_TARGET_US:.0f} us: **{'met' if met else 'not met'}**. In a hot loop over an adapter that "
+            f"answers at once ({over.iterations} calls, interleaved batches of 100) the same work costs "
+            f"{over.inprocess_overhead_us:.1f} us ({'met' if met_in_process else 'not met'}); between real I/O "
+            "calls it runs with colder caches, which is the number above. The JSONL telemetry sink adds "
+            f"{over.inprocess_overhead_sink_us - over.inprocess_overhead_us:.1f} us (one `write(2)` per attempt).",
+            "",
+            f"Against bare httpx: medians of paired differences of interleaved calls, layer minus adapter "
+            f"{over.loopback_overhead_us:.1f} us and layer + adapter minus a bare `httpx` POST + JSON decode "
+            f"{over.loopback_stack_overhead_us:.1f} us; the adapter's share is building the provider's request "
+            "body and reading its answer into a `Completion`, which a bare-httpx caller does too, in its own "
+            f"code. One adapter call's own spread (interquartile range) here is {over.loopback_adapter_iqr_us:.0f} "
+            "us, so differences of whole calls are coarse; the subtraction inside each call is not affected.",
             "",
         ]
     lines.append(END)
