@@ -354,6 +354,27 @@ class _TimedAdapter:
         pass
 
 
+def _litellm_call_us(sim_url: str, request: Any, calls: int) -> float | None:
+    """Median time of one LiteLLM Router call to the same endpoint (None if LiteLLM is not installed)."""
+    try:
+        from bench.contenders import BenchConfig, LiteLLMContender
+    except ImportError:
+        return None
+    try:
+        router = LiteLLMContender(BenchConfig(sim_url=sim_url, request_timeout_s=60.0), 1).router
+    except ImportError:
+        return None
+    messages = [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}]
+    for _ in range(10):
+        router.completion(model="claude-sonnet-4-6", messages=messages, max_tokens=request.max_tokens)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        router.completion(model="claude-sonnet-4-6", messages=messages, max_tokens=request.max_tokens)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
 def _median_per_call(batches: list[float], batch: int) -> float:
     return statistics.median(batches) / batch * 1e6
 
@@ -479,6 +500,9 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
                 statistics.median(own),
             ),
         ]
+        litellm_us = _litellm_call_us(sim.url, request, max(50, loopback_iterations // 10))
+        if litellm_us is not None:
+            rows.append(("loopback, for scale: LiteLLM `Router.completion` of the same request", litellm_us))
         client.close()
     return OverheadResult(
         rows=rows,
