@@ -156,6 +156,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 f"{cfg.get('title') or partition}: {cfg.get('scene_count')} scenes, "
                 f"~{cfg.get('estimated_runtime_minutes')} min, {len(cfg.get('characters', []))} speaking characters"
             )
+        broll_path = summary["artifacts"].get("veo3_broll")
+        if broll_path:
+            jobs = json.loads(Path(broll_path).read_text()).get("jobs", [])
+            done = [j for j in jobs if j.get("status") == "succeeded"]
+            print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
     else:
         reason = _failure_reason(instance, run_id)
         summary["failure"] = reason
