@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -354,13 +355,6 @@ def _last_failure_bucket(record: BreakerRecord) -> int | None:
     return max((b for b, _, f in record.window if f), default=None)
 
 
-def _has_recent_failures(
-    record: BreakerRecord, now: float, policy: BreakerPolicy, last_failure_bucket: int | None
-) -> bool:
-    """A failure streak, or a failure still inside the window (``last_failure_bucket`` of ``record``)."""
-    if record.consecutive_failures:
-        return True
-    return last_failure_bucket is not None and last_failure_bucket >= _bucket(now, policy) - WINDOW_BUCKETS + 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,12 +619,23 @@ def default_store_url(dagster_home: str | os.PathLike[str] | None = None) -> str
 class _LocalView:
     record: BreakerRecord
     fetched_at: float
-    # _last_failure_bucket(record), kept with it: the success fast path asks on every call
-    last_failure_bucket: int | None = None
+    # Both fast paths ask these on every call, so they are worked out once per cached record:
+    # acquire grants without I/O while now < grant_until (closed, no failure streak, within the TTL);
+    # a success is buffered only from quiet_from on, when no failure is left in the window.
+    grant_until: float = -math.inf
+    quiet_from: float = -math.inf
     pending_generation: int = _UNTRACKED_GENERATION
     # successes granted the fast path and not yet written: bucket index -> count
     pending: dict[int, int] = field(default_factory=dict)
     pending_since: float = 0.0
+
+    def refresh(self, record: BreakerRecord, now: float, policy: BreakerPolicy) -> None:
+        self.record, self.fetched_at = record, now
+        healthy = record.state == "closed" and not record.consecutive_failures
+        self.grant_until = now + policy.cache_ttl_seconds if healthy else -math.inf
+        last = _last_failure_bucket(record)
+        # The newest failure leaves the window when _bucket(now) reaches last + WINDOW_BUCKETS.
+        self.quiet_from = -math.inf if last is None else (last + WINDOW_BUCKETS) * policy.bucket_seconds
 
     def buffer_success(self, generation: int, bucket: int, now: float) -> None:
         if self.pending_generation != generation or not self.pending:
@@ -673,11 +678,7 @@ class CircuitBreaker:
             view = self._local.get(provider)
             if view is not None:
                 cached = view.record
-                if (
-                    cached.state == "closed"
-                    and not cached.consecutive_failures
-                    and now - view.fetched_at < self.policy.cache_ttl_seconds
-                ):
+                if now < view.grant_until:  # closed, no failure streak, younger than the TTL
                     return Permit(provider, cached.generation, "closed")
                 if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
                     raise BreakerOpenError(provider, cached.reopens_at)
@@ -716,11 +717,9 @@ class CircuitBreaker:
                 success
                 and view is not None
                 and permit.state == "closed"
-                and view.record.state == "closed"
                 and view.record.generation == permit.generation
-                and now - view.fetched_at < self.policy.cache_ttl_seconds
+                and view.quiet_from <= now < view.grant_until
                 and not (view.pending and now - view.pending_since >= self.policy.cache_ttl_seconds)
-                and not _has_recent_failures(view.record, now, self.policy, view.last_failure_bucket)
             ):
                 view.buffer_success(permit.generation, _bucket(now, self.policy), now)
                 return
@@ -782,12 +781,8 @@ class CircuitBreaker:
         with self._lock:
             view = self._local.get(provider)
             if view is None:
-                self._local[provider] = _LocalView(record, now, _last_failure_bucket(record))
-            elif view.record is record:
-                view.fetched_at = now
-            else:
-                view.record, view.fetched_at = record, now
-                view.last_failure_bucket = _last_failure_bucket(record)
+                view = self._local[provider] = _LocalView(record, now)
+            view.refresh(record, now, self.policy)
 
     def _emit(self, transitions: Sequence[BreakerTransition]) -> None:
         for transition in transitions:
