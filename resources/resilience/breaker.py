@@ -355,8 +355,6 @@ def _last_failure_bucket(record: BreakerRecord) -> int | None:
     return max((b for b, _, f in record.window if f), default=None)
 
 
-
-
 # --------------------------------------------------------------------------------------------------
 # Stores: atomic read-modify-write of one provider's record.
 
