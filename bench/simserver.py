@@ -37,7 +37,7 @@ from resources.simulator.routing import SimRequest, SimResponse
 from resources.simulator.server import ProviderSimulator
 
 REQUEST_TAG = re.compile(rb"BENCHREQ-(\d+)")
-sim_server._Handler.disable_nagle_algorithm = True
+sim_server._Handler.disable_nagle_algorithm = True  # now the simulator's own default too
 sim_server._SimHTTPServer.request_queue_size = 128
 
 

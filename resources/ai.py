@@ -81,6 +81,10 @@ class AIProviderResource(ConfigurableResource):
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 20.0
     retry_after_cap_seconds: float = 30.0
+    retry_after_fallback_seconds: float = Field(
+        default=2.0,
+        description="a retry-after longer than this falls back to another provider's model instead of waiting",
+    )
     breaker_store_url: str = Field(
         default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://..."
     )
@@ -102,6 +106,7 @@ class AIProviderResource(ConfigurableResource):
             deadline_seconds=self.deadline_seconds,
             attempts_per_model=self.attempts_per_model,
             request_timeout_seconds=self.request_timeout_seconds,
+            retry_after_fallback_seconds=self.retry_after_fallback_seconds,
             backoff=BackoffPolicy(
                 base=self.backoff_base_seconds,
                 cap=self.backoff_cap_seconds,
