@@ -507,7 +507,8 @@ def project_insights(payload: dict[str, Any]) -> dict[str, Any]:
     lead, *others = checked.characters[:3] or [""]
     if lead:
         with_others = f", with {_join_names(others)}," if others else ""
-        logline = f"In {title}, {lead.strip().title()}{with_others} is pulled into a {tone} {genre} story."
+        article = "an" if tone[:1].lower() in "aeiou" else "a"
+        logline = f"In {title}, {lead.strip().title()}{with_others} is pulled into {article} {tone} {genre} story."
     else:
         logline = f"{title} is a {tone} {genre} story."
     return {"genre": genre, "tone": tone, "logline": logline}
