@@ -5,7 +5,8 @@ without pulling in the executor):
 
 * ``errors``    - the taxonomy (``TransientProviderError``, ``PermanentProviderError``,
   ``ProviderUnavailableError``, ``InvalidModelOutputError``) and the layer's own outcomes
-  (``BreakerOpenError``, ``AllProvidersOpenError``, ``ChainExhaustedError``).
+  (``BreakerOpenError``, ``ProviderWarmingError``, ``AllProvidersOpenError``,
+  ``ChainExhaustedError``).
 * ``backoff``   - ``BackoffPolicy``, ``full_jitter_delay``, ``delay_for``.
 * ``breaker``   - ``BreakerPolicy``, ``CircuitBreaker``, ``Permit``, ``BreakerTransition``, ``BreakerStore``
   (``SQLiteBreakerStore``, ``PostgresBreakerStore``, ``MemoryBreakerStore``, ``BreakerStore.from_url``).

@@ -14,6 +14,24 @@ stored ``BreakerRecord``; stores only make them atomic)::
     half_open --(a probe succeeds)--> closed
     half_open --(a probe fails)--> open (a new full cooldown)
 
+Cold start ("warming"): a closed breaker whose provider has *no proven health* -- no successful call in
+the stored failure window, i.e. a provider never called yet, or one nobody called for ``window_seconds``
+(its health is news from more than a window ago) -- lets a bounded number of calls through, the way
+half-open bounds its probes::
+
+    closed, warming --(in-flight warm-up calls + consecutive failures < failure_threshold)--> call, leased
+    closed, warming --(budget taken)--> denied with ``ProviderWarmingError`` (not an outage: no wait)
+    closed, warming --(a call succeeds)--> closed, proven (the normal fast paths, no per-call writes)
+    closed, warming --(failures, as in closed)--> open
+
+* The budget is ``failure_threshold`` calls *in flight plus failed so far*, counted inside the store
+  transaction (so across processes): if every one of them fails the breaker opens, so a provider that is
+  down when a fleet starts sees at most ``failure_threshold`` calls, not one per worker. Warm-up calls hold
+  leases of ``probe_lease_seconds`` (in ``BreakerRecord.probes``, like probes) so a crashed process cannot
+  pin the budget. The executor treats a denial as a skip and goes on down its fallback chain at once; for
+  the chain's last usable real provider it asks ``acquire(..., last_resort=True)``, which lets the call
+  through over budget (warming never fails a request, nor hands it to the offline engine, on its own).
+* A half-open probe's success closes the breaker *proven* (the probe's success goes into the window).
 * At most ``half_open_max_probes`` calls are let through in half-open, counted inside the store
   transaction, so the bound holds across processes. A probe holds a lease of ``probe_lease_seconds``: a
   probe whose process died frees its slot when the lease runs out instead of wedging the breaker.
@@ -33,7 +51,8 @@ Performance trade-off: a SQLite write transaction costs far more than the layer'
 hot path (breaker closed, calls succeeding) does not touch the store. Each ``CircuitBreaker`` caches the
 record it last read or wrote for ``cache_ttl_seconds`` (default 1 s):
 
-* ``acquire`` on a cached CLOSED record without a failure streak grants without I/O; a cached OPEN record
+* ``acquire`` on a cached CLOSED, proven record without a failure streak grants without I/O (a warming
+  record always goes to the store: its budget is a write); a cached OPEN record
   denies without I/O until its ``reopens_at`` (an open breaker cannot change state before then); a cached
   CLOSED record *with* a failure streak is not trusted: the provider is failing right now and another
   process may be the one to open the breaker, so every acquire re-reads the store (a read, no write lock)
@@ -73,7 +92,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from resources.resilience.errors import BreakerOpenError
+from resources.resilience.errors import BreakerOpenError, ProviderWarmingError
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +162,8 @@ class BreakerRecord:
     window: tuple[tuple[int, int, int], ...] = ()
     opened_at: float | None = None
     reopens_at: float | None = None
-    # (probe token, lease expiry) of half-open probes in flight.
+    # (lease token, lease expiry) of calls in flight under a budget: half-open probes, or warm-up calls
+    # while closed and warming (see the module docstring).
     probes: tuple[tuple[int, float], ...] = ()
     next_probe_token: int = 1
 
@@ -188,7 +208,8 @@ class Permit:
 
     @property
     def is_probe(self) -> bool:
-        return self.probe_token is not None
+        """A half-open probe (a warm-up call holds a lease token too, but in the closed state)."""
+        return self.probe_token is not None and self.state == "half_open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +233,8 @@ class BreakerSnapshot:
     opened_at: float | None
     reopens_at: float | None
     reopens_in_seconds: float
-    probes_in_flight: int
+    probes_in_flight: int  # half-open probes, or warm-up calls while warming
+    warming: bool = False  # closed without proven health (see the module docstring)
 
 
 class BreakerListener(Protocol):
@@ -259,10 +281,27 @@ def _opened(record: BreakerRecord, now: float, policy: BreakerPolicy) -> Breaker
     )
 
 
-def _closed(record: BreakerRecord) -> BreakerRecord:
+def _closed(record: BreakerRecord, now: float, policy: BreakerPolicy) -> BreakerRecord:
+    # The probe's success goes into the fresh window: the provider is proven, not warming again.
     return BreakerRecord(
-        state="closed", generation=record.generation + 1, next_probe_token=record.next_probe_token
+        state="closed",
+        generation=record.generation + 1,
+        window=_add_calls((), _bucket(now, policy), 1, 0),
+        next_probe_token=record.next_probe_token,
     )
+
+
+def _last_success_bucket(window: tuple[tuple[int, int, int], ...]) -> int | None:
+    """The newest window bucket holding a success (None: no success in the stored window)."""
+    return max((b for b, c, f in window if c > f), default=None)
+
+
+def _is_warming(record: BreakerRecord, now: float, policy: BreakerPolicy) -> bool:
+    """Closed without proven health: no successful call in the live window (never called, or idle)."""
+    if record.state != "closed":
+        return False
+    last = _last_success_bucket(record.window)
+    return last is None or last < _bucket(now, policy) - WINDOW_BUCKETS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,14 +311,27 @@ class _Decision:
     permit: Permit | None
     reopens_at: float
     transitions: tuple[BreakerTransition, ...] = ()
+    warming: bool = False  # denied because the warm-up budget is taken (not because it is open)
 
 
 def _on_acquire(
-    provider: str, record: BreakerRecord, now: float, policy: BreakerPolicy
+    provider: str, record: BreakerRecord, now: float, policy: BreakerPolicy, last_resort: bool = False
 ) -> tuple[BreakerRecord, _Decision]:
     transitions: list[BreakerTransition] = []
     if record.state == "closed":
-        return record, _Decision(Permit(provider, record.generation, "closed"), now)
+        if not _is_warming(record, now, policy):
+            return record, _Decision(Permit(provider, record.generation, "closed"), now)
+        leases = tuple(p for p in record.probes if p[1] > now)
+        if len(leases) + record.consecutive_failures >= policy.failure_threshold:
+            if last_resort:  # nothing left to fall back on: let it through, outside the budget
+                return replace(record, probes=leases), _Decision(Permit(provider, record.generation, "closed"), now)
+            retry_at = min((p[1] for p in leases), default=now)
+            return replace(record, probes=leases), _Decision(None, retry_at, warming=True)
+        token = record.next_probe_token
+        record = replace(
+            record, probes=(*leases, (token, now + policy.probe_lease_seconds)), next_probe_token=token + 1
+        )
+        return record, _Decision(Permit(provider, record.generation, "closed", probe_token=token), now)
     if record.state == "open":
         reopens_at = record.reopens_at if record.reopens_at is not None else now
         if now < reopens_at:
@@ -318,7 +370,7 @@ def _on_record(
         if permit.probe_token is None:
             return record, ()
         if success:
-            return _closed(record), (
+            return _closed(record, now, policy), (
                 BreakerTransition(provider, "half_open", "closed", "probe_succeeded", now),
             )
         return _opened(record, now, policy), (
@@ -326,12 +378,15 @@ def _on_record(
         )
     if record.state != "closed":
         return record, ()
+    if permit.probe_token is not None:  # a warm-up call came back: its lease is free again
+        record = replace(record, probes=tuple(p for p in record.probes if p[0] != permit.probe_token))
     window = _live_window(record.window, now, policy)
     for bucket, count in earlier_successes.items():
         window = _add_calls(window, bucket, count, 0)
     window = _live_window(_add_calls(window, _bucket(now, policy), 1, 0 if success else 1), now, policy)
     if success:
-        return replace(record, consecutive_failures=0, window=window), ()
+        # Proven now (a success is in the window): warm-up leases still out no longer matter.
+        return replace(record, consecutive_failures=0, window=window, probes=()), ()
     streak = 1 if earlier_successes else record.consecutive_failures + 1
     calls, failures = _window_totals(window)
     reason: TransitionReason | None = None
@@ -345,7 +400,8 @@ def _on_record(
 
 
 def _on_release(record: BreakerRecord, permit: Permit) -> BreakerRecord:
-    if record.state != "half_open" or permit.generation != record.generation or permit.probe_token is None:
+    """Free a half-open probe's or a warm-up call's lease without deciding anything."""
+    if record.state == "open" or permit.generation != record.generation or permit.probe_token is None:
         return record
     return replace(record, probes=tuple(p for p in record.probes if p[0] != permit.probe_token))
 
@@ -630,7 +686,12 @@ class _LocalView:
     def refresh(self, record: BreakerRecord, now: float, policy: BreakerPolicy) -> None:
         self.record, self.fetched_at = record, now
         healthy = record.state == "closed" and not record.consecutive_failures
-        self.grant_until = now + policy.cache_ttl_seconds if healthy else -math.inf
+        last_success = _last_success_bucket(record.window) if healthy else None
+        if last_success is None:  # not closed, failing, or warming: every acquire asks the store
+            self.grant_until = -math.inf
+        else:  # proven until the newest success leaves the window (then warming again)
+            proven_until = (last_success + WINDOW_BUCKETS) * policy.bucket_seconds
+            self.grant_until = min(now + policy.cache_ttl_seconds, proven_until)
         last = _last_failure_bucket(record)
         # The newest failure leaves the window when _bucket(now) reaches last + WINDOW_BUCKETS.
         self.quiet_from = -math.inf if last is None else (last + WINDOW_BUCKETS) * policy.bucket_seconds
@@ -670,7 +731,10 @@ class CircuitBreaker:
         self._local: dict[str, _LocalView] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, provider: str) -> Permit:
+    def acquire(self, provider: str, *, last_resort: bool = False) -> Permit:
+        """A permit to call ``provider``, or ``BreakerOpenError`` (``ProviderWarmingError`` when only the
+        warm-up budget is taken). ``last_resort``: the caller has nowhere else to go, so a warming provider
+        lets the call through over its budget (an open breaker still denies)."""
         now = self._clock()
         with self._lock:
             view = self._local.get(provider)
@@ -682,15 +746,15 @@ class CircuitBreaker:
                     raise BreakerOpenError(provider, cached.reopens_at)
 
         def change(current: BreakerRecord) -> tuple[BreakerRecord, tuple[BreakerRecord, _Decision]]:
-            new, decision = _on_acquire(provider, current, now, self.policy)
+            new, decision = _on_acquire(provider, current, now, self.policy, last_resort)
             return new, (new, decision)
 
         try:
             record = self.store.read(provider)
-            if record.state == "closed" or (
+            if (record.state == "closed" and not _is_warming(record, now, self.policy)) or (
                 record.state == "open" and record.reopens_at is not None and now < record.reopens_at
             ):
-                # Nothing to change: a closed breaker grants, an open one denies until reopens_at.
+                # Nothing to change: a proven closed breaker grants, an open one denies until reopens_at.
                 record, decision = _on_acquire(provider, record, now, self.policy)
             else:
                 record, decision = self.store.update(provider, change)
@@ -700,6 +764,8 @@ class CircuitBreaker:
         self._cache(provider, record, now)
         self._emit(decision.transitions)
         if decision.permit is None:
+            if decision.warming:
+                raise ProviderWarmingError(provider, decision.reopens_at)
             raise BreakerOpenError(provider, decision.reopens_at)
         return decision.permit
 
@@ -740,7 +806,7 @@ class CircuitBreaker:
         self._emit(transitions)
 
     def release(self, permit: Permit) -> None:
-        """Hand back a permit whose outcome says nothing about health (frees a half-open probe slot)."""
+        """Hand back a permit whose outcome says nothing about health (frees its probe / warm-up lease)."""
         if permit.probe_token is None or permit.generation == _UNTRACKED_GENERATION:
             return
         try:
@@ -770,6 +836,7 @@ class CircuitBreaker:
                     max(0.0, (record.reopens_at or now) - now) if record.state == "open" else 0.0
                 ),
                 probes_in_flight=sum(1 for _, expiry in record.probes if expiry > now),
+                warming=_is_warming(record, now, self.policy),
             )
         return result
 

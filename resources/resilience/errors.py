@@ -199,6 +199,23 @@ class BreakerOpenError(TransientProviderError):
         self.reopens_at = reopens_at
 
 
+class ProviderWarmingError(BreakerOpenError):
+    """The provider has no proven health yet and its warm-up budget of calls in flight is taken.
+
+    Not an outage: the caller should move on to the next provider of its chain for this call (see the
+    cold-start rule in ``breaker.py``). ``reopens_at`` is when the soonest warm-up lease runs out.
+    """
+
+    def __init__(self, provider: str, reopens_at: float) -> None:
+        TransientProviderError.__init__(
+            self,
+            f"provider warming up: its warm-up budget is taken (soonest lease ends {reopens_at:.3f})",
+            provider=provider,
+            error_code="provider_warming",
+        )
+        self.reopens_at = reopens_at
+
+
 class AllProvidersOpenError(TransientProviderError):
     """Every provider of the stage's chain is behind an open breaker: nothing was called.
 

@@ -26,6 +26,10 @@ invalid output (``parse`` raised)       ``retry_same_model`` once   prompt + val
                                                                     then ``InvalidModelOutputError``
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
+provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
+(``ProviderWarmingError``)              (``provider_warming``)      wait; the chain's last usable real
+                                                                    provider (offline never counts) is
+                                                                    called over budget instead
 ======================================  ==========================  ===================================
 
 Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
@@ -56,6 +60,7 @@ from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,
     ProviderUnavailableError,
+    ProviderWarmingError,
     is_provider_overloaded,
 )
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
@@ -74,6 +79,7 @@ _BREAKER_OPEN = "breaker_open"
 _OVERLOADED = "provider_overloaded"
 _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
+_WARMING = "provider_warming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,18 +394,8 @@ class ResilientCaller:
         repaired = False
         current_request = request
         while True:
-            try:
-                permit = self.breakers.acquire(ref.provider)
-            except BreakerOpenError as closed_door:
-                run.excluded[ref.provider] = _BREAKER_OPEN
-                run.reopens_at[ref.provider] = closed_door.reopens_at
-                run.log(
-                    ref,
-                    outcome="skipped",
-                    decision="skip_provider",
-                    error_code=_BREAKER_OPEN,
-                    breaker_state="open",
-                )
+            permit = self._acquire(run, refs, index)
+            if permit is None:
                 return None
             run.calls += 1
             model_calls += 1
@@ -447,6 +443,36 @@ class ResilientCaller:
                 request_id=completion.request_id,
             )
             return CallOutcome(value, ref.provider, ref.model, list(run.attempts), completion)
+
+    def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
+        """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""
+        ref = refs[index]
+        try:
+            try:
+                return self.breakers.acquire(ref.provider)
+            except ProviderWarmingError:
+                if self._usable_provider_after(refs, index, run.excluded):
+                    run.excluded[ref.provider] = _WARMING
+                    run.log(
+                        ref, outcome="skipped", decision="skip_provider", error_code=_WARMING, breaker_state="closed"
+                    )
+                    return None
+                # No other real provider left: warming must neither fail the request nor hand it to the
+                # offline engine's degraded answer while a healthy provider is merely unproven.
+                return self.breakers.acquire(ref.provider, last_resort=True)
+        except BreakerOpenError as closed_door:
+            run.excluded[ref.provider] = _BREAKER_OPEN
+            run.reopens_at[ref.provider] = closed_door.reopens_at
+            run.log(ref, outcome="skipped", decision="skip_provider", error_code=_BREAKER_OPEN, breaker_state="open")
+            return None
+
+    def _usable_provider_after(self, refs: Sequence[ModelRef], index: int, excluded: Mapping[str, str]) -> bool:
+        """Is a model of another real provider (not offline), with an adapter and not excluded, after ``index``?"""
+        provider = refs[index].provider
+        return any(
+            r.provider not in (provider, OFFLINE) and r.provider not in excluded and r.provider in self.adapters
+            for r in refs[index + 1 :]
+        )
 
     def _on_failure(
         self,
@@ -505,7 +531,7 @@ class ResilientCaller:
     def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
         """The error that ends a walk that served nothing."""
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
-        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER}
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING}
         nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
         if run.reopens_at and nothing_else_failed:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())

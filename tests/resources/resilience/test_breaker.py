@@ -23,7 +23,7 @@ from resources.resilience.breaker import (
     SQLiteBreakerStore,
     default_store_url,
 )
-from resources.resilience.errors import BreakerOpenError
+from resources.resilience.errors import BreakerOpenError, ProviderWarmingError
 from tests.resources.resilience.fakes import FakeClock, RecordingListener
 
 POLICY = BreakerPolicy(
@@ -256,6 +256,7 @@ def test_release_frees_a_probe_slot_without_deciding(store_factory: StoreFactory
 def test_late_outcomes_from_before_a_transition_are_ignored() -> None:
     clock = FakeClock()
     breaker = make_breaker(MemoryBreakerStore(), clock)
+    succeed(breaker)  # proven: a warming provider would not lend a 4th call while 3 are out or failed
     early = breaker.acquire("anthropic")
     open_breaker(breaker)
     reopens_at = breaker.snapshot()["anthropic"].reopens_at
@@ -264,6 +265,109 @@ def test_late_outcomes_from_before_a_transition_are_ignored() -> None:
     breaker.record(early, success=True)  # must not close an open breaker
     snapshot = breaker.snapshot()["anthropic"]
     assert (snapshot.state, snapshot.reopens_at) == ("open", reopens_at)
+
+
+# ---------------------------------------------------------------------------- warm-up (cold start)
+
+
+def test_a_cold_provider_lends_at_most_threshold_calls_in_flight(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    here, there = make_breaker(store_factory(), clock), make_breaker(store_factory(), clock)
+    lent = [here.acquire("anthropic"), there.acquire("anthropic"), here.acquire("anthropic")]
+    assert all(p.state == "closed" and p.probe_token is not None and not p.is_probe for p in lent)
+    for breaker in (here, there):
+        with pytest.raises(ProviderWarmingError) as denied:
+            breaker.acquire("anthropic")
+        assert denied.value.error_code == "provider_warming"
+    snapshot = here.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.warming, snapshot.probes_in_flight) == ("closed", True, 3)
+
+
+def test_warm_up_failures_use_up_the_budget_until_the_breaker_opens(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    breaker.record(lent[0], success=False)
+    with pytest.raises(ProviderWarmingError):  # 2 in flight + 1 failed: a 4th call could only add to it
+        breaker.acquire("anthropic")
+    for permit in lent[1:]:
+        breaker.record(permit, success=False)
+    assert breaker.state("anthropic") == "open"  # threshold calls in all, then open as before
+
+
+def test_the_first_success_proves_the_provider_and_brings_back_the_io_free_grant() -> None:
+    clock, store = FakeClock(), CountingStore()
+    breaker = make_breaker(store, clock)
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    breaker.record(lent[0], success=True)
+    assert not breaker.snapshot()["anthropic"].warming
+    reads, updates = store.reads, store.updates
+    granted = [breaker.acquire("anthropic") for _ in range(3 * POLICY.failure_threshold)]
+    assert all(p.probe_token is None for p in granted)
+    assert (store.reads, store.updates) == (reads, updates)
+    for permit in lent[1:]:  # the other warm-up calls come back fine: nothing changes
+        breaker.record(permit, success=True)
+    assert breaker.snapshot()["anthropic"].probes_in_flight == 0
+
+
+def test_a_lost_warm_up_call_frees_its_slot_when_its_lease_expires(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    for _ in range(POLICY.failure_threshold):
+        breaker.acquire("anthropic")  # their process dies: never recorded, never released
+    with pytest.raises(ProviderWarmingError) as denied:
+        breaker.acquire("anthropic")
+    assert denied.value.reopens_at == clock() + POLICY.probe_lease_seconds
+    clock.advance(POLICY.probe_lease_seconds + 0.001)
+    assert breaker.acquire("anthropic").probe_token is not None
+
+
+def test_release_hands_back_a_warm_up_lease(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    breaker.release(lent[0])  # e.g. a 401: says nothing about health
+    assert breaker.acquire("anthropic").probe_token is not None
+    assert breaker.snapshot()["anthropic"].warming
+
+
+def test_last_resort_lets_a_call_through_over_the_warm_up_budget_but_not_past_an_open_breaker() -> None:
+    clock = FakeClock()
+    breaker = make_breaker(MemoryBreakerStore(), clock)
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    extra = breaker.acquire("anthropic", last_resort=True)
+    assert extra.state == "closed" and extra.probe_token is None
+    breaker.record(extra, success=True)  # its outcome counts like any other: proven
+    assert not breaker.snapshot()["anthropic"].warming
+    del lent
+    open_breaker(breaker, "openai")
+    with pytest.raises(BreakerOpenError) as denied:
+        breaker.acquire("openai", last_resort=True)
+    assert not isinstance(denied.value, ProviderWarmingError)
+
+
+def test_a_provider_idle_for_a_whole_window_warms_up_again() -> None:
+    clock = FakeClock()
+    breaker = make_breaker(MemoryBreakerStore(), clock)
+    succeed(breaker)
+    assert not breaker.snapshot()["anthropic"].warming
+    clock.advance(POLICY.window_seconds + 2 * POLICY.bucket_seconds)
+    assert breaker.snapshot()["anthropic"].warming
+    for _ in range(POLICY.failure_threshold):
+        assert breaker.acquire("anthropic").probe_token is not None
+    with pytest.raises(ProviderWarmingError):
+        breaker.acquire("anthropic")
+
+
+def test_a_recovered_provider_is_proven_by_its_probe(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    open_breaker(breaker)
+    clock.advance(POLICY.cooldown_seconds)
+    breaker.record(breaker.acquire("anthropic"), success=True)
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.warming) == ("closed", False)
+    assert breaker.acquire("anthropic").probe_token is None
 
 
 # ------------------------------------------------------------------------------ cache / write economy
@@ -287,18 +391,21 @@ class CountingStore(MemoryBreakerStore):
 def test_successes_in_a_healthy_closed_breaker_touch_the_store_once_per_ttl() -> None:
     clock, store = FakeClock(), CountingStore()
     breaker = make_breaker(store, clock)
+    succeed(breaker)  # warm-up: the first call takes a lease and its success proves the provider
+    assert (store.reads, store.updates) == (1, 2)
+    store.reads = store.updates = 0
     for _ in range(100):
         succeed(breaker)
-    assert (store.reads, store.updates) == (1, 0)
+    assert (store.reads, store.updates) == (0, 0)
     clock.advance(1.5)  # cache expired: the next success writes the buffered ones with it
     succeed(breaker)
     assert store.updates == 1
-    assert breaker.snapshot()["anthropic"].window_calls == 101
+    assert breaker.snapshot()["anthropic"].window_calls == 102
     for _ in range(10):
         succeed(breaker)
     fail(breaker)  # a failure is written at once, with the 10 buffered successes before it
     snapshot = breaker.snapshot()["anthropic"]
-    assert (snapshot.window_calls, snapshot.window_failures, snapshot.consecutive_failures) == (112, 1, 1)
+    assert (snapshot.window_calls, snapshot.window_failures, snapshot.consecutive_failures) == (113, 1, 1)
     updates = store.updates
     succeed(breaker)  # a failure is in the window: successes are written now (they reset the streak)
     assert store.updates == updates + 1
@@ -344,6 +451,8 @@ def test_a_streak_cleared_by_a_success_brings_back_the_io_free_grant() -> None:
 def test_outcomes_of_permits_older_than_the_cached_record_are_not_written() -> None:
     clock, store = FakeClock(), CountingStore()
     breaker = make_breaker(store, clock)
+    succeed(breaker)  # proven (a warming provider would not lend more than threshold calls at once)
+    store.updates = 0
     in_flight = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold + 4)]
     for permit in in_flight:  # they all fail together; the threshold-th one opens the breaker
         breaker.record(permit, success=False)
@@ -493,6 +602,50 @@ def test_sqlite_store_is_safe_across_processes(tmp_path: Path) -> None:
     assert openai.consecutive_failures == 2 * calls  # no lost update
     assert sum(f for _, _, f in openai.window) == 2 * calls
     assert seed.read("anthropic").state == "half_open"
+    seed.close()
+
+
+WARM_UP_POLICY = BreakerPolicy(failure_threshold=4, probe_lease_seconds=3600.0, cache_ttl_seconds=0.0)
+
+
+def _race_for_warm_up_sqlite_process(path: str, start: Any, calls: int, results: Any) -> None:
+    """Take warm-up leases on a cold 'anthropic' and never hand them back; report (won, denied)."""
+    store = SQLiteBreakerStore(path)
+    breaker = CircuitBreaker(store, WARM_UP_POLICY)  # real clock: no timing is asserted
+    start.wait()
+    won = denied = 0
+    for _ in range(calls):
+        try:
+            assert breaker.acquire("anthropic").probe_token is not None
+            won += 1
+        except ProviderWarmingError:
+            denied += 1
+    results.put((won, denied))
+    store.close()
+
+
+@pytest.mark.slow
+def test_the_warm_up_budget_holds_across_processes_with_the_sqlite_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "breakers.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    calls = 40
+    workers = [
+        ctx.Process(target=_race_for_warm_up_sqlite_process, args=(path, start, calls, results))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sum(won for won, _ in outcomes) == WARM_UP_POLICY.failure_threshold
+    assert sum(won + denied for won, denied in outcomes) == 3 * calls
+    seed = SQLiteBreakerStore(path)
+    record = seed.read("anthropic")
+    assert (record.state, len(record.probes)) == ("closed", WARM_UP_POLICY.failure_threshold)
     seed.close()
 
 

@@ -188,7 +188,9 @@ def test_safety_refusal_is_never_retried_and_never_falls_back() -> None:
     assert world.clock.sleeps == []
     # a bad request says nothing bad about the provider: it counts as an answer
     assert world.breaker.state("anthropic") == "closed"
-    assert "anthropic" not in world.breaker.snapshot()  # a healthy success is not even written
+    # the first answer from a cold provider is written once: it proves the provider (ends its warm-up)
+    proven = world.breaker.snapshot()["anthropic"]
+    assert (proven.window_calls, proven.window_failures, proven.warming) == (1, 0, False)
 
 
 def test_context_overflow_stops_at_once() -> None:
@@ -215,7 +217,10 @@ def test_401_skips_the_provider_without_touching_its_breaker() -> None:
     ]
     assert outcome.attempts[0].error_class == "provider_unavailable"
     assert world.breaker.state("anthropic") == "closed"
-    assert "anthropic" not in world.breaker.snapshot()  # released: nothing was recorded
+    # released: no outcome recorded, the warm-up lease handed back, still warming (nothing proven)
+    released = world.breaker.snapshot()["anthropic"]
+    assert (released.window_calls, released.consecutive_failures, released.probes_in_flight) == (0, 0, 0)
+    assert released.warming
 
 
 def test_no_usable_provider_at_all_is_provider_unavailable() -> None:
@@ -544,3 +549,39 @@ def test_the_repair_request_builder_is_pluggable() -> None:
     world = World(anthropic=sequence('{"ok": false}', GOOD), repair=quote_back)
     world.caller.call("normalize", REQUEST, parse_ok)
     assert world.adapters["anthropic"].calls[1].request.prompt.endswith('<previous>{"ok": false}</previous>')
+
+
+# ------------------------------------------------------------------------------------- warm-up budget
+
+
+def test_a_call_over_a_cold_providers_warm_up_budget_goes_to_the_next_provider_without_waiting() -> None:
+    world = World(anthropic=answers(GOOD), openai=answers(GOOD), breaker_policy=BreakerPolicy(failure_threshold=1))
+    elsewhere = world.breaker.acquire("anthropic")  # another worker's warm-up call is still out
+    outcome = world.caller.call("normalize", REQUEST, parse_ok)
+    assert outcome.model == "gpt-4.1"
+    assert world.calls("anthropic") == []
+    assert steps(outcome.attempts) == [
+        ("claude-sonnet-4-6", "skipped", "skip_provider"),
+        ("claude-opus-4-6", "skipped", "skip_provider"),
+        ("gpt-4.1", "success", "success"),
+    ]
+    assert [a.error_code for a in outcome.attempts[:2]] == ["provider_warming", "provider_warming"]
+    assert world.clock.sleeps == []
+    world.breaker.record(elsewhere, success=True)  # proven: the next call goes to the primary again
+    assert world.caller.call("normalize", REQUEST, parse_ok).model == "claude-sonnet-4-6"
+
+
+def test_warming_never_fails_a_request_the_last_usable_provider_is_called_over_budget() -> None:
+    world = World(anthropic=answers(GOOD), breaker_policy=BreakerPolicy(failure_threshold=1))
+    world.breaker.acquire("anthropic")  # budget taken; no other provider has an adapter
+    outcome = world.caller.call("normalize", REQUEST, parse_ok)
+    assert outcome.model == "claude-sonnet-4-6"
+    assert steps(outcome.attempts) == [("claude-sonnet-4-6", "success", "success")]
+
+
+def test_warming_does_not_hand_a_request_to_the_offline_engine() -> None:
+    world = World(anthropic=answers(GOOD), offline=answers(GOOD), breaker_policy=BreakerPolicy(failure_threshold=1))
+    world.breaker.acquire("anthropic")  # budget taken; only the offline engine is left after it
+    outcome = world.caller.call("normalize", REQUEST, parse_ok)
+    assert outcome.model == "claude-sonnet-4-6"
+    assert steps(outcome.attempts) == [("claude-sonnet-4-6", "success", "success")]
