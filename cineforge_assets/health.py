@@ -81,7 +81,8 @@ def plan_probes(snapshots: Mapping[str, BreakerSnapshot], *, max_probes: int = 1
         if provider == OFFLINE:
             continue  # the local engine has nothing to probe
         if snap.state == "closed":
-            plans.append(ProbePlan(provider, snap.state, "none", "closed: calls flow normally"))
+            why = "closed, warming up: first calls are budgeted" if snap.warming else "closed: calls flow normally"
+            plans.append(ProbePlan(provider, snap.state, "none", why))
         elif snap.state == "open" and snap.reopens_in_seconds > 0:
             left = f"open: cooling down, {snap.reopens_in_seconds:.0f}s left"
             plans.append(ProbePlan(provider, snap.state, "none", left))
@@ -180,7 +181,9 @@ def describe(snap: BreakerSnapshot) -> str:
     )
     if snap.state == "open":
         line += f", reopens in {snap.reopens_in_seconds:.0f}s"
-    if snap.probes_in_flight:
+    if snap.warming:
+        line += f", warming up ({snap.probes_in_flight} warm-up call(s) in flight)"
+    elif snap.probes_in_flight:
         line += f", {snap.probes_in_flight} probe(s) in flight"
     return line
 
