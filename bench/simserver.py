@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import threading
 import time
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from resources.simulator import server as sim_server
@@ -95,12 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulator = TracingSimulator(args.host, args.port, latency_s=args.latency, extensions=())
     print(simulator.base_url, flush=True)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=simulator.stop, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    simulator.serve_forever()
+    simulator.serve_until_signalled()
     return 0
 
 

@@ -285,16 +285,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from resources.simulator import ProviderSimulator
+    from resources.simulator.__main__ import main as simulator_main
 
-    sim = ProviderSimulator(
-        host=args.host, port=args.port, profile=args.faults, seed=args.seed, latency_s=args.latency
-    )
-    with sim:
-        print(sim.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            sim.serve_forever()
-    return 0
+    argv = ["--host", args.host, "--port", str(args.port), "--faults", args.faults]
+    return simulator_main([*argv, "--seed", str(args.seed), "--latency", str(args.latency)])
 
 
 def build_parser() -> argparse.ArgumentParser:

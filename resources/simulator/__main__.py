@@ -6,11 +6,8 @@ The first stdout line is the base URL (scripts read it to find a port chosen wit
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
 from resources.simulator.faults import PROFILES
 from resources.simulator.server import ProviderSimulator
@@ -62,13 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        # shutdown() blocks until serve_forever returns, so it must not run in the serving thread.
-        threading.Thread(target=simulator.stop, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    simulator.serve_forever()
+    simulator.serve_until_signalled()
     return 0
 
 

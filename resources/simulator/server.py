@@ -28,6 +28,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import signal
 import socket
 import struct
 import threading
@@ -36,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -268,6 +270,17 @@ class ProviderSimulator:
             self._server.serve_forever(poll_interval=0.1)
         finally:
             self._serving_in_caller.clear()
+
+    def serve_until_signalled(self) -> None:
+        """Serve in the calling thread until SIGTERM or SIGINT (standalone entry points)."""
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            # shutdown() blocks until serve_forever returns, so it must not run in the serving thread.
+            threading.Thread(target=self.stop, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.serve_forever()
 
     def stop(self) -> None:
         self._stop.set()  # releases held (timeout) responses and latency waits
