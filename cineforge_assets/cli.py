@@ -77,6 +77,19 @@ def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
     return {"error_class": "unknown", "message": "run failed"}
 
 
+def _finish(instance: Any, summary: dict[str, Any], what: str) -> int:
+    """Print the classified reason of a failure on stderr, the summary as the last stdout line; exit code."""
+    if not summary["success"]:
+        reason = _failure_reason(instance, summary["run_id"])
+        summary["failure"] = reason
+        print(
+            f"cineforge: {what} {summary['run_id']} failed [{reason['error_class']}]: {reason['message']}",
+            file=sys.stderr,
+        )
+    print(json.dumps(summary))
+    return 0 if summary["success"] else 1
+
+
 def _artifact_paths(partition: str) -> dict[str, str]:
     from cineforge_assets.paths import artifacts_dir
 
@@ -161,15 +174,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             jobs = json.loads(Path(broll_path).read_text()).get("jobs", [])
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
-    else:
-        reason = _failure_reason(instance, run_id)
-        summary["failure"] = reason
-        print(
-            f"cineforge: run {run_id} failed [{reason['error_class']}]: {reason['message']}",
-            file=sys.stderr,
-        )
-    print(json.dumps(summary))
-    return 0 if success else 1
+    return _finish(instance, summary, "run")
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -273,15 +278,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         "success": success,
         "artifacts": _artifact_paths(partition) if partition else {},
     }
-    if not success:
-        reason = _failure_reason(instance, run_id)
-        summary["failure"] = reason
-        print(
-            f"cineforge: resumed run {run_id} failed [{reason['error_class']}]: {reason['message']}",
-            file=sys.stderr,
-        )
-    print(json.dumps(summary))
-    return 0 if success else 1
+    return _finish(instance, summary, "resumed run")
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
