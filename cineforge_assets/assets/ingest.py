@@ -20,7 +20,7 @@ from cineforge_assets.checks import (
     evaluate_scenes,
 )
 from cineforge_assets.partitions import screenplay_partitions
-from cineforge_assets.screenplay.elements import Element, ElementType
+from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.screenplay.formats.reader import RawSource, read_source
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
@@ -43,6 +43,10 @@ class CanonicalScript(BaseModel):
     source_format: str
     page_count: int | None = None
     normalized_by: str = Field(description="'deterministic' or the provider/model that rewrote the input")
+
+    def script(self) -> Script:
+        """The parsed script, as stored: the elements were parsed from ``fountain`` itself."""
+        return Script(title_page=self.title_page, elements=self.elements)
 
 
 class ProjectConfigArtifact(ProjectConfig):
@@ -199,7 +203,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
         bool(canonical_script.fountain.strip()) and bool(canonical_script.elements),
         "it has no Fountain elements",
     )
-    script = parse_fountain(canonical_script.fountain)
+    script = canonical_script.script()
     records = split_scenes(script, canonical_script.fountain)
     df = scenes_dataframe(records)
     check = evaluate_scenes(df)
@@ -255,7 +259,7 @@ def project_config(
     canonical_script: CanonicalScript,
     scenes: pd.DataFrame,
 ):
-    script = parse_fountain(canonical_script.fountain)
+    script = canonical_script.script()
     records = split_scenes(script, canonical_script.fountain)
     base = build_project_config(
         script, records, source_format=raw_input.format, page_count=raw_input.page_count
