@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness import machine  # noqa: E402
 from cineforge_assets.screenplay.fidelity import (  # noqa: E402
     FidelityReport,
     compare,
@@ -99,19 +98,6 @@ def run(corpus: Path, repeat: int, workdir: Path) -> tuple[list[Row], dict[str, 
     ours = next(r for r in rows if r.script == "Big-Fish" and r.fmt == "pdf")
     timing = {"bare": bare, "read": ours.read_s, "total": ours.total_s, "pages": ours.pages}
     return rows, timing
-
-
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"`{uname}`; CPU: {cpu} ({os.cpu_count()} cores); Python {platform.python_version()}"
 
 
 def render(rows: list[Row], timing: dict[str, float], repeat: int, command: str) -> str:
