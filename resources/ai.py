@@ -91,6 +91,9 @@ class AIProviderResource(ConfigurableResource):
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 30.0
     breaker_half_open_probes: int = 1
+    breaker_warm_up_calls: int = Field(
+        default=2, description="calls a provider with no recent success gets before one must succeed"
+    )
     telemetry_path: str = Field(
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
@@ -119,6 +122,7 @@ class AIProviderResource(ConfigurableResource):
             failure_threshold=self.breaker_failure_threshold,
             cooldown_seconds=self.breaker_cooldown_seconds,
             half_open_max_probes=self.breaker_half_open_probes,
+            warm_up_calls=self.breaker_warm_up_calls,
         )
 
     def breaker(self, listeners: Sequence[Any] = (), *, clock: Callable[[], float] = time.time) -> CircuitBreaker:

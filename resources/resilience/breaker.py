@@ -19,18 +19,21 @@ the stored failure window, i.e. a provider never called yet, or one nobody calle
 (its health is news from more than a window ago) -- lets a bounded number of calls through, the way
 half-open bounds its probes::
 
-    closed, warming --(in-flight warm-up calls + consecutive failures < failure_threshold)--> call, leased
+    closed, warming --(in-flight warm-up calls + consecutive failures < warm-up budget)--> call, leased
     closed, warming --(budget taken)--> denied with ``ProviderWarmingError`` (not an outage: no wait)
     closed, warming --(a call succeeds)--> closed, proven (the normal fast paths, no per-call writes)
-    closed, warming --(failures, as in closed)--> open
+    closed, warming --(the whole warm-up budget failed)--> open ("warm_up_failed", a full cooldown)
 
-* The budget is ``failure_threshold`` calls *in flight plus failed so far*, counted inside the store
-  transaction (so across processes): if every one of them fails the breaker opens, so a provider that is
-  down when a fleet starts sees at most ``failure_threshold`` calls, not one per worker. Warm-up calls hold
-  leases of ``probe_lease_seconds`` (in ``BreakerRecord.probes``, like probes) so a crashed process cannot
-  pin the budget. The executor treats a denial as a skip and goes on down its fallback chain at once; for
-  the chain's last usable real provider it asks ``acquire(..., last_resort=True)``, which lets the call
-  through over budget (warming never fails a request, nor hands it to the offline engine, on its own).
+* The warm-up budget is ``min(warm_up_calls, failure_threshold)`` calls (default 2) *in flight plus failed
+  so far*, counted inside the store transaction (so across processes). A cold provider is treated like a
+  half-open one -- its health is unknown -- except that it gets two tries instead of one, so one unlucky
+  timeout on a healthy provider does not cost a whole cooldown. If all of them fail, the breaker opens: a
+  provider that is down when a fleet starts sees 2 calls, not one per worker, nor ``failure_threshold``.
+  Warm-up calls hold leases of ``probe_lease_seconds`` (in ``BreakerRecord.probes``, like probes) so a
+  crashed process cannot pin the budget. The executor treats a denial as a skip and goes on down its
+  fallback chain at once; for the chain's last usable real provider it asks ``acquire(...,
+  last_resort=True)``, which lets the call through over budget (warming never fails a request, nor hands
+  it to the offline engine, on its own).
 * A half-open probe's success closes the breaker *proven* (the probe's success goes into the window).
 * At most ``half_open_max_probes`` calls are let through in half-open, counted inside the store
   transaction, so the bound holds across processes. A probe holds a lease of ``probe_lease_seconds``: a
@@ -98,7 +101,7 @@ logger = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
 TransitionReason = Literal[
-    "consecutive_failures", "failure_rate", "cooldown_elapsed", "probe_succeeded", "probe_failed"
+    "consecutive_failures", "failure_rate", "cooldown_elapsed", "probe_succeeded", "probe_failed", "warm_up_failed"
 ]
 Clock = Callable[[], float]
 
@@ -116,10 +119,12 @@ class BreakerPolicy:
 
     Defaults: open after 5 consecutive transient failures, or when >= 50 % of >= 10 calls in the last
     60 s failed; stay open 30 s; then let 1 probe through (its lease expires after 120 s if its process
-    never reports back). Closed-state reads are cached in-process for 1 s (see the module docstring).
+    never reports back). A cold provider (see "warming" in the module docstring) gets 2 warm-up calls,
+    and opens if both fail. Closed-state reads are cached in-process for 1 s.
     """
 
     failure_threshold: int = 5
+    warm_up_calls: int = 2
     window_seconds: float = 60.0
     failure_rate_threshold: float = 0.5
     min_calls_in_window: int = 10
@@ -131,6 +136,8 @@ class BreakerPolicy:
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
+        if self.warm_up_calls < 1:
+            raise ValueError("warm_up_calls must be >= 1")
         if self.window_seconds <= 0:
             raise ValueError("window_seconds must be > 0")
         if not 0.0 < self.failure_rate_threshold <= 1.0:
@@ -149,6 +156,11 @@ class BreakerPolicy:
     @property
     def bucket_seconds(self) -> float:
         return self.window_seconds / WINDOW_BUCKETS
+
+    @property
+    def warm_up_budget(self) -> int:
+        """Calls a cold provider gets (in flight plus failed) before one of them must succeed."""
+        return min(self.warm_up_calls, self.failure_threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +334,7 @@ def _on_acquire(
         if not _is_warming(record, now, policy):
             return record, _Decision(Permit(provider, record.generation, "closed"), now)
         leases = tuple(p for p in record.probes if p[1] > now)
-        if len(leases) + record.consecutive_failures >= policy.failure_threshold:
+        if len(leases) + record.consecutive_failures >= policy.warm_up_budget:
             if last_resort:  # nothing left to fall back on: let it through, outside the budget
                 return replace(record, probes=leases), _Decision(Permit(provider, record.generation, "closed"), now)
             retry_at = min((p[1] for p in leases), default=now)
@@ -392,6 +404,10 @@ def _on_record(
     reason: TransitionReason | None = None
     if streak >= policy.failure_threshold:
         reason = "consecutive_failures"
+    elif streak >= policy.warm_up_budget and _last_success_bucket(window) is None:
+        # Nothing has succeeded in the window and the whole warm-up budget failed: what half-open does
+        # when its probe fails, for a provider whose health was never shown.
+        reason = "warm_up_failed"
     elif calls >= policy.min_calls_in_window and failures >= policy.failure_rate_threshold * calls:
         reason = "failure_rate"
     if reason is None:

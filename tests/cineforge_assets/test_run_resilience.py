@@ -66,7 +66,8 @@ def ai_config(sim: ProviderSimulator, tmp_path: Path, **overrides: Any) -> dict[
         "backoff_base_seconds": 0.001,
         "backoff_cap_seconds": 0.005,
         "breaker_store_url": f"sqlite:///{tmp_path / 'breakers.sqlite'}",
-        "breaker_failure_threshold": 50,
+        "breaker_failure_threshold": 50,  # the breaker stays out of these tests unless one asks for it
+        "breaker_warm_up_calls": 50,
         "seed": 7,
     }
     config.update(overrides)

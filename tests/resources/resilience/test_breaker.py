@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.resources.resilience.fakes import FakeClock, RecordingListener
 
 POLICY = BreakerPolicy(
     failure_threshold=3,
+    warm_up_calls=3,  # the closed-state tests start cold; the warm-up tests set their own budget
     window_seconds=60.0,
     failure_rate_threshold=0.5,
     min_calls_in_window=10,
@@ -145,7 +147,7 @@ def test_opens_after_consecutive_failures_and_denies(store_factory: StoreFactory
 
 def test_a_success_resets_the_streak(store_factory: StoreFactory) -> None:
     breaker = make_breaker(
-        store_factory(), FakeClock(), BreakerPolicy(failure_threshold=3, min_calls_in_window=1000)
+        store_factory(), FakeClock(), BreakerPolicy(failure_threshold=3, warm_up_calls=3, min_calls_in_window=1000)
     )
     for _ in range(5):
         fail(breaker)
@@ -172,7 +174,9 @@ def test_failure_rate_opens_once_the_window_has_enough_calls() -> None:
 
 def test_failures_older_than_the_window_are_forgotten() -> None:
     clock = FakeClock()
-    policy = BreakerPolicy(failure_threshold=100, min_calls_in_window=4, failure_rate_threshold=0.5)
+    policy = BreakerPolicy(
+        failure_threshold=100, warm_up_calls=100, min_calls_in_window=4, failure_rate_threshold=0.5
+    )
     breaker = make_breaker(MemoryBreakerStore(), clock, policy)
     fail(breaker)
     fail(breaker)
@@ -270,9 +274,10 @@ def test_late_outcomes_from_before_a_transition_are_ignored() -> None:
 # ---------------------------------------------------------------------------- warm-up (cold start)
 
 
-def test_a_cold_provider_lends_at_most_threshold_calls_in_flight(store_factory: StoreFactory) -> None:
+def test_a_cold_provider_lends_at_most_its_warm_up_budget_in_flight(store_factory: StoreFactory) -> None:
     clock = FakeClock()
-    here, there = make_breaker(store_factory(), clock), make_breaker(store_factory(), clock)
+    policy = replace(POLICY, warm_up_calls=3)
+    here, there = make_breaker(store_factory(), clock, policy), make_breaker(store_factory(), clock, policy)
     lent = [here.acquire("anthropic"), there.acquire("anthropic"), here.acquire("anthropic")]
     assert all(p.state == "closed" and p.probe_token is not None and not p.is_probe for p in lent)
     for breaker in (here, there):
@@ -283,22 +288,52 @@ def test_a_cold_provider_lends_at_most_threshold_calls_in_flight(store_factory: 
     assert (snapshot.state, snapshot.warming, snapshot.probes_in_flight) == ("closed", True, 3)
 
 
-def test_warm_up_failures_use_up_the_budget_until_the_breaker_opens(store_factory: StoreFactory) -> None:
-    clock = FakeClock()
-    breaker = make_breaker(store_factory(), clock)
-    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+def test_the_warm_up_budget_is_capped_by_the_failure_threshold() -> None:
+    assert BreakerPolicy(failure_threshold=5).warm_up_budget == 2
+    assert BreakerPolicy(failure_threshold=1, warm_up_calls=2).warm_up_budget == 1
+    with pytest.raises(ValueError, match="warm_up_calls"):
+        BreakerPolicy(warm_up_calls=0)
+
+
+def test_a_cold_provider_whose_warm_up_calls_all_fail_opens_before_the_failure_threshold(
+    store_factory: StoreFactory,
+) -> None:
+    clock, listener = FakeClock(), RecordingListener()
+    policy = replace(POLICY, warm_up_calls=2)
+    breaker = make_breaker(store_factory(), clock, policy, listener)
+    lent = [breaker.acquire("anthropic") for _ in range(policy.warm_up_budget)]
     breaker.record(lent[0], success=False)
-    with pytest.raises(ProviderWarmingError):  # 2 in flight + 1 failed: a 4th call could only add to it
+    with pytest.raises(ProviderWarmingError):  # 1 in flight + 1 failed: a 3rd call could only add to it
         breaker.acquire("anthropic")
-    for permit in lent[1:]:
-        breaker.record(permit, success=False)
-    assert breaker.state("anthropic") == "open"  # threshold calls in all, then open as before
+    breaker.record(lent[1], success=False)
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.reopens_at) == ("open", clock() + policy.cooldown_seconds)
+    assert policy.warm_up_budget == 2 < policy.failure_threshold
+    assert [(t.from_state, t.to_state, t.reason) for t in listener.transitions] == [
+        ("closed", "open", "warm_up_failed")
+    ]
+
+
+def test_one_failed_warm_up_call_does_not_open_when_the_other_succeeds(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock, replace(POLICY, warm_up_calls=2))
+    lent = [breaker.acquire("anthropic") for _ in range(2)]
+    breaker.record(lent[0], success=False)  # one unlucky timeout
+    breaker.record(lent[1], success=True)
+    snapshot = breaker.snapshot()["anthropic"]
+    assert (snapshot.state, snapshot.warming) == ("closed", False)
+    # proven now: it takes the full failure threshold to open it
+    for _ in range(POLICY.failure_threshold - 1):
+        fail(breaker)
+    assert breaker.state("anthropic") == "closed"
+    fail(breaker)
+    assert breaker.state("anthropic") == "open"
 
 
 def test_the_first_success_proves_the_provider_and_brings_back_the_io_free_grant() -> None:
     clock, store = FakeClock(), CountingStore()
     breaker = make_breaker(store, clock)
-    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.warm_up_budget)]
     breaker.record(lent[0], success=True)
     assert not breaker.snapshot()["anthropic"].warming
     reads, updates = store.reads, store.updates
@@ -313,7 +348,7 @@ def test_the_first_success_proves_the_provider_and_brings_back_the_io_free_grant
 def test_a_lost_warm_up_call_frees_its_slot_when_its_lease_expires(store_factory: StoreFactory) -> None:
     clock = FakeClock()
     breaker = make_breaker(store_factory(), clock)
-    for _ in range(POLICY.failure_threshold):
+    for _ in range(POLICY.warm_up_budget):
         breaker.acquire("anthropic")  # their process dies: never recorded, never released
     with pytest.raises(ProviderWarmingError) as denied:
         breaker.acquire("anthropic")
@@ -325,7 +360,7 @@ def test_a_lost_warm_up_call_frees_its_slot_when_its_lease_expires(store_factory
 def test_release_hands_back_a_warm_up_lease(store_factory: StoreFactory) -> None:
     clock = FakeClock()
     breaker = make_breaker(store_factory(), clock)
-    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.warm_up_budget)]
     breaker.release(lent[0])  # e.g. a 401: says nothing about health
     assert breaker.acquire("anthropic").probe_token is not None
     assert breaker.snapshot()["anthropic"].warming
@@ -334,7 +369,7 @@ def test_release_hands_back_a_warm_up_lease(store_factory: StoreFactory) -> None
 def test_last_resort_lets_a_call_through_over_the_warm_up_budget_but_not_past_an_open_breaker() -> None:
     clock = FakeClock()
     breaker = make_breaker(MemoryBreakerStore(), clock)
-    lent = [breaker.acquire("anthropic") for _ in range(POLICY.failure_threshold)]
+    lent = [breaker.acquire("anthropic") for _ in range(POLICY.warm_up_budget)]
     extra = breaker.acquire("anthropic", last_resort=True)
     assert extra.state == "closed" and extra.probe_token is None
     breaker.record(extra, success=True)  # its outcome counts like any other: proven
@@ -353,7 +388,7 @@ def test_a_provider_idle_for_a_whole_window_warms_up_again() -> None:
     assert not breaker.snapshot()["anthropic"].warming
     clock.advance(POLICY.window_seconds + 2 * POLICY.bucket_seconds)
     assert breaker.snapshot()["anthropic"].warming
-    for _ in range(POLICY.failure_threshold):
+    for _ in range(POLICY.warm_up_budget):
         assert breaker.acquire("anthropic").probe_token is not None
     with pytest.raises(ProviderWarmingError):
         breaker.acquire("anthropic")
@@ -539,6 +574,7 @@ def test_policy_validation() -> None:
 
 HAMMER_POLICY = BreakerPolicy(
     failure_threshold=10**9,
+    warm_up_calls=10**9,
     min_calls_in_window=10**9,
     window_seconds=3600.0,
     half_open_max_probes=2,
@@ -605,7 +641,9 @@ def test_sqlite_store_is_safe_across_processes(tmp_path: Path) -> None:
     seed.close()
 
 
-WARM_UP_POLICY = BreakerPolicy(failure_threshold=4, probe_lease_seconds=3600.0, cache_ttl_seconds=0.0)
+WARM_UP_POLICY = BreakerPolicy(
+    failure_threshold=5, warm_up_calls=4, probe_lease_seconds=3600.0, cache_ttl_seconds=0.0
+)
 
 
 def _race_for_warm_up_sqlite_process(path: str, start: Any, calls: int, results: Any) -> None:
@@ -641,11 +679,11 @@ def test_the_warm_up_budget_holds_across_processes_with_the_sqlite_store(tmp_pat
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
-    assert sum(won for won, _ in outcomes) == WARM_UP_POLICY.failure_threshold
+    assert sum(won for won, _ in outcomes) == WARM_UP_POLICY.warm_up_budget
     assert sum(won + denied for won, denied in outcomes) == 3 * calls
     seed = SQLiteBreakerStore(path)
     record = seed.read("anthropic")
-    assert (record.state, len(record.probes)) == ("closed", WARM_UP_POLICY.failure_threshold)
+    assert (record.state, len(record.probes)) == ("closed", WARM_UP_POLICY.warm_up_budget)
     seed.close()
 
 

@@ -88,7 +88,8 @@ class World:
                 self.adapters[name] = FakeAdapter(name, responder, self.clock)  # type: ignore[arg-type]
         self.breaker = CircuitBreaker(
             MemoryBreakerStore(),
-            breaker_policy or BreakerPolicy(),
+            # Budgets as for a provider already proven: the warm-up tests below set their own policy.
+            breaker_policy or BreakerPolicy(warm_up_calls=BreakerPolicy().failure_threshold),
             clock=self.clock,
             listeners=[self.listener],
         )
@@ -417,7 +418,9 @@ def test_breaker_opens_then_zero_calls_until_cooldown_then_one_probe() -> None:
         anthropic=always(server_error),
         offline=answers(GOOD),
         policy=StagePolicy(attempts_per_model=1),
-        breaker_policy=BreakerPolicy(failure_threshold=3, cooldown_seconds=30.0, half_open_max_probes=1),
+        breaker_policy=BreakerPolicy(
+            failure_threshold=3, warm_up_calls=3, cooldown_seconds=30.0, half_open_max_probes=1
+        ),
     )
     chain = ["claude-sonnet-4-6", "offline"]
     for _ in range(3):
