@@ -694,6 +694,8 @@ class _LocalView:
     # a success is buffered only from quiet_from on, when no failure is left in the window.
     grant_until: float = -math.inf
     quiet_from: float = -math.inf
+    # What the grant fast path hands out: permits are immutable, so one per cached record does.
+    granted: Permit | None = None
     pending_generation: int = _UNTRACKED_GENERATION
     # successes granted the fast path and not yet written: bucket index -> count
     pending: dict[int, int] = field(default_factory=dict)
@@ -756,8 +758,8 @@ class CircuitBreaker:
             view = self._local.get(provider)
             if view is not None:
                 cached = view.record
-                if now < view.grant_until:  # closed, no failure streak, younger than the TTL
-                    return Permit(provider, cached.generation, "closed")
+                if now < view.grant_until and view.granted is not None:  # closed, no failure streak, fresh
+                    return view.granted
                 if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
                     raise BreakerOpenError(provider, cached.reopens_at)
 
@@ -864,6 +866,7 @@ class CircuitBreaker:
             if view is None:
                 view = self._local[provider] = _LocalView(record, now)
             view.refresh(record, now, self.policy)
+            view.granted = Permit(provider, record.generation, "closed")
 
     def _emit(self, transitions: Sequence[BreakerTransition]) -> None:
         for transition in transitions:

@@ -125,9 +125,10 @@ class _StageRun:
             return "deadline"
         return None
 
-    def request_timeout(self) -> float:
+    def request_timeout(self, now: float) -> float:
         limit = self.policy.request_timeout_seconds
-        return min(self.remaining(), limit if limit is not None else math.inf)
+        remaining = self.deadline - now
+        return remaining if limit is None or remaining < limit else limit
 
     def log(
         self,
@@ -142,11 +143,12 @@ class _StageRun:
         latency_s: float | None = None,
         breaker_state: BreakerState | None = None,
         request_id: str | None = None,
+        ts: float | None = None,
     ) -> AttemptRecord:
         # trusted: every field is typed here already, and validation would cost more than the rest of the
         # layer's per-call work.
         record = AttemptRecord.trusted(
-            ts=self.clock(),
+            ts=self.clock() if ts is None else ts,
             stage=self.stage,
             attempt=len(self.attempts) + 1,
             provider=ref.provider,
@@ -401,7 +403,7 @@ class ResilientCaller:
             model_calls += 1
             started = self._clock()
             try:
-                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout())
+                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
                 if step.decision != "retry_same_model":
@@ -413,7 +415,8 @@ class ResilientCaller:
             except BaseException:
                 self.breakers.release(permit)  # not the provider's doing (a bug, a KeyboardInterrupt)
                 raise
-            latency = self._clock() - started
+            finished = self._clock()
+            latency = finished - started
             self.breakers.record(permit, success=True)
             try:
                 value = parse(completion.text)
@@ -441,8 +444,10 @@ class ResilientCaller:
                 latency_s=latency,
                 breaker_state=permit.state,
                 request_id=completion.request_id,
+                ts=finished,
             )
-            return CallOutcome(value, ref.provider, ref.model, list(run.attempts), completion)
+            # The walk ends here, so its log is handed over rather than copied.
+            return CallOutcome(value, ref.provider, ref.model, run.attempts, completion)
 
     def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
         """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""

@@ -429,6 +429,12 @@ class ProviderSimulator:
 
     def _chat_handler(self, wire: WireFormat) -> RouteHandler:
         def handle(request: SimRequest) -> SimResponse:
+            # ``latency_s`` is the time from the request's arrival to its answer, and the simulator's own
+            # work (parsing, the offline engine's answer) happens inside it, as a real provider's compute
+            # is part of its latency. Sleeping the full latency *after* that work would make each call's
+            # latency depend on how many requests share the simulator's GIL at that moment, and a fan-out
+            # benchmark would measure the simulator instead of the client.
+            arrived = time.monotonic()
             parsed = wire.parse(request)
             if isinstance(parsed, SimResponse):
                 self.record(wire.provider, request.params.get("model", "unknown"), "rejected")
@@ -436,8 +442,9 @@ class ProviderSimulator:
             task, _ = extract_task_and_input(parsed.system, parsed.prompt)
             rule = self.decide_fault(wire.provider, parsed.model, task)
             self.record(wire.provider, parsed.model, rule.kind if rule else "ok")
-            self.wait(self.latency_s)
-            return self._answer(wire, parsed, task, rule)
+            response = self._answer(wire, parsed, task, rule)
+            self.wait(self.latency_s - (time.monotonic() - arrived))
+            return response
 
         return handle
 
