@@ -5,13 +5,18 @@
 * a served call becomes materialization metadata (attempt table, ``attempt_count``, provider, model);
 * a permanent error becomes ``Failure(allow_retries=False)`` so Dagster does not retry it;
 * every provider behind an open breaker becomes ``RetryRequested`` timed to the earliest re-opening;
-* anything transient that escapes the layer is re-raised for the asset's ``RetryPolicy``.
+* anything transient that escapes the layer is re-raised for the asset's ``RetryPolicy``;
+* anything else the asset raises (``retry_only_what_can_heal``): a failure of the machine (OS, database)
+  goes to the ``RetryPolicy``; a bug or bad data becomes ``Failure(allow_retries=False)``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dagster import (
     AssetExecutionContext,
@@ -198,3 +203,60 @@ def classified_failure(context: AssetExecutionContext, stage: str, exc: Provider
     retryable = exc.error_class == "transient"
     tag_failure(context, "transient" if retryable else "permanent", stage)
     return Failure(description=description, metadata=_failure_metadata(exc), allow_retries=retryable)
+
+
+def _environment_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [OSError, MemoryError, sqlite3.OperationalError]
+    try:  # the PostgreSQL breaker store / instance on a multi-host deployment
+        import psycopg2
+
+        found.append(psycopg2.OperationalError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+# Failures of the machine a step runs on (network, disk, a locked or unreachable database), not of its
+# code or input: another attempt a little later can succeed.
+ENVIRONMENT_ERRORS = _environment_errors()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def retry_only_what_can_heal(stage: str) -> Callable[[_F], _F]:
+    """Wrap an asset's compute function so its ``RetryPolicy`` only sees failures that can heal.
+
+    Dagster's ``RetryPolicy`` retries every exception a step raises (it has no filter), so a bug or a
+    malformed artifact would cost three delayed retries that fail the same way. Here ``Failure`` and
+    ``RetryRequested`` pass untouched (the provider layer has classified them already),
+    ``ENVIRONMENT_ERRORS`` pass on to the policy (run tagged transient), and any other exception becomes
+    ``Failure(allow_retries=False)`` (run tagged permanent), chained to the original for its traceback.
+    Apply it under ``@asset``: ``functools.wraps`` keeps the signature Dagster reads parameters from.
+    """
+
+    def decorate(compute: _F) -> _F:
+        @functools.wraps(compute)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return compute(*args, **kwargs)
+            except (Failure, RetryRequested):
+                raise
+            except ENVIRONMENT_ERRORS:
+                tag_failure(_context_of(args, kwargs), "transient", stage)
+                raise
+            except Exception as exc:
+                tag_failure(_context_of(args, kwargs), "permanent", stage)
+                detail = str(exc)[:500]
+                raise Failure(
+                    description=f"{stage}: {type(exc).__name__} in the step's own code or data; not retried, "
+                    f"it would fail the same way: {detail}",
+                    metadata={"error_class": "permanent", "error_type": type(exc).__name__},
+                    allow_retries=False,
+                ) from exc
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> AssetExecutionContext:
+    return kwargs["context"] if "context" in kwargs else args[0]

@@ -10,7 +10,13 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import BaseModel, Field
 
-from cineforge_assets.assets.ai_calls import AI_RETRY_POLICY, ai_metadata, run_ai_task, tag_failure
+from cineforge_assets.assets.ai_calls import (
+    AI_RETRY_POLICY,
+    ai_metadata,
+    retry_only_what_can_heal,
+    run_ai_task,
+    tag_failure,
+)
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     RAW_INPUT_HAS_TEXT,
@@ -146,6 +152,7 @@ def raw_input(context: AssetExecutionContext):
     pool="provider_calls",
     description="Canonical Fountain text (title page kept) and its parsed elements.",
 )
+@retry_only_what_can_heal("normalize")
 def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw_input: RawSource):
     require_usable_upstream(context, "raw_input", bool(raw_input.text.strip()), "its text is blank")
     ai_meta: dict[str, Any] = {}
@@ -196,6 +203,7 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
     "and a model's summary, mood and visual description.",
 )
+@retry_only_what_can_heal("extract_scenes")
 def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_script: CanonicalScript):
     require_usable_upstream(
         context,
@@ -252,6 +260,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     pool="provider_calls",
     description="Project settings for production: credits, runtime, cast, locations, splits, genre/tone/logline.",
 )
+@retry_only_what_can_heal("project_config")
 def project_config(
     context: AssetExecutionContext,
     ai: AIProviderResource,

@@ -40,7 +40,6 @@ from the provider as a success (it is up), and provider-unavailable answers not 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence

@@ -177,6 +177,52 @@ def test_permanent_failure_makes_one_attempt_and_resume_reuses_upstream(
     assert "canonical_script" not in {e.step_key for e in _all_step_starts(instance, summary["run_id"])}
 
 
+def test_a_bug_in_an_assets_own_code_fails_once_instead_of_spending_the_retry_policy(
+    sim: ProviderSimulator, tmp_path: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cineforge_assets.assets.ingest as ingest
+
+    def buggy_split_scenes(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("'NoneType' object is not iterable")  # what a bug in the splitter looks like
+
+    monkeypatch.setattr(ingest, "split_scenes", buggy_split_scenes)
+    key = prose_partition(tmp_path, instance)
+    failed = run_pipeline(instance, key, ai_config(sim, tmp_path))
+    assert not failed.success
+    assert not step_events(instance, failed.run_id, DagsterEventType.STEP_UP_FOR_RETRY, "scenes")
+    failure = step_events(instance, failed.run_id, DagsterEventType.STEP_FAILURE, "scenes")[0]
+    data = failure.step_failure_data.user_failure_data
+    assert data.metadata["error_class"].value == "permanent"
+    assert data.metadata["error_type"].value == "TypeError"
+    assert "not retried" in data.description
+    assert "TypeError" in failure.step_failure_data.error.to_string()  # the bug's traceback is kept
+    run = instance.get_run_by_id(failed.run_id)
+    assert (run.tags["cineforge/failure_class"], run.tags["cineforge/failed_stage"]) == ("permanent", "extract_scenes")
+    assert instance.get_latest_materialization_event(AssetKey("canonical_script")) is not None
+
+
+def test_an_environment_failure_in_an_asset_goes_to_the_retry_policy(
+    sim: ProviderSimulator, tmp_path: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cineforge_assets.assets.ingest as ingest
+
+    real_split_scenes = ingest.split_scenes
+    raised: list[OSError] = []
+
+    def split_scenes_once_out_of_disk(*args: Any, **kwargs: Any) -> Any:
+        if not raised:
+            raised.append(OSError(28, "No space left on device"))
+            raise raised[0]
+        return real_split_scenes(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "split_scenes", split_scenes_once_out_of_disk)
+    key = prose_partition(tmp_path, instance)
+    result = run_pipeline(instance, key, ai_config(sim, tmp_path))
+    assert result.success
+    assert len(step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY, "scenes")) == 1
+    assert len(raised) == 1
+
+
 def _all_step_starts(instance: DagsterInstance, run_id: str) -> list[Any]:
     return [
         r.event_log_entry.dagster_event
