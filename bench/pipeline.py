@@ -76,6 +76,7 @@ def _direct_pipeline(path: Path, ai: Any) -> int:
 
     from cineforge_assets.screenplay.formats.reader import read_source
     from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+    from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
     from cineforge_assets.screenplay.project import build_project_config
     from cineforge_assets.screenplay.scenes import scenes_dataframe, split_scenes
 
@@ -86,18 +87,7 @@ def _direct_pipeline(path: Path, ai: Any) -> int:
     # scenes
     records = split_scenes(parse_fountain(fountain), fountain)
     df = scenes_dataframe(records)
-    payload = {
-        "title": script.title or raw.file_name,
-        "scenes": [
-            {
-                "scene_number": int(r.scene_number),
-                "heading": r.heading,
-                "text": r.text[:1500],
-                "characters": list(r.characters),
-            }
-            for r in records
-        ],
-    }
+    payload = enrich_scenes_payload(script.title or raw.file_name, records)
     enriched = ai.run_task(stage="extract_scenes", task="enrich_scenes", payload=payload)
     by_number = {s.scene_number: s for s in enriched.value.scenes}
     df["summary"] = [by_number[n].summary if n in by_number else "" for n in df["scene_number"]]
@@ -105,13 +95,7 @@ def _direct_pipeline(path: Path, ai: Any) -> int:
     script = parse_fountain(fountain)
     records = split_scenes(script, fountain)
     base = build_project_config(script, records, source_format=raw.format, page_count=raw.page_count)
-    insights = {
-        "title": base.title,
-        "characters": [c.name for c in base.characters][:8],
-        "excerpt": records[0].text[:2000] if records else "",
-        "scene_count": base.scene_count,
-        "scene_summaries": [str(s) for s in df.get("summary", pd.Series(dtype=str)).head(12)],
-    }
+    insights = project_insights_payload(base, records, df.get("summary", pd.Series(dtype=str)))
     ai.run_task(stage="project_config", task="project_insights", payload=insights)
     return len(df)
 
@@ -220,6 +204,7 @@ class FanoutResult:
 def scene_requests(path: Path) -> list[Any]:
     from cineforge_assets.screenplay.formats.reader import read_source
     from cineforge_assets.screenplay.fountain import parse_fountain
+    from cineforge_assets.screenplay.payloads import enrich_scenes_payload
     from cineforge_assets.screenplay.scenes import split_scenes
     from resources.providers.prompts import build_request
 
@@ -227,24 +212,7 @@ def scene_requests(path: Path) -> list[Any]:
     script = parse_fountain(raw.text)
     records = split_scenes(script, raw.text)
     title = script.title or raw.file_name
-    return [
-        build_request(
-            "enrich_scenes",
-            {
-                "title": title,
-                "scenes": [
-                    {
-                        "scene_number": int(r.scene_number),
-                        "heading": r.heading,
-                        "text": r.text[:1500],
-                        "characters": list(r.characters),
-                    }
-                ],
-            },
-            stage="extract_scenes",
-        )
-        for r in records
-    ]
+    return [build_request("enrich_scenes", enrich_scenes_payload(title, [r]), stage="extract_scenes") for r in records]
 
 
 def bench_fanout(

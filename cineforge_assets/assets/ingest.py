@@ -30,6 +30,7 @@ from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.screenplay.formats.reader import RawSource, read_source
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import scenes_dataframe, split_scenes
 from cineforge_assets.sources import source_for
@@ -217,18 +218,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     check = evaluate_scenes(df)
     ai_meta: dict[str, Any] = {}
     if len(df):
-        payload = {
-            "title": canonical_script.title,
-            "scenes": [
-                {
-                    "scene_number": int(r.scene_number),
-                    "heading": r.heading,
-                    "text": r.text[:1500],
-                    "characters": list(r.characters),
-                }
-                for r in records
-            ],
-        }
+        payload = enrich_scenes_payload(canonical_script.title, records)
         result = run_ai_task(context, ai, stage="extract_scenes", task="enrich_scenes", payload=payload)
         by_number = {s.scene_number: s for s in result.value.scenes}
         df["summary"] = [by_number[n].summary if n in by_number else "" for n in df["scene_number"]]
@@ -273,13 +263,7 @@ def project_config(
     base = build_project_config(
         script, records, source_format=raw_input.format, page_count=raw_input.page_count
     )
-    payload = {
-        "title": base.title,
-        "characters": [c.name for c in base.characters][:8],
-        "excerpt": records[0].text[:2000] if records else "",
-        "scene_count": base.scene_count,
-        "scene_summaries": [str(s) for s in scenes.get("summary", pd.Series(dtype=str)).head(12)],
-    }
+    payload = project_insights_payload(base, records, scenes.get("summary", pd.Series(dtype=str)))
     result = run_ai_task(context, ai, stage="project_config", task="project_insights", payload=payload)
     artifact = ProjectConfigArtifact(
         **base.model_dump(),
