@@ -1,4 +1,5 @@
-"""A fresh loopback simulator per test (binding a port and a thread is cheap)."""
+"""A fresh loopback simulator per test for the adapter and simulator tests (binding a port and a thread is
+cheap)."""
 
 from __future__ import annotations
 

@@ -608,6 +608,22 @@ def _hammer(store: BreakerStore, start: Any, calls: int) -> tuple[int, int]:
     return won, denied
 
 
+def _race_in_processes(target: Callable[..., None], path: str, calls: int, *, processes: int) -> list[tuple[int, int]]:
+    """Start ``processes`` spawned ``target(path, start, calls, results)``, release them together, and
+    return what each put on ``results``; every process must exit cleanly."""
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    workers = [ctx.Process(target=target, args=(path, start, calls, results)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    return outcomes
+
+
 def _hammer_sqlite_process(path: str, start: Any, calls: int, results: Any) -> None:
     store = SQLiteBreakerStore(path)
     results.put(_hammer(store, start, calls))
@@ -619,19 +635,8 @@ def test_sqlite_store_is_safe_across_processes(tmp_path: Path) -> None:
     path = str(tmp_path / "breakers.sqlite")
     seed = SQLiteBreakerStore(path)
     _seed_half_open_due(seed)
-    ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
     calls = 150
-    workers = [
-        ctx.Process(target=_hammer_sqlite_process, args=(path, start, calls, results)) for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    start.set()
-    outcomes = [results.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+    outcomes = _race_in_processes(_hammer_sqlite_process, path, calls, processes=2)
     assert sum(won for won, _ in outcomes) == HAMMER_POLICY.half_open_max_probes
     assert sum(won + denied for won, denied in outcomes) == 2 * calls
     openai = seed.read("openai")
@@ -665,20 +670,8 @@ def _race_for_warm_up_sqlite_process(path: str, start: Any, calls: int, results:
 @pytest.mark.slow
 def test_the_warm_up_budget_holds_across_processes_with_the_sqlite_store(tmp_path: Path) -> None:
     path = str(tmp_path / "breakers.sqlite")
-    ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
     calls = 40
-    workers = [
-        ctx.Process(target=_race_for_warm_up_sqlite_process, args=(path, start, calls, results))
-        for _ in range(3)
-    ]
-    for worker in workers:
-        worker.start()
-    start.set()
-    outcomes = [results.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+    outcomes = _race_in_processes(_race_for_warm_up_sqlite_process, path, calls, processes=3)
     assert sum(won for won, _ in outcomes) == WARM_UP_POLICY.warm_up_budget
     assert sum(won + denied for won, denied in outcomes) == 3 * calls
     seed = SQLiteBreakerStore(path)
