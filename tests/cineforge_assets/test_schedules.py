@@ -155,9 +155,10 @@ def sim() -> Iterator[ProviderSimulator]:
 def open_breaker(store_url: str, provider: str, *, seconds_ago: float) -> None:
     """Open ``provider``'s breaker as if its failures happened ``seconds_ago`` (default policy: a cold
     provider opens when both of its 2 warm-up calls fail; 30 s cooldown)."""
-    breaker = CircuitBreaker(store_from_url(store_url), BreakerPolicy(), clock=lambda: time.time() - seconds_ago)
+    policy = BreakerPolicy()
+    breaker = CircuitBreaker(store_from_url(store_url), policy, clock=lambda: time.time() - seconds_ago)
     try:
-        for _ in range(2):
+        for _ in range(policy.warm_up_budget):
             breaker.record(breaker.acquire(provider), success=False)
         assert breaker.state(provider) == "open"
     finally:
