@@ -31,7 +31,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,27 @@ def specs_for(contender: str, config: BenchConfig, layout: Layout, requests: int
     ]
 
 
+@contextmanager
+def fresh_config(sim: SimulatorProcess, contender: str, settings: Settings, tag: str) -> Iterator[BenchConfig]:
+    """A contender's config for one run: its own breaker folder and, for the shared-state contenders, its
+    own Redis key prefix, both gone afterwards (the Redis keys even if the run fails)."""
+    shared = contender in SHARED_STATE_CONTENDERS
+    prefix = f"{REDIS_PREFIX}-{tag}{uuid.uuid4().hex[:8]}" if shared else ""
+    with tempfile.TemporaryDirectory(prefix=f"cineforge-chaos-{tag}") as breaker_dir:
+        try:
+            yield BenchConfig(
+                sim_url=sim.url,
+                request_timeout_s=5 * settings.latency_s,
+                breaker_dir=breaker_dir,
+                seed=settings.seed,
+                redis_url=REDIS_URL if shared else "",
+                redis_prefix=prefix,
+            )
+        finally:
+            if shared:
+                drop_redis_keys(prefix)
+
+
 def run_one(
     pool: WorkerPool,
     sim: SimulatorProcess,
@@ -254,24 +276,10 @@ def run_one(
     settings: Settings,
     oracle_s: float,
 ) -> RunMetrics:
-    shared = contender in SHARED_STATE_CONTENDERS
-    prefix = f"{REDIS_PREFIX}-{uuid.uuid4().hex[:8]}" if shared else ""
-    with tempfile.TemporaryDirectory(prefix="cineforge-chaos-") as breaker_dir:
-        config = BenchConfig(
-            sim_url=sim.url,
-            request_timeout_s=5 * settings.latency_s,
-            breaker_dir=breaker_dir,
-            seed=settings.seed,
-            redis_url=REDIS_URL if shared else "",
-            redis_prefix=prefix,
-        )
+    with fresh_config(sim, contender, settings, "") as config:
         profile = scenario.profile(settings.window_scale) if scenario else "none"
         sim.configure(profile, settings.latency_s, settings.seed)
-        try:
-            start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
-        finally:
-            if shared:
-                drop_redis_keys(prefix)
+        start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
         stats, trace = sim.stats(), sim.trace()
     return measure(
         scenario.key if scenario else "oracle",
@@ -295,23 +303,9 @@ def warm_up(pool: WorkerPool, sim: SimulatorProcess, contender: str, layout: Lay
     first-use costs (imports inside functions, connection pools, SQLite files, code paths of a failure
     and of a fallback). Every measured run still builds a fresh contender: no breaker state carries over."""
     requests = 2 * layout.processes * layout.threads
-    with tempfile.TemporaryDirectory(prefix="cineforge-chaos-warm-") as breaker_dir:
-        shared = contender in SHARED_STATE_CONTENDERS
-        prefix = f"{REDIS_PREFIX}-warm-{uuid.uuid4().hex[:8]}" if shared else ""
-        config = BenchConfig(
-            sim_url=sim.url,
-            request_timeout_s=5 * settings.latency_s,
-            breaker_dir=breaker_dir,
-            seed=settings.seed,
-            redis_url=REDIS_URL if shared else "",
-            redis_prefix=prefix,
-        )
+    with fresh_config(sim, contender, settings, "warm-") as config:
         sim.configure("none" if contender == "oracle" else WARM_UP_PROFILE, settings.latency_s, settings.seed)
-        try:
-            pool.run(specs_for(contender, config, layout, requests), before_start=sim.reset)
-        finally:
-            if shared:
-                drop_redis_keys(prefix)
+        pool.run(specs_for(contender, config, layout, requests), before_start=sim.reset)
 
 
 def run_all(
