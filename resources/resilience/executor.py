@@ -113,8 +113,8 @@ class _StageRun:
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
 
-    def remaining(self) -> float:
-        return self.deadline - self.clock()
+    def remaining(self, now: float | None = None) -> float:
+        return self.deadline - (self.clock() if now is None else now)
 
     def out_of(self) -> str | None:
         """``"budget"`` or ``"deadline"`` if no further call may start, else None."""
@@ -126,7 +126,7 @@ class _StageRun:
 
     def request_timeout(self, now: float) -> float:
         limit = self.policy.request_timeout_seconds
-        remaining = self.deadline - now
+        remaining = self.remaining(now)
         return remaining if limit is None or remaining < limit else limit
 
     def log(
