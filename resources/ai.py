@@ -28,15 +28,29 @@ from resources.providers.gemini import GeminiAdapter
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
 from resources.providers.prompts import build_request, parse_response
-from resources.resilience.backoff import BackoffPolicy
+from resources.resilience.backoff import (
+    DEFAULT_BASE_SECONDS,
+    DEFAULT_CAP_SECONDS,
+    DEFAULT_RETRY_AFTER_CAP_SECONDS,
+    BackoffPolicy,
+)
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, default_store_url, store_from_url
-from resources.resilience.chain import OFFLINE, StagePolicy
+from resources.resilience.chain import (
+    DEFAULT_ATTEMPTS_PER_MODEL,
+    DEFAULT_DEADLINE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_AFTER_FALLBACK_SECONDS,
+    OFFLINE,
+    StagePolicy,
+)
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 
 T = TypeVar("T", bound=BaseModel)
 ProviderMode = Literal["offline", "simulated", "live"]
 SIMULATED_KEY = "sim-key-not-a-secret"
+# The resource's defaults are the resilience core's, read from it rather than repeated here.
+_BREAKER_DEFAULTS = BreakerPolicy()
 
 
 @dataclass
@@ -74,25 +88,26 @@ class AIProviderResource(ConfigurableResource):
     openai_base_url: str = "https://api.openai.com/v1"
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
     chains: dict[str, list[str]] = Field(default_factory=dict, description="stage -> ordered model list")
-    max_attempts: int = 6
-    attempts_per_model: int = 2
-    deadline_seconds: float = 120.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    attempts_per_model: int = DEFAULT_ATTEMPTS_PER_MODEL
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     request_timeout_seconds: float = 60.0
-    backoff_base_seconds: float = 0.5
-    backoff_cap_seconds: float = 20.0
-    retry_after_cap_seconds: float = 30.0
+    backoff_base_seconds: float = DEFAULT_BASE_SECONDS
+    backoff_cap_seconds: float = DEFAULT_CAP_SECONDS
+    retry_after_cap_seconds: float = DEFAULT_RETRY_AFTER_CAP_SECONDS
     retry_after_fallback_seconds: float = Field(
-        default=2.0,
+        default=DEFAULT_RETRY_AFTER_FALLBACK_SECONDS,
         description="a retry-after longer than this falls back to another provider's model instead of waiting",
     )
     breaker_store_url: str = Field(
         default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://..."
     )
-    breaker_failure_threshold: int = 5
-    breaker_cooldown_seconds: float = 30.0
-    breaker_half_open_probes: int = 1
+    breaker_failure_threshold: int = _BREAKER_DEFAULTS.failure_threshold
+    breaker_cooldown_seconds: float = _BREAKER_DEFAULTS.cooldown_seconds
+    breaker_half_open_probes: int = _BREAKER_DEFAULTS.half_open_max_probes
     breaker_warm_up_calls: int = Field(
-        default=2, description="calls a provider with no recent success gets before one must succeed"
+        default=_BREAKER_DEFAULTS.warm_up_calls,
+        description="calls a provider with no recent success gets before one must succeed",
     )
     telemetry_path: str = Field(
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
