@@ -170,6 +170,8 @@ def test_two_screenplays_on_two_workers_share_one_breaker_per_provider(
     workers = fleet.start_workers(2)
     # The documented command; slots live in the fleet's PostgreSQL, so the limit binds both runs.
     fleet.run_cli("dagster", "instance", "concurrency", "set", POOL, "1")
+    # As docs/deploy.md says: every pool gets its row at set-up, or two workers may race to create it.
+    fleet.run_cli("dagster", "instance", "concurrency", "set", "veo_calls", "4")
 
     # Each run is pinned to one worker through its own queue, so "which worker opened the breaker"
     # and "which worker was stopped by it" are different processes by construction.
