@@ -186,6 +186,37 @@ class ProviderUnavailableError(ProviderError):
     error_class: ClassVar[ErrorClass] = "provider_unavailable"
 
 
+class OutputTruncatedError(PermanentProviderError):
+    """The answer was cut at its output ceiling even after the ceiling was raised to the model's limit.
+
+    Permanent for the request as it stands: resending it anywhere pays for the same cut-off answer again
+    (a fallback model with a smaller output limit cannot help). The stage catches this and splits its work
+    into smaller requests. ``max_tokens`` is the ceiling of the last request, ``output_tokens`` what the
+    provider reported using of it.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        max_tokens: int,
+        output_tokens: int,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"answer truncated at the output ceiling ({output_tokens} of max_tokens={max_tokens} used); "
+            "split the request",
+            provider=provider,
+            model=model,
+            status=200,
+            error_code="output_truncated",
+            request_id=request_id,
+        )
+        self.max_tokens = max_tokens
+        self.output_tokens = output_tokens
+
+
 class BreakerOpenError(TransientProviderError):
     """The provider's circuit breaker is open (or its half-open probes are all taken) until ``reopens_at``.
 
