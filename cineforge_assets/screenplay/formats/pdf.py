@@ -18,10 +18,11 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pypdfium2 as pdfium
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -38,8 +39,8 @@ from cineforge_assets.screenplay.formats.errors import (
     EncryptedPdfError,
     ScannedPdfError,
 )
+from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
 
-COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
 OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 
@@ -51,22 +52,6 @@ _SCENE_NUMBER_RE = re.compile(r"^\*?[A-Z]?\d+[A-Z]{0,2}\.?\*?$")
 _REVISION_MARK_RE = re.compile(r"^\*+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
-
-
-@dataclass
-class Segment:
-    """A run of text on one baseline (one line of one column)."""
-
-    page: int
-    x: float  # left edge of the first visible glyph
-    y: float  # baseline, from the page bottom
-    text: str  # without leading/trailing spaces
-    size: float
-    bold: bool = False
-
-    @property
-    def x_end(self) -> float:
-        return self.x + len(self.text) * self.size * COURIER_ADVANCE
 
 
 @dataclass
@@ -109,7 +94,7 @@ class _Line:
 def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     reader = _open(data, path)
     warnings: list[str] = []
-    segments = extract_segments(reader)
+    segments = _segments(data, path)
     if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
     rows = group_rows(segments)
@@ -187,75 +172,25 @@ def _ocr_or_fail(
 
 
 def extract_segments(reader: PdfReader) -> list[Segment]:
-    """Every text run with its page coordinates, merged into per-baseline segments."""
-    segments: list[Segment] = []
-    for page_index, page in enumerate(reader.pages):
-        pieces: list[_Piece] = []
-        try:
-            page.extract_text(visitor_text=_collector(pieces))
-        except (PdfReadError, ValueError, KeyError, TypeError):
-            continue  # one damaged page should not sink the script; its text is simply missing
-        segments.extend(_merge_pieces(page_index, pieces))
-    return segments
-
-
-_Piece = tuple[float, float, str, float, bool]  # x, y, text, font size, bold
-
-
-def _collector(pieces: list[_Piece]) -> Callable[[str, list[float], list[float], object, float], None]:
-    """A pypdf ``visitor_text`` that records each run with its page coordinates."""
-
-    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
-        if not text:
-            return
-        bold = _is_bold(font)
-        # Text space -> user space: the run's origin through the text matrix then the CTM.
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
-        effective = (size or 12.0) * scale
-        for offset, part in enumerate(text.split("\n")):
-            if part:
-                pieces.append((x, y - offset * effective * 1.2, part, effective, bold))
-
-    return visit
-
-
-def _is_bold(font: object) -> bool:
+    """Every line segment of an opened PDF (the OCR path hands over a pypdf reader of its output)."""
+    stream = reader.stream
+    data = stream.getvalue() if isinstance(stream, io.BytesIO) else _read_all(stream)
     try:
-        name = str(font.get("/BaseFont", "")) if isinstance(font, dict) else ""  # type: ignore[union-attr]
-    except (AttributeError, KeyError, TypeError):
-        return False
-    return "bold" in name.lower() or "black" in name.lower()
+        return document_segments(data)[0]
+    except pdfium.PdfiumError:
+        return []
 
 
-def _merge_pieces(page: int, pieces: list[_Piece]) -> list[Segment]:
-    """Join runs on the same baseline; a wide horizontal gap starts a new segment (dual dialogue)."""
-    merged: list[_Piece] = []
-    for x, y, text, size, bold in pieces:
-        if merged:
-            mx, my, mtext, msize, mbold = merged[-1]
-            if abs(my - y) < 0.3 * msize:
-                expected_end = mx + len(mtext) * msize * COURIER_ADVANCE
-                if not mtext.strip():
-                    restart = x >= mx
-                    merged[-1] = (x if restart else mx, my, text if restart else mtext + text, msize, bold)
-                    continue
-                if x <= expected_end + 1.5 * msize * COURIER_ADVANCE:
-                    gap = round((x - expected_end) / (msize * COURIER_ADVANCE))
-                    joiner = " " * gap if gap > 0 else ""
-                    merged[-1] = (mx, my, mtext + joiner + text, msize, mbold and (bold or not text.strip()))
-                    continue
-        merged.append((x, y, text, size, bold))
-    segments = []
-    for x, y, text, size, bold in merged:
-        stripped = text.strip()
-        if not stripped:
-            continue
-        lead = len(text) - len(text.lstrip(" "))
-        x_first = x + lead * size * COURIER_ADVANCE
-        segments.append(Segment(page, x_first, y, stripped.replace("\t", " "), size, bold))
-    return segments
+def _read_all(stream: object) -> bytes:
+    stream.seek(0)  # type: ignore[attr-defined]
+    return bytes(stream.read())  # type: ignore[attr-defined]
+
+
+def _segments(data: bytes, path: Path) -> list[Segment]:
+    try:
+        return document_segments(data)[0]
+    except pdfium.PdfiumError as exc:
+        raise CorruptSourceError(path, "pdf", f"PDFium could not read the file ({exc}).") from exc
 
 
 def group_rows(segments: list[Segment]) -> list[Row]:
