@@ -48,8 +48,11 @@ _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
 _CONTINUED_RE = re.compile(r"^\(?\s*CONTINUED\s*\)?:?$|^CONTINUED:?\s*\(\d+\)$", re.I)
 _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
-_SCENE_NUMBER_RE = re.compile(r"^\*?[A-Z]?\d+[A-Z]{0,2}\.?\*?$")
-_REVISION_MARK_RE = re.compile(r"^\*+$")
+# Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
+_SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
+_REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
+_OMITTED_RE = re.compile(r"^[*\s]*(?:SCENES?\s+)?(?:OMITTED|OMIT|DELETED)[.*\s]*$", re.I)  # a numbered slot, no scene
+_TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
 
@@ -59,6 +62,7 @@ class Row:
     page: int
     y: float
     segments: list[Segment]
+    scene_number: str = ""  # printed in the margin beside this line (a numbered heading)
 
     @property
     def first(self) -> Segment:
@@ -228,26 +232,74 @@ def _page_height(reader: PdfReader) -> float:
 
 
 def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 792.0) -> list[Row]:
-    """Remove page numbers, running headers/footers, CONTINUED lines, scene numbers and revision stars."""
+    """Remove page numbers, running headers/footers, CONTINUED lines and revision marks; move
+    scene numbers printed in the margins onto their row's ``scene_number``."""
     repeated = _repeated_lines(rows, page_count, page_height)
+    action = action_margin(rows)
     kept: list[Row] = []
     pages: dict[int, list[Row]] = {}
     for row in rows:
         pages.setdefault(row.page, []).append(row)
     for page_rows in pages.values():
         # Headers and footers live in the first/last row; page numbers may share a row with them or
-        # sit one row further in.
+        # sit one row further in; CONTINUED: follows the header.
         outer = {id(r) for r in page_rows[:1] + page_rows[-1:]}
-        edge = {id(r) for r in page_rows[:2] + page_rows[-2:]}
+        edge = {id(r) for r in page_rows[:3] + page_rows[-2:]}
         for row in page_rows:
-            segments = [
-                s for s in row.segments if not _is_furniture(s, id(row) in outer, id(row) in edge, repeated)
-            ]
-            if len(segments) > 1:
-                segments = _drop_margin_numbers(segments)
+            segments = [s for s in row.segments if not (id(row) in outer and _header_key(s) in repeated)]
+            segments, number = take_scene_numbers([_without_revision_mark(s) for s in segments], action)
+            segments = [s for s in segments if not _is_furniture(s, id(row) in edge)]
+            if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
+                continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
             if segments:
-                kept.append(Row(row.page, row.y, segments))
+                kept.append(Row(row.page, row.y, segments, number))
     return kept
+
+
+def action_margin(rows: list[Row]) -> float:
+    """Left edge of the action column: the leftmost x where many long, mixed-case lines start.
+
+    Not simply the commonest start of long lines: a talky script (deep cue indent, wide
+    dialogue) has more long dialogue lines than action lines.
+    """
+    starts = Counter(
+        round(s.x * 2) / 2 for r in rows for s in r.segments if len(s.text) > 35 and any(c.islower() for c in s.text)
+    )
+    if not starts:
+        return min((s.x for r in rows for s in r.segments), default=72.0)
+    busiest = starts.most_common(1)[0][1]
+    return min(x for x, n in starts.items() if n >= max(3, 0.1 * busiest))
+
+
+def _without_revision_mark(segment: Segment) -> Segment:
+    text = _TRAILING_REVISION_MARK_RE.sub("", segment.text)
+    if text == segment.text:
+        return segment
+    return Segment(segment.page, segment.x, segment.y, text, segment.size, segment.bold)
+
+
+def take_scene_numbers(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
+    """Scene numbers in either margin of a line: ``12  INT. HOUSE - DAY  12`` -> the line, ``12``.
+
+    A left number ends before the action margin; a right one starts far right of it (past where
+    dual dialogue's right column begins); a right number that the text ran into is cut off when
+    it repeats the left one.
+    """
+    if len(segments) < 2:
+        return segments, ""
+    char = segments[0].size * COURIER_ADVANCE
+    number = ""
+    first = _SCENE_NUMBER_RE.match(segments[0].text)
+    if first and segments[0].x_end < action - char / 2:
+        number, segments = first.group(1), segments[1:]
+    last = _SCENE_NUMBER_RE.match(segments[-1].text)
+    if len(segments) > 1 and last and segments[-1].x > action + 45 * char:
+        number, segments = number or last.group(1), segments[:-1]
+    elif number and re.search(rf"\s[*†]?{re.escape(number)}[*†]?$", segments[-1].text):
+        glued = segments[-1]
+        text = re.sub(rf"\s+[*†]?{re.escape(number)}[*†]?$", "", glued.text)
+        segments = segments[:-1] + [Segment(glued.page, glued.x, glued.y, text, glued.size, glued.bold)]
+    return segments, number
 
 
 def _header_key(segment: Segment) -> tuple[int, str]:
@@ -259,26 +311,15 @@ def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set
     if page_count < 4:
         return set()
     band = 0.9 * 72
-    counts = Counter(
-        _header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments
-    )
+    counts = Counter(_header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments)
     return {key for key, n in counts.items() if n >= max(3, page_count * 0.3)}
 
 
-def _is_furniture(segment: Segment, outer: bool, at_page_edge: bool, repeated: set[tuple[int, str]]) -> bool:
+def _is_furniture(segment: Segment, at_page_edge: bool) -> bool:
     text = segment.text
-    if outer and _header_key(segment) in repeated:
-        return True
     if _REVISION_MARK_RE.match(text):
         return True
     return at_page_edge and bool(_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text))
-
-
-def _drop_margin_numbers(segments: list[Segment]) -> list[Segment]:
-    """Shooting-script scene numbers sit left and right of the heading: ``12  INT. HOUSE - DAY  12``."""
-    if all(_SCENE_NUMBER_RE.match(s.text) for s in segments):
-        return segments
-    return [s for s in segments if not _SCENE_NUMBER_RE.match(s.text)]
 
 
 # --------------------------------------------------------------------------- title page
@@ -342,8 +383,7 @@ def learn_layout(rows: list[Row]) -> Layout:
     ]
     # Line spacing: the commonest gap near one line height (blank lines make 2x gaps common in short texts).
     leading = _mode((g for g in gaps if 0.8 * size <= g <= 1.6 * size), size)
-    wide = [s.x for s in segments if len(s.text) > 35 and any(c.islower() for c in s.text)]
-    action = _mode(wide, min((s.x for s in segments), default=72.0))
+    action = action_margin(rows)
     cues: list[float] = []
     after_cue: list[Segment] = []
     for row, nxt in zip(rows, rows[1:], strict=False):
@@ -463,9 +503,7 @@ class _Assembler:
 
     def _line(self, row: Row) -> _Line:
         role, indent = classify(row.first, self.layout)
-        text = (
-            _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
-        )
+        text = _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
         return _Line(role=role, text=text, row=row, indent=indent)
 
     def _page_break(self, line: _Line, previous: Row) -> None:
@@ -508,9 +546,7 @@ class _Assembler:
         """Headings, action, transitions, centered text, and lines orphaned from a speech."""
         if block[0].role == "cue" and len(block) > 1 and block[1].role in ("dialogue", "parenthetical"):
             # A speech followed without a blank line by something else: split at the first non-speech line.
-            end = next(
-                i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical")
-            )
+            end = next(i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical"))
             self.builder.speech(block[0].text, _speech_parts(block[1:end], self.layout.dialogue_width))
             block = block[end:]
         run: list[_Line] = []
@@ -528,8 +564,9 @@ class _Assembler:
             elif kind == "centered":
                 for line in run:
                     self.builder.centered(line.text)
-            elif _is_heading(run) or (self.layout.bold_headings and _is_bold_heading(run)):
-                self.builder.heading(" ".join(line.text for line in run))
+            elif _is_heading(run) or _is_numbered_heading(run) or (self.layout.bold_headings and _is_bold_heading(run)):
+                number = run[0].row.scene_number
+                self.builder.heading(" ".join(line.text for line in run) + (f" #{number}#" if number else ""))
             else:
                 self.builder.action(_action_text(run, self.layout))
             run.clear()
@@ -544,9 +581,7 @@ class _Assembler:
         if len(row.segments) != 2:
             return False
         left, right = row.segments
-        caps = all(
-            _CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments
-        )
+        caps = all(_CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
         return caps and left.x > self.layout.action + 4 * self.layout.char and right.x > self.layout.center
 
     def _dual(self, rows: list[Row], index: int) -> int:
@@ -565,9 +600,7 @@ class _Assembler:
             last = row
             index += 1
         for n, (cue, side) in enumerate(zip(start.segments, sides, strict=True)):
-            lines = [
-                _Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side
-            ]
+            lines = [_Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side]
             self.builder.speech(cue.text, _speech_parts(lines, self.layout.dialogue_width), dual=n == 1)
         return index
 
@@ -578,6 +611,18 @@ def _is_heading(run: list[_Line]) -> bool:
         len(run) <= 3
         and not any(line.indent for line in run)
         and bool(HEADING_RE.match(run[0].text))
+        and all(_CAPS_RE.match(line.text) for line in run)
+    )
+
+
+def _is_numbered_heading(run: list[_Line]) -> bool:
+    """A caps line at the action margin with a scene number printed beside it is a heading, even
+    without INT./EXT. (a production draft numbers its secondary headings too)."""
+    return (
+        len(run) <= 2
+        and bool(run[0].row.scene_number)
+        and not _OMITTED_RE.match(run[0].text)
+        and not any(line.indent for line in run)
         and all(_CAPS_RE.match(line.text) for line in run)
     )
 
@@ -598,20 +643,13 @@ def _speech_parts(lines: list[_Line], width: int) -> list[tuple[str, str]]:
     grouped: list[tuple[str, list[str]]] = []
     for line in lines:
         kind = "parenthetical" if line.role == "parenthetical" else "dialogue"
-        if (
-            grouped
-            and grouped[-1][0] == kind
-            and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")"))
-        ):
+        if grouped and grouped[-1][0] == kind and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")")):
             grouped[-1][1].append(line.text)
         elif grouped and grouped[-1][0] == "parenthetical" and not grouped[-1][1][-1].endswith(")"):
             grouped[-1][1].append(line.text)  # second line of a wrapped parenthetical
         else:
             grouped.append((kind, [line.text]))
-    return [
-        (kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width))
-        for kind, texts in grouped
-    ]
+    return [(kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width)) for kind, texts in grouped]
 
 
 def _join_segments(row: Row, layout: Layout) -> str:
