@@ -43,6 +43,7 @@ from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segmen
 
 OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
+MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
 _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
@@ -240,14 +241,21 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
     pages: dict[int, list[Row]] = {}
     for row in rows:
         pages.setdefault(row.page, []).append(row)
+    first_page = min(pages, default=0)
     for page_rows in pages.values():
         # Headers and footers live in the first/last row; page numbers may share a row with them or
         # sit one row further in; CONTINUED: follows the header.
         outer = {id(r) for r in page_rows[:1] + page_rows[-1:]}
         edge = {id(r) for r in page_rows[:3] + page_rows[-2:]}
         for row in page_rows:
+            in_band = row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND
+            if id(row) in outer and in_band and _is_numbered_header(row, first_page):
+                continue  # "THE ORCHARD - Pink Rev.   2." above the text: a header even when not repeated
             segments = [s for s in row.segments if not (id(row) in outer and _header_key(s) in repeated)]
-            segments, number = take_scene_numbers([_without_revision_mark(s) for s in segments], action)
+            if not in_band:
+                segments, number = take_scene_numbers([_without_revision_mark(s) for s in segments], action)
+            else:
+                segments, number = [_without_revision_mark(s) for s in segments], ""
             segments = [s for s in segments if not _is_furniture(s, id(row) in edge)]
             if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
                 continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
@@ -268,7 +276,7 @@ def action_margin(rows: list[Row]) -> float:
     if not starts:
         return min((s.x for r in rows for s in r.segments), default=72.0)
     busiest = starts.most_common(1)[0][1]
-    return min(x for x, n in starts.items() if n >= max(3, 0.1 * busiest))
+    return min(x for x, n in starts.items() if n >= max(min(3, busiest), 0.1 * busiest))
 
 
 def _without_revision_mark(segment: Segment) -> Segment:
@@ -307,12 +315,26 @@ def _header_key(segment: Segment) -> tuple[int, str]:
 
 
 def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set[tuple[int, str]]:
-    """Text repeated at the same height on many pages, in the top or bottom margin band."""
-    if page_count < 4:
+    """Text repeated at the same height on many pages, in the top or bottom margin band.
+
+    Many is 30% of the pages, and at least two (the margin band holds no script text, so the
+    same words at the same height on two pages are furniture).
+    """
+    if page_count < 2:
         return set()
-    band = 0.9 * 72
+    band = MARGIN_BAND
     counts = Counter(_header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments)
-    return {key for key, n in counts.items() if n >= max(3, page_count * 0.3)}
+    return {key for key, n in counts.items() if n >= max(2, page_count * 0.3)}
+
+
+def _is_numbered_header(row: Row, first_page: int) -> bool:
+    return (
+        row.page > first_page
+        and len(row.segments) > 1
+        and bool(_PAGE_NUMBER_RE.match(row.segments[-1].text))
+        and row.segments[-1].text.rstrip(".").isdigit()
+        and int(row.segments[-1].text.rstrip(".")) == row.page + 1
+    )
 
 
 def _is_furniture(segment: Segment, at_page_edge: bool) -> bool:
