@@ -610,21 +610,41 @@ class _Assembler:
         """Consume a side-by-side dialogue block starting at ``rows[index]``; return the next index."""
         start = rows[index]
         split = (start.segments[0].x_end + start.segments[1].x) / 2
-        sides: list[list[Segment]] = [[], []]
+        block: list[Segment] = []
         last = start
         index += 1
         while index < len(rows):
             row = rows[index]
             if row.page != last.page or last.y - row.y > 1.5 * self.layout.leading:
                 break
-            for segment in row.segments:
-                sides[0 if segment.x < split else 1].append(segment)
+            block.extend(row.segments)
             last = row
             index += 1
+        right_edge = min((s.x for s in block if s.x >= split), default=split)
+        sides: list[list[Segment]] = [[], []]
+        for segment in block:
+            for part in _split_at(segment, right_edge, self.layout.char):
+                sides[0 if part.x < split else 1].append(part)
         for n, (cue, side) in enumerate(zip(start.segments, sides, strict=True)):
             lines = [_Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side]
-            self.builder.speech(cue.text, _speech_parts(lines, self.layout.dialogue_width), dual=n == 1)
+            width = max((len(s.text) for s in side), default=0) + 2
+            self.builder.speech(cue.text, _speech_parts(lines, width), dual=n == 1)
         return index
+
+
+def _split_at(segment: Segment, edge: float, char: float) -> list[Segment]:
+    """A left-column line that ran into the right column (no gap wide enough to cut it when the
+    line was read) is cut where the right column begins."""
+    if segment.x >= edge or segment.x_end <= edge + char:
+        return [segment]
+    cut = round((edge - segment.x) / char)
+    left, right = segment.text[:cut].rstrip(), segment.text[cut:].strip()
+    if not left or not right:
+        return [segment]
+    return [
+        Segment(segment.page, segment.x, segment.y, left, segment.size, segment.bold),
+        Segment(segment.page, edge, segment.y, right, segment.size, segment.bold),
+    ]
 
 
 def _is_heading(run: list[_Line]) -> bool:

@@ -128,16 +128,18 @@ class ScreenplayPdf:
             self.y += LINE
         self.y += LINE
 
-    def dual(self, left: tuple[str, list[str]], right: tuple[str, list[str]]) -> None:
-        """Two speeches side by side, as Final Draft sets dual dialogue."""
+    def dual(self, left: tuple[str, list[str]], right: tuple[str, list[str]], gap_chars: int = 3) -> None:
+        """Two speeches side by side, as Final Draft sets dual dialogue: the left column's lines
+        start at the action margin, the right column's ``gap_chars`` after the widest left line."""
         rows = max(len(left[1]), len(right[1])) + 1
         self._room(rows)
-        for (cue, lines), cue_x, text_x in ((left, 180.0, 122.0), (right, 396.0, 338.0)):
+        right_x = ACTION_X + (max(len(line) for line in left[1]) + gap_chars) * PT_PER_CHAR
+        for (cue, lines), text_x in ((left, ACTION_X), (right, right_x)):
             y = self.y
-            self.pdf.text(cue_x, y, cue)
+            self.pdf.text(text_x + 10 * PT_PER_CHAR, y, cue)
             for line in lines:
                 y += LINE
-                self.pdf.text(text_x + (14.4 if line.startswith("(") else 0.0), y, line)
+                self.pdf.text(text_x + (2 * PT_PER_CHAR if line.startswith("(") else 0.0), y, line)
         self.y += (rows + 1) * LINE
 
     def bytes(self) -> bytes:

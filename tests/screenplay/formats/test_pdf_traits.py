@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from cineforge_assets.screenplay.fidelity import digest_script
 from cineforge_assets.screenplay.formats.reader import read_source
 from cineforge_assets.screenplay.fountain import parse_fountain
@@ -120,14 +122,21 @@ def test_shots_at_the_action_margin_are_never_characters(tmp_path: Path) -> None
         assert re.search(rf"^!?{re.escape(shot)}$", text, re.M), shot
 
 
-def test_dual_dialogue_gives_two_speeches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gap_chars", [2, 6])
+def test_dual_dialogue_gives_two_speeches(tmp_path: Path, gap_chars: int) -> None:
+    """Two columns side by side; with a two-character gutter the lines meet like words in one line."""
     script = ScreenplayPdf()
     script.heading("INT. DINER - NIGHT")
     script.action("Two people at a counter, one slice of pie between them.")
-    script.dual(("ANNA", ["I ordered the pie."]), ("BEN", ["(indignant)", "I ordered it first."]))
+    script.dual(
+        ("ANNA", ["I ordered the pie. I did,", "an hour ago."]),
+        ("BEN", ["I ordered it first.", "(indignant)", "You saw me."]),
+        gap_chars=gap_chars,
+    )
     script.speech("WAITER", "There's one slice.")
     text = _read(tmp_path, script)
-    assert "ANNA\nI ordered the pie.\n\nBEN ^\n(indignant)\nI ordered it first." in text
+    expected = "ANNA\nI ordered the pie. I did, an hour ago.\n\nBEN ^\nI ordered it first.\n(indignant)\nYou saw me."
+    assert expected in text
     assert _speakers(text) == ["ANNA", "BEN", "WAITER"]
 
 
