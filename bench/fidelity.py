@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,11 @@ class Correction:
 
     script: str
     pattern: str  # regex over the transcription's Fountain text
-    replacement: str
+    replacement: str | Callable[[re.Match[str]], str]
     reason: str
 
+
+MAC_ROMAN_QUOTES = {"Õ": "’", "Ô": "‘", "Ò": "“", "Ó": "”"}  # noqa: RUF001
 
 CORRECTIONS = (
     Correction(
@@ -77,6 +80,13 @@ CORRECTIONS = (
         r"53RDAND LEX",
         "53RD AND LEX",
         "heading `53RDAND LEX`: the PDF prints `53RD AND LEX`",
+    ),
+    Correction(
+        "dexter-101-pilot",
+        "[ÕÔÒÓ]",
+        lambda match: MAC_ROMAN_QUOTES[match.group(0)],
+        "the transcription keeps Final Draft 7's Mac Roman quotes decoded as Latin-1 (`DEXTERÕS`, `ÒBach`); "
+        "the PDF prints `DEXTER’S`, `“Bach`",
     ),
     Correction(
         "dexter-101-pilot",

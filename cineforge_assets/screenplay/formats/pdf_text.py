@@ -19,7 +19,8 @@ than a few characters (a scene number in the margin, the right-hand speech of du
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -28,6 +29,12 @@ COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay fac
 SEGMENT_GAP_CHARS = 2.5  # a gap wider than this (in character widths) starts a new segment
 _SAME_BASELINE = 0.3  # rows: baselines closer than this fraction of the font size are one line
 _INVISIBLE = {0, 0xFFFE, 0xFFFF}
+# Final Draft 7 for Mac embeds fonts whose codes are Mac Roman but says nothing of it, so a reader
+# decodes them as Latin-1: ’ arrives as Õ (DEXTERÕS, donÕt), “ ” as Ò Ó, — as Ñ.
+_MAC_ROMAN_AS_LATIN1 = str.maketrans(
+    {"Õ": "’", "Ô": "‘", "Ò": "“", "Ó": "”", "Ð": "–", "Ñ": "—", "É": "…"}  # noqa: RUF001
+)
+_MAC_APOSTROPHE_RE = re.compile(r"[A-Za-z]Õ[A-Za-z]")
 
 
 @dataclass
@@ -164,6 +171,16 @@ def document_segments(data: bytes) -> tuple[list[Segment], int]:
             finally:
                 textpage.close()
                 page.close()
-        return segments, len(document)
+        return repair_mac_roman(segments), len(document)
     finally:
         document.close()
+
+
+def repair_mac_roman(segments: list[Segment]) -> list[Segment]:
+    """Undo Mac Roman quotes read as Latin-1 when the document shows the tell-tale ``donÕt``
+    several times and has no real curly apostrophe (a real Õ sits in a name, not mid-word in
+    English contractions across the script)."""
+    text = "\n".join(s.text for s in segments)
+    if len(_MAC_APOSTROPHE_RE.findall(text)) < 3 or "’" in text:  # noqa: RUF001
+        return segments
+    return [replace(s, text=s.text.translate(_MAC_ROMAN_AS_LATIN1)) for s in segments]

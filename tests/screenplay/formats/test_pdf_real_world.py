@@ -75,3 +75,9 @@ def test_revision_asterisks_never_reach_a_name(real_world: Path) -> None:
 def test_final_draft_7_cues_lead_their_speeches(real_world: Path) -> None:
     text = _read(real_world / "dexter-101-pilot.pdf").text
     assert "DEXTER (V.O.)\nMy name is Dexter -- Dexter Morgan and" in text
+
+
+def test_final_draft_7_mac_roman_quotes_are_repaired(real_world: Path) -> None:
+    text = _read(real_world / "dexter-101-pilot.pdf").text
+    assert "INT. DEXTER’S APARTMENT - COCONUT GROVE, FL - DAWN" in text
+    assert "Õ" not in text and "“Bach Magnificat.”" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cineforge_assets.screenplay.fidelity import digest_script
+from cineforge_assets.screenplay.formats.pdf_text import Segment, repair_mac_roman
 from cineforge_assets.screenplay.formats.reader import read_source
 from cineforge_assets.screenplay.fountain import parse_fountain
 from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
@@ -150,3 +151,17 @@ def test_footer_on_every_page_is_dropped(tmp_path: Path) -> None:
     text = _read(tmp_path, script)
     assert "CONFIDENTIAL" not in text
     assert [s.scene_label for s in _scenes(text)] == [str(n) for n in range(1, 9)]
+
+
+def _segments(*texts: str) -> list[Segment]:
+    return [Segment(page=0, x=108.0, y=700.0 - 12 * n, text=t, size=12.0) for n, t in enumerate(texts)]
+
+
+def test_mac_roman_quotes_read_as_latin1_are_repaired() -> None:
+    repaired = repair_mac_roman(_segments("DEXTERÕS APARTMENT", "I donÕt know.", "ItÕs ÒfineÓ, isnÕt it?"))
+    assert [s.text for s in repaired] == ["DEXTER’S APARTMENT", "I don’t know.", "It’s “fine”, isn’t it?"]
+
+
+def test_a_real_o_tilde_is_left_alone() -> None:
+    segments = _segments("JOÃO and CONCEIÇÃO wave from the boat.", "ITÕS is a name here, once.")
+    assert repair_mac_roman(segments) == segments
