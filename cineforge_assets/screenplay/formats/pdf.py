@@ -53,6 +53,13 @@ _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)",
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
 _REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
 _OMITTED_RE = re.compile(r"^[*\s]*(?:SCENES?\s+)?(?:OMITTED|OMIT|DELETED)[.*\s]*$", re.I)  # a numbered slot, no scene
+# Camera directions set at the action margin, often in bold like the sluglines: never a heading
+# (and, being at the action margin, never a cue either).
+SHOT_RE = re.compile(
+    r"^(?:ANGLE|INSERT|CLOSE|CLOSEUP|CLOSE-UP|EXTREME|WIDE|MEDIUM|TIGHT|REVERSE|OVER|TRACKING|AERIAL|"
+    r"BACK TO|SERIES OF SHOTS|MONTAGE|END MONTAGE|INTERCUT|FREEZE FRAME|SUPER|TITLE|SPLIT SCREEN)\b"
+    r"|\bPOV\b|\bSHOT\b|\bON SCREEN\b"
+)
 _TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
@@ -677,6 +684,7 @@ def _is_bold_heading(run: list[_Line]) -> bool:
         and not any(line.indent for line in run)
         and all(all(s.bold for s in line.row.segments) for line in run)
         and all(_CAPS_RE.match(line.text) and not line.text.endswith(":") for line in run)
+        and not SHOT_RE.search(run[0].text)
     )
 
 

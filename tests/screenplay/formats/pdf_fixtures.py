@@ -63,30 +63,32 @@ class ScreenplayPdf:
         if self.y + (lines - 1) * LINE > BOTTOM:
             self.new_page()
 
-    def _put(self, x: float, text: str, revised: bool = False) -> None:
+    def _put(self, x: float, text: str, revised: bool = False, bold: bool = False) -> None:
+        self.pdf.set_font("Courier", "B" if bold else "", 12)
         self.pdf.text(x, self.y, text)
+        self.pdf.set_font("Courier", "", 12)
         if revised:
             self.pdf.text(REVISION_X, self.y, "*")
 
-    def _numbered(self, text: str, number: str, revised: bool = False) -> None:
+    def _numbered(self, text: str, number: str, revised: bool = False, bold: bool = False) -> None:
         if number:
             self.pdf.text(LEFT_NUMBER_X, self.y, number)
             self.pdf.text(RIGHT_NUMBER_X, self.y, number)
-        self._put(ACTION_X, text, revised)
+        self._put(ACTION_X, text, revised, bold)
         self.y += LINE
 
     # ------------------------------------------------------------------ elements
 
-    def heading(self, text: str, number: str = "", revised: bool = False) -> None:
+    def heading(self, text: str, number: str = "", revised: bool = False, bold: bool = False) -> None:
         self._room(3)
         self.scene_number = number
-        self._numbered(text, number, revised)
+        self._numbered(text, number, revised, bold)
         self.y += LINE
 
-    def action(self, *lines: str, revised: bool = False) -> None:
+    def action(self, *lines: str, revised: bool = False, bold: bool = False) -> None:
         self._room(len(lines))
         for line in lines:
-            self._put(ACTION_X, line, revised)
+            self._put(ACTION_X, line, revised, bold)
             self.y += LINE
         self.y += LINE
 

@@ -123,6 +123,27 @@ def test_shots_at_the_action_margin_are_never_characters(tmp_path: Path) -> None
         assert re.search(rf"^!?{re.escape(shot)}$", text, re.M), shot
 
 
+def test_bold_shots_in_a_script_with_bold_sluglines_stay_inside_their_scene(tmp_path: Path) -> None:
+    """Bold sluglines make a bold caps line at the margin a (secondary) heading, but not a shot."""
+    script = ScreenplayPdf()
+    for place in ("AIRFIELD", "HANGAR", "RUNWAY"):
+        script.heading(f"EXT. {place} - DAY", bold=True)
+        for shot in SHOTS:
+            script.action(shot, bold=True)
+            script.action(*FILLER)
+        script.speech("ELAINE", "Hold it steady.")
+    script.action("THE CONTROL TOWER", bold=True)
+    script.action(*FILLER)
+    text = _read(tmp_path, script)
+    assert [s.heading for s in _scenes(text)] == [
+        "EXT. AIRFIELD - DAY",
+        "EXT. HANGAR - DAY",
+        "EXT. RUNWAY - DAY",
+        "THE CONTROL TOWER",
+    ]
+    assert set(_speakers(text)) == {"ELAINE"}
+
+
 @pytest.mark.parametrize("gap_chars", [2, 6])
 def test_dual_dialogue_gives_two_speeches(tmp_path: Path, gap_chars: int) -> None:
     """Two columns side by side; with a two-character gutter the lines meet like words in one line."""
