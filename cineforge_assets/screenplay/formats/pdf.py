@@ -717,7 +717,10 @@ def _rejoin(lines: list[str], width: int) -> str:
     for previous, line in zip(lines, lines[1:], strict=False):
         next_word = line.split(" ", 1)[0]
         wrapped = len(previous) + 1 + len(next_word) > width - 1
-        out += (" " if wrapped else "\n") + line
+        if wrapped and re.search(r"[A-Za-z]-$", previous):
+            out += line  # a compound broken after its hyphen: sparrow- / sized
+        else:
+            out += (" " if wrapped else "\n") + line
     return out
 
 

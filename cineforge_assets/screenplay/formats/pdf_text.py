@@ -29,6 +29,8 @@ COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay fac
 SEGMENT_GAP_CHARS = 2.5  # a gap wider than this (in character widths) starts a new segment
 _SAME_BASELINE = 0.3  # rows: baselines closer than this fraction of the font size are one line
 _INVISIBLE = {0, 0xFFFE, 0xFFFF}
+# PDFium reports a hyphen that ends a line as 0x02; ligatures of proportional faces become letters.
+_PDFIUM_MARKS = {0x02: "-", 0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl"}
 # Final Draft 7 for Mac embeds fonts whose codes are Mac Roman but says nothing of it, so a reader
 # decodes them as Latin-1: ’ arrives as Õ (DEXTERÕS, donÕt), “ ” as Ò Ó, — as Ñ.
 _MAC_ROMAN_AS_LATIN1 = str.maketrans(
@@ -81,12 +83,13 @@ def page_glyphs(textpage: pdfium.PdfTextPage) -> list[_Glyph]:
         code = pdfium_c.FPDFText_GetUnicode(handle, index)
         if code in _INVISIBLE or chr(code).isspace():
             continue
+        char = _PDFIUM_MARKS.get(code) or chr(code)
         pdfium_c.FPDFText_GetCharOrigin(handle, index, origin_x, origin_y)
         pdfium_c.FPDFText_GetLooseCharBox(handle, index, box)
         x, y = origin_x.value, origin_y.value
         if last_y is None or last_end is None or abs(y - last_y) > 0.5 or not (-1 < x - last_end < size):
             size, bold = _font(handle, index, matrix)
-        glyphs.append(_Glyph(x, y, max(box.right, x), chr(code), size, bold))
+        glyphs.append(_Glyph(x, y, max(box.right, x), char, size, bold))
         last_y, last_end = y, box.right
     return glyphs
 

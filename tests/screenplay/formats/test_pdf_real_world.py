@@ -81,3 +81,8 @@ def test_final_draft_7_mac_roman_quotes_are_repaired(real_world: Path) -> None:
     text = _read(real_world / "dexter-101-pilot.pdf").text
     assert "INT. DEXTER’S APARTMENT - COCONUT GROVE, FL - DAWN" in text
     assert "Õ" not in text and "“Bach Magnificat.”" in text
+
+
+def test_line_end_hyphens_are_hyphens(real_world: Path) -> None:
+    text = _read(real_world / "bright.pdf").text
+    assert "\x02" not in text and "A sparrow-sized hybrid" in text

@@ -186,3 +186,14 @@ def test_mac_roman_quotes_read_as_latin1_are_repaired() -> None:
 def test_a_real_o_tilde_is_left_alone() -> None:
     segments = _segments("JOÃO and CONCEIÇÃO wave from the boat.", "ITÕS is a name here, once.")
     assert repair_mac_roman(segments) == segments
+
+
+def test_a_compound_broken_after_its_hyphen_is_whole_again(tmp_path: Path) -> None:
+    script = ScreenplayPdf()
+    script.heading("EXT. MEADOW - DAY")
+    script.action(
+        "Out of the grass bursts a bird the size of a dog, a sparrow-",
+        "sized nightmare with a beak like a can opener.",
+    )
+    text = _read(tmp_path, script)
+    assert "a sparrow-sized nightmare" in text and "\x02" not in text
