@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cineforge_assets.screenplay.fidelity import digest_script
+from cineforge_assets.screenplay.formats.pdf import Row, drop_page_furniture, take_scene_numbers
 from cineforge_assets.screenplay.formats.pdf_text import Segment, repair_mac_roman
 from cineforge_assets.screenplay.formats.reader import read_source
 from cineforge_assets.screenplay.fountain import parse_fountain
@@ -197,3 +198,29 @@ def test_a_compound_broken_after_its_hyphen_is_whole_again(tmp_path: Path) -> No
     )
     text = _read(tmp_path, script)
     assert "a sparrow-sized nightmare" in text and "\x02" not in text
+
+
+def _row(*placed: tuple[float, str]) -> list[Segment]:
+    return [Segment(page=0, x=x, y=500.0, text=text, size=12.0) for x, text in placed]
+
+
+def test_scene_numbers_with_revision_marks_and_a_glued_right_number() -> None:
+    line, number = take_scene_numbers(_row((54, "*12A"), (108, "INT. HOUSE - NIGHT"), (525, "12A*")), 108.0)
+    assert ([s.text for s in line], number) == (["INT. HOUSE - NIGHT"], "12A")
+    long_heading = "INT. THE VERY LONG CORRIDOR OF THE MINISTRY OF PAPERWORK - NIGHT 2.3"
+    line, number = take_scene_numbers(_row((54, "2.3"), (108, long_heading)), 108.0)
+    assert ([s.text for s in line], number) == ([long_heading[:-4]], "2.3")
+
+
+def test_numbers_inside_the_text_column_are_not_scene_numbers() -> None:
+    """Dual dialogue's right column saying a number is dialogue, not a margin number."""
+    row = _row((108, "How many?"), (338, "12"))
+    assert take_scene_numbers(row, 108.0) == (row, "")
+
+
+def test_dagger_revision_marks_are_furniture() -> None:
+    rows = [Row(page=0, y=500.0 - 12 * n, segments=_row((108, t), (560, "†"))) for n, t in enumerate(FILLER)]
+    kept = drop_page_furniture(rows, page_count=1)
+    assert [[s.text for s in r.segments] for r in kept] == [[t] for t in FILLER]
+    (glued,) = drop_page_furniture([Row(0, 400.0, _row((252, "SHERLOCK †")))], page_count=1)
+    assert glued.segments[0].text == "SHERLOCK"
