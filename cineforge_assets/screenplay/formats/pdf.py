@@ -2,14 +2,18 @@
 
 A screenplay PDF encodes element types only through position: scene headings and action sit at
 the left margin, character cues ~2in further in, dialogue ~1in in, parentheticals between,
-transitions flush right. We read every text run with its coordinates (pypdf's text visitor;
-~10x faster than pdfplumber's per-character objects), learn this document's columns from
-statistics (cue = caps line directly followed by a less-indented line; dialogue = what follows
-cues), then walk the lines top to bottom, using vertical gaps as blank lines and undoing what
-pagination added: page numbers, repeated headers, ``(MORE)`` / ``(CONT'D)`` continuation cues,
-speeches and paragraphs split across pages, and hard-wrapped lines.
+transitions flush right. We read every glyph's position with PDFium (``pdf_text``, where the
+measurement that chose it over ``pypdf``'s text visitor and ``pdfplumber`` is written up; the
+bench repeats it into BENCHMARKS.md), rebuild lines by position (so a cue drawn after
+its dialogue still leads it), and remove page furniture: running headers and footers, page
+numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin, which are kept
+on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
+statistics (action = the leftmost column of long lines; cue = caps line directly followed by a
+less-indented line; dialogue = what follows cues) and walk the lines top to bottom, using
+vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(CONT'D)``
+continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
+line at the action margin is a heading, a shot or action, never a cue.
 """
-
 from __future__ import annotations
 
 import io
