@@ -145,6 +145,20 @@ def run_real_world(folder: Path, repeat: int) -> list[RealWorldRow]:
     return rows
 
 
+def render_libraries(libraries: dict[str, float]) -> list[str]:
+    if not libraries:
+        return []
+    lines = [
+        "",
+        "PDF extraction libraries on Big Fish, same run (median seconds; pdfplumber run once):",
+        "",
+        "| library | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in libraries.items()]
+    return lines
+
+
 def render_real_world(rows: list[RealWorldRow]) -> list[str]:
     if not rows:
         return ["", "Real-world PDFs: folder `real-world/` not found beside the corpus; not measured."]
@@ -215,6 +229,41 @@ def bare_pypdf_seconds(path: Path, repeat: int) -> float:
     return statistics.median(times)
 
 
+def extraction_libraries(path: Path, repeat: int) -> dict[str, float]:
+    """Median seconds to get every glyph (or run) with its position out of ``path``, per library:
+    the measurement behind the PDF reader's choice of PDFium (pdfplumber once: it is slow)."""
+    import pdfplumber
+    from pypdf import PdfReader
+
+    from cineforge_assets.screenplay.formats.pdf_text import document_segments
+
+    def pypdf_visitor() -> None:
+        runs: list[str] = []
+        for page in PdfReader(path).pages:
+            page.extract_text(visitor_text=lambda text, cm, tm, font, size: runs.append(text))
+
+    def plumber_chars() -> None:
+        with pdfplumber.open(path) as pdf:
+            for page in pdf.pages:
+                _ = page.chars
+
+    contenders: dict[str, tuple[Callable[[], object], int]] = {
+        "pypdf extract_text() (plain text, no positions)": (lambda: bare_pypdf_seconds(path, 1), repeat),
+        "pypdf visitor_text (runs with positions)": (pypdf_visitor, repeat),
+        "pypdfium2 glyph boxes -> positioned lines (ours)": (lambda: document_segments(path.read_bytes()), repeat),
+        "pdfplumber chars (glyphs with positions)": (plumber_chars, 1),
+    }
+    timings: dict[str, float] = {}
+    for name, (work, times) in contenders.items():
+        samples = []
+        for _ in range(times):
+            start = time.perf_counter()
+            work()
+            samples.append(time.perf_counter() - start)
+        timings[name] = statistics.median(samples)
+    return timings
+
+
 def run(corpus: Path, repeat: int, workdir: Path) -> tuple[list[Row], dict[str, float]]:
     """The two original corpus scripts in every format, and the Big Fish timing."""
     rows: list[Row] = []
@@ -242,6 +291,7 @@ def render(
     repeat: int,
     command: str,
     real_world: list[RealWorldRow] | None = None,
+    libraries: dict[str, float] | None = None,
 ) -> str:
     lines = [
         START,
@@ -282,6 +332,7 @@ def render(
         "action and the scene splitter merges those shots into the enclosing scene, which is what "
         "costs speaking-character F1 there (every speech is still attributed correctly). PDFs that "
         "set sluglines in bold (our renderer's default) do carry the signal and are read as headings.",
+        *render_libraries(libraries or {}),
         *render_real_world(real_world or []),
         END,
     ]
@@ -312,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cineforge-fidelity-") as tmp:
         rows, timing = run(args.corpus, args.repeat, Path(tmp))
     real_world = run_real_world(args.corpus / "real-world", args.repeat)
-    section = render(rows, timing, args.repeat, command, real_world)
+    libraries = extraction_libraries(args.corpus / "Big-Fish.pdf", args.repeat)
+    section = render(rows, timing, args.repeat, command, real_world, libraries)
     print(section)
     if not args.no_write:
         write_section(section, REPO / "BENCHMARKS.md")
