@@ -27,6 +27,7 @@ from resources.providers.base import ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
+from resources.providers.prices import price_table
 from resources.providers.prompts import build_request, parse_response
 from resources.resilience.backoff import (
     DEFAULT_BASE_SECONDS,
@@ -35,6 +36,7 @@ from resources.resilience.backoff import (
     BackoffPolicy,
 )
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, default_store_url, store_from_url
+from resources.resilience.budget import DEFAULT_BILLING_HOLD_SECONDS, BudgetCaps, SpendLedger, spend_store_from_url
 from resources.resilience.chain import (
     DEFAULT_ATTEMPTS_PER_MODEL,
     DEFAULT_DEADLINE_SECONDS,
@@ -43,6 +45,7 @@ from resources.resilience.chain import (
     OFFLINE,
     StagePolicy,
 )
+from resources.resilience.cost import attempts_cost
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 
@@ -65,6 +68,11 @@ class AIResult(Generic[T]):
     @property
     def attempt_count(self) -> int:
         return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD this task paid at list price over every attempt (None: some attempt's model is unpriced)."""
+        return attempts_cost(self.attempts).usd
 
     @property
     def final_error_class(self) -> str:
@@ -113,6 +121,20 @@ class AIProviderResource(ConfigurableResource):
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
     seed: int | None = Field(default=None, description="seed for backoff jitter (tests, replays)")
+    run_budget_usd: float | None = Field(
+        default=None, description="USD cap per run (default $CINEFORGE_RUN_BUDGET_USD; unset: no cap)"
+    )
+    daily_budget_usd: float | None = Field(
+        default=None,
+        description="USD cap per UTC day, fleet-wide, kept in the breaker store (default $CINEFORGE_DAILY_BUDGET_USD)",
+    )
+    billing_hold_seconds: float = Field(
+        default=DEFAULT_BILLING_HOLD_SECONDS,
+        description="how long a provider that refused billing (no credit) is skipped by every worker",
+    )
+    prices_file: str = Field(
+        default="", description="price table overriding the shipped one (default $CINEFORGE_PRICES_FILE)"
+    )
 
     _breaker: CircuitBreaker | None = PrivateAttr(default=None)
 
@@ -143,6 +165,14 @@ class AIProviderResource(ConfigurableResource):
     def breaker(self, listeners: Sequence[Any] = (), *, clock: Callable[[], float] = time.time) -> CircuitBreaker:
         store = store_from_url(self.breaker_store_url or default_store_url())
         return CircuitBreaker(store, self.breaker_policy(), clock=clock, listeners=tuple(listeners))
+
+    def ledger(self, run_id: str | None = None, *, clock: Callable[[], float] = time.time) -> SpendLedger:
+        """Spend caps and billing holds, in the breakers' database."""
+        store = spend_store_from_url(self.breaker_store_url or default_store_url())
+        caps = BudgetCaps.resolve(self.run_budget_usd, self.daily_budget_usd)
+        return SpendLedger(
+            store, caps, run_id=run_id, clock=clock, billing_hold_seconds=self.billing_hold_seconds
+        )
 
     def telemetry_file(self) -> str:
         if self.telemetry_path:
@@ -201,6 +231,7 @@ class AIProviderResource(ConfigurableResource):
         rng = random.Random(self.seed) if self.seed is not None else random.Random()
         # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
         # owns every retry.
+        ledger = self.ledger(run_id, clock=clock)
         with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
             caller = ResilientCaller(
                 self.adapters(client),
@@ -212,6 +243,8 @@ class AIProviderResource(ConfigurableResource):
                 listeners=all_listeners,
                 run_id=run_id,
                 partition=partition,
+                ledger=ledger,
+                prices=price_table(self.prices_file or None),
             )
             try:
                 outcome: CallOutcome[Any] = caller.call(
@@ -219,6 +252,7 @@ class AIProviderResource(ConfigurableResource):
                 )
             finally:
                 caller.breakers.store.close()
+                ledger.store.close()
                 sink.close()
         return AIResult(
             value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts

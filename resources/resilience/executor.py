@@ -32,6 +32,13 @@ model rejects a parameter (400          ``fallback_next_model``     next model, 
 ``unsupported_value``: GPT-5 and
 ``temperature``)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
+call's estimated cost over a spending   ``fallback_next_model``     next model (a cheaper one may fit);
+cap (``SpendLedger``)                   (``over_budget`` skip)      nothing fits: ``BudgetExceededError``
+                                                                    (permanent; the offline engine is not
+                                                                    a fit: see "Money" below)
+billing refused (``BillingError``:      ``skip_provider``           provider skipped, and put on a
+no credit, ``insufficient_quota``,                                  fleet-wide billing hold (skipped by
+billing disabled)                                                   every call until it ends)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
 provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
 (``ProviderWarmingError``)              (``provider_warming``)      wait; the chain's last usable real
@@ -44,6 +51,15 @@ it is not handed to the next model either. A fallback model with a smaller outpu
 did not fit here, and one with a larger limit would pay the whole output again for an answer the stage can
 get cheaper and bounded by splitting its work into smaller requests; so ``OutputTruncatedError`` goes
 straight to the stage, which splits.
+
+Money: every record carries ``cost_usd`` (the provider's reported usage at list price, ``resources.providers.
+prices``; ``None`` when the model is unpriced; 0 for a failed call, which providers do not bill) and
+``first_model_cost_usd`` (what the chain's first model would have cost for the same tokens: the premium of a
+fallback is the difference). With a ``SpendLedger`` every call first reserves its estimated cost (prompt
+estimate plus the whole output ceiling it sends, so the real cost cannot exceed it) and settles to the real
+cost after. A call the caps refuse is skipped for the next model; once a call was refused the offline engine
+does not serve the stage either: a run under a cap must not turn into degraded output without anyone asking
+for it, so the stage fails with ``BudgetExceededError`` naming the cap, the spend and the call refused.
 
 Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
 sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
@@ -61,11 +77,14 @@ from typing import Generic, TypeVar
 
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
 from resources.providers.limits import estimate_tokens, limits_for
+from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
+from resources.resilience.budget import BudgetExceededError, Refusal, Reservation, SpendLedger
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
     AllProvidersOpenError,
+    BillingError,
     BreakerOpenError,
     ChainExhaustedError,
     ExhaustionReason,
@@ -95,6 +114,9 @@ _OVERLOADED = "provider_overloaded"
 _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
+_OVER_BUDGET = "over_budget"
+_BILLING = "billing_refused"
+_BILLING_HOLD = "billing_hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +150,12 @@ class _StageRun:
     last_error: ProviderError | None = None
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
+    prices: PriceTable | None = None
+    # the chain's first model: what a fallback's tokens would have cost there is its baseline
+    first: ModelRef | None = None
+    # the first call a spending cap refused, and why
+    refusal: Refusal | None = None
+    refused: str | None = None
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -185,6 +213,10 @@ class _StageRun:
             output_tokens=completion.output_tokens if completion else None,
             max_tokens=completion.max_tokens if completion else None,
             truncated=completion.truncated if completion else False,
+            cost_usd=self.cost_of(ref, completion) if completion else 0.0,
+            first_model_cost_usd=(
+                self.cost_of(self.first, completion) if completion and self.first is not None else None
+            ),
         )
         self.attempts.append(record)
         for listener in self.listeners:
@@ -193,6 +225,12 @@ class _StageRun:
             except Exception:  # telemetry must never fail the stage
                 logger.warning("telemetry listener %r failed", listener, exc_info=True)
         return record
+
+    def cost_of(self, ref: ModelRef, completion: Completion) -> float | None:
+        """USD of ``completion``'s usage on ``ref`` at list price (None: ``ref`` is unpriced)."""
+        table = self.prices or price_table()
+        usage = TokenUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
+        return table.cost_of(ref.provider, ref.model, usage).usd
 
     def fail(self, error: ProviderError) -> ProviderError:
         error.attempts = list(self.attempts)
@@ -323,6 +361,8 @@ class ResilientCaller:
         run_id: str | None = None,
         partition: str | None = None,
         repair: RepairRequest = append_validation_error,
+        ledger: SpendLedger | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -337,6 +377,8 @@ class ResilientCaller:
         self.partition = partition
         self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
         self._repair = repair
+        self.ledger = ledger
+        self.prices = prices
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -367,8 +409,16 @@ class ResilientCaller:
             run_id=run_id if run_id is not None else self.run_id,
             partition=partition if partition is not None else self.partition,
             deadline=self._clock() + policy.deadline_seconds,
+            prices=self.prices,
+            first=refs[0] if refs else None,
         )
+        if self.ledger is not None:
+            for provider in self.ledger.billing_holds():
+                run.excluded.setdefault(provider, _BILLING_HOLD)
         for index, ref in enumerate(refs):
+            if run.refusal is not None and ref.provider == OFFLINE:
+                run.log(ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap")
+                break
             adapter = self._adapter_for(run, ref)
             if adapter is None:
                 continue
@@ -421,12 +471,16 @@ class ResilientCaller:
             permit = self._acquire(run, refs, index)
             if permit is None:
                 return None
+            reservation = self._reserve(run, ref, current_request, permit)
+            if reservation is None:
+                return None
             run.calls += 1
             model_calls += 1
             started = self._clock()
             try:
                 completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
+                self._settle_spend(reservation, 0.0)  # providers do not bill a failed call
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
                 if step.decision != "retry_same_model":
                     return None
@@ -439,6 +493,11 @@ class ResilientCaller:
                 raise
             finished = self._clock()
             latency = finished - started
+            self._settle_spend(
+                reservation,
+                run.cost_of(ref, completion),
+                run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
+            )
             self.breakers.record(permit, success=True)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
@@ -516,6 +575,42 @@ class ResilientCaller:
         room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
         return room if room > sent else None
 
+    def estimated_cost(self, ref: ModelRef, request: CompletionRequest) -> float | None:
+        """The most ``request`` can cost on ``ref``: its prompt estimate plus the whole output ceiling sent."""
+        usage = TokenUsage(
+            input_tokens=estimate_tokens(request.system + request.prompt),
+            output_tokens=limits_for(ref.provider, ref.model).output_ceiling(request.max_tokens),
+        )
+        return (self.prices or price_table()).cost_of(ref.provider, ref.model, usage).usd
+
+    def _reserve(
+        self, run: _StageRun, ref: ModelRef, request: CompletionRequest, permit: Permit
+    ) -> Reservation | None:
+        """The spend reservation for the next call (a no-op one without a ledger), or None when the caps refuse
+        it: the permit is handed back, the refusal logged as a skip and kept for the stage's error."""
+        if self.ledger is None:
+            return Reservation((), 0.0)
+        estimate = self.estimated_cost(ref, request)
+        try:
+            answer = self.ledger.reserve(estimate, stage=run.stage)
+        except BaseException:
+            self.breakers.release(permit)
+            raise
+        if isinstance(answer, Reservation):
+            return answer
+        self.breakers.release(permit)
+        if run.refusal is None:
+            run.refusal, run.refused = answer, f"{run.stage} call to {ref}"
+        run.log(ref, outcome="skipped", decision="fallback_next_model", error_code=_OVER_BUDGET)
+        return None
+
+    def _settle_spend(
+        self, reservation: Reservation, actual_usd: float | None, first_model_usd: float | None = None
+    ) -> None:
+        if self.ledger is not None and reservation.keys:
+            premium = None if actual_usd is None or first_model_usd is None else actual_usd - first_model_usd
+            self.ledger.settle(reservation, actual_usd, premium_usd=premium)
+
     def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
         """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""
         ref = refs[index]
@@ -586,6 +681,11 @@ class ResilientCaller:
             raise run.fail(error) from None
         if isinstance(error, UnsupportedParameterError):
             pass  # model-level: the provider's other models may still take the request
+        elif isinstance(error, BillingError):
+            run.excluded[ref.provider] = _BILLING
+            logger.error("%s (provider on billing hold)", error.message)
+            if self.ledger is not None:
+                self.ledger.hold_billing(ref.provider)
         elif isinstance(error, ProviderUnavailableError):
             run.excluded[ref.provider] = _UNAVAILABLE
         elif is_provider_overloaded(error):
@@ -606,8 +706,10 @@ class ResilientCaller:
 
     def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
         """The error that ends a walk that served nothing."""
+        if run.refusal is not None:
+            return BudgetExceededError(run.stage, run.refusal.describe(run.refused or run.stage))
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
-        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING}
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, _BILLING, _BILLING_HOLD}
         nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
         if run.reopens_at and nothing_else_failed:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())

@@ -72,6 +72,11 @@ class AttemptRecord(BaseModel):
     output_tokens: int | None = None
     max_tokens: int | None = None
     truncated: bool = False
+    # USD at list price (``resources.providers.prices``) of the usage above; ``None``: the model is unpriced;
+    # 0 for a failed or skipped step. ``first_model_cost_usd``: the same usage on the chain's first model
+    # (the premium a fallback paid is the difference).
+    cost_usd: float | None = 0.0
+    first_model_cost_usd: float | None = None
 
     @classmethod
     def trusted(cls, **fields: Any) -> AttemptRecord:
