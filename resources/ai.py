@@ -45,7 +45,8 @@ from resources.resilience.chain import (
     OFFLINE,
     StagePolicy,
 )
-from resources.resilience.cost import attempts_cost
+from resources.resilience.cost import attempts_cost, stage_cost_summary
+from resources.resilience.errors import ProviderError
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 
@@ -250,6 +251,12 @@ class AIProviderResource(ConfigurableResource):
                 outcome: CallOutcome[Any] = caller.call(
                     stage, request, lambda text: parse_response(task, text, payload=request.payload)
                 )
+            except ProviderError as error:
+                _report_cost(sink, ledger, stage, error.attempts, None, run_id, partition, clock)
+                raise
+            else:
+                served = f"{outcome.provider}/{outcome.model}"
+                _report_cost(sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
             finally:
                 caller.breakers.store.close()
                 ledger.store.close()
@@ -257,3 +264,32 @@ class AIProviderResource(ConfigurableResource):
         return AIResult(
             value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts
         )
+
+
+def _report_cost(
+    sink: JsonlTelemetrySink,
+    ledger: SpendLedger,
+    stage: str,
+    attempts: Sequence[AttemptRecord],
+    served: str | None,
+    run_id: str | None,
+    partition: str | None,
+    clock: Callable[[], float],
+) -> None:
+    """One ``stage_cost`` telemetry line: this call's cost and the run's and day's spend so far."""
+    provider, _, model = served.partition("/") if served else (None, "", None)
+    summary = stage_cost_summary(stage, attempts, provider=provider, model=model or None)
+    try:
+        spent = ledger.spent()
+    except Exception:  # the line is still worth writing without the ledger's totals
+        spent = {}
+    sink.on_stage_cost(
+        {
+            "ts": clock(),
+            "run_id": run_id,
+            "partition": partition,
+            **summary,
+            "run_cost_usd": spent.get("run"),
+            "day_cost_usd": spent.get("day"),
+        }
+    )

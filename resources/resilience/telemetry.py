@@ -109,7 +109,7 @@ class TelemetryListener(Protocol):
 class JsonlTelemetrySink:
     """Append attempts and breaker transitions to a JSON Lines file, safely across processes.
 
-    Lines carry ``"kind": "attempt"`` or ``"kind": "breaker_transition"``.
+    Lines carry ``"kind": "attempt"``, ``"kind": "breaker_transition"`` or ``"kind": "stage_cost"``.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -122,6 +122,10 @@ class JsonlTelemetrySink:
         # pydantic's serializer is several times faster than json.dumps(model_dump()); splice the kind in.
         body = record.model_dump_json().encode("utf-8")
         self._write(b'{"kind":"attempt",' + body[1:] + b"\n")
+
+    def on_stage_cost(self, summary: dict[str, Any]) -> None:
+        """A ``"kind": "stage_cost"`` line: one AI stage call's money (``resources.resilience.cost``)."""
+        self._write((json.dumps({"kind": "stage_cost", **summary}, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None:
         payload = {"kind": "breaker_transition", **dataclasses.asdict(transition)}
