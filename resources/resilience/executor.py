@@ -289,6 +289,12 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
     return _Step(decision)
 
 
+def _why_unusable(provider: str, reason: str | None) -> str:
+    if reason in (_BILLING, _BILLING_HOLD):
+        return f"{provider}: {reason}, add credit to {provider}"
+    return f"{provider}: {reason}"
+
+
 def _usable_after(
     refs: Sequence[ModelRef],
     index: int,
@@ -715,7 +721,7 @@ class ResilientCaller:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())
             return AllProvidersOpenError(run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)))
         if nothing_else_failed:
-            why = ", ".join(f"{p}: {run.excluded.get(p)}" for p in providers)
+            why = ", ".join(_why_unusable(p, run.excluded.get(p)) for p in providers)
             return ProviderUnavailableError(
                 f"stage {run.stage!r}: no provider in the chain is usable ({why})",
                 error_code="no_usable_provider",

@@ -463,7 +463,7 @@ class ProviderSimulator:
         if rule is None:
             return wire.success(call, self._model_text(call), request_id)
         kind = rule.kind
-        if kind in ("overloaded", "rate_limit", "server_error", "auth", "bad_request"):
+        if kind in ("overloaded", "rate_limit", "server_error", "auth", "bad_request", "billing"):
             return wire.error(kind, call.model, request_id, rule.retry_after)
         if kind == "timeout":
             return wire.success(call, self._model_text(call), request_id).held(rule.hold_s)
