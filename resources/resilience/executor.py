@@ -153,7 +153,7 @@ class _StageRun:
     prices: PriceTable | None = None
     # the chain's first model: what a fallback's tokens would have cost there is its baseline
     first: ModelRef | None = None
-    # the first call a spending cap refused, and why
+    # the latest call a spending cap refused, and why
     refusal: Refusal | None = None
     refused: str | None = None
 
@@ -479,6 +479,9 @@ class ResilientCaller:
                 return None
             reservation = self._reserve(run, ref, current_request, permit)
             if reservation is None:
+                if ceiling_raised or repaired:
+                    # A raise or repair is never handed to the next model (see the module docstring).
+                    raise run.fail(self._exhausted(run, refs))
                 return None
             run.calls += 1
             model_calls += 1
@@ -605,8 +608,8 @@ class ResilientCaller:
         if isinstance(answer, Reservation):
             return answer
         self.breakers.release(permit)
-        if run.refusal is None:
-            run.refusal, run.refused = answer, f"{run.stage} call to {ref}"
+        # The latest refusal is the one to report: its spend figure is the most recent.
+        run.refusal, run.refused = answer, f"{run.stage} call to {ref}"
         run.log(ref, outcome="skipped", decision="fallback_next_model", error_code=_OVER_BUDGET)
         return None
 

@@ -297,7 +297,7 @@ def test_when_nothing_fits_the_stage_fails_permanently_naming_cap_spend_and_call
     message = str(raised.value)
     assert raised.value.error_class == "permanent"
     assert "per-run" in message and "$0.0500" in message and "$0.0490 spent" in message
-    assert "normalize call to anthropic/claude-sonnet-4-6" in message
+    assert "normalize call to anthropic/claude-opus-4-6" in message  # the latest refusal, its spend figure
     assert world.calls("anthropic") == [] and world.calls("offline") == []
     assert world.ledger.spent()["run"] == pytest.approx(0.049)
 
@@ -367,3 +367,21 @@ def test_a_billing_refusal_is_not_retried_and_holds_the_provider_for_every_later
     world.clock.advance(3601)
     world.caller.call("normalize", REQUEST, parse_ok, chain=chain)
     assert world.calls("openai") == ["gpt-4.1", "gpt-4.1"]  # the hold ended: tried again
+
+
+def test_a_raised_ceiling_the_cap_refuses_ends_the_stage_instead_of_paying_the_next_model() -> None:
+    request = REQUEST.model_copy(update={"max_tokens": 1000})
+    first = estimate("anthropic", "claude-sonnet-4-6", request)
+    world = World(BudgetCaps(run_usd=first * 1.5), anthropic=answers(GOOD), openai=answers(GOOD))
+
+    adapter = world.adapters["anthropic"]
+    original = adapter.complete
+
+    def cut(model: str, req: CompletionRequest, *, timeout: float) -> Completion:
+        return original(model, req, timeout=timeout).model_copy(update={"truncated": True})
+
+    adapter.complete = cut  # type: ignore[method-assign]
+    with pytest.raises(BudgetExceededError, match="normalize call to anthropic/claude-sonnet-4-6"):
+        world.caller.call("normalize", request, parse_ok)
+    assert world.calls("anthropic") == ["claude-sonnet-4-6"] and world.calls("openai") == []
+    assert world.ledger.spent()["run"] <= first * 1.5
