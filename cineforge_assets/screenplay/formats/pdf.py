@@ -49,9 +49,11 @@ OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
-_PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
+# 12.  12A.  (12)  - 12 -  Page 12  Page 12 of 98  12/98
+_PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?[(\-–]?\s*\d{1,4}[A-Z]?\s*[)\-–]?\.?(?:\s*(?:of|/)\s*\d+)?$", re.I)
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
-_CONTINUED_RE = re.compile(r"^\(?\s*CONTINUED\s*\)?:?$|^CONTINUED:?\s*\(\d+\)$", re.I)
+# CONTINUED:  (CONTINUED)  CONTINUED: (2)  CONTINUED (2):  CONT'D
+_CONTINUED_RE = re.compile(r"^\(?\s*(?:CONTINUED|CONT'D|CONT’D)\s*\)?:?$|^CONTINUED:?\s*\(\d+\):?$", re.I)
 _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
 # Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")

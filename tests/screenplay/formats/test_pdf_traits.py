@@ -224,3 +224,15 @@ def test_dagger_revision_marks_are_furniture() -> None:
     assert [[s.text for s in r.segments] for r in kept] == [[t] for t in FILLER]
     (glued,) = drop_page_furniture([Row(0, 400.0, _row((252, "SHERLOCK †")))], page_count=1)
     assert glued.segments[0].text == "SHERLOCK"
+
+
+def test_page_number_and_continued_variants_are_furniture() -> None:
+    furniture = ["- 7 -", "Page 7 of 98", "7/98", "(7)", "CONTINUED (2):", "(CONTINUED)"]
+    rows = [Row(page=0, y=740.0, segments=_row((300, furniture[0])))]
+    rows += [Row(page=0, y=700.0 - 12 * n, segments=_row((108, t))) for n, t in enumerate(FILLER)]
+    rows += [Row(page=0, y=60.0 - 12 * n, segments=_row((300, t))) for n, t in enumerate(furniture[1:3])]
+    kept = drop_page_furniture(rows, page_count=1)
+    assert [r.segments[0].text for r in kept] == list(FILLER)
+    for text in furniture[3:]:
+        top = [Row(0, 700.0, _row((108, text)))] + rows[1:3]
+        assert [r.segments[0].text for r in drop_page_furniture(top, page_count=1)] == list(FILLER), text
