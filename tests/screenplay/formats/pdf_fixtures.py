@@ -28,6 +28,8 @@ class ScreenplayPdf:
     header: str = ""  # running header; ``{page}`` is replaced by the page number
     footer: str = ""
     cue_after_dialogue: bool = False  # draw each cue after its speech's lines (content-stream order)
+    number_sides: str = "both"  # where scene numbers are printed: "both", "left" or "right"
+    number_format: str = "{}"  # e.g. "{}." as some software prints them
     pdf: FPDF = field(init=False)
     y: float = field(init=False, default=TOP)
     page: int = field(init=False, default=0)
@@ -71,9 +73,11 @@ class ScreenplayPdf:
             self.pdf.text(REVISION_X, self.y, "*")
 
     def _numbered(self, text: str, number: str, revised: bool = False, bold: bool = False) -> None:
-        if number:
-            self.pdf.text(LEFT_NUMBER_X, self.y, number)
-            self.pdf.text(RIGHT_NUMBER_X, self.y, number)
+        printed = self.number_format.format(number)
+        if number and self.number_sides in ("both", "left"):
+            self.pdf.text(LEFT_NUMBER_X, self.y, printed)
+        if number and self.number_sides in ("both", "right"):
+            self.pdf.text(RIGHT_NUMBER_X, self.y, printed)
         self._put(ACTION_X, text, revised, bold)
         self.y += LINE
 

@@ -61,6 +61,13 @@ def test_scene_numbers_in_both_margins_become_scene_labels(tmp_path: Path) -> No
     assert "INT. HAYLOFT - NIGHT #12A#" in text
 
 
+@pytest.mark.parametrize(("sides", "printed"), [("left", "{}."), ("right", "{}"), ("both", "{}.")])
+def test_scene_numbers_on_one_side_or_with_a_period(tmp_path: Path, sides: str, printed: str) -> None:
+    text = _read(tmp_path, _production_draft(number_sides=sides, number_format=printed))
+    assert [s.scene_label for s in _scenes(text)] == ["12", "12A", "A12", "2.3"]
+    assert [s.heading for s in _scenes(text)][1] == "INT. HAYLOFT - NIGHT"
+
+
 def test_revision_marks_and_page_headers_leave_no_trace(tmp_path: Path) -> None:
     text = _read(tmp_path, _production_draft())
     assert "*" not in text
