@@ -191,17 +191,11 @@ def _ocr_or_fail(
 
 def extract_segments(reader: PdfReader) -> list[Segment]:
     """Every line segment of an opened PDF (the OCR path hands over a pypdf reader of its output)."""
-    stream = reader.stream
-    data = stream.getvalue() if isinstance(stream, io.BytesIO) else _read_all(stream)
+    reader.stream.seek(0)
     try:
-        return document_segments(data)[0]
+        return document_segments(bytes(reader.stream.read()))[0]
     except pdfium.PdfiumError:
         return []
-
-
-def _read_all(stream: object) -> bytes:
-    stream.seek(0)  # type: ignore[attr-defined]
-    return bytes(stream.read())  # type: ignore[attr-defined]
 
 
 def _segments(data: bytes, path: Path) -> list[Segment]:

@@ -113,16 +113,22 @@ def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX
 
 
 def segments_from_glyphs(page: int, glyphs: list[_Glyph]) -> list[Segment]:
-    """Rows by baseline, glyphs left to right, segments cut at wide gaps."""
+    """Rows by baseline, glyphs left to right, segments cut at wide gaps.
+
+    Gaps are measured in the row's typical glyph advance, not in a width derived from the font
+    size: an OCR text layer sets a word's glyphs in a squeezed or stretched invisible font, and a
+    proportional face has no single width, but within one row the median advance is the pitch.
+    """
     segments: list[Segment] = []
     for row in _rows(glyphs):
         row.sort(key=lambda g: g.x)
+        advances = sorted(g.end - g.x for g in row if g.end > g.x)
+        advance = advances[len(advances) // 2] if advances else row[0].size * COURIER_ADVANCE
         current: list[_Glyph] = []
         text = ""
         for glyph in row:
             if current:
                 last = current[-1]
-                advance = last.size * COURIER_ADVANCE
                 if glyph.char == last.char and abs(glyph.x - last.x) < 0.25 * advance:
                     continue  # the same glyph drawn twice (fake bold, shadow): keep one
                 gap = glyph.x - last.end

@@ -243,3 +243,13 @@ def test_page_number_and_continued_variants_are_furniture() -> None:
     for text in furniture[3:]:
         top = [Row(0, 700.0, _row((108, text)))] + rows[1:3]
         assert [r.segments[0].text for r in drop_page_furniture(top, page_count=1)] == list(FILLER), text
+
+
+def test_squeezed_text_keeps_its_word_spaces(tmp_path: Path) -> None:
+    """An OCR text layer (or a fitted line) sets glyphs narrower than their font size implies."""
+    script = ScreenplayPdf()
+    script.pdf.set_stretching(30)
+    script.heading("INT. KITCHEN - NIGHT")
+    script.action("A kettle screams on the stove. Nobody moves to take it off.")
+    text = _read(tmp_path, script)
+    assert text.startswith("INT. KITCHEN - NIGHT\n\nA kettle screams on the stove. Nobody moves to take it off.")
