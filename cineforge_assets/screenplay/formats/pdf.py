@@ -335,12 +335,12 @@ def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set
 
 
 def _is_numbered_header(row: Row, first_page: int) -> bool:
+    """Text beside a page number in the margin band (``THE ORCHARD - Pink Rev.  23.``): a running
+    header or footer even when its wording changes from page to page (revision colours, dates)."""
     return (
         row.page > first_page
         and len(row.segments) > 1
-        and bool(_PAGE_NUMBER_RE.match(row.segments[-1].text))
-        and row.segments[-1].text.rstrip(".").isdigit()
-        and int(row.segments[-1].text.rstrip(".")) == row.page + 1
+        and any(bool(_PAGE_NUMBER_RE.match(s.text)) for s in (row.segments[0], row.segments[-1]))
     )
 
 

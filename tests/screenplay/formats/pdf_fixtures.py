@@ -25,7 +25,9 @@ TOP, BOTTOM = 72.0 + LINE, 792.0 - 72.0  # first and last baseline, from the pag
 class ScreenplayPdf:
     """A cursor that lays out screenplay elements page by page."""
 
-    header: str = ""  # running header; ``{page}`` is replaced by the page number
+    header: str = ""  # running header; ``{page}`` and ``{colour}`` are filled in per page
+    colours: tuple[str, ...] = ("White",)  # revision colour of each page, in turn
+    page_offset: int = 0  # printed page number minus the PDF's (-1: an unnumbered cover page)
     footer: str = ""
     cue_after_dialogue: bool = False  # draw each cue after its speech's lines (content-stream order)
     number_sides: str = "both"  # where scene numbers are printed: "both", "left" or "right"
@@ -48,7 +50,9 @@ class ScreenplayPdf:
         self.page += 1
         self.y = TOP
         if self.header and self.page > 1:
-            self.pdf.text(ACTION_X, 48, self.header.format(page=self.page))
+            colour = self.colours[self.page % len(self.colours)]
+            printed = self.page + self.page_offset
+            self.pdf.text(ACTION_X, 48, self.header.format(page=printed, colour=colour))
         elif self.page > 1:
             self.pdf.text(504, 48, f"{self.page}.")
         if self.footer:

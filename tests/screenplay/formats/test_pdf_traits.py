@@ -76,6 +76,22 @@ def test_revision_marks_and_page_headers_leave_no_trace(tmp_path: Path) -> None:
     assert all(s.characters == ["ANNA", "BEN"] for s in _scenes(text))
 
 
+def test_a_header_whose_wording_changes_each_page_is_still_a_header(tmp_path: Path) -> None:
+    """Revision pages carry their own colour and date: no two headers alike, each beside a page number."""
+    script = ScreenplayPdf(
+        header="THE ORCHARD - {colour} Rev.                              {page}.",
+        colours=("Blue", "Pink", "Yellow", "Green", "Goldenrod", "Salmon", "Cherry", "Tan"),
+        page_offset=-1,
+    )
+    for number in range(1, 13):
+        script.heading(f"EXT. ROW {number} - DAY", number=str(number))
+        script.action(*FILLER)
+        script.speech("ANNA", "Another row, another tree.")
+    text = _read(tmp_path, script)
+    assert " Rev." not in text
+    assert [s.scene_label for s in _scenes(text)] == [str(n) for n in range(1, 13)]
+
+
 def test_cues_drawn_after_their_dialogue_still_lead_their_speech(tmp_path: Path) -> None:
     """Final Draft 7 (Mac) writes each cue into the content stream after the dialogue lines."""
     text = _read(tmp_path, _production_draft(cue_after_dialogue=True))
