@@ -80,7 +80,7 @@ def page_glyphs(textpage: pdfium.PdfTextPage) -> list[_Glyph]:
     box = pdfium_c.FS_RECTF()
     matrix = pdfium_c.FS_MATRIX()
     glyphs: list[_Glyph] = []
-    size, bold, last_y, last_end = 12.0, False, None, None
+    size, bold, upright, last_y, last_end = 12.0, False, True, None, None
     for index in range(textpage.count_chars()):
         code = pdfium_c.FPDFText_GetUnicode(handle, index)
         if code in _INVISIBLE or chr(code).isspace():
@@ -90,17 +90,20 @@ def page_glyphs(textpage: pdfium.PdfTextPage) -> list[_Glyph]:
         pdfium_c.FPDFText_GetLooseCharBox(handle, index, box)
         x, y = origin_x.value, origin_y.value
         if last_y is None or last_end is None or abs(y - last_y) > 0.5 or not (-1 < x - last_end < size):
-            size, bold = _font(handle, index, matrix)
-        glyphs.append(_Glyph(x, y, max(box.right, x), char, size, bold))
+            size, bold, upright = _font(handle, index, matrix)
         last_y, last_end = y, box.right
+        if upright:  # rotated text is a watermark or a margin stamp ("DRAFT"), never script text
+            glyphs.append(_Glyph(x, y, max(box.right, x), char, size, bold))
     return glyphs
 
 
-def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX) -> tuple[float, bool]:
+def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX) -> tuple[float, bool, bool]:
+    """Size in points, bold, and whether the glyph stands upright on a horizontal baseline."""
     nominal = pdfium_c.FPDFText_GetFontSize(handle, index) or 12.0
-    scale = 1.0
+    scale, upright = 1.0, True
     if pdfium_c.FPDFText_GetMatrix(handle, index, matrix):
         scale = (matrix.c**2 + matrix.d**2) ** 0.5 or 1.0
+        upright = abs(matrix.b) <= 0.05 * (abs(matrix.a) + abs(matrix.b))
     weight = pdfium_c.FPDFText_GetFontWeight(handle, index)
     bold = weight >= 600
     if not bold:
@@ -109,7 +112,7 @@ def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX
         if pdfium_c.FPDFText_GetFontInfo(handle, index, name, 128, flags):
             lowered = name.value.decode("latin-1").lower()
             bold = "bold" in lowered or "black" in lowered
-    return nominal * scale, bold
+    return nominal * scale, bold, upright
 
 
 def segments_from_glyphs(page: int, glyphs: list[_Glyph]) -> list[Segment]:

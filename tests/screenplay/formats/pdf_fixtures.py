@@ -28,6 +28,7 @@ class ScreenplayPdf:
     header: str = ""  # running header; ``{page}`` and ``{colour}`` are filled in per page
     colours: tuple[str, ...] = ("White",)  # revision colour of each page, in turn
     page_offset: int = 0  # printed page number minus the PDF's (-1: an unnumbered cover page)
+    watermark: str = ""  # drawn diagonally across every page, as afterwriting and studios do
     footer: str = ""
     cue_after_dialogue: bool = False  # draw each cue after its speech's lines (content-stream order)
     number_sides: str = "both"  # where scene numbers are printed: "both", "left" or "right"
@@ -57,6 +58,11 @@ class ScreenplayPdf:
             self.pdf.text(504, 48, f"{self.page}.")
         if self.footer:
             self.pdf.text(ACTION_X, 760, self.footer)
+        if self.watermark:
+            self.pdf.set_font("Courier", "", 48)
+            with self.pdf.rotation(40, 306, 396):
+                self.pdf.text(130, 396, self.watermark)
+            self.pdf.set_font("Courier", "", 12)
 
     def continued_break(self) -> None:
         """``(CONTINUED)`` at the bottom, ``12  CONTINUED: (2)  12`` at the top of the next page."""
