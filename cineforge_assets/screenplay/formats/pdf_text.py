@@ -29,6 +29,8 @@ import pypdfium2.raw as pdfium_c
 
 COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
 SEGMENT_GAP_CHARS = 2.5  # a gap wider than this (in character widths) starts a new segment
+DISPLAY_TYPE_FACTOR = 3.5  # glyphs this many times the body size on a text page are not script text
+DISPLAY_TYPE_MAX_SHARE = 0.1  # ... and make up at most this share of the page's glyphs
 _SAME_BASELINE = 0.3  # rows: baselines closer than this fraction of the font size are one line
 _INVISIBLE = {0, 0xFFFE, 0xFFFF}
 # PDFium reports a hyphen that ends a line as 0x02; ligatures of proportional faces become letters.
@@ -115,6 +117,21 @@ def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX
     return nominal * scale, bold, upright
 
 
+def without_display_type(glyphs: list[_Glyph]) -> list[_Glyph]:
+    """Drop glyphs far larger than the page's body type when they are a small part of a page of
+    text: a watermark laid across the page (``CONFIDENTIAL`` at 60 pt) whose baseline would
+    otherwise join a line of the script. A title page, whose large title is a good share of its
+    few glyphs, keeps it."""
+    if not glyphs:
+        return glyphs
+    sizes = sorted(g.size for g in glyphs)
+    limit = DISPLAY_TYPE_FACTOR * sizes[len(sizes) // 2]
+    display = sum(1 for g in glyphs if g.size > limit)
+    if not display or display > DISPLAY_TYPE_MAX_SHARE * len(glyphs):
+        return glyphs
+    return [g for g in glyphs if g.size <= limit]
+
+
 def segments_from_glyphs(page: int, glyphs: list[_Glyph]) -> list[Segment]:
     """Rows by baseline, glyphs left to right, segments cut at wide gaps.
 
@@ -181,7 +198,7 @@ def document_segments(data: bytes) -> tuple[list[Segment], int]:
             page = document[index]
             textpage = page.get_textpage()
             try:
-                segments.extend(segments_from_glyphs(index, page_glyphs(textpage)))
+                segments.extend(segments_from_glyphs(index, without_display_type(page_glyphs(textpage))))
             finally:
                 textpage.close()
                 page.close()

@@ -29,6 +29,7 @@ class ScreenplayPdf:
     colours: tuple[str, ...] = ("White",)  # revision colour of each page, in turn
     page_offset: int = 0  # printed page number minus the PDF's (-1: an unnumbered cover page)
     watermark: str = ""  # drawn diagonally across every page, as afterwriting and studios do
+    watermark_angle: float = 40.0  # 0: laid straight across the middle of the page, in 60 pt
     footer: str = ""
     cue_after_dialogue: bool = False  # draw each cue after its speech's lines (content-stream order)
     number_sides: str = "both"  # where scene numbers are printed: "both", "left" or "right"
@@ -59,9 +60,9 @@ class ScreenplayPdf:
         if self.footer:
             self.pdf.text(ACTION_X, 760, self.footer)
         if self.watermark:
-            self.pdf.set_font("Courier", "", 48)
-            with self.pdf.rotation(40, 306, 396):
-                self.pdf.text(130, 396, self.watermark)
+            self.pdf.set_font("Courier", "", 60)
+            with self.pdf.rotation(self.watermark_angle, 306, 396):
+                self.pdf.text(90, 398, self.watermark)
             self.pdf.set_font("Courier", "", 12)
 
     def continued_break(self) -> None:

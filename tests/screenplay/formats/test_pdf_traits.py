@@ -92,11 +92,14 @@ def test_a_header_whose_wording_changes_each_page_is_still_a_header(tmp_path: Pa
     assert [s.scene_label for s in _scenes(text)] == [str(n) for n in range(1, 13)]
 
 
-def test_a_diagonal_watermark_leaves_no_letters_behind(tmp_path: Path) -> None:
-    text = _read(tmp_path, _production_draft(watermark="CONFIDENTIAL"))
+@pytest.mark.parametrize("angle", [40.0, 0.0])
+def test_a_watermark_leaves_no_letters_behind(tmp_path: Path, angle: float) -> None:
+    text = _read(tmp_path, _production_draft(watermark="CONFIDENTIAL", watermark_angle=angle))
+    assert "CONFIDENTIAL" not in text and "C O N" not in text
     assert [s.heading for s in _scenes(text)][0] == "INT. BARN - NIGHT"
     assert not re.search(r"^[\s>!]*[A-Z][\s<]*$", text, re.M)  # no stray letter of CONFIDENTIAL
     assert text.startswith("INT. BARN - NIGHT #12#\n\nRain hammers")
+    assert _speakers(text) == ["ANNA", "BEN"] * 4
 
 
 def test_cues_drawn_after_their_dialogue_still_lead_their_speech(tmp_path: Path) -> None:
