@@ -14,6 +14,7 @@ vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(
 continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
 line at the action margin is a heading, a shot or action, never a cue.
 """
+
 from __future__ import annotations
 
 import io

@@ -195,8 +195,11 @@ def document_segments(data: bytes) -> tuple[list[Segment], int]:
     try:
         segments: list[Segment] = []
         for index in range(len(document)):
-            page = document[index]
-            textpage = page.get_textpage()
+            try:
+                page = document[index]
+                textpage = page.get_textpage()
+            except pdfium.PdfiumError:
+                continue  # one damaged page should not sink the script; its text is simply missing
             try:
                 segments.extend(segments_from_glyphs(index, without_display_type(page_glyphs(textpage))))
             finally:
