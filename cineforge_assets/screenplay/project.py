@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from cineforge_assets.screenplay.elements import ElementType, Script
-from cineforge_assets.screenplay.fountain import strip_emphasis
+from cineforge_assets.screenplay.fountain import character_name, strip_emphasis
 from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SECONDS_PER_PAGE,
@@ -92,7 +92,7 @@ def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[
     first_seen: dict[str, int] = {}
     for element in script.elements:
         if element.type is ElementType.CHARACTER:
-            name = " ".join(element.text.split())
+            name = character_name(element.text)  # the same bare name the scenes table holds
             if name:
                 speeches[name] += 1
                 first_seen.setdefault(name, len(first_seen))
