@@ -18,7 +18,6 @@ Rules (documented here because downstream consumers rely on them):
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 
@@ -30,6 +29,7 @@ from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SECONDS_PER_PAGE,
     SceneRecord,
+    estimate_page_count,
     estimate_printed_lines,
 )
 
@@ -145,8 +145,7 @@ def build_project_config(
     runtime_seconds = sum(scene.est_screen_seconds for scene in scenes)
     estimated = page_count is None or page_count <= 0
     if estimated:
-        printed_lines = estimate_printed_lines(script.elements)
-        page_count = max(1, math.ceil(printed_lines / LINES_PER_PAGE)) if script.elements else 0
+        page_count = estimate_page_count(script.elements)
     if not scenes and script.elements:
         # A script without scene headings still plays: fall back to the whole body.
         runtime_seconds = estimate_printed_lines(script.elements) / LINES_PER_PAGE * SECONDS_PER_PAGE

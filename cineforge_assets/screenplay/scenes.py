@@ -18,6 +18,7 @@ page counts (Big Fish: 122 pages).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -37,6 +38,7 @@ __all__ = [
     "is_shot_heading",
     "normalize_time_of_day",
     "estimate_printed_lines",
+    "estimate_page_count",
     "split_scenes",
     "split_scenes_with_preamble",
     "scenes_dataframe",
@@ -261,6 +263,13 @@ def estimate_printed_lines(elements: Sequence[Element]) -> int:
         width, blank_before = layout
         total += blank_before + _wrapped_line_count(element.text, width)
     return total
+
+
+def estimate_page_count(elements: Sequence[Element]) -> int:
+    """Pages ``elements`` fill when laid out as a standard screenplay (0 for no elements)."""
+    if not elements:
+        return 0
+    return max(1, math.ceil(estimate_printed_lines(elements) / LINES_PER_PAGE))
 
 
 def _word_count(elements: Sequence[Element]) -> int:
