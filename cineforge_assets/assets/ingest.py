@@ -4,6 +4,7 @@ Each asset is a thin shell: read upstream, call a pure domain function (and, whe
 the provider resource), report what happened as ``MaterializeResult`` metadata.
 """
 
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -292,7 +293,11 @@ def project_config(
     script = canonical_script.script()
     records = split_scenes(script, canonical_script.fountain)
     base = build_project_config(
-        script, records, source_format=raw_input.format, page_count=raw_input.page_count
+        script,
+        records,
+        source_format=raw_input.format,
+        page_count=raw_input.page_count,
+        fallback_title=PurePath(raw_input.file_name).stem,
     )
     payload = project_insights_payload(base, records, scenes.get("summary", pd.Series(dtype=str)))
     result = run_ai_task(context, ai, stage="project_config", task="project_insights", payload=payload)
@@ -307,6 +312,8 @@ def project_config(
         value=artifact,
         metadata={
             "title": artifact.title,
+            "authors": MetadataValue.json(artifact.authors),
+            "title_page_left_out": MetadataValue.json(artifact.title_page_left_out),
             "scene_count": artifact.scene_count,
             "estimated_runtime_minutes": artifact.estimated_runtime_minutes,
             "genre": artifact.genre,
