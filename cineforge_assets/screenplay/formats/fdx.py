@@ -209,7 +209,7 @@ def _title_page(title: XmlElement | None) -> dict[str, list[str]]:
     centered: list[str] = []
     other: list[str] = []
     for paragraph in paragraphs:
-        for line in paragraph_text(paragraph).split("\n"):
+        for line in paragraph_text(paragraph, styled=False).split("\n"):
             line = clean(line)
             if not line:
                 continue

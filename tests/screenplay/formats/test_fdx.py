@@ -189,6 +189,24 @@ def test_title_page_becomes_fountain_title_page(tmp_path: Path) -> None:
     assert page["contact"] == ["ida@example.com"]
 
 
+def test_styled_title_page_with_director_and_revision_credits(tmp_path: Path) -> None:
+    title = (
+        "<TitlePage><Content>"
+        + _para("Action", '<Text Style="Bold+Underline">THE ORCHARD</Text>', Alignment="Center")
+        + _para("Action", '<Text Style="Italic">Written by</Text>', Alignment="Center")
+        + _para("Action", '<Text Style="Bold">Ida Marsh</Text>', Alignment="Center")
+        + _para("Action", "<Text>Directed by</Text>", Alignment="Center")
+        + _para("Action", "<Text>Sol Brandt</Text>", Alignment="Center")
+        + _para("Action", "<Text>Property of Vale Pictures</Text>", Alignment="Left")
+        + "</Content></TitlePage>"
+    )
+    text = _read(tmp_path, _fdx(_para("Scene Heading", "<Text>INT. ORCHARD - DAY</Text>"), title))
+    page = parse_fountain(text).title_page
+    assert page["title"] == ["THE ORCHARD"] and page["credit"] == ["Written by"]
+    assert page["author"] == ["Ida Marsh"]
+    assert page["left out"] == ["Directed by", "Sol Brandt", "Property of Vale Pictures"]
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE FinalDraft [
  <!ENTITY lol "lol">
