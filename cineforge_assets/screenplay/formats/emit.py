@@ -269,6 +269,12 @@ _NAME_WORD_RE = re.compile(
     r"^(?:[A-Z\u00C0-\u00DE][\w\u00C0-\u024F.'’-]*|[A-Z]\.|de|da|di|del|der|van|von|la|le|du|dos|bin|al|mc\w+)$"
 )
 _SUFFIX_RE = re.compile(r",?\s+(?:jr|sr|ii|iii|iv)\b\.?$", re.I)
+# Words of a sentence or a title, never of a person's name (so "The Lord Is My Shepherd" is no writer).
+_NOT_NAME_WORDS = frozenset(
+    {"the", "a", "an", "of", "in", "on", "at", "for", "to", "with", "from", "is", "are", "was", "were", "be"}
+    | {"my", "your", "our", "his", "her", "their", "who", "what", "when", "where", "not", "no", "all", "this"}
+)
+_NAME_CONNECTOR_RE = re.compile(r"^(?:&|and)$", re.I)
 _QUOTES = "\"'“”‘’«»"
 
 
@@ -290,6 +296,8 @@ def is_person_name(text: str) -> bool:
     core = _SUFFIX_RE.sub("", text.strip())
     words = core.split()
     if not 2 <= len(words) <= 5 or any(c.isdigit() for c in core):
+        return False
+    if any(word.lower().strip(".,") in _NOT_NAME_WORDS for word in words):
         return False
     return all(_NAME_WORD_RE.match(word) for word in words) and not _PLACEHOLDER_RE.match(core)
 
@@ -391,6 +399,8 @@ class _TitlePageReader:
             self.add("Title", line.strip(_QUOTES).strip())
         elif self.stage == "author" and _is_author_line(line) and self.same_case_as_authors(line):
             self.add("Author", line)
+        elif self.stage == "author" and _NAME_CONNECTOR_RE.match(line):
+            self.add("Author", line)  # "Dan Harmon" / "&" / "Chris McKenna": the team goes on
         elif self.stage == "other_credit" and _is_author_line(line):
             self.add(LEFT_OUT_KEY, line)
         else:

@@ -81,6 +81,14 @@ def test_title_and_name_on_the_credit_line() -> None:
     assert page["Author"] == ["Kim Oh and Lou Reyes", "Pat Moss"]
 
 
+def test_a_team_on_three_lines_and_an_epigraph_in_capitals() -> None:
+    page = classify_title_lines(
+        ["SHEPHERD", "Written by", "Dan Holt", "&", "Chris Reyes", "The Lord Is My Shepherd"], []
+    )
+    assert page["Author"] == ["Dan Holt", "&", "Chris Reyes"]
+    assert page[LEFT_OUT_KEY] == ["The Lord Is My Shepherd"]
+
+
 @pytest.mark.parametrize(
     ("line", "names"),
     [
