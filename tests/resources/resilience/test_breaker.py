@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -704,3 +705,77 @@ def test_postgres_store_is_safe_across_connections(pg_dsn: str) -> None:
     assert sum(won for won, _ in outcomes) == HAMMER_POLICY.half_open_max_probes
     assert seed.read("openai").consecutive_failures == 3 * calls
     seed.close()
+
+
+# ------------------------------------------------------------------- one clock for a fleet: the database's
+
+SKEW_POLICY = BreakerPolicy(
+    failure_threshold=2, warm_up_calls=2, cooldown_seconds=30.0, half_open_max_probes=1, probe_lease_seconds=120.0
+)
+# Three hosts' clocks: 45 s fast, 10 minutes slow, more than a probe lease (120 s) fast.
+HOST_SKEWS = {"fast": 45.0, "slow": -600.0, "very_fast": 150.0}
+
+
+def skewed_hosts(dsn: str) -> dict[str, CircuitBreaker]:
+    """One breaker per host (fresh, as each Dagster step is a fresh process), each on its own skewed clock."""
+    return {
+        name: CircuitBreaker(
+            PostgresBreakerStore(dsn), SKEW_POLICY, clock=lambda skew=skew: time.time() + skew  # type: ignore[misc]
+        )
+        for name, skew in HOST_SKEWS.items()
+    }
+
+
+def close_all(hosts: dict[str, CircuitBreaker]) -> None:
+    for breaker in hosts.values():
+        breaker.store.close()
+
+
+def let_the_cooldown_elapse(dsn: str, provider: str) -> None:
+    """Move the stored record's times back past its cooldown, instead of sleeping through it."""
+    store = PostgresBreakerStore(dsn, database_clock=False)
+    shift = SKEW_POLICY.cooldown_seconds + 1
+    store.update(
+        provider,
+        lambda r: (
+            replace(r, opened_at=(r.opened_at or 0) - shift, reopens_at=(r.reopens_at or 0) - shift),
+            None,
+        ),
+    )
+    store.close()
+
+
+def probes_granted(hosts: dict[str, CircuitBreaker], order: list[str]) -> list[tuple[str, Permit]]:
+    granted = []
+    for name in order:
+        for _ in range(2):
+            with contextlib.suppress(BreakerOpenError):
+                granted.append((name, hosts[name].acquire("anthropic")))
+    return granted
+
+
+@pytest.mark.services
+def test_skewed_host_clocks_get_one_probe_per_cooldown_fleet_wide_on_postgres(pg_dsn: str) -> None:
+    hosts = skewed_hosts(pg_dsn)
+    for _ in range(SKEW_POLICY.warm_up_budget):  # the slow host sees the warm-up calls fail: open
+        hosts["slow"].record(hosts["slow"].acquire("anthropic"), success=False)
+    assert hosts["slow"].state("anthropic") == "open"
+
+    # Within the cooldown nobody gets a permit, and each host is told a wait within the cooldown, on its clock.
+    for name, breaker in hosts.items():
+        with pytest.raises(BreakerOpenError) as denied:
+            breaker.acquire("anthropic")
+        wait = denied.value.reopens_at - breaker._clock()
+        assert 0 < wait <= SKEW_POLICY.cooldown_seconds + 1, (name, wait)
+    close_all(hosts)
+
+    for _ in range(2):  # two cooldowns: each lets exactly one probe through, fleet-wide
+        let_the_cooldown_elapse(pg_dsn, "anthropic")
+        hosts = skewed_hosts(pg_dsn)
+        granted = probes_granted(hosts, ["slow", "fast", "very_fast"])
+        assert [(name, permit.is_probe) for name, permit in granted] == [("slow", True)]
+        name, probe = granted[0]
+        hosts[name].record(probe, success=False)  # still down: a new full cooldown
+        assert hosts["very_fast"].state("anthropic") == "open"
+        assert probes_granted(hosts, ["very_fast", "fast"]) == []
+        close_all(hosts)
