@@ -48,7 +48,17 @@ half-open bounds its probes::
   for the call. Opening the breaker on a bad key would hide the configuration error behind "provider
   down" and would only be noticed after a cooldown; skipping per call costs one fast 401 per call.
 * Clocks: ``clock`` must be wall-clock epoch seconds (``time.time``): timestamps are compared across
-  processes, where ``time.monotonic`` values mean nothing.
+  processes, where ``time.monotonic`` values mean nothing. Every decision uses the *store's* time
+  (``BreakerStore.now``): on SQLite (one host) that is the local clock; on PostgreSQL it is the database's
+  ``clock_timestamp()``, read inside the transaction that decides, so hosts whose clocks disagree still
+  see one cooldown and one probe per cooldown fleet-wide. Times handed to callers (``reopens_at``) are
+  converted back to the caller's clock.
+* Identity: a record is stored under ``CircuitBreaker.key(provider)``. ``AIProviderResource`` keys each
+  provider by its mode and base URL (``breaker_identity``), so a simulated fault drill, or a live run
+  through a proxy, never opens the breakers that live calls to the real endpoint obey.
+* Parking: ``park(permit, seconds, reason)`` skips a provider for every caller until a given time without
+  opening the breaker or counting a failure (a daily quota until its reset); ``acquire`` raises
+  ``ProviderParkedError`` meanwhile.
 
 Performance trade-off: a SQLite write transaction costs far more than the layer's per-call budget, so the
 hot path (breaker closed, calls succeeding) does not touch the store. Each ``CircuitBreaker`` caches the

@@ -7,12 +7,18 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
 * ``PermanentProviderError`` - the *request* is bad; retrying it anywhere is waste (400
   ``invalid_request_error``/``INVALID_ARGUMENT``, safety refusals, context overflow, output that stays
   invalid after repair).
-* ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404): skip it, never retry it,
-  but other providers may still serve the request.
+* ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
+  quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
+  request.
+
+``x-should-retry: false`` on a transient answer (e.g. 529 ``overloaded_error``) keeps it transient: it says
+"not this provider now", never "the request is bad"; ``is_provider_overloaded`` is true for it, so the
+executor moves to the next provider. Retry hints that are not finite and positive are no hint.
 
 The error keeps what an operator needs to chase it with the provider: request id, error code, provider
-message, HTTP status and any ``retry-after`` hint. Messages are scrubbed of anything shaped like an API key,
-because providers echo (partial) keys back in authentication errors and these messages reach logs.
+message, HTTP status and any ``retry-after`` hint. Every one of those strings that came from the wire
+(message, error code / status field, request id) is scrubbed of anything shaped like an API key, because
+providers and proxies echo (partial) keys back and these fields reach logs, metadata and telemetry.
 
 The resilience layer adds its own outcomes on top of the three classes: ``BreakerOpenError`` (one provider is
 behind an open circuit breaker), ``AllProvidersOpenError`` (every provider of a stage's chain is; wait

@@ -12,8 +12,13 @@ failure                                 decision                    what happens
 ======================================  ==========================  ===================================
 permanent (400, safety, context)        ``stop``                    raised at once, no retry/fallback
 provider unavailable (401/403/404)      ``skip_provider``           provider skipped for this call
+daily quota (``daily_quota_exhausted``) ``skip_provider``           provider parked in the breaker store
+                                                                    until the quota resets: skipped by
+                                                                    every caller, breaker not opened
 transient overload (529/503/overloaded  ``fallback_next_provider``  provider's other models skipped
-/UNAVAILABLE) or breaker open
+/UNAVAILABLE), any transient answer
+with ``x-should-retry: false``, or
+breaker open
 other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
                                                                     honoured, capped; else full jitter)
   ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
@@ -26,13 +31,16 @@ invalid output (``parse`` raised)       ``retry_same_model`` once   prompt + val
                                                                     then ``InvalidModelOutputError``
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
-provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
-(``ProviderWarmingError``)              (``provider_warming``)      wait; the chain's last usable real
-                                                                    provider (offline never counts) is
-                                                                    called over budget instead
+provider warming, warm-up budget taken  ``skip_provider``           provider skipped for now, no wait;
+(``ProviderWarmingError``)              (``provider_warming``)      called over budget (its models in
+                                                                    chain order) before the offline
+                                                                    engine or giving up; the chain's
+                                                                    last real provider is called over
+                                                                    budget at once
 ======================================  ==========================  ===================================
 
-Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
+Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list) and names every provider of
+the chain and why it did not serve (``reasons``), and every record is also
 sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
 from the provider as a success (it is up), and provider-unavailable answers not at all (see breaker.py).
 """
