@@ -270,8 +270,10 @@ def _reachable_run_config(
         )
         if ai_config:
             ai_config["simulator_url"] = sim.base_url
-            return {**run_config, "resources": {**run_config["resources"], "ai": {"config": ai_config}}}
-        return {**run_config, **ai_run_config("simulated", sim.base_url)}
+            new_ai: dict[str, Any] = {"config": ai_config}
+        else:  # the run took its config from the environment: restate it around the new simulator
+            new_ai = ai_run_config("simulated", sim.base_url)["resources"]["ai"]
+        return {**run_config, "resources": {**(run_config.get("resources") or {}), "ai": new_ai}}
     if mode == "live":
         problems = {
             provider: f"{url} ({why})"

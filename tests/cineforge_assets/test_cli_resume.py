@@ -6,13 +6,18 @@ simulator standing in for the live endpoints (live mode with base URLs pointing 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from dagster import DagsterInstance
 
+from cineforge_assets.cli import _reachable_run_config
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.definitions import defs
 from cineforge_assets.sources import register_source
@@ -103,3 +108,26 @@ def test_the_summary_flags_stages_the_offline_engine_served_in_a_non_offline_run
     assert summary["served_by"]["project_config"] == "offline/offline"
     assert "project_config" in summary["offline_fallback"] and "scenes" in summary["offline_fallback"]
     assert "warning: the offline engine served" in captured.err
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on (the port was bound, then freed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_simulated_run_configured_by_the_environment_keeps_its_other_resources_on_the_new_simulator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CINEFORGE_PROVIDER_MODE", "simulated")
+    monkeypatch.setenv("CINEFORGE_SIMULATOR_URL", dead_url())
+    saved = {"resources": {"io_manager": {"config": {"root": "/tmp/x"}}}}
+    with contextlib.ExitStack() as stack:
+        config = _reachable_run_config(saved, stack, "none", 0)
+        ai = config["resources"]["ai"]["config"]
+        assert config["resources"]["io_manager"] == saved["resources"]["io_manager"]
+        assert ai["mode"] == "simulated" and ai["simulator_url"] != os.environ["CINEFORGE_SIMULATOR_URL"]
+        assert httpx.get(f"{ai['simulator_url']}/_sim/health", timeout=5).status_code == 200
+    assert "is not answering" in capsys.readouterr().err
