@@ -359,8 +359,7 @@ def _on_acquire(
     provider: str, record: BreakerRecord, now: float, policy: BreakerPolicy, last_resort: bool = False
 ) -> tuple[BreakerRecord, _Decision]:
     transitions: list[BreakerTransition] = []
-    if _is_parked(record, now):
-        assert record.parked_until is not None
+    if record.parked_until is not None and now < record.parked_until:
         return record, _Decision(None, record.parked_until, parked=record.parked_reason or "parked")
     if record.state == "closed":
         if not _is_warming(record, now, policy):

@@ -25,7 +25,7 @@ from resources.resilience.breaker import (
     SQLiteBreakerStore,
     default_store_url,
 )
-from resources.resilience.errors import BreakerOpenError, ProviderWarmingError
+from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
 from tests.resources.resilience.fakes import FakeClock, RecordingListener
 
 POLICY = BreakerPolicy(
@@ -524,6 +524,35 @@ def test_snapshot_reports_every_provider() -> None:
     assert snap["anthropic"].state == "open" and snap["anthropic"].reopens_in_seconds == pytest.approx(20.0)
     assert snap["openai"].state == "closed" and snap["openai"].window_failures == 1
     assert snap["openai"].reopens_in_seconds == 0.0
+
+
+def test_breakers_with_different_identities_on_one_store_never_share_a_record() -> None:
+    store, clock = MemoryBreakerStore(), FakeClock()
+    drill = CircuitBreaker(store, POLICY, clock=clock, identities={"anthropic": "anthropic@simulated:http://sim"})
+    live = CircuitBreaker(store, POLICY, clock=clock, identities={"anthropic": "anthropic@live:https://api"})
+    open_breaker(drill, "anthropic")
+    assert live.state("anthropic") == "closed"
+    live.acquire("anthropic")
+    assert set(drill.snapshot()) == set(live.snapshot()) == {"anthropic"}  # each sees only its own
+    assert drill.snapshot()["anthropic"].state == "open"
+
+
+def test_a_parked_provider_is_denied_until_its_time_without_opening_or_counting(
+    store_factory: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    permit = breaker.acquire("gemini")
+    breaker.park(permit, 3600.0, "daily_quota_exhausted")
+    other = make_breaker(store_factory(), clock)  # another process
+    with pytest.raises(ProviderParkedError) as parked:
+        other.acquire("gemini")
+    assert parked.value.error_code == "daily_quota_exhausted"
+    assert parked.value.reopens_at == pytest.approx(clock() + 3600.0)
+    record = other.store.read("gemini")
+    assert (record.state, record.consecutive_failures, record.probes) == ("closed", 0, ())  # lease freed
+    clock.advance(3601.0)
+    assert other.acquire("gemini").state == "closed"
 
 
 # ------------------------------------------------------------------------------------- plumbing
