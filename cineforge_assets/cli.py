@@ -200,6 +200,96 @@ def _remediation_target(instance: Any, run_id: str) -> str | None:
     return None
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Resume a failed run from the failed stage, reusing every upstream materialization.
+
+    Plain case: Dagster re-execution from failure (the UI's "Re-execute from failure"). When the failure
+    says an upstream artifact is unusable, step back to that asset and re-run it and what follows.
+    """
+    ensure_dagster_home()
+    from dagster import (
+        AssetKey,
+        DagsterInstance,
+        DagsterRunStatus,
+        ReexecutionOptions,
+        execute_job,
+        reconstructable,
+    )
+
+    from cineforge_assets.definitions import defs, screenplay_pipeline_job_def
+    from cineforge_assets.jobs import PIPELINE_ASSET_NAMES
+
+    instance = DagsterInstance.get()
+    run = instance.get_run_by_id(args.run_id)
+    if run is None:
+        print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
+        return 2
+    if run.status != DagsterRunStatus.FAILURE:
+        print(
+            f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
+            file=sys.stderr,
+        )
+        return 2
+    partition = run.tags.get("dagster/partition")
+    # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    tags = {"cineforge/resumed_from": run.run_id}
+    if partition:
+        # Re-execution does not inherit the parent's partition tag when tags are given.
+        tags["dagster/partition"] = partition
+    remediate = _remediation_target(instance, run.run_id)
+    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url, contextlib.ExitStack() as stack:
+        run_config = (
+            _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
+        )
+        try:
+            run_config = _reachable_run_config(run_config, stack, args.faults, args.seed)
+        except ProvidersUnreachable as refused:
+            print(f"cineforge: not resuming {run.run_id}: {refused}", file=sys.stderr)
+            refusal = {"partition": partition, "run_id": None, "resumed_from": run.run_id, "success": False}
+            print(json.dumps({**refusal, "refused": str(refused)}))
+            return 2
+        if remediate and remediate in PIPELINE_ASSET_NAMES:
+            selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
+            print(
+                f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}",
+                file=sys.stderr,
+            )
+            result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                asset_selection=[AssetKey(name) for name in selection],
+                run_config=run_config,
+                raise_on_error=False,
+                tags={
+                    k: v
+                    for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
+                    if k != "dagster/partition"
+                },
+            )
+            run_id, success = result.run_id, result.success
+        else:
+            options = ReexecutionOptions.from_failure(run.run_id, instance)
+            with execute_job(
+                reconstructable(screenplay_pipeline_job_def),
+                instance=instance,
+                run_config=run_config,
+                reexecution_options=options,
+                tags=tags,
+                raise_on_error=False,
+            ) as reexecuted:
+                run_id, success = reexecuted.run_id, reexecuted.success
+    summary: dict[str, Any] = {
+        "partition": partition,
+        "run_id": run_id,
+        "resumed_from": run.run_id,
+        "success": success,
+        "artifacts": _artifact_paths(partition) if partition else {},
+    }
+    _add_served_by(instance, summary, _run_mode(run_config))
+    return _finish(instance, summary, "resumed run")
+
+
 class ProvidersUnreachable(Exception):
     """The run's providers cannot be reached: resuming would silently hand its stages to others."""
 
@@ -317,96 +407,6 @@ def _add_served_by(instance: Any, summary: dict[str, Any], mode: str) -> None:
                 f"{mode!r}: its providers failed or were skipped (see each asset's attempts)",
                 file=sys.stderr,
             )
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    """Resume a failed run from the failed stage, reusing every upstream materialization.
-
-    Plain case: Dagster re-execution from failure (the UI's "Re-execute from failure"). When the failure
-    says an upstream artifact is unusable, step back to that asset and re-run it and what follows.
-    """
-    ensure_dagster_home()
-    from dagster import (
-        AssetKey,
-        DagsterInstance,
-        DagsterRunStatus,
-        ReexecutionOptions,
-        execute_job,
-        reconstructable,
-    )
-
-    from cineforge_assets.definitions import defs, screenplay_pipeline_job_def
-    from cineforge_assets.jobs import PIPELINE_ASSET_NAMES
-
-    instance = DagsterInstance.get()
-    run = instance.get_run_by_id(args.run_id)
-    if run is None:
-        print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
-        return 2
-    if run.status != DagsterRunStatus.FAILURE:
-        print(
-            f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
-            file=sys.stderr,
-        )
-        return 2
-    partition = run.tags.get("dagster/partition")
-    # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
-    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    tags = {"cineforge/resumed_from": run.run_id}
-    if partition:
-        # Re-execution does not inherit the parent's partition tag when tags are given.
-        tags["dagster/partition"] = partition
-    remediate = _remediation_target(instance, run.run_id)
-    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url, contextlib.ExitStack() as stack:
-        run_config = (
-            _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
-        )
-        try:
-            run_config = _reachable_run_config(run_config, stack, args.faults, args.seed)
-        except ProvidersUnreachable as refused:
-            print(f"cineforge: not resuming {run.run_id}: {refused}", file=sys.stderr)
-            refusal = {"partition": partition, "run_id": None, "resumed_from": run.run_id, "success": False}
-            print(json.dumps({**refusal, "refused": str(refused)}))
-            return 2
-        if remediate and remediate in PIPELINE_ASSET_NAMES:
-            selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
-            print(
-                f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}",
-                file=sys.stderr,
-            )
-            result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                asset_selection=[AssetKey(name) for name in selection],
-                run_config=run_config,
-                raise_on_error=False,
-                tags={
-                    k: v
-                    for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
-                    if k != "dagster/partition"
-                },
-            )
-            run_id, success = result.run_id, result.success
-        else:
-            options = ReexecutionOptions.from_failure(run.run_id, instance)
-            with execute_job(
-                reconstructable(screenplay_pipeline_job_def),
-                instance=instance,
-                run_config=run_config,
-                reexecution_options=options,
-                tags=tags,
-                raise_on_error=False,
-            ) as reexecuted:
-                run_id, success = reexecuted.run_id, reexecuted.success
-    summary: dict[str, Any] = {
-        "partition": partition,
-        "run_id": run_id,
-        "resumed_from": run.run_id,
-        "success": success,
-        "artifacts": _artifact_paths(partition) if partition else {},
-    }
-    _add_served_by(instance, summary, _run_mode(run_config))
-    return _finish(instance, summary, "resumed run")
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
