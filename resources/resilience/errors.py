@@ -9,7 +9,11 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
   invalid after repair).
 * ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
   quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
-  request.
+  request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
+  the request (GPT-5 and ``temperature``): skip that model only.
+
+``OutputTruncatedError`` (permanent) is not an HTTP answer: the executor raises it when an answer is still
+cut at its output ceiling after the ceiling was raised to the model's limit; the stage splits its work.
 
 ``x-should-retry: false`` on a transient answer (e.g. 529 ``overloaded_error``) keeps it transient: it says
 "not this provider now", never "the request is bad"; ``is_provider_overloaded`` is true for it, so the
@@ -102,6 +106,14 @@ PROVIDER_LEVEL_ERROR_CODES = frozenset(
     }
 )
 _KNOWN_ERROR_CODES = PERMANENT_ERROR_CODES | TRANSIENT_ERROR_CODES | PROVIDER_LEVEL_ERROR_CODES
+# "This model does not take that parameter" (OpenAI's GPT-5 family and o-series on a non-default temperature
+# or on the legacy ``max_tokens``): a verdict on the model, not on the request or the provider. Another
+# model of the chain, even of the same provider, may serve the same request.
+MODEL_LEVEL_ERROR_CODES = frozenset({"unsupported_value", "unsupported_parameter"})
+_KNOWN_ERROR_CODES = _KNOWN_ERROR_CODES | MODEL_LEVEL_ERROR_CODES
+_MODEL_CAPABILITY_PATTERN = re.compile(
+    r"(is )?not supported (with|by|for) this model|only the default \(\S+\) value is supported", re.IGNORECASE
+)
 # Overload answers mean the provider as a whole is shedding load: its other models will not fare better.
 OVERLOAD_STATUSES = frozenset({503, 529})
 OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
@@ -207,6 +219,49 @@ class InvalidModelOutputError(PermanentProviderError):
 
 class ProviderUnavailableError(ProviderError):
     error_class: ClassVar[ErrorClass] = "provider_unavailable"
+
+
+class UnsupportedParameterError(ProviderUnavailableError):
+    """The model does not accept a parameter of the request (e.g. ``temperature`` on GPT-5): model-level.
+
+    Not a verdict on the request (another model may take it unchanged) nor on the provider (its other models
+    may take it): the executor falls to the next model of the chain without retrying or excluding the
+    provider. It is a ``ProviderUnavailableError`` so that, if it ends a stage, it is reported and treated
+    as "no usable model" rather than as a bad request.
+    """
+
+
+class OutputTruncatedError(PermanentProviderError):
+    """The answer was cut at its output ceiling even after the ceiling was raised to the model's limit.
+
+    Permanent for the request as it stands: resending it anywhere pays for the same cut-off answer again
+    (a fallback model with a smaller output limit cannot help). The stage catches this and splits its work
+    into smaller requests. ``max_tokens`` is the ceiling of the last request, ``output_tokens`` what the
+    provider reported using of it.
+    """
+
+    code: ClassVar[str] = "output_truncated"
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        max_tokens: int,
+        output_tokens: int,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"answer truncated at the output ceiling ({output_tokens} of max_tokens={max_tokens} used); "
+            "split the request",
+            provider=provider,
+            model=model,
+            status=200,
+            error_code=self.code,
+            request_id=request_id,
+        )
+        self.max_tokens = max_tokens
+        self.output_tokens = output_tokens
 
 
 class BreakerOpenError(TransientProviderError):
@@ -485,12 +540,14 @@ def classify_http_error(
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
     Precedence: a per-day quota (provider-level ``daily_quota_exhausted``, ``retry_after`` = seconds to the
-    quota's reset) first; then provider-level statuses/codes (incl. billing and bad-key answers); then, unless
-    the status itself is transient, an explicit permanent signal in the body (safety, context overflow,
-    invalid request); then transient statuses/codes (``x-should-retry: false`` keeps them transient: it says
-    "not this provider now", which the executor answers by moving to the next provider, never "the request is
-    bad"); then ``x-should-retry: true``; anything else 4xx is permanent and anything else 5xx transient.
-    ``now`` (aware) is for tests.
+    quota's reset) first; then a model-level capability answer (``unsupported_value`` /
+    ``unsupported_parameter`` or "not supported with this model" on a non-transient 4xx other than
+    401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
+    bad-key answers); then, unless the status itself is transient, an explicit permanent signal in the body
+    (safety, context overflow, invalid request); then transient statuses/codes (``x-should-retry: false``
+    keeps them transient: it says "not this provider now", which the executor answers by moving to the next
+    provider, never "the request is bad"); then ``x-should-retry: true``; anything else 4xx is permanent and
+    anything else 5xx transient. ``now`` (aware) is for tests.
     """
     code, message = _error_code_and_message(body)
     kwargs: dict[str, Any] = {
@@ -507,6 +564,10 @@ def classify_http_error(
         kwargs["error_code"] = DAILY_QUOTA_EXHAUSTED
         kwargs["retry_after"] = seconds_until_daily_quota_reset(now)
         return ProviderUnavailableError(text, **kwargs)
+    if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
+        code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
+    ):
+        return UnsupportedParameterError(text, **kwargs)
     if (
         status in PROVIDER_LEVEL_STATUSES
         or code in PROVIDER_LEVEL_ERROR_CODES
