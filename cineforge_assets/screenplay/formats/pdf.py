@@ -288,6 +288,8 @@ def action_margin(rows: list[Row]) -> float:
 
 
 def _without_revision_mark(segment: Segment) -> Segment:
+    if not segment.text.endswith(("*", "†", "‡")):  # the common case, without a regex scan
+        return segment
     text = _TRAILING_REVISION_MARK_RE.sub("", segment.text)
     if text == segment.text:
         return segment
