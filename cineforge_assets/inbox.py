@@ -343,15 +343,16 @@ def scan_inbox(folder: Path, cursor: InboxCursor, *, now: float, policy: InboxPo
     next_files: dict[str, SeenFile] = {}
     warnings: list[str] = []
     entries, refused_on_sight = inspect_inbox(folder)
-    for refusal in refused_on_sight:
-        if temporary_reason(refusal.name):
-            skipped.append(SkippedFile(refusal.name, "temporary", str(temporary_reason(refusal.name))))
+    for bad in refused_on_sight:
+        temporary = temporary_reason(bad.name)
+        if temporary:
+            skipped.append(SkippedFile(bad.name, "temporary", temporary))
             continue
-        previous = cursor.files.get(refusal.name)
-        seen_before = previous is not None and previous.fingerprint == refusal.fingerprint and previous.refused
-        skipped.append(replace(refusal, new=not seen_before))
-        if refusal.fingerprint:
-            next_files[refusal.name] = SeenFile(refusal.fingerprint, refused=refusal.reason)
+        previous = cursor.files.get(bad.name)
+        seen_before = previous is not None and previous.fingerprint == bad.fingerprint and previous.refused
+        skipped.append(replace(bad, new=not seen_before))
+        if bad.fingerprint:
+            next_files[bad.name] = SeenFile(bad.fingerprint, refused=bad.reason)
     for entry in entries:
         name = entry.name
         reason = temporary_reason(name)
