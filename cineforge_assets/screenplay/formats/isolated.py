@@ -29,22 +29,23 @@ from pathlib import Path
 from typing import Any
 
 from cineforge_assets.screenplay.formats import errors
-from cineforge_assets.screenplay.formats.errors import SourceError, SourceLimitError
+from cineforge_assets.screenplay.formats.errors import CorruptSourceError, SourceError, SourceLimitError
 from cineforge_assets.screenplay.formats.limits import MEMORY_ENV, MIB, TIMEOUT_ENV, SourceLimits
+from cineforge_assets.screenplay.formats.reader import RawSource
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 _CHILD = Path(__file__).with_name("_reader_child.py")
 MEMORY_EXIT = 3
 
 
-def read_source_isolated(path: Path, limits: SourceLimits | None = None) -> Any:
-    """``read_source(path)`` in a child process; returns its ``RawSource`` or raises its ``SourceError``."""
-    from cineforge_assets.screenplay.formats.reader import RawSource
-
+def read_source_isolated(path: Path, limits: SourceLimits | None = None) -> RawSource:
+    """``read_source(path)`` in a child process; returns its ``RawSource`` or raises its ``SourceError``
+    (a crash of the reader is a ``CorruptSourceError``: the same bytes would crash it again)."""
     path = Path(path)
     limits = limits or SourceLimits.from_env()
     env = {
-        **os.environ,
+        # The reader needs no credentials; a child that never holds them cannot leak them.
+        **{k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN", "_SECRET"))},
         "MALLOC_ARENA_MAX": "2",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
     }
@@ -68,11 +69,11 @@ def read_source_isolated(path: Path, limits: SourceLimits | None = None) -> Any:
         raise _rebuild_error(outcome["error"])
     if proc.returncode == MEMORY_EXIT or b"MemoryError" in proc.stderr:
         raise memory_error(path, limits)
-    tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-    raise SourceLimitError(
-        path, _guess(path),
-        f"the reader process ended abnormally (exit {proc.returncode}: {tail[0][:200]}); the file is refused.",
-        "reader process",
+    # Name the exception only: its message could quote the file's contents into logs and metadata.
+    last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+    what = last.split(":", 1)[0][:80] if proc.returncode > 0 else f"killed by signal {-proc.returncode}"
+    raise CorruptSourceError(
+        path, _guess(path), f"the reader failed on this file ({what}); it is refused rather than retried."
     )
 
 

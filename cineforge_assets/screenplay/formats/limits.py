@@ -45,6 +45,7 @@ _CHUNK = MIB
 # parts that inflate past this size, where a high ratio means a bomb.
 _RATIO_FLOOR_BYTES = MIB
 
+MIN_READER_MEMORY_BYTES = 128 * MIB
 SIZE_ENV = "CINEFORGE_MAX_SOURCE_MB"
 EXPANDED_ENV = "CINEFORGE_MAX_EXPANDED_MB"
 MEMORY_ENV = "CINEFORGE_READER_MEMORY_MB"
@@ -75,6 +76,9 @@ class SourceLimits:
                      "max_pdf_pages", "max_pdf_objects", "reader_memory_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.reader_memory_bytes < MIN_READER_MEMORY_BYTES:
+            # Below this the interpreter cannot load the PDF and Word libraries: every file would fail.
+            raise ValueError(f"reader_memory_bytes must be >= {MIN_READER_MEMORY_BYTES // MIB} MiB")
         if self.max_compression_ratio <= 1 or self.reader_timeout_seconds <= 0:
             raise ValueError("max_compression_ratio must be > 1 and reader_timeout_seconds > 0")
 

@@ -148,3 +148,8 @@ def test_the_reader_has_a_wall_clock_limit(corpus_dir: Path) -> None:
     with pytest.raises(SourceLimitError) as caught:
         read_source_isolated(corpus_dir / "Big-Fish.pdf", limits)
     assert "longer than 0.001 s" in str(caught.value) and caught.value.limit == "CINEFORGE_READER_TIMEOUT_SECONDS"
+
+
+def test_a_memory_ceiling_too_low_to_load_the_readers_is_refused_as_configuration() -> None:
+    with pytest.raises(ValueError, match="reader_memory_bytes must be >= 128 MiB"):
+        SourceLimits(reader_memory_bytes=24 * MIB)
