@@ -182,12 +182,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
-    """Refuse ``path`` before anything is copied or run, for the reasons the inbox refuses it: not a
-    regular file (a link unless ``follow_symlinks``), over the size limit, not a screenplay format, over a
-    container limit. The reader checks the same again in ``raw_input``."""
-    from cineforge_assets.screenplay.formats.reader import read_bounded, screen_source
+    """Refuse ``path`` before anything is copied or run when reading it could harm the host, for the
+    reasons the inbox refuses it, in the same words: not a regular file (a link unless
+    ``follow_symlinks``), over the size limit, over a container limit (a bomb). The reader checks the same
+    again in ``raw_input``. A file that is merely not a screenplay (empty, binary, a ``.pdf`` without a PDF
+    header) is left to ``raw_input``, whose failed run names the problem, as it always has."""
+    from cineforge_assets.screenplay.formats.detect import detect_format
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import check_container
+    from cineforge_assets.screenplay.formats.reader import read_bounded
 
-    screen_source(path, read_bounded(path, limits, follow_symlinks=follow_symlinks), limits)
+    data = read_bounded(path, limits, follow_symlinks=follow_symlinks)
+    try:
+        fmt, _confidence = detect_format(path, data)
+    except SourceError:
+        return
+    check_container(path, data, fmt, limits)
 
 
 def _refuse(path: Path, message: str, limit: str | None) -> int:
