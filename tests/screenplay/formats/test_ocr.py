@@ -1,9 +1,9 @@
 """OCR of scanned screenplays: real ocrmypdf/Tesseract on rasterised corpus pages, and clear errors without it.
 
-The fidelity tests turn real corpus pages into pictures (PDFium renders them, Pillow writes an
-image-only PDF, as a scanner would), read that through ``read_source`` and compare the scene
-headings with the text-layer read of the very same pages. The error tests hide programs from PATH
-or put small stand-in ``ocrmypdf`` scripts first on it; no code is patched.
+The fidelity tests turn real corpus pages into pictures (``scans.py`` writes an image-only PDF, as
+a scanner would), read that through ``read_source`` and compare the scene headings with the
+text-layer read of the very same pages. The error tests hide programs from PATH or put small
+stand-in ``ocrmypdf`` scripts first on it; no code is patched.
 """
 
 from __future__ import annotations
@@ -13,48 +13,22 @@ import shutil
 import stat
 from pathlib import Path
 
-import pypdfium2 as pdfium
 import pytest
 from PIL import Image
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader
 
 from cineforge_assets.screenplay.fidelity import SceneDigest, ScriptDigest, compare, digest_fountain
 from cineforge_assets.screenplay.formats import ocr
 from cineforge_assets.screenplay.formats.errors import ScannedPdfError
 from cineforge_assets.screenplay.formats.reader import read_source
 
-SCAN_DPI = 300  # what office scanners default to for text
+from .scans import page_range_pdf, scanned_pdf
+
 HEADING_F1_FLOOR = 0.95
 
 needs_ocr = pytest.mark.skipif(
     bool(ocr.missing_ocr_programs()), reason="ocrmypdf/tesseract not installed (.ci/run installs them)"
 )
-
-
-def _page_range_pdf(source: Path, first: int, last: int) -> bytes:
-    """Pages ``first``..``last - 1`` of ``source``, text layer and all."""
-    reader = PdfReader(source)
-    writer = PdfWriter()
-    for index in range(first, last):
-        writer.add_page(reader.pages[index])
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
-
-
-def _scanned_pdf(source: Path, first: int, last: int, dpi: int = SCAN_DPI) -> bytes:
-    """The same pages as grey-scale pictures only: no text layer left to read."""
-    document = pdfium.PdfDocument(str(source))
-    try:
-        pages = [
-            document[index].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
-            for index in range(first, last)
-        ]
-    finally:
-        document.close()
-    buffer = io.BytesIO()
-    pages[0].save(buffer, format="PDF", save_all=True, append_images=pages[1:], resolution=float(dpi))
-    return buffer.getvalue()
 
 
 def _blank_scan() -> bytes:
@@ -86,8 +60,8 @@ def test_scanned_pages_give_the_headings_of_their_text_layer(
     if not source.exists():
         pytest.skip(f"{source} not in the corpus")
     text_pdf, scan_pdf = tmp_path / "text.pdf", tmp_path / "scan.pdf"
-    text_pdf.write_bytes(_page_range_pdf(source, first, last))
-    scan_pdf.write_bytes(_scanned_pdf(source, first, last))
+    text_pdf.write_bytes(page_range_pdf(source, first, last))
+    scan_pdf.write_bytes(scanned_pdf(source, first, last))
     assert PdfReader(scan_pdf).pages[0].extract_text().strip() == ""  # really image-only
 
     from_text = read_source(text_pdf)
@@ -203,4 +177,3 @@ def test_ocr_budget_and_workers_scale_with_pages() -> None:
     assert ocr.ocr_jobs(3, cpu_count=8) == 3
     assert ocr.ocr_jobs(40, cpu_count=2) == 2
     assert ocr.ocr_jobs(0, cpu_count=2) == 1
-
