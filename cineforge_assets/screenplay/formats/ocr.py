@@ -14,7 +14,7 @@ The options are chosen by measurement (``bench/ocr.py``, BENCHMARKS.md "OCR"): t
 read once and thrown away, so PDF/A conversion and image optimisation (ocrmypdf's defaults) are
 skipped; Tesseract may not emit em or en dashes, because screenplays type dashes as hyphens
 (``INT. OFFICE - DAY``, ``--``) and Courier hyphens scanned were otherwise read as ``—`` often
-enough to break headings (``INT. OFFICE -— DAY``).
+enough to break headings (``INT. OFFICE -— DAY``); none of the seven corpus scripts prints either dash.
 """
 
 from __future__ import annotations
