@@ -76,6 +76,17 @@ def test_scanned_pages_give_the_headings_of_their_text_layer(
     assert report.headings.f1 >= HEADING_F1_FLOOR, (reference.headings, recognised.headings)
 
 
+@needs_ocr
+def test_scan_of_a_blank_page_says_ocr_found_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "blank.pdf"
+    path.write_bytes(_blank_scan())
+
+    with pytest.raises(ScannedPdfError) as caught:
+        read_source(path)
+
+    assert "blank.pdf" in str(caught.value) and "OCR found no text" in str(caught.value)
+
+
 def _path_with(tmp_path: Path, programs: dict[str, str | None]) -> str:
     """A PATH holding only ``programs``: a real one (value None, linked from this machine's PATH) or a script."""
     bin_dir = tmp_path / "bin"
