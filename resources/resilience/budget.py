@@ -1,9 +1,10 @@
-"""Spending caps (per run, per UTC day across the fleet) and billing holds, kept beside the circuit breakers.
+"""Spending caps (per run, per UTC day across the fleet), kept beside the circuit breakers.
 
 The spend lives in the same store the breakers use (the SQLite file beside the Dagster instance, or the
 PostgreSQL database of a multi-host deployment; same URL, read the same way), in its own table, so every
 process of a deployment sees one total. Rows are keyed by scope: ``run:<run_id>`` and ``day:<YYYY-MM-DD>``
-(UTC), plus ``hold:<provider>`` rows whose value is the epoch second a billing hold ends.
+(UTC), ``run:<run_id>/stage:<stage>`` and ``run:<run_id>/premium:<stage>`` for the run's summary. (Billing
+holds are breaker parkings: see ``BillingError``.)
 
 Reserve, then settle. Before a call the executor reserves the call's *estimated* cost (the prompt's estimated
 tokens plus the full output ceiling it sends, at list price) on every capped scope in one transaction; the
@@ -44,7 +45,6 @@ RUN_BUDGET_ENV = "CINEFORGE_RUN_BUDGET_USD"
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
 BUDGET_TABLE = "cineforge_budget"
 DEFAULT_BILLING_HOLD_SECONDS = 3600.0
-_HOLD = "hold:"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 _R = TypeVar("_R")
@@ -389,17 +389,24 @@ def spend_store_from_url(url: str) -> SpendStore:
     raise ValueError(f"unsupported budget store URL scheme {parts.scheme!r}")
 
 
-def day_key(now: float) -> str:
-    return "day:" + datetime.fromtimestamp(now, UTC).date().isoformat()
+LIVE_NAMESPACE = "live"
+
+
+def day_key(now: float, namespace: str = LIVE_NAMESPACE) -> str:
+    """``day:2026-11-30`` (live) or ``day:simulated:2026-11-30``: the UTC day's total in ``namespace``."""
+    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+    return f"day:{day}" if namespace == LIVE_NAMESPACE else f"day:{namespace}:{day}"
 
 
 class SpendLedger:
-    """The executor's view of the money: caps for this run and today, and providers on billing hold.
+    """The executor's view of the money: the caps for this run and for today.
 
     ``clock`` is epoch seconds (the day boundary is UTC midnight). A store failure while reserving propagates
     (the step fails as an environment failure and is retried: a cap nobody can check is not a cap); one while
-    settling or reading holds is logged (the call has happened; a hold that cannot be read costs one more
-    billing error at most).
+    settling is logged (the call has happened and its answer is worth keeping).
+
+    ``namespace`` keeps the daily totals of different modes apart: a simulated drill spends play money and
+    must not eat the live fleet's daily cap in a shared store (run totals are per run id already).
     """
 
     def __init__(
@@ -409,27 +416,30 @@ class SpendLedger:
         *,
         run_id: str | None = None,
         clock: Callable[[], float] = time.time,
-        billing_hold_seconds: float = DEFAULT_BILLING_HOLD_SECONDS,
+        namespace: str = LIVE_NAMESPACE,
     ) -> None:
         self.store = store
         self.caps = caps or BudgetCaps()
         self.run_id = run_id
         self._clock = clock
-        self.billing_hold_seconds = billing_hold_seconds
+        self.namespace = namespace
+
+    def _day_key(self) -> str:
+        return day_key(self._clock(), self.namespace)
 
     def scopes(self) -> list[Scope]:
         scopes: list[Scope] = []
         if self.caps.run_usd is not None and self.run_id:
             scopes.append(Scope(f"run:{self.run_id}", f"per-run (run {self.run_id})", self.caps.run_usd))
         if self.caps.daily_usd is not None:
-            key = day_key(self._clock())
+            key = self._day_key()
             scopes.append(Scope(key, f"daily ({key.removeprefix('day:')} UTC)", self.caps.daily_usd))
         return scopes
 
     def _tracked_keys(self, stage: str | None = None) -> list[str]:
         # Spend is recorded for the run (and its stage) and the day even without caps, so a cap set later sees
         # today's spend and the run's summary has its per-stage figures.
-        keys = [day_key(self._clock())]
+        keys = [self._day_key()]
         if self.run_id:
             keys[:0] = [run_key(self.run_id)] + ([stage_key(self.run_id, stage)] if stage else [])
         return keys
@@ -478,31 +488,10 @@ class SpendLedger:
     def spent(self) -> dict[str, float]:
         """USD spent (and reserved) for this run and today: ``{"run": ..., "day": ...}``."""
         values = self.store.read(self._tracked_keys())
-        out = {"day": values[day_key(self._clock())]}
+        out = {"day": values[self._day_key()]}
         if self.run_id:
             out["run"] = values[run_key(self.run_id)]
         return out
-
-    def hold_billing(self, provider: str) -> float:
-        """Put ``provider`` on billing hold for ``billing_hold_seconds``; returns when the hold ends."""
-        until = self._clock() + self.billing_hold_seconds
-        try:
-            self.store.update(
-                [_HOLD + provider], lambda current: ({_HOLD + provider: max(until, *current.values())}, None)
-            )
-        except Exception:
-            logger.warning("could not record the billing hold of %s", provider, exc_info=True)
-        return until
-
-    def billing_holds(self) -> dict[str, float]:
-        """Providers on billing hold now -> when their hold ends (epoch seconds)."""
-        try:
-            rows = self.store.read_prefix(_HOLD)
-        except Exception:
-            logger.warning("could not read billing holds", exc_info=True)
-            return {}
-        now = self._clock()
-        return {key.removeprefix(_HOLD): until for key, until in rows.items() if until > now}
 
 
 class BudgetExceededError(PermanentProviderError):

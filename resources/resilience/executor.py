@@ -12,8 +12,13 @@ failure                                 decision                    what happens
 ======================================  ==========================  ===================================
 permanent (400, safety, context)        ``stop``                    raised at once, no retry/fallback
 provider unavailable (401/403/404)      ``skip_provider``           provider skipped for this call
+daily quota (``daily_quota_exhausted``) ``skip_provider``           provider parked in the breaker store
+                                                                    until the quota resets: skipped by
+                                                                    every caller, breaker not opened
 transient overload (529/503/overloaded  ``fallback_next_provider``  provider's other models skipped
-/UNAVAILABLE) or breaker open
+/UNAVAILABLE), any transient answer
+with ``x-should-retry: false``, or
+breaker open
 other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
                                                                     honoured, capped; else full jitter)
   ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
@@ -36,14 +41,17 @@ call's estimated cost over a spending   ``fallback_next_model``     next model (
 cap (``SpendLedger``)                   (``over_budget`` skip)      nothing fits: ``BudgetExceededError``
                                                                     (permanent; the offline engine is not
                                                                     a fit: see "Money" below)
-billing refused (``BillingError``:      ``skip_provider``           provider skipped, and put on a
-no credit, ``insufficient_quota``,                                  fleet-wide billing hold (skipped by
-billing disabled)                                                   every call until it ends)
+billing refused (``BillingError``:      ``skip_provider``           provider parked in the breaker store
+no credit, ``insufficient_quota``,                                  for ``billing_hold_seconds`` (default
+billing disabled)                                                   1 h): skipped by every caller, no
+                                                                    retry, breaker not opened
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
-provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
-(``ProviderWarmingError``)              (``provider_warming``)      wait; the chain's last usable real
-                                                                    provider (offline never counts) is
-                                                                    called over budget instead
+provider warming, warm-up budget taken  ``skip_provider``           provider skipped for now, no wait;
+(``ProviderWarmingError``)              (``provider_warming``)      called over budget (its models in
+                                                                    chain order) before the offline
+                                                                    engine or giving up; the chain's
+                                                                    last real provider is called over
+                                                                    budget at once
 ======================================  ==========================  ===================================
 
 Truncation and fallback: a truncated answer is never resent with the same ceiling, and after the one raise
@@ -61,7 +69,8 @@ cost after. A call the caps refuse is skipped for the next model; once a call wa
 does not serve the stage either: a run under a cap must not turn into degraded output without anyone asking
 for it, so the stage fails with ``BudgetExceededError`` naming the cap, the spend and the call refused.
 
-Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
+Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list) and names every provider of
+the chain and why it did not serve (``reasons``), and every record is also
 sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
 from the provider as a success (it is up), and provider-unavailable answers not at all (see breaker.py).
 """
@@ -80,9 +89,17 @@ from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
-from resources.resilience.budget import BudgetExceededError, Refusal, Reservation, SpendLedger
+from resources.resilience.budget import (
+    DEFAULT_BILLING_HOLD_SECONDS,
+    BudgetExceededError,
+    Refusal,
+    Reservation,
+    SpendLedger,
+)
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
+    BILLING_REFUSED,
+    DAILY_QUOTA_EXHAUSTED,
     AllProvidersOpenError,
     BillingError,
     BreakerOpenError,
@@ -92,9 +109,11 @@ from resources.resilience.errors import (
     OutputTruncatedError,
     PermanentProviderError,
     ProviderError,
+    ProviderParkedError,
     ProviderUnavailableError,
     ProviderWarmingError,
     UnsupportedParameterError,
+    describe_reasons,
     is_provider_overloaded,
 )
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
@@ -115,8 +134,6 @@ _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
 _OVER_BUDGET = "over_budget"
-_BILLING = "billing_refused"
-_BILLING_HOLD = "billing_hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +164,8 @@ class _StageRun:
     excluded: dict[str, str] = field(default_factory=dict)
     # provider -> when its open breaker lets calls through again
     reopens_at: dict[str, float] = field(default_factory=dict)
+    # provider -> error code of its latest failed call (for the error that ends a walk without serving)
+    failed: dict[str, str] = field(default_factory=dict)
     last_error: ProviderError | None = None
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
@@ -289,12 +308,6 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
     return _Step(decision)
 
 
-def _why_unusable(provider: str, reason: str | None) -> str:
-    if reason in (_BILLING, _BILLING_HOLD):
-        return f"{provider}: {reason}, add credit to {provider}"
-    return f"{provider}: {reason}"
-
-
 def _usable_after(
     refs: Sequence[ModelRef],
     index: int,
@@ -369,6 +382,7 @@ class ResilientCaller:
         repair: RepairRequest = append_validation_error,
         ledger: SpendLedger | None = None,
         prices: PriceTable | None = None,
+        billing_hold_seconds: float = DEFAULT_BILLING_HOLD_SECONDS,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -385,6 +399,7 @@ class ResilientCaller:
         self._repair = repair
         self.ledger = ledger
         self.prices = prices
+        self.billing_hold_seconds = billing_hold_seconds
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -418,13 +433,19 @@ class ResilientCaller:
             prices=self.prices,
             first=refs[0] if refs else None,
         )
-        if self.ledger is not None:
-            for provider in self.ledger.billing_holds():
-                run.excluded.setdefault(provider, _BILLING_HOLD)
         for index, ref in enumerate(refs):
-            if run.refusal is not None and ref.provider == OFFLINE:
-                run.log(ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap")
-                break
+            if ref.provider == OFFLINE:
+                # A warming provider is unproven, not down: it is called before the degraded offline answer.
+                outcome = self._call_warming_skipped(run, refs, request, parse)
+                if outcome is not None:
+                    return outcome
+                if run.stop_reason is not None:
+                    break
+                if run.refusal is not None:  # under a cap, no silent degraded answer (see "Money")
+                    run.log(
+                        ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap"
+                    )
+                    break
             adapter = self._adapter_for(run, ref)
             if adapter is None:
                 continue
@@ -436,7 +457,31 @@ class ResilientCaller:
                 return outcome
             if run.stop_reason is not None:
                 break
+        if run.stop_reason is None:  # ... and before giving up
+            outcome = self._call_warming_skipped(run, refs, request, parse)
+            if outcome is not None:
+                return outcome
         raise run.fail(self._exhausted(run, refs))
+
+    def _call_warming_skipped(
+        self, run: _StageRun, refs: Sequence[ModelRef], request: CompletionRequest, parse: Callable[[str], T]
+    ) -> CallOutcome[T] | None:
+        """Call the providers skipped as warming (their models in chain order, over the warm-up budget): the
+        last resort before the offline engine or giving up. None if none of them served."""
+        for provider in [p for p, why in run.excluded.items() if why == _WARMING]:
+            del run.excluded[provider]  # once: a failure below excludes it again or moves on
+            for index, ref in enumerate(refs):
+                if ref.provider != provider or provider in run.excluded:
+                    continue
+                run.stop_reason = run.out_of()
+                if run.stop_reason is not None:
+                    return None
+                outcome = self._walk_model(
+                    run, refs, index, self.adapters[provider], request, parse, last_resort=True
+                )
+                if outcome is not None or run.stop_reason is not None:
+                    return outcome
+        return None
 
     def _chain_for(self, stage: str, chain: Sequence[str | ModelRef] | None) -> Sequence[ModelRef]:
         if chain is not None:
@@ -467,14 +512,18 @@ class ResilientCaller:
         adapter: ProviderAdapter,
         request: CompletionRequest,
         parse: Callable[[str], T],
+        *,
+        last_resort: bool = False,
     ) -> CallOutcome[T] | None:
-        """Call one model until it serves (returned), or the walk moves on (None; see ``run``)."""
+        """Call one model until it serves (returned), or the walk moves on (None; see ``run``).
+
+        ``last_resort``: a warming provider's call goes through over its warm-up budget."""
         ref = refs[index]
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
         while True:
-            permit = self._acquire(run, refs, index)
+            permit = self._acquire(run, refs, index, last_resort=last_resort)
             if permit is None:
                 return None
             reservation = self._reserve(run, ref, current_request, permit)
@@ -620,12 +669,19 @@ class ResilientCaller:
             premium = None if actual_usd is None or first_model_usd is None else actual_usd - first_model_usd
             self.ledger.settle(reservation, actual_usd, premium_usd=premium)
 
-    def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
+    def _acquire(
+        self, run: _StageRun, refs: Sequence[ModelRef], index: int, *, last_resort: bool = False
+    ) -> Permit | None:
         """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""
         ref = refs[index]
         try:
             try:
-                return self.breakers.acquire(ref.provider)
+                return self.breakers.acquire(ref.provider, last_resort=last_resort)
+            except ProviderParkedError as parked:
+                # Parked (a daily quota): no outage and no wait worth scheduling; skip it like a 401.
+                run.excluded[ref.provider] = parked.error_code
+                run.log(ref, outcome="skipped", decision="skip_provider", error_code=parked.error_code)
+                return None
             except ProviderWarmingError:
                 if self._usable_provider_after(refs, index, run.excluded):
                     run.excluded[ref.provider] = _WARMING
@@ -688,15 +744,16 @@ class ResilientCaller:
         )
         if isinstance(error, PermanentProviderError):
             raise run.fail(error) from None
+        run.failed[ref.provider] = error.error_code or error.error_class
         if isinstance(error, UnsupportedParameterError):
             pass  # model-level: the provider's other models may still take the request
         elif isinstance(error, BillingError):
-            run.excluded[ref.provider] = _BILLING
-            logger.error("%s (provider on billing hold)", error.message)
-            if self.ledger is not None:
-                self.ledger.hold_billing(ref.provider)
+            run.excluded[ref.provider] = BILLING_REFUSED
+            logger.error("%s (provider skipped by every caller for %.0f s)", error.message, self.billing_hold_seconds)
         elif isinstance(error, ProviderUnavailableError):
-            run.excluded[ref.provider] = _UNAVAILABLE
+            run.excluded[ref.provider] = (
+                DAILY_QUOTA_EXHAUSTED if error.error_code == DAILY_QUOTA_EXHAUSTED else _UNAVAILABLE
+            )
         elif is_provider_overloaded(error):
             run.excluded[ref.provider] = _OVERLOADED
         if step.decision == "stop":
@@ -705,7 +762,13 @@ class ResilientCaller:
 
     def _settle(self, permit: Permit, error: ProviderError) -> None:
         """Tell the breaker what a failed call says about the provider's health."""
-        if isinstance(error, UnsupportedParameterError):
+        if error.error_code == DAILY_QUOTA_EXHAUSTED and error.retry_after:
+            # Not an outage and not worth a retry: every caller skips the provider until the quota resets.
+            self.breakers.park(permit, error.retry_after, DAILY_QUOTA_EXHAUSTED)
+        elif isinstance(error, BillingError):
+            # Nor is an unpaid bill: every caller skips the provider until someone adds credit (or the hold ends).
+            self.breakers.park(permit, self.billing_hold_seconds, BILLING_REFUSED)
+        elif isinstance(error, UnsupportedParameterError):
             self.breakers.record(permit, success=True)  # an answer about the model: the provider is up
         elif isinstance(error, ProviderUnavailableError):
             self.breakers.release(permit)
@@ -714,19 +777,21 @@ class ResilientCaller:
             self.breakers.record(permit, success=isinstance(error, PermanentProviderError))
 
     def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
-        """The error that ends a walk that served nothing."""
+        """The error that ends a walk that served nothing; it names every provider of the chain and why."""
         if run.refusal is not None:
             return BudgetExceededError(run.stage, run.refusal.describe(run.refused or run.stage))
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
-        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, _BILLING, _BILLING_HOLD}
+        reasons = {p: run.excluded.get(p) or run.failed.get(p) or "not_called" for p in providers}
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED, BILLING_REFUSED}
         nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
         if run.reopens_at and nothing_else_failed:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())
-            return AllProvidersOpenError(run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)))
+            return AllProvidersOpenError(
+                run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)), reasons=reasons
+            )
         if nothing_else_failed:
-            why = ", ".join(_why_unusable(p, run.excluded.get(p)) for p in providers)
             return ProviderUnavailableError(
-                f"stage {run.stage!r}: no provider in the chain is usable ({why})",
+                f"stage {run.stage!r}: no provider in the chain is usable ({describe_reasons(reasons)})",
                 error_code="no_usable_provider",
             )
         reason: ExhaustionReason = "chain"
@@ -734,4 +799,4 @@ class ResilientCaller:
             reason = "budget"
         elif run.stop_reason == "deadline":
             reason = "deadline"
-        return ChainExhaustedError(run.stage, reason, last_error=run.last_error)
+        return ChainExhaustedError(run.stage, reason, last_error=run.last_error, reasons=reasons)

@@ -54,14 +54,19 @@ def test_billing_refusal_is_not_retried_and_holds_the_provider_for_the_next_stag
     refused = served.attempts[0]
     assert (refused.error_class, refused.decision) == ("provider_unavailable", "skip_provider")
 
-    ledger = ai.ledger()
-    assert provider in ledger.billing_holds()
-    ledger.store.close()
+    breaker = ai.breaker()
+    parked = breaker.snapshot()[provider]
+    breaker.store.close()
+    assert parked.parked_reason == "billing_refused" and parked.state == "closed"  # parked, not opened
     # The next stage (another process would read the same store) does not call the provider at all.
     again = ai.run_task(stage="project_config", task="project_insights", payload=payload, run_id="r1")
     assert again.model == FALLBACK[provider]
     assert model_calls(sim, FIRST_MODEL[provider]) == 1
-    assert [(a.provider, a.outcome, a.error_code) for a in again.attempts][0] == (provider, "skipped", "billing_hold")
+    assert [(a.provider, a.outcome, a.error_code) for a in again.attempts][0] == (
+        provider,
+        "skipped",
+        "billing_refused",
+    )
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert any(e.get("kind") == "stage_cost" and e["model"] == FALLBACK[provider] for e in events)
 

@@ -35,7 +35,6 @@ from resources.resilience.cost import attempts_cost, fallback_premium
 from resources.resilience.errors import BillingError, ProviderError
 from resources.resilience.executor import ResilientCaller
 from tests.resources.resilience.fakes import (
-    EPOCH,
     FakeAdapter,
     FakeClock,
     RecordingListener,
@@ -186,8 +185,14 @@ def test_budget_lives_in_the_breaker_sqlite_file_beside_the_breakers(tmp_path: P
     breakers.read("anthropic")
     spend = spend_store_from_url(url)
     assert isinstance(spend, SQLiteSpendStore) and spend.path == tmp_path / "cineforge_breakers.sqlite"
-    SpendLedger(spend, clock=FakeClock()).hold_billing("openai")
-    assert SpendLedger(spend_store_from_url(url), clock=FakeClock()).billing_holds() == {"openai": EPOCH + 3600.0}
+    ledger = SpendLedger(spend, BudgetCaps(daily_usd=1.0), clock=FakeClock())
+    assert isinstance(ledger.reserve(0.25), Reservation)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cineforge_breakers.sqlite") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        (value,) = conn.execute("SELECT value FROM cineforge_budget").fetchone()
+    assert "cineforge_budget" in tables and len(tables) >= 2 and value == pytest.approx(0.25)
     breakers.close()
     spend.close()
 
@@ -236,9 +241,10 @@ class World:
         self.adapters = {name: MeteredAdapter(name, r, self.clock) for name, r in responders.items()}
         self.ledger = SpendLedger(self.store, caps, run_id="run-1", clock=self.clock)
         adapters: dict[str, ProviderAdapter] = dict(self.adapters)
+        self.breaker = CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5), clock=self.clock)
         self.caller = ResilientCaller(
             adapters,
-            CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5), clock=self.clock),
+            self.breaker,
             policy=StagePolicy(),
             clock=self.clock,
             sleep=self.clock.sleep,
@@ -361,7 +367,7 @@ def test_a_billing_refusal_is_not_retried_and_holds_the_provider_for_every_later
     assert first.provider == "gemini"
     assert world.calls("openai") == ["gpt-4.1"]  # a 429 insufficient_quota is not waited for nor retried
     assert world.clock.sleeps == []
-    assert set(world.ledger.billing_holds()) == {"openai"}
+    assert world.breaker.snapshot()["openai"].parked_reason == "billing_refused"
     world.caller.call("normalize", REQUEST, parse_ok, chain=chain)
     assert world.calls("openai") == ["gpt-4.1"]  # the hold skips it without a call
     world.clock.advance(3601)
@@ -385,3 +391,12 @@ def test_a_raised_ceiling_the_cap_refuses_ends_the_stage_instead_of_paying_the_n
         world.caller.call("normalize", request, parse_ok)
     assert world.calls("anthropic") == ["claude-sonnet-4-6"] and world.calls("openai") == []
     assert world.ledger.spent()["run"] <= first * 1.5
+
+
+def test_simulated_spend_does_not_count_against_the_live_daily_cap() -> None:
+    store, clock = MemorySpendStore(), FakeClock()
+    drill = SpendLedger(store, BudgetCaps(daily_usd=1.0), clock=clock, namespace="simulated")
+    assert isinstance(drill.reserve(0.9), Reservation)
+    live = SpendLedger(store, BudgetCaps(daily_usd=1.0), clock=clock)
+    assert isinstance(live.reserve(0.9), Reservation)
+    assert live.spent()["day"] == pytest.approx(0.9) and drill.spent()["day"] == pytest.approx(0.9)
