@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster import AssetKey, DagsterInstance
 
 from cineforge_assets.cli import main as cineforge_main
 from resources.resilience.budget import RUN_BUDGET_ENV
@@ -69,6 +70,13 @@ def test_a_run_under_a_cap_below_its_cost_fails_with_the_budget_message_and_neve
     assert full_cost > 0
     assert uncapped["stages"]["extract_scenes"]["provider"] == "anthropic"
 
+    instance = DagsterInstance.get()
+    scenes = instance.get_latest_materialization_event(AssetKey("scenes"))
+    assert scenes is not None and scenes.asset_materialization is not None
+    meta = scenes.asset_materialization.metadata
+    assert meta["cost_usd"].value == pytest.approx(uncapped["stages"]["extract_scenes"]["cost_usd"], abs=1e-6)
+    assert meta["fallback_premium_usd"].value == 0.0
+
     cap = round(full_cost / 10, 6)
     monkeypatch.setenv(RUN_BUDGET_ENV, str(cap))
     calls_before = total_calls(sim)
@@ -91,6 +99,14 @@ def test_a_run_under_a_cap_below_its_cost_fails_with_the_budget_message_and_neve
     assert any(a["error_code"] == "over_budget" for a in attempts)
     # Exactly the calls the budget let through reached the simulator (skips, refusals included, did not).
     assert allowed_calls == sum(1 for a in attempts if a["outcome"] != "skipped")
+    # Raise the cap and resume: the resumed run reports what it cost, per stage, in its last line too.
+    monkeypatch.delenv(RUN_BUDGET_ENV)
+    code = cineforge_main(["resume", capped["run_id"]])
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and resumed["success"], resumed
+    assert resumed["stages"]["extract_scenes"]["provider"] == "anthropic"
+    assert resumed["cost_usd"] == pytest.approx(sum(stage["cost_usd"] for stage in resumed["stages"].values()))
+    assert resumed["cost_usd"] > 0
     if screenplay.stem == "Big-Fish":
         # Big enough that a cheaper fallback's worst case fits where Sonnet's does not: some calls were paid.
         assert allowed_calls >= 1 and capped["cost_usd"] > 0
