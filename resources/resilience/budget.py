@@ -229,6 +229,9 @@ class SQLiteSpendStore:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(
+            "PRAGMA synchronous = NORMAL"
+        )  # as the breakers: WAL stays consistent, a crash may lose the last commits
+        conn.execute(
             f"CREATE TABLE IF NOT EXISTS {BUDGET_TABLE} (scope TEXT PRIMARY KEY, value REAL NOT NULL,"
             " updated_at REAL NOT NULL)"
         )
@@ -311,6 +314,11 @@ class PostgresSpendStore:
                 cur.execute(create)
         except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
             pass  # another process created it concurrently (IF NOT EXISTS is not race-free)
+        with conn, conn.cursor() as cur:
+            # This session only: a commit returns before its WAL record is flushed. Locks and atomicity are
+            # unchanged (no worker can pass a cap); a server crash may forget the last few milliseconds of
+            # spend, which costs far less than an fsync per provider call (see BENCHMARKS.md).
+            cur.execute("SET synchronous_commit = off")
         self._conn, self._pid = conn, os.getpid()
         return conn
 
@@ -320,31 +328,35 @@ class PostgresSpendStore:
         return sql.SQL(template).format(table=sql.Identifier(self.table))
 
     def update(self, keys: Sequence[str], change: Callable[[Values], tuple[Values, _R]]) -> _R:
+        from psycopg2.extras import execute_values
+
         ordered = sorted(set(keys))  # one lock order for every process: no deadlock between two scopes
         with self._lock:
             conn = self._connection()
-            with conn, conn.cursor() as cur:
-                for key in ordered:
-                    cur.execute(
-                        self._sql(
-                            "INSERT INTO {table} (scope, value, updated_at) VALUES (%s, 0, %s)"
-                            " ON CONFLICT (scope) DO NOTHING"
-                        ),
-                        (key, time.time()),
-                    )
+            with conn, conn.cursor() as cur:  # one transaction: commit on success, rollback on error
+                now = time.time()
+                execute_values(
+                    cur,
+                    self._sql(
+                        "INSERT INTO {table} (scope, value, updated_at) VALUES %s ON CONFLICT (scope) DO NOTHING"
+                    ),
+                    [(key, 0.0, now) for key in ordered],
+                )
+                cur.execute(
+                    self._sql("SELECT scope, value FROM {table} WHERE scope = ANY(%s) ORDER BY scope FOR UPDATE"),
+                    (ordered,),
+                )
                 current = dict.fromkeys(keys, 0.0)
-                for key in ordered:
-                    cur.execute(self._sql("SELECT value FROM {table} WHERE scope = %s FOR UPDATE"), (key,))
-                    current[key] = float(cur.fetchone()[0])
+                current.update({scope: float(value) for scope, value in cur.fetchall()})
                 new, result = change(current)
-                for key, value in new.items():
-                    cur.execute(
+                if new:
+                    execute_values(
+                        cur,
                         self._sql(
-                            "INSERT INTO {table} (scope, value, updated_at) VALUES (%s, %s, %s)"
-                            " ON CONFLICT (scope) DO UPDATE SET value = EXCLUDED.value,"
-                            " updated_at = EXCLUDED.updated_at"
+                            "INSERT INTO {table} (scope, value, updated_at) VALUES %s ON CONFLICT (scope)"
+                            " DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"
                         ),
-                        (key, value, time.time()),
+                        [(key, value, now) for key, value in sorted(new.items())],
                     )
             return result
 
