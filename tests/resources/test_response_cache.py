@@ -1,0 +1,42 @@
+"""The content-addressed response cache: keys, atomic writes, damaged entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
+
+PAYLOAD = {"title": "Harbor", "scenes": [{"scene_number": 1, "heading": "INT. KITCHEN - NIGHT"}]}
+
+
+def test_key_changes_with_task_chain_prompt_and_payload_but_not_key_order() -> None:
+    base = cache_key("enrich_scenes", ["claude-sonnet-4-6", "gpt-5.2"], "v1", PAYLOAD)
+    assert base == cache_key("enrich_scenes", ["claude-sonnet-4-6", "gpt-5.2"], "v1", dict(reversed(PAYLOAD.items())))
+    assert base != cache_key("normalize", ["claude-sonnet-4-6", "gpt-5.2"], "v1", PAYLOAD)
+    assert base != cache_key("enrich_scenes", ["gpt-5.2"], "v1", PAYLOAD)
+    assert base != cache_key("enrich_scenes", ["claude-sonnet-4-6", "gpt-5.2"], "v2", PAYLOAD)
+    assert base != cache_key("enrich_scenes", ["claude-sonnet-4-6", "gpt-5.2"], "v1", {**PAYLOAD, "title": "X"})
+    assert prompt_version("a") != prompt_version("b")
+
+
+def test_put_then_get_round_trips_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    key = cache_key("enrich_scenes", ["gpt-5.2"], "v1", PAYLOAD)
+    assert cache.get(key) is None
+    answer = CachedAnswer("enrich_scenes", "openai", "gpt-5.2", {"scenes": [{"scene_number": 1}]})
+    cache.put(key, answer)
+    cache.put(key, answer)  # a second writer of the same part replaces, never tears
+    assert cache.get(key) == answer
+    assert len(cache) == 1
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_a_damaged_entry_is_a_miss_and_is_replaced(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    key = cache_key("normalize", ["gpt-4.1"], "v1", {"text": "x"})
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"task": "normalize", "provi')
+    assert cache.get(key) is None
+    cache.put(key, CachedAnswer("normalize", "openai", "gpt-4.1", {"fountain": "INT. A - DAY\n"}))
+    assert cache.get(key) is not None
