@@ -18,8 +18,6 @@ from cineforge_assets.assets.ai_calls import (
     tag_failure,
 )
 from cineforge_assets.assets.split_calls import (
-    PartOutcome,
-    PartsRun,
     failure_for,
     part_caller,
     parts_metadata,
@@ -199,6 +197,7 @@ def _normalize_prose(
         task="normalize",
         payload_for=lambda part: {"text": chunks[part.start].text},
         max_tokens=limits.max_output_tokens,
+        cache=True,
     )
     run = run_parts([range(i, i + 1) for i in range(len(chunks))], call, concurrency=ai.batch_concurrency)
     if run.failed:
@@ -273,19 +272,17 @@ def _enrich_scenes(
     limits = ai.planning_limits("extract_scenes", "enrich_scenes")
     fixed, costs = enrich_scenes_costs(payload, estimate_tokens)
     batches = plan_batches(costs, Budget.of(CallLimits(limits.context_window, limits.max_output_tokens), fixed))
-    if len(batches) == 1:  # one call, as before splitting existed: nothing to keep for a partial retry
-        single = run_ai_task(context, ai, stage="extract_scenes", task="enrich_scenes", payload=payload)
-        run = PartsRun([PartOutcome(batches[0], result=single)])
-    else:
-        call = part_caller(
-            context,
-            ai,
-            stage="extract_scenes",
-            task="enrich_scenes",
-            payload_for=lambda batch: enrich_scenes_batch(payload, batch),
-            max_tokens=limits.max_output_tokens,
-        )
-        run = run_parts(batches, call, concurrency=ai.batch_concurrency)
+    call = part_caller(
+        context,
+        ai,
+        stage="extract_scenes",
+        task="enrich_scenes",
+        payload_for=lambda batch: enrich_scenes_batch(payload, batch),
+        max_tokens=limits.max_output_tokens if len(batches) > 1 else None,
+        # One call has nothing to keep for a partial retry: only split work goes through the cache.
+        cache=len(batches) > 1,
+    )
+    run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}
     served_by: dict[int, str] = {}
     for outcome in run.served:

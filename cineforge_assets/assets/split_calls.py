@@ -114,8 +114,10 @@ def part_caller(
     task: str,
     payload_for: Callable[[range], dict[str, Any]],
     max_tokens: int | None,
+    cache: bool,
 ) -> PartCall:
-    """One part's call through the resource, its attempts mirrored into the run's event log, cached."""
+    """One part's call through the resource, its attempts mirrored into the run's event log; ``cache``:
+    read and keep the answer in the response cache."""
     listener = DagsterEventListener(context)
     partition = context.partition_key if context.has_partition_key else None
 
@@ -128,7 +130,7 @@ def part_caller(
             run_id=context.run_id,
             partition=partition,
             max_tokens=max_tokens,
-            cache=True,
+            cache=cache,
         )
 
     return call
