@@ -1,12 +1,12 @@
 """Running a stage's work as several model calls: parts in flight together, each failing or falling back alone.
 
 ``run_parts`` sends each part (an ``enrich_scenes`` batch, a ``normalize`` chunk) through the provider
-resource on a bounded thread pool inside the step (the step itself holds one slot of the ``provider_calls``
-pool). Each part walks the stage's fallback chain on its own: a part that fails is retried or falls back by
-the resilience layer without touching the others, and a part whose answer does not fit its model (cut at
-the output ceiling, or a prompt over the context window) is split in two and each half sent again. Parts
-a model answered are kept in the response cache, so when the step fails and is retried or resumed, only the
-missing parts are paid for.
+resource, the first alone and the rest on a bounded thread pool inside the step (the step itself holds one
+slot of the ``provider_calls`` pool). Each part walks the stage's fallback chain on its own: a part that
+fails is retried or falls back by the resilience layer without touching the others, and a part whose answer
+does not fit its model (cut at the output ceiling, or a prompt over the context window) is split in two and
+each half sent again. Parts a model answered are kept in the response cache, so when the step fails and is
+retried or resumed, only the missing parts are paid for.
 
 ``failure_for`` turns what went wrong into the one thing the step raises: a ``RetryRequested`` when every
 failed part met open breakers only, a retryable ``Failure`` when all failures are transient, otherwise a
@@ -97,12 +97,20 @@ def _run_part(part: range, call: PartCall) -> list[PartOutcome]:
 
 
 def run_parts(parts: Sequence[range], call: PartCall, *, concurrency: int) -> PartsRun:
-    """Run ``call`` for each part, ``concurrency`` at a time; outcomes come back in item order."""
-    if len(parts) <= 1 or concurrency <= 1:
-        outcomes = [o for part in parts for o in _run_part(part, call)]
+    """Run ``call`` for each part: the first alone, then the rest ``concurrency`` at a time; outcomes come
+    back in item order.
+
+    The first part goes alone because a provider nobody has seen succeed lately gets only two warm-up calls
+    fleet-wide (see the breaker): parts sent together to a cold provider would be pushed to a fallback
+    model, or all meet a dead provider at once. After one answer the breaker knows who is up.
+    """
+    outcomes = _run_part(parts[0], call) if parts else []
+    rest = list(parts[1:])
+    if len(rest) <= 1 or concurrency <= 1:
+        outcomes += [o for part in rest for o in _run_part(part, call)]
     else:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(parts)), thread_name_prefix="split-part") as pool:
-            outcomes = [o for found in pool.map(lambda p: _run_part(p, call), parts) for o in found]
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(rest)), thread_name_prefix="split-part") as pool:
+            outcomes += [o for found in pool.map(lambda p: _run_part(p, call), rest) for o in found]
     return PartsRun(sorted(outcomes, key=lambda o: o.part.start))
 
 
