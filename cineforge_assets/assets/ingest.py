@@ -278,7 +278,7 @@ def _enrich_scenes(
         stage="extract_scenes",
         task="enrich_scenes",
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
-        max_tokens=limits.max_output_tokens if len(batches) > 1 else None,
+        max_tokens=limits.max_output_tokens,
         # One call has nothing to keep for a partial retry: only split work goes through the cache.
         cache=len(batches) > 1,
     )

@@ -36,7 +36,12 @@ from resources.resilience.errors import AllProvidersOpenError, OutputTruncatedEr
 
 # Error codes and messages by which the providers say a prompt is larger than the model's context window.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "request_too_large"})
-_CONTEXT_PHRASES = ("prompt is too long", "exceeds the maximum number of tokens", "context length")
+_CONTEXT_PHRASES = (
+    "prompt is too long",  # Anthropic
+    "exceed context limit",  # Anthropic: prompt + max_tokens
+    "exceeds the maximum number of tokens",  # Gemini
+    "context length",  # OpenAI's message
+)
 
 
 def needs_smaller_parts(error: ProviderError) -> bool:

@@ -53,5 +53,6 @@ def test_which_errors_ask_for_smaller_parts() -> None:
     assert needs_smaller_parts(truncated)
     assert needs_smaller_parts(PermanentProviderError("x", error_code="context_length_exceeded"))
     assert needs_smaller_parts(PermanentProviderError("prompt is too long: 210000 tokens > 200000 maximum"))
+    assert needs_smaller_parts(PermanentProviderError("The input token count (9) exceeds the maximum number of tokens"))
     assert not needs_smaller_parts(PermanentProviderError("safety", error_code="safety_refusal"))
     assert not needs_smaller_parts(TransientProviderError("overloaded", error_code="overloaded_error"))
