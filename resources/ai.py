@@ -256,7 +256,9 @@ class AIProviderResource(ConfigurableResource):
         """
         key = None
         if cache:
-            key = cache_key(task, self.chain_models(stage), prompt_version(system_prompt(task)), payload)
+            # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
+            chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
+            key = cache_key(task, chain, prompt_version(system_prompt(task)), payload)
             hit = self.response_cache().get(key)
             if hit is not None and hit.task == task:
                 value = RESPONSE_MODELS[task].model_validate(hit.value)

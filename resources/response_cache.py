@@ -4,7 +4,8 @@ A stage that splits its work (``enrich_scenes`` batches, ``normalize`` chunks) k
 answered here; when one part fails and the step is retried or the run resumed, the parts already answered
 are read back instead of paid for again.
 
-Key: SHA-256 of the task, the model chain the call would walk, the prompt version (a hash of the task's
+Key: SHA-256 of the task, the model chain the call would walk (with the provider mode: simulated answers never
+serve a live run), the prompt version (a hash of the task's
 system prompt, which carries its instructions and response schema) and the payload's canonical JSON. Any
 change to the prompt, the schema, the chain or the input is a different key, so a stale answer is never
 served; nothing is ever updated in place. Entries are files ``<root>/<key[:2]>/<key>.json`` written to a
