@@ -78,7 +78,7 @@ class PartsRun:
 
     @property
     def calls(self) -> int:
-        """Parts answered by a call (not the cache)."""
+        """Parts a model answered in this run (not read from the cache); retries are in the attempts."""
         return sum(1 for o in self.served if o.result is not None and not o.result.cached)
 
     @property
@@ -161,7 +161,7 @@ def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:
         "model": model,
         "final_error_class": errors[-1] if errors else "none",
         f"{unit}_parts": len(run.outcomes),
-        "model_calls": run.calls,
+        "parts_from_models": run.calls,
         "parts_from_cache": run.from_cache,
         "parts_split_again": sum(1 for o in run.outcomes if o.splits),
         "served_by": MetadataValue.json(dict(served_by)),

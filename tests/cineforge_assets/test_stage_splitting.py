@@ -164,7 +164,7 @@ def test_big_fish_scenes_are_enriched_by_models_in_batches_that_fit_the_limits(
     assert minimum > 1
     assert len(calls) <= 1.1 * minimum
     meta = instance.get_latest_materialization_event(AssetKey("scenes")).asset_materialization.metadata
-    assert meta["enrich_parts"].value == len(calls) and meta["model_calls"].value == len(calls)
+    assert meta["enrich_parts"].value == len(calls) and meta["parts_from_models"].value == len(calls)
 
 
 def test_big_fish_completes_on_the_fallbacks_with_the_chains_first_model_down(
