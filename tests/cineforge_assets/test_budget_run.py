@@ -9,6 +9,7 @@ the calls the budget let through: the run's non-skipped attempts.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cineforge_assets.cli import main as cineforge_main
 from resources.resilience.budget import RUN_BUDGET_ENV
 from resources.simulator import ProviderSimulator
 
-pytestmark = pytest.mark.usefixtures("data_root", "dagster_home")
+pytestmark = pytest.mark.usefixtures("dagster_home")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -59,6 +60,7 @@ def screenplay(request: pytest.FixtureRequest) -> Path:
 
 def test_a_run_under_a_cap_below_its_cost_fails_with_the_budget_message_and_never_spends_past_it(
     screenplay: Path,
+    data_root: Path,
     sim: ProviderSimulator,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -79,6 +81,8 @@ def test_a_run_under_a_cap_below_its_cost_fails_with_the_budget_message_and_neve
 
     cap = round(full_cost / 10, 6)
     monkeypatch.setenv(RUN_BUDGET_ENV, str(cap))
+    # Forget the split stages' cached answers: the capped run must pay for its calls again.
+    shutil.rmtree(data_root / "cache", ignore_errors=True)
     calls_before = total_calls(sim)
     code, capped, stderr = ingest(screenplay, capsys)
     allowed_calls = total_calls(sim) - calls_before
