@@ -111,25 +111,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     from dagster import DagsterInstance
 
+    from cineforge_assets.crashed_runs import run_worker_tags
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
-    from cineforge_assets.sources import register_source
+    from cineforge_assets.sources import SourceConflictError, register_source_version
 
     path = Path(args.file)
     try:
-        partition = register_source(path)
+        registered = register_source_version(path, replace=args.replace)
     except OSError as exc:
         print(f"cineforge: cannot read {path}: {exc}", file=sys.stderr)
         print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
         return 2
+    except SourceConflictError as exc:
+        print(f"cineforge: {exc}", file=sys.stderr)
+        print(
+            json.dumps({"partition": exc.partition_key, "run_id": None, "success": False, "artifacts": {}})
+        )
+        return 2
+    partition = registered.partition_key
     instance = DagsterInstance.get()
     if screenplay_partitions.name and not instance.has_dynamic_partition(
         screenplay_partitions.name, partition
     ):
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
-    tags = {"cineforge/source": path.name, "cineforge/provider": args.provider}
+    tags = {
+        "cineforge/source": path.name,
+        "cineforge/provider": args.provider,
+        **registered.run_tags(),
+        **run_worker_tags(),
+    }
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
         if executor_name() in ("in_process", "inprocess"):
@@ -199,6 +212,33 @@ def _remediation_target(instance: Any, run_id: str) -> str | None:
     return None
 
 
+def _fail_if_crashed(instance: Any, run: Any) -> Any | None:
+    """A STARTING/STARTED run whose process is gone is marked failed (then resumed like any failed run);
+    one still running, or whose process cannot be checked from here, is left alone (None)."""
+    from cineforge_assets.crashed_runs import fail_run_if_worker_gone
+
+    liveness, reason = fail_run_if_worker_gone(instance, run)
+    if liveness == "gone":
+        print(f"cineforge: run {run.run_id} was {run.status.value} but {reason}: marked it failed", file=sys.stderr)
+        return instance.get_run_by_id(run.run_id)
+    verdict = "still running" if liveness == "alive" else "not checkable from here"
+    print(
+        f"cineforge: run {run.run_id} is {run.status.value}, {verdict} ({reason}): nothing to resume",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _resumed_run_tags(parent_tags: Any) -> dict[str, str]:
+    """Re-execution does not inherit tags: the resumed run reads the same source version as its parent
+    and names this process as its worker (so a crash of the resume is itself resumable)."""
+    from cineforge_assets.crashed_runs import run_worker_tags
+    from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
+
+    kept = {k: parent_tags[k] for k in (SOURCE_PATH_TAG, SOURCE_SHA256_TAG) if k in parent_tags}
+    return {**kept, **run_worker_tags()}
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Resume a failed run from the failed stage, reusing every upstream materialization.
 
@@ -223,6 +263,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if run is None:
         print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
         return 2
+    if run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
+        run = _fail_if_crashed(instance, run)
+        if run is None:
+            return 2
     if run.status != DagsterRunStatus.FAILURE:
         print(
             f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
@@ -232,7 +276,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     partition = run.tags.get("dagster/partition")
     # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    tags = {"cineforge/resumed_from": run.run_id}
+    tags = {"cineforge/resumed_from": run.run_id, **_resumed_run_tags(run.tags)}
     if partition:
         # Re-execution does not inherit the parent's partition tag when tags are given.
         tags["dagster/partition"] = partition
@@ -304,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="none", help="simulator fault profile (with --provider simulated)"
     )
     ingest.add_argument("--seed", type=int, default=0)
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the partition's source even when it was registered from a differently named file",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     resume = sub.add_parser(

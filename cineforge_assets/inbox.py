@@ -11,7 +11,7 @@ cursor remembers, per file name, the content hash it last acted on. Rules, in th
 * a file over ``max_bytes``, with an unsupported extension, or whose bytes are not a screenplay format
   (``formats.detect``) is refused, with the reason logged once per version of the file;
 * a file whose size or mtime changed but whose SHA-256 did not (``touch``, a re-copy) is unchanged;
-* anything else is accepted: a new partition key (``paths.partition_key_for``) and a run keyed
+* anything else is accepted: a new partition key (``partitions.partition_key_for``) and a run keyed
   ``name:sha256``, so a changed file runs again and the same content never runs twice.
 
 Two files that slug to the same partition key in one tick (``ledger.pdf`` and ``ledger.fountain``):
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from cineforge_assets.paths import partition_key_for
+from cineforge_assets.partitions import partition_key_for
 from cineforge_assets.screenplay.formats.detect import detect_format
 from cineforge_assets.screenplay.formats.errors import SourceError
 
