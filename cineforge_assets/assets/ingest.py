@@ -4,10 +4,11 @@ Each asset is a thin shell: read upstream, call a pure domain function (and, whe
 the provider resource), report what happened as ``MaterializeResult`` metadata.
 """
 
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -21,9 +22,11 @@ from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     RAW_INPUT_HAS_TEXT,
     SCENES_NOT_EMPTY,
+    SCENES_PLAUSIBLE,
     evaluate_canonical_script,
     evaluate_raw_input,
     evaluate_scenes,
+    evaluate_scenes_plausible,
 )
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
@@ -31,8 +34,9 @@ from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.screenplay.formats.reader import RawSource, read_source
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
 from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
+from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
-from cineforge_assets.screenplay.scenes import scenes_dataframe, split_scenes
+from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
 from resources.ai import AIProviderResource
 
@@ -48,6 +52,7 @@ class CanonicalScript(BaseModel):
     elements: list[Element]
     element_counts: dict[str, int]
     source_format: str
+    source_file: str = Field(default="", description="The source's file name ('' in older artifacts)")
     page_count: int | None = None
     normalized_by: str = Field(description="'deterministic' or the provider/model that rewrote the input")
 
@@ -207,6 +212,7 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
         elements=script.elements,
         element_counts=counts,
         source_format=raw_input.format,
+        source_file=raw_input.file_name,
         page_count=raw_input.page_count,
         normalized_by=normalized_by,
     )
@@ -236,7 +242,7 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
 @asset(
     partitions_def=screenplay_partitions,
     group_name=GROUP,
-    check_specs=[SCENES_NOT_EMPTY],
+    check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
@@ -252,6 +258,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     )
     script = canonical_script.script()
     records = split_scenes(script, canonical_script.fountain)
+    plausible = _require_plausible_split(context, canonical_script, records)
     df = scenes_dataframe(records)
     check = evaluate_scenes(df)
     ai_meta: dict[str, Any] = {}
@@ -277,8 +284,33 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
             else MetadataValue.md("_no scenes_"),
             **ai_meta,
         },
-        check_results=[check],
+        check_results=[check, plausible],
     )
+
+
+def _require_plausible_split(
+    context: AssetExecutionContext, canonical_script: CanonicalScript, records: list[SceneRecord]
+) -> AssetCheckResult:
+    """Stop before anything is written when the split cannot be right for the source (2 scenes from
+    124 pages): a permanent failure, since reading the same file again gives the same split, and the
+    previous materialization of ``scenes`` stays as it was."""
+    file_name = canonical_script.source_file or context.partition_key
+    assessment = assess_scene_split(
+        records,
+        source_pages=canonical_script.page_count,
+        estimated_pages=estimate_page_count(canonical_script.elements),
+        judged=canonical_script.normalized_by == "deterministic",
+    )
+    check = evaluate_scenes_plausible(assessment, file_name)
+    if not check.passed:
+        tag_failure(context, "permanent", "scenes")
+        raise Failure(
+            description=f"{check.description}. The reader did not recover this script's structure; "
+            "not retried (the same file reads the same way): check the file or report it with the file attached",
+            metadata={"error_class": "permanent", "file": file_name, **check.metadata},
+            allow_retries=False,
+        )
+    return check
 
 
 @asset(
@@ -299,7 +331,11 @@ def project_config(
     script = canonical_script.script()
     records = split_scenes(script, canonical_script.fountain)
     base = build_project_config(
-        script, records, source_format=raw_input.format, page_count=raw_input.page_count
+        script,
+        records,
+        source_format=raw_input.format,
+        page_count=raw_input.page_count,
+        fallback_title=PurePath(raw_input.file_name).stem,
     )
     payload = project_insights_payload(base, records, scenes.get("summary", pd.Series(dtype=str)))
     result = run_ai_task(context, ai, stage="project_config", task="project_insights", payload=payload)
@@ -314,6 +350,8 @@ def project_config(
         value=artifact,
         metadata={
             "title": artifact.title,
+            "authors": MetadataValue.json(artifact.authors),
+            "title_page_left_out": MetadataValue.json(artifact.title_page_left_out),
             "scene_count": artifact.scene_count,
             "estimated_runtime_minutes": artifact.estimated_runtime_minutes,
             "genre": artifact.genre,

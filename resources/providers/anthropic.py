@@ -3,7 +3,11 @@
 Wire format: headers ``x-api-key`` and ``anthropic-version: 2023-06-01``; body ``{model, max_tokens,
 system, messages, temperature}``; the answer is the concatenated ``text`` content blocks. Every
 response carries a ``request-id`` header. ``stop_reason: "refusal"`` means the model declined for
-safety reasons: permanent, ``error_code="safety_refusal"``.
+safety reasons: permanent, ``error_code="safety_refusal"``. ``stop_reason: "max_tokens"`` means the answer
+was cut at the ceiling: the completion comes back ``truncated`` (the executor decides what follows).
+
+Limits (``resources.providers.limits``): ``max_tokens`` is capped at the model's output limit and
+``temperature`` is sent only to a model that accepts it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import httpx
 
 from resources.providers.base import Completion, CompletionRequest
 from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import PermanentProviderError, request_id_from
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -28,12 +33,14 @@ class AnthropicAdapter(HttpProviderAdapter):
         super().__init__(api_key, base_url, client)
 
     def request_body(self, model: str, request: CompletionRequest) -> dict[str, Any]:
+        limits = limits_for(self.name, model)
         body: dict[str, Any] = {
             "model": model,
-            "max_tokens": request.max_tokens,
+            "max_tokens": limits.output_ceiling(request.max_tokens),
             "messages": [{"role": "user", "content": request.prompt}],
-            "temperature": request.temperature,
         }
+        if limits.accepts(TEMPERATURE):
+            body["temperature"] = request.temperature
         if request.system:
             body["system"] = request.system
         return body
@@ -44,12 +51,9 @@ class AnthropicAdapter(HttpProviderAdapter):
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
         }
+        body = self.request_body(model, request)
         data, response_headers = self.post_json(
-            model=model,
-            url=f"{self.base_url}/v1/messages",
-            headers=headers,
-            body=self.request_body(model, request),
-            timeout=timeout,
+            model=model, url=f"{self.base_url}/v1/messages", headers=headers, body=body, timeout=timeout
         )
         request_id = request_id_from(response_headers)
         blocks = data.get("content")
@@ -77,4 +81,6 @@ class AnthropicAdapter(HttpProviderAdapter):
             request_id=request_id,
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
+            truncated=data.get("stop_reason") == "max_tokens",
+            max_tokens=body["max_tokens"],
         )

@@ -26,12 +26,17 @@ class CompletionRequest(BaseModel):
 
 
 class Completion(BaseModel):
+    """One answer. ``truncated``: the provider stopped at the output ceiling (``max_tokens``, the ceiling the
+    adapter actually sent), so ``text`` is cut off and must not be taken as the whole answer."""
+
     provider: str
     model: str
     text: str
     request_id: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    truncated: bool = False
+    max_tokens: int | None = None
 
 
 class ProviderAdapter(Protocol):

@@ -12,6 +12,11 @@ the body (``google.rpc.RetryInfo.retryDelay: "20s"``), not in a ``retry-after`` 
 copies it into ``retry_after`` when no header gave one.
 
 Gemini sends no request-id header; ``responseId`` from a successful body is used as ``request_id``.
+
+``finishReason: "MAX_TOKENS"`` means the answer was cut at ``maxOutputTokens`` (it may then carry no
+parts at all, when thinking used the whole ceiling): the completion comes back ``truncated``. The ceiling
+is capped at the model's output limit and ``temperature`` is sent only to a model that accepts it
+(``resources.providers.limits``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import httpx
 
 from resources.providers.base import Completion, CompletionRequest
 from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,
@@ -65,11 +71,11 @@ class GeminiAdapter(HttpProviderAdapter):
     ) -> None:
         super().__init__(api_key, base_url, client)
 
-    def request_body(self, request: CompletionRequest) -> dict[str, Any]:
-        generation_config: dict[str, Any] = {
-            "temperature": request.temperature,
-            "maxOutputTokens": request.max_tokens,
-        }
+    def request_body(self, request: CompletionRequest, model: str = "") -> dict[str, Any]:
+        limits = limits_for(self.name, model)
+        generation_config: dict[str, Any] = {"maxOutputTokens": limits.output_ceiling(request.max_tokens)}
+        if limits.accepts(TEMPERATURE):
+            generation_config["temperature"] = request.temperature
         if request.json_output:
             generation_config["responseMimeType"] = "application/json"
         body: dict[str, Any] = {
@@ -84,10 +90,10 @@ class GeminiAdapter(HttpProviderAdapter):
         headers = {"x-goog-api-key": self._api_key, "content-type": "application/json"}
         model_id = model.removeprefix("models/")  # both spellings are common in Google's own docs
         url = f"{self.base_url}/v1beta/models/{quote(model_id, safe='.-_')}:generateContent"
-        data, response_headers = self.post_json(
-            model=model, url=url, headers=headers, body=self.request_body(request), timeout=timeout
-        )
-        return self._completion(model, data, response_headers)
+        body = self.request_body(request, model_id)
+        data, response_headers = self.post_json(model=model, url=url, headers=headers, body=body, timeout=timeout)
+        completion = self._completion(model, data, response_headers)
+        return completion.model_copy(update={"max_tokens": body["generationConfig"]["maxOutputTokens"]})
 
     def refine_http_error(self, error: ProviderError, response: httpx.Response) -> ProviderError:
         if error.retry_after is None:
@@ -118,6 +124,9 @@ class GeminiAdapter(HttpProviderAdapter):
             )
         content = as_dict(candidate.get("content"))
         parts = content.get("parts")
+        truncated = finish_reason == "MAX_TOKENS"
+        if truncated and parts is None:
+            parts = []  # thinking took the whole ceiling: a cut answer with no text, not a malformed one
         if not isinstance(parts, list):
             raise self.malformed(model, headers, 200, "candidate has no content parts")
         text = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought"))
@@ -129,6 +138,7 @@ class GeminiAdapter(HttpProviderAdapter):
             request_id=request_id,
             input_tokens=int(usage.get("promptTokenCount") or 0),
             output_tokens=int(usage.get("candidatesTokenCount") or 0),
+            truncated=truncated,
         )
 
     def _safety(self, model: str, request_id: str | None, message: str) -> PermanentProviderError:

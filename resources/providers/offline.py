@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from resources.providers import prompts
+from resources.providers import limits, prompts
 from resources.providers.base import Completion, CompletionRequest
 
 # ---------------------------------------------------------------- lexicons
@@ -552,8 +552,8 @@ def answer_prompt(system: str, prompt: str) -> tuple[str | None, dict[str, Any]]
     return None, generic_answer(f"{system}\n{prompt}")
 
 
-def estimate_tokens(text: str) -> int:
-    return max(1, len(text) // 4)
+# Usage figures use the limits table's estimate, the one the simulator reports and stages size work with.
+estimate_tokens = limits.estimate_tokens
 
 
 class OfflineAdapter:
@@ -574,6 +574,8 @@ class OfflineAdapter:
             request_id=None,
             input_tokens=estimate_tokens(request.system + request.prompt),
             output_tokens=estimate_tokens(text),
+            # the offline engine never cuts its answer: it is the chain's last resort
+            max_tokens=request.max_tokens,
         )
 
     def close(self) -> None:

@@ -6,7 +6,12 @@ identifies the request. ``finish_reason: "content_filter"`` or a non-null ``mess
 safety refusal: permanent, ``error_code="safety_refusal"``.
 
 ``max_completion_tokens`` rather than the deprecated ``max_tokens``: the reasoning models reject
-``max_tokens`` with a 400.
+``max_tokens`` with a 400. ``finish_reason: "length"`` means the answer was cut at that ceiling: the
+completion comes back ``truncated``.
+
+Limits (``resources.providers.limits``): the ceiling is capped at the model's output limit, and
+``temperature`` is sent only to a model that accepts it: the GPT-5 family and the o-series answer any
+value but the default with 400 ``unsupported_value``, so they get none (their default).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import httpx
 
 from resources.providers.base import Completion, CompletionRequest
 from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import PermanentProviderError, request_id_from
 
 
@@ -33,24 +39,23 @@ class OpenAIAdapter(HttpProviderAdapter):
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages.append({"role": "user", "content": request.prompt})
+        limits = limits_for(self.name, model)
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
-            "max_completion_tokens": request.max_tokens,
-            "temperature": request.temperature,
+            "max_completion_tokens": limits.output_ceiling(request.max_tokens),
         }
+        if limits.accepts(TEMPERATURE):
+            body["temperature"] = request.temperature
         if request.json_output:
             body["response_format"] = {"type": "json_object"}
         return body
 
     def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
         headers = {"authorization": f"Bearer {self._api_key}", "content-type": "application/json"}
+        body = self.request_body(model, request)
         data, response_headers = self.post_json(
-            model=model,
-            url=f"{self.base_url}/chat/completions",
-            headers=headers,
-            body=self.request_body(model, request),
-            timeout=timeout,
+            model=model, url=f"{self.base_url}/chat/completions", headers=headers, body=body, timeout=timeout
         )
         request_id = request_id_from(response_headers)
         choices = data.get("choices")
@@ -79,4 +84,6 @@ class OpenAIAdapter(HttpProviderAdapter):
             request_id=request_id,
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
+            truncated=choice.get("finish_reason") == "length",
+            max_tokens=body["max_completion_tokens"],
         )

@@ -8,7 +8,11 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
   ``invalid_request_error``/``INVALID_ARGUMENT``, safety refusals, context overflow, output that stays
   invalid after repair).
 * ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404): skip it, never retry it,
-  but other providers may still serve the request.
+  but other providers may still serve the request. Its subclass ``UnsupportedParameterError`` is narrower:
+  the *model* does not take a parameter of the request (GPT-5 and ``temperature``): skip that model only.
+
+``OutputTruncatedError`` (permanent) is not an HTTP answer: the executor raises it when an answer is still
+cut at its output ceiling after the ceiling was raised to the model's limit; the stage splits its work.
 
 The error keeps what an operator needs to chase it with the provider: request id, error code, provider
 message, HTTP status and any ``retry-after`` hint. Messages are scrubbed of anything shaped like an API key,
@@ -93,6 +97,14 @@ PROVIDER_LEVEL_ERROR_CODES = frozenset(
     }
 )
 _KNOWN_ERROR_CODES = PERMANENT_ERROR_CODES | TRANSIENT_ERROR_CODES | PROVIDER_LEVEL_ERROR_CODES
+# "This model does not take that parameter" (OpenAI's GPT-5 family and o-series on a non-default temperature
+# or on the legacy ``max_tokens``): a verdict on the model, not on the request or the provider. Another
+# model of the chain, even of the same provider, may serve the same request.
+MODEL_LEVEL_ERROR_CODES = frozenset({"unsupported_value", "unsupported_parameter"})
+_KNOWN_ERROR_CODES = _KNOWN_ERROR_CODES | MODEL_LEVEL_ERROR_CODES
+_MODEL_CAPABILITY_PATTERN = re.compile(
+    r"(is )?not supported (with|by|for) this model|only the default \(\S+\) value is supported", re.IGNORECASE
+)
 # Overload answers mean the provider as a whole is shedding load: its other models will not fare better.
 OVERLOAD_STATUSES = frozenset({503, 529})
 OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
@@ -184,6 +196,49 @@ class InvalidModelOutputError(PermanentProviderError):
 
 class ProviderUnavailableError(ProviderError):
     error_class: ClassVar[ErrorClass] = "provider_unavailable"
+
+
+class UnsupportedParameterError(ProviderUnavailableError):
+    """The model does not accept a parameter of the request (e.g. ``temperature`` on GPT-5): model-level.
+
+    Not a verdict on the request (another model may take it unchanged) nor on the provider (its other models
+    may take it): the executor falls to the next model of the chain without retrying or excluding the
+    provider. It is a ``ProviderUnavailableError`` so that, if it ends a stage, it is reported and treated
+    as "no usable model" rather than as a bad request.
+    """
+
+
+class OutputTruncatedError(PermanentProviderError):
+    """The answer was cut at its output ceiling even after the ceiling was raised to the model's limit.
+
+    Permanent for the request as it stands: resending it anywhere pays for the same cut-off answer again
+    (a fallback model with a smaller output limit cannot help). The stage catches this and splits its work
+    into smaller requests. ``max_tokens`` is the ceiling of the last request, ``output_tokens`` what the
+    provider reported using of it.
+    """
+
+    code: ClassVar[str] = "output_truncated"
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        max_tokens: int,
+        output_tokens: int,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"answer truncated at the output ceiling ({output_tokens} of max_tokens={max_tokens} used); "
+            "split the request",
+            provider=provider,
+            model=model,
+            status=200,
+            error_code=self.code,
+            request_id=request_id,
+        )
+        self.max_tokens = max_tokens
+        self.output_tokens = output_tokens
 
 
 class BreakerOpenError(TransientProviderError):
@@ -371,7 +426,9 @@ def classify_http_error(
 ) -> ProviderError:
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
-    Precedence: provider-level statuses/codes (incl. billing and bad-key answers) first; then, unless the
+    Precedence: a model-level capability answer (``unsupported_value`` / ``unsupported_parameter`` or "not
+    supported with this model" on a non-transient 4xx other than 401/403/404 -> ``UnsupportedParameterError``)
+    first; then provider-level statuses/codes (incl. billing and bad-key answers) first; then, unless the
     status itself is transient, an explicit permanent signal in the body (safety, context overflow, invalid
     request); then transient statuses/codes (``x-should-retry: false`` demotes them to permanent); then
     ``x-should-retry: true``; anything else 4xx is permanent and anything else 5xx transient.
@@ -387,6 +444,10 @@ def classify_http_error(
         "should_retry": _should_retry_header(headers),
     }
     text = message or f"HTTP {status}"
+    if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
+        code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
+    ):
+        return UnsupportedParameterError(text, **kwargs)
     if (
         status in PROVIDER_LEVEL_STATUSES
         or code in PROVIDER_LEVEL_ERROR_CODES

@@ -24,6 +24,13 @@ other transient (429, 500, timeout)     ``retry_same_model``        after ``dela
   left in the chain
 invalid output (``parse`` raised)       ``retry_same_model`` once   prompt + validation error appended;
                                                                     then ``InvalidModelOutputError``
+answer cut at its output ceiling        ``retry_same_model`` once   ceiling raised to the model's limit
+(``Completion.truncated``)                                          (less the prompt, within the context
+                                                                    window); cut again, or no room to
+                                        ``stop``                    raise: ``OutputTruncatedError``
+model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
+``unsupported_value``: GPT-5 and
+``temperature``)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
 provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
@@ -31,6 +38,12 @@ provider warming, warm-up budget taken  ``skip_provider``           provider ski
                                                                     provider (offline never counts) is
                                                                     called over budget instead
 ======================================  ==========================  ===================================
+
+Truncation and fallback: a truncated answer is never resent with the same ceiling, and after the one raise
+it is not handed to the next model either. A fallback model with a smaller output limit cannot fit what
+did not fit here, and one with a larger limit would pay the whole output again for an answer the stage can
+get cheaper and bounded by splitting its work into smaller requests; so ``OutputTruncatedError`` goes
+straight to the stage, which splits.
 
 Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
 sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
@@ -47,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
+from resources.providers.limits import estimate_tokens, limits_for
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
@@ -56,10 +70,12 @@ from resources.resilience.errors import (
     ChainExhaustedError,
     ExhaustionReason,
     InvalidModelOutputError,
+    OutputTruncatedError,
     PermanentProviderError,
     ProviderError,
     ProviderUnavailableError,
     ProviderWarmingError,
+    UnsupportedParameterError,
     is_provider_overloaded,
 )
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
@@ -143,6 +159,7 @@ class _StageRun:
         breaker_state: BreakerState | None = None,
         request_id: str | None = None,
         ts: float | None = None,
+        completion: Completion | None = None,
     ) -> AttemptRecord:
         # trusted: every field is typed here already, and validation would cost more than the rest of the
         # layer's per-call work.
@@ -164,6 +181,10 @@ class _StageRun:
             breaker_state=breaker_state,
             run_id=self.run_id,
             partition=self.partition,
+            input_tokens=completion.input_tokens if completion else None,
+            output_tokens=completion.output_tokens if completion else None,
+            max_tokens=completion.max_tokens if completion else None,
+            truncated=completion.truncated if completion else False,
         )
         self.attempts.append(record)
         for listener in self.listeners:
@@ -202,6 +223,8 @@ def _after_failure(
     """
     if isinstance(error, PermanentProviderError):
         return _Step("stop", terminal_reason=error.error_code or "permanent_error")
+    if isinstance(error, UnsupportedParameterError):
+        return _fallback("fallback_next_model", run, next_model_exists)
     if isinstance(error, ProviderUnavailableError):
         return _fallback("skip_provider", run, next_provider_exists)
     if is_provider_overloaded(error):
@@ -392,7 +415,7 @@ class ResilientCaller:
         """Call one model until it serves (returned), or the walk moves on (None; see ``run``)."""
         ref = refs[index]
         model_calls = retries = 0
-        repaired = False
+        repaired = ceiling_raised = False
         current_request = request
         while True:
             permit = self._acquire(run, refs, index)
@@ -417,6 +440,32 @@ class ResilientCaller:
             finished = self._clock()
             latency = finished - started
             self.breakers.record(permit, success=True)
+            if completion.truncated:
+                raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
+                run.log(
+                    ref,
+                    outcome="error",
+                    decision="stop" if raised is None else "retry_same_model",
+                    error_code=OutputTruncatedError.code,
+                    terminal_reason=OutputTruncatedError.code if raised is None else None,
+                    latency_s=latency,
+                    breaker_state=permit.state,
+                    request_id=completion.request_id,
+                    completion=completion,
+                )
+                if raised is None:
+                    raise run.fail(
+                        OutputTruncatedError(
+                            provider=ref.provider,
+                            model=ref.model,
+                            max_tokens=completion.max_tokens or current_request.max_tokens,
+                            output_tokens=completion.output_tokens,
+                            request_id=completion.request_id,
+                        )
+                    )
+                ceiling_raised = True
+                current_request = current_request.model_copy(update={"max_tokens": raised})
+                continue
             try:
                 value = parse(completion.text)
             except INVALID_OUTPUT_ERRORS as problem:
@@ -430,11 +479,14 @@ class ResilientCaller:
                     latency_s=latency,
                     breaker_state=permit.state,
                     request_id=completion.request_id,
+                    completion=completion,
                 )
                 if not can_repair:
                     raise run.fail(_invalid_output(ref, completion, problem, repaired)) from problem
                 repaired = True
-                current_request = self._repair(request, completion.text, problem)
+                repair = self._repair(request, completion.text, problem)
+                # a ceiling raised after truncation stays raised for the repair
+                current_request = repair.model_copy(update={"max_tokens": current_request.max_tokens})
                 continue
             run.log(
                 ref,
@@ -444,9 +496,25 @@ class ResilientCaller:
                 breaker_state=permit.state,
                 request_id=completion.request_id,
                 ts=finished,
+                completion=completion,
             )
             # The walk ends here, so its log is handed over rather than copied.
             return CallOutcome(value, ref.provider, ref.model, run.attempts, completion)
+
+    @staticmethod
+    def _raised_ceiling(
+        run: _StageRun, ref: ModelRef, request: CompletionRequest, completion: Completion, already_raised: bool
+    ) -> int | None:
+        """The output ceiling to resend a truncated request with, or None when the stage must split instead.
+
+        Once per model: up to the model's output limit, less the prompt's estimated tokens where the context
+        window is the tighter bound. None when it was raised already, cannot go higher, or no call is left.
+        """
+        if already_raised or run.out_of() is not None:
+            return None
+        sent = completion.max_tokens or request.max_tokens
+        room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
+        return room if room > sent else None
 
     def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
         """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""
@@ -516,7 +584,9 @@ class ResilientCaller:
         )
         if isinstance(error, PermanentProviderError):
             raise run.fail(error) from None
-        if isinstance(error, ProviderUnavailableError):
+        if isinstance(error, UnsupportedParameterError):
+            pass  # model-level: the provider's other models may still take the request
+        elif isinstance(error, ProviderUnavailableError):
             run.excluded[ref.provider] = _UNAVAILABLE
         elif is_provider_overloaded(error):
             run.excluded[ref.provider] = _OVERLOADED
@@ -526,7 +596,9 @@ class ResilientCaller:
 
     def _settle(self, permit: Permit, error: ProviderError) -> None:
         """Tell the breaker what a failed call says about the provider's health."""
-        if isinstance(error, ProviderUnavailableError):
+        if isinstance(error, UnsupportedParameterError):
+            self.breakers.record(permit, success=True)  # an answer about the model: the provider is up
+        elif isinstance(error, ProviderUnavailableError):
             self.breakers.release(permit)
         else:
             # A permanent error is still an answer: the provider is up.

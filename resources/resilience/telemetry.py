@@ -43,6 +43,7 @@ class AttemptRecord(BaseModel):
     """One step of a stage's call: a provider call, or a chain entry skipped without calling.
 
     ``attempt`` numbers every step of the stage from 1 (skips included; only calls spend the budget).
+    A truncated answer is logged with ``error_code="output_truncated"``, ``truncated=True`` and its tokens.
     ``delay_s`` is the wait before the next step; ``decision`` is what the layer did next.
     """
 
@@ -65,6 +66,12 @@ class AttemptRecord(BaseModel):
     breaker_state: BreakerState | None = None
     run_id: str | None = None
     partition: str | None = None
+    # Token counts of an answered call as the provider reported them, and the output ceiling it was sent
+    # with; ``truncated``: the answer was cut at that ceiling.
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    max_tokens: int | None = None
+    truncated: bool = False
 
     @classmethod
     def trusted(cls, **fields: Any) -> AttemptRecord:

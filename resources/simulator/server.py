@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from resources.providers import offline
+from resources.providers.limits import limits_for
 from resources.providers.prompts import extract_task_and_input
 from resources.simulator.faults import Clock, FaultInjector, FaultProfile, FaultRule
 from resources.simulator.routing import RouteHandler, Router, SimRequest, SimResponse
@@ -439,6 +440,13 @@ class ProviderSimulator:
             if isinstance(parsed, SimResponse):
                 self.record(wire.provider, request.params.get("model", "unknown"), "rejected")
                 return parsed
+            limits = limits_for(wire.provider, parsed.model)
+            if parsed.max_tokens is None:
+                parsed = replace(parsed, max_tokens=limits.max_output_tokens)
+            refused = wire.refuse_beyond_limits(parsed, limits, wire.new_request_id())
+            if refused is not None:
+                self.record(wire.provider, parsed.model, "beyond_limits")
+                return refused
             task, _ = extract_task_and_input(parsed.system, parsed.prompt)
             rule = self.decide_fault(wire.provider, parsed.model, task)
             self.record(wire.provider, parsed.model, rule.kind if rule else "ok")

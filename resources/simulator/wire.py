@@ -10,6 +10,13 @@ Sources (public API references): Anthropic "Errors" (error shapes, ``request-id`
 ``overloaded_error``), OpenAI "Error codes" + "Rate limits" (``x-request-id``, ``x-ratelimit-*``), Gemini
 ``generateContent`` + Google API error model (``{"error":{"code","message","status","details"}}``,
 ``google.rpc.RetryInfo``, bad keys as 400 ``API_KEY_INVALID``; Gemini sends no request-id header).
+
+Limits (``resources.providers.limits``, the same table the adapters read): ``refuse_beyond_limits`` answers a
+prompt above the model's context window, an output ceiling above its limit, and a parameter the model does
+not take, each with its provider's real 400; ``success`` cuts the answer at the request's output ceiling
+(``CHARS_PER_TOKEN`` characters a token) and says so (``stop_reason: "max_tokens"``, ``finish_reason:
+"length"``, ``finishReason: "MAX_TOKENS"``), usage never above the ceiling. A request without a ceiling
+(OpenAI, Gemini) gets the model's output limit, as the real services apply.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from resources.providers.limits import CHARS_PER_TOKEN, TEMPERATURE, ModelLimits
+from resources.providers.limits import estimate_tokens as estimate_tokens
 from resources.simulator.routing import SimRequest, SimResponse
 
 _ALNUM = string.ascii_letters + string.digits
@@ -29,10 +38,6 @@ _ALNUM = string.ascii_letters + string.digits
 
 def _token(length: int, alphabet: str = _ALNUM) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def estimate_tokens(text: str) -> int:
-    return max(1, len(text) // 4)
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,25 @@ class ChatCall:
     model: str
     system: str
     prompt: str
-    max_tokens: int
+    max_tokens: int | None  # None: the request set no ceiling (the model's output limit applies)
     json_output: bool
     api_key: str
+    temperature: float | None = None  # None: not sent (the model's default)
+    # OpenAI: the ceiling came as the deprecated ``max_tokens`` rather than ``max_completion_tokens``
+    legacy_max_tokens: bool = False
+
+    def input_tokens(self) -> int:
+        return estimate_tokens(self.system + self.prompt)
+
+    def ceiling(self) -> int:
+        """The output ceiling in force (``max_tokens`` after the server filled in a missing one)."""
+        return self.max_tokens if self.max_tokens is not None else 1
+
+
+def cut_at_ceiling(text: str, max_tokens: int) -> tuple[str, bool]:
+    """``text`` cut to ``max_tokens`` tokens at the table's estimate, and whether it was cut."""
+    limit = max_tokens * CHARS_PER_TOKEN
+    return (text[:limit], True) if len(text) > limit else (text, False)
 
 
 class WireFormat(Protocol):
@@ -60,6 +81,8 @@ class WireFormat(Protocol):
     def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse: ...
 
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse: ...
+
+    def refuse_beyond_limits(self, call: ChatCall, limits: ModelLimits, request_id: str) -> SimResponse | None: ...
 
 
 def _texts(value: Any) -> list[str]:
@@ -122,6 +145,7 @@ class AnthropicWire:
                 400, "invalid_request_error", "messages: at least one message is required", rid
             )
         prompt = "\n".join(t for m in messages if isinstance(m, dict) for t in _texts(m.get("content")))
+        temperature = body.get("temperature")
         return ChatCall(
             provider=self.provider,
             model=str(body["model"]),
@@ -130,7 +154,27 @@ class AnthropicWire:
             max_tokens=int(body["max_tokens"]),
             json_output=False,
             api_key=api_key,
+            temperature=float(temperature) if isinstance(temperature, (int, float)) else None,
         )
+
+    def refuse_beyond_limits(self, call: ChatCall, limits: ModelLimits, request_id: str) -> SimResponse | None:
+        tokens, ceiling = call.input_tokens(), call.ceiling()
+        message = None
+        if tokens > limits.context_window:
+            message = f"prompt is too long: {tokens} tokens > {limits.context_window} maximum"
+        elif ceiling > limits.max_output_tokens:
+            message = (
+                f"max_tokens: {ceiling} > {limits.max_output_tokens}, which is the maximum allowed number of "
+                f"output tokens for {call.model}"
+            )
+        elif tokens + ceiling > limits.context_window:
+            message = (
+                f"input length and `max_tokens` exceed context limit: {tokens} + {ceiling} > "
+                f"{limits.context_window}, decrease input length or `max_tokens` and try again"
+            )
+        if message is None:
+            return None
+        return self._error(400, "invalid_request_error", message, request_id, {"x-should-retry": "false"})
 
     def _message(
         self, call: ChatCall, content: list[dict[str, Any]], stop_reason: str, text: str, request_id: str
@@ -144,7 +188,7 @@ class AnthropicWire:
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": estimate_tokens(call.system + call.prompt),
+                "input_tokens": call.input_tokens(),
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
                 "output_tokens": estimate_tokens(text) if text else 0,
@@ -153,7 +197,9 @@ class AnthropicWire:
         return SimResponse.json(200, body, {"request-id": request_id})
 
     def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
-        return self._message(call, [{"type": "text", "text": text}], "end_turn", text, request_id)
+        text, cut = cut_at_ceiling(text, call.ceiling())
+        stop_reason = "max_tokens" if cut else "end_turn"
+        return self._message(call, [{"type": "text", "text": text}], stop_reason, text, request_id)
 
     def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse:
         # Claude's safety classifiers stop generation with stop_reason "refusal" on a normal 200.
@@ -279,22 +325,82 @@ class OpenAIWire:
             for t in _texts(m.get("content"))
         ]
         fmt = body.get("response_format")
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 4096))
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        temperature = body.get("temperature")
         return ChatCall(
             provider=self.provider,
             model=str(body["model"]),
             system="\n".join(system),
             prompt="\n".join(prompt),
-            max_tokens=int(max_tokens or 4096),
+            max_tokens=int(max_tokens) if max_tokens is not None else None,
             json_output=isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"),
             api_key=api_key,
+            temperature=float(temperature) if isinstance(temperature, (int, float)) else None,
+            legacy_max_tokens="max_completion_tokens" not in body and body.get("max_tokens") is not None,
         )
+
+    def refuse_beyond_limits(self, call: ChatCall, limits: ModelLimits, request_id: str) -> SimResponse | None:
+        # The order the API checks in: parameters the model does not take, then sizes.
+        if call.legacy_max_tokens and not limits.legacy_max_tokens:
+            return self._error(
+                400,
+                "invalid_request_error",
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                request_id,
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        if call.temperature is not None and call.temperature != 1 and not limits.accepts(TEMPERATURE):
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"Unsupported value: 'temperature' does not support {call.temperature} with this model. "
+                "Only the default (1) value is supported.",
+                request_id,
+                param="temperature",
+                code="unsupported_value",
+            )
+        param = "max_tokens" if call.legacy_max_tokens else "max_completion_tokens"
+        tokens, ceiling = call.input_tokens(), call.ceiling()
+        if ceiling > limits.max_output_tokens:
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"max_tokens is too large: {ceiling}. This model supports at most {limits.max_output_tokens} "
+                f"completion tokens, whereas you provided {ceiling}.",
+                request_id,
+                param=param,
+                code="invalid_value",
+            )
+        if tokens > limits.context_window:
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"This model's maximum context length is {limits.context_window} tokens. However, your "
+                f"messages resulted in {tokens} tokens. Please reduce the length of the messages.",
+                request_id,
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if tokens + ceiling > limits.context_window:
+            return self._error(
+                400,
+                "invalid_request_error",
+                f"This model's maximum context length is {limits.context_window} tokens. However, you "
+                f"requested {tokens + ceiling} tokens ({tokens} in the messages, {ceiling} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                request_id,
+                param="messages",
+                code="context_length_exceeded",
+            )
+        return None
 
     def _completion(
         self, call: ChatCall, message: dict[str, Any], finish_reason: str, text: str, request_id: str
     ) -> SimResponse:
-        prompt_tokens = estimate_tokens(call.system + call.prompt)
-        completion_tokens = estimate_tokens(text) if text else 0
+        prompt_tokens = call.input_tokens()
+        completion_tokens = estimate_tokens(text)
         body = {
             "id": "chatcmpl-" + _token(29),
             "object": "chat.completion",
@@ -313,8 +419,9 @@ class OpenAIWire:
         return SimResponse.json(200, body, headers)
 
     def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        text, cut = cut_at_ceiling(text, call.ceiling())
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-        return self._completion(call, message, "stop", text, request_id)
+        return self._completion(call, message, "length" if cut else "stop", text, request_id)
 
     def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse:
         message: dict[str, Any] = {
@@ -454,19 +561,42 @@ class GeminiWire:
         config = body.get("generationConfig") or body.get("generation_config") or {}
         config = config if isinstance(config, dict) else {}
         mime = config.get("responseMimeType") or config.get("response_mime_type")
+        max_tokens = config.get("maxOutputTokens", config.get("max_output_tokens"))
+        temperature = config.get("temperature")
         return ChatCall(
             provider=self.provider,
             model=request.params.get("model", ""),
             system="\n".join(system),
             prompt="\n".join(prompt),
-            max_tokens=int(config.get("maxOutputTokens") or config.get("max_output_tokens") or 8192),
+            max_tokens=int(max_tokens) if max_tokens is not None else None,
             json_output=mime == "application/json",
             api_key=api_key,
+            temperature=float(temperature) if isinstance(temperature, (int, float)) else None,
         )
 
+    def refuse_beyond_limits(self, call: ChatCall, limits: ModelLimits, request_id: str) -> SimResponse | None:
+        # Gemini counts its input and output limits separately (no shared context window).
+        tokens, ceiling = call.input_tokens(), call.ceiling()
+        if tokens > limits.context_window:
+            return self._error(
+                400,
+                "INVALID_ARGUMENT",
+                f"The input token count ({tokens}) exceeds the maximum number of tokens allowed "
+                f"({limits.context_window}).",
+            )
+        if ceiling > limits.max_output_tokens:
+            return self._error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Unable to submit request because it has a maxOutputTokens value of {ceiling} but the "
+                f"supported range is from 1 (inclusive) to {limits.max_output_tokens + 1} (exclusive). "
+                "Update the value and try again.",
+            )
+        return None
+
     def _usage(self, call: ChatCall, text: str) -> dict[str, int]:
-        prompt_tokens = estimate_tokens(call.system + call.prompt)
-        out = estimate_tokens(text) if text else 0
+        prompt_tokens = call.input_tokens()
+        out = estimate_tokens(text)
         return {
             "promptTokenCount": prompt_tokens,
             "candidatesTokenCount": out,
@@ -474,9 +604,11 @@ class GeminiWire:
         }
 
     def success(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        text, cut = cut_at_ceiling(text, call.ceiling())
+        finish_reason = "MAX_TOKENS" if cut else "STOP"
         body = {
             "candidates": [
-                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
+                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish_reason, "index": 0}
             ],
             "usageMetadata": self._usage(call, text),
             "modelVersion": call.model,

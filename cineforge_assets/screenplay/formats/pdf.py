@@ -2,14 +2,18 @@
 
 A screenplay PDF encodes element types only through position: scene headings and action sit at
 the left margin, character cues ~2in further in, dialogue ~1in in, parentheticals between,
-transitions flush right. We read every text run with its coordinates (pypdf's text visitor;
-~10x faster than pdfplumber's per-character objects), learn this document's columns from
-statistics (cue = caps line directly followed by a less-indented line; dialogue = what follows
-cues), then walk the lines top to bottom, using vertical gaps as blank lines and undoing what
-pagination added: page numbers, repeated headers, ``(MORE)`` / ``(CONT'D)`` continuation cues,
-speeches and paragraphs split across pages, and hard-wrapped lines.
+transitions flush right. We read every glyph's position with PDFium (``pdf_text``, where the
+measurement that chose it over ``pypdf``'s text visitor and ``pdfplumber`` is written up; the
+bench repeats it into BENCHMARKS.md), rebuild lines by position (so a cue drawn after
+its dialogue still leads it), and remove page furniture: running headers and footers, page
+numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin, which are kept
+on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
+statistics (action = the leftmost column of long lines; cue = caps line directly followed by a
+less-indented line; dialogue = what follows cues) and walk the lines top to bottom, using
+vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(CONT'D)``
+continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
+line at the action margin is a heading, a shot or action, never a cue.
 """
-
 from __future__ import annotations
 
 import io
@@ -18,10 +22,11 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pypdfium2 as pdfium
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -38,35 +43,30 @@ from cineforge_assets.screenplay.formats.errors import (
     EncryptedPdfError,
     ScannedPdfError,
 )
+from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
 
-COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
 OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
+MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
 _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
 _CONTINUED_RE = re.compile(r"^\(?\s*CONTINUED\s*\)?:?$|^CONTINUED:?\s*\(\d+\)$", re.I)
 _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
-_SCENE_NUMBER_RE = re.compile(r"^\*?[A-Z]?\d+[A-Z]{0,2}\.?\*?$")
-_REVISION_MARK_RE = re.compile(r"^\*+$")
+# Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
+_SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
+_REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
+_OMITTED_RE = re.compile(r"^[*\s]*(?:SCENES?\s+)?(?:OMITTED|OMIT|DELETED)[.*\s]*$", re.I)  # a numbered slot, no scene
+# Camera directions set at the action margin, often in bold like the sluglines: never a heading
+# (and, being at the action margin, never a cue either).
+SHOT_RE = re.compile(
+    r"^(?:ANGLE|INSERT|CLOSE|CLOSEUP|CLOSE-UP|EXTREME|WIDE|MEDIUM|TIGHT|REVERSE|OVER|TRACKING|AERIAL|"
+    r"BACK TO|SERIES OF SHOTS|MONTAGE|END MONTAGE|INTERCUT|FREEZE FRAME|SUPER|TITLE|SPLIT SCREEN)\b"
+    r"|\bPOV\b|\bSHOT\b|\bON SCREEN\b"
+)
+_TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
-
-
-@dataclass
-class Segment:
-    """A run of text on one baseline (one line of one column)."""
-
-    page: int
-    x: float  # left edge of the first visible glyph
-    y: float  # baseline, from the page bottom
-    text: str  # without leading/trailing spaces
-    size: float
-    bold: bool = False
-
-    @property
-    def x_end(self) -> float:
-        return self.x + len(self.text) * self.size * COURIER_ADVANCE
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Row:
     page: int
     y: float
     segments: list[Segment]
+    scene_number: str = ""  # printed in the margin beside this line (a numbered heading)
 
     @property
     def first(self) -> Segment:
@@ -109,7 +110,7 @@ class _Line:
 def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     reader = _open(data, path)
     warnings: list[str] = []
-    segments = extract_segments(reader)
+    segments = _segments(data, path)
     if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
     rows = group_rows(segments)
@@ -187,75 +188,25 @@ def _ocr_or_fail(
 
 
 def extract_segments(reader: PdfReader) -> list[Segment]:
-    """Every text run with its page coordinates, merged into per-baseline segments."""
-    segments: list[Segment] = []
-    for page_index, page in enumerate(reader.pages):
-        pieces: list[_Piece] = []
-        try:
-            page.extract_text(visitor_text=_collector(pieces))
-        except (PdfReadError, ValueError, KeyError, TypeError):
-            continue  # one damaged page should not sink the script; its text is simply missing
-        segments.extend(_merge_pieces(page_index, pieces))
-    return segments
-
-
-_Piece = tuple[float, float, str, float, bool]  # x, y, text, font size, bold
-
-
-def _collector(pieces: list[_Piece]) -> Callable[[str, list[float], list[float], object, float], None]:
-    """A pypdf ``visitor_text`` that records each run with its page coordinates."""
-
-    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
-        if not text:
-            return
-        bold = _is_bold(font)
-        # Text space -> user space: the run's origin through the text matrix then the CTM.
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        scale = (abs(tm[0] * cm[0]) or abs(tm[1] * cm[1]) or 1.0) if tm[0] or tm[1] else 1.0
-        effective = (size or 12.0) * scale
-        for offset, part in enumerate(text.split("\n")):
-            if part:
-                pieces.append((x, y - offset * effective * 1.2, part, effective, bold))
-
-    return visit
-
-
-def _is_bold(font: object) -> bool:
+    """Every line segment of an opened PDF (the OCR path hands over a pypdf reader of its output)."""
+    stream = reader.stream
+    data = stream.getvalue() if isinstance(stream, io.BytesIO) else _read_all(stream)
     try:
-        name = str(font.get("/BaseFont", "")) if isinstance(font, dict) else ""  # type: ignore[union-attr]
-    except (AttributeError, KeyError, TypeError):
-        return False
-    return "bold" in name.lower() or "black" in name.lower()
+        return document_segments(data)[0]
+    except pdfium.PdfiumError:
+        return []
 
 
-def _merge_pieces(page: int, pieces: list[_Piece]) -> list[Segment]:
-    """Join runs on the same baseline; a wide horizontal gap starts a new segment (dual dialogue)."""
-    merged: list[_Piece] = []
-    for x, y, text, size, bold in pieces:
-        if merged:
-            mx, my, mtext, msize, mbold = merged[-1]
-            if abs(my - y) < 0.3 * msize:
-                expected_end = mx + len(mtext) * msize * COURIER_ADVANCE
-                if not mtext.strip():
-                    restart = x >= mx
-                    merged[-1] = (x if restart else mx, my, text if restart else mtext + text, msize, bold)
-                    continue
-                if x <= expected_end + 1.5 * msize * COURIER_ADVANCE:
-                    gap = round((x - expected_end) / (msize * COURIER_ADVANCE))
-                    joiner = " " * gap if gap > 0 else ""
-                    merged[-1] = (mx, my, mtext + joiner + text, msize, mbold and (bold or not text.strip()))
-                    continue
-        merged.append((x, y, text, size, bold))
-    segments = []
-    for x, y, text, size, bold in merged:
-        stripped = text.strip()
-        if not stripped:
-            continue
-        lead = len(text) - len(text.lstrip(" "))
-        x_first = x + lead * size * COURIER_ADVANCE
-        segments.append(Segment(page, x_first, y, stripped.replace("\t", " "), size, bold))
-    return segments
+def _read_all(stream: object) -> bytes:
+    stream.seek(0)  # type: ignore[attr-defined]
+    return bytes(stream.read())  # type: ignore[attr-defined]
+
+
+def _segments(data: bytes, path: Path) -> list[Segment]:
+    try:
+        return document_segments(data)[0]
+    except pdfium.PdfiumError as exc:
+        raise CorruptSourceError(path, "pdf", f"PDFium could not read the file ({exc}).") from exc
 
 
 def group_rows(segments: list[Segment]) -> list[Row]:
@@ -293,26 +244,81 @@ def _page_height(reader: PdfReader) -> float:
 
 
 def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 792.0) -> list[Row]:
-    """Remove page numbers, running headers/footers, CONTINUED lines, scene numbers and revision stars."""
+    """Remove page numbers, running headers/footers, CONTINUED lines and revision marks; move
+    scene numbers printed in the margins onto their row's ``scene_number``."""
     repeated = _repeated_lines(rows, page_count, page_height)
+    action = action_margin(rows)
     kept: list[Row] = []
     pages: dict[int, list[Row]] = {}
     for row in rows:
         pages.setdefault(row.page, []).append(row)
+    first_page = min(pages, default=0)
     for page_rows in pages.values():
         # Headers and footers live in the first/last row; page numbers may share a row with them or
-        # sit one row further in.
+        # sit one row further in; CONTINUED: follows the header.
         outer = {id(r) for r in page_rows[:1] + page_rows[-1:]}
-        edge = {id(r) for r in page_rows[:2] + page_rows[-2:]}
+        edge = {id(r) for r in page_rows[:3] + page_rows[-2:]}
         for row in page_rows:
-            segments = [
-                s for s in row.segments if not _is_furniture(s, id(row) in outer, id(row) in edge, repeated)
-            ]
-            if len(segments) > 1:
-                segments = _drop_margin_numbers(segments)
+            in_band = row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND
+            if id(row) in outer and in_band and _is_numbered_header(row, first_page):
+                continue  # "THE ORCHARD - Pink Rev.   2." above the text: a header even when not repeated
+            segments = [s for s in row.segments if not (id(row) in outer and _header_key(s) in repeated)]
+            if not in_band:
+                segments, number = take_scene_numbers([_without_revision_mark(s) for s in segments], action)
+            else:
+                segments, number = [_without_revision_mark(s) for s in segments], ""
+            segments = [s for s in segments if not _is_furniture(s, id(row) in edge)]
+            if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
+                continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
             if segments:
-                kept.append(Row(row.page, row.y, segments))
+                kept.append(Row(row.page, row.y, segments, number))
     return kept
+
+
+def action_margin(rows: list[Row]) -> float:
+    """Left edge of the action column: the leftmost x where many long, mixed-case lines start.
+
+    Not simply the commonest start of long lines: a talky script (deep cue indent, wide
+    dialogue) has more long dialogue lines than action lines.
+    """
+    starts = Counter(
+        round(s.x * 2) / 2 for r in rows for s in r.segments if len(s.text) > 35 and any(c.islower() for c in s.text)
+    )
+    if not starts:
+        return min((s.x for r in rows for s in r.segments), default=72.0)
+    busiest = starts.most_common(1)[0][1]
+    return min(x for x, n in starts.items() if n >= max(min(3, busiest), 0.1 * busiest))
+
+
+def _without_revision_mark(segment: Segment) -> Segment:
+    text = _TRAILING_REVISION_MARK_RE.sub("", segment.text)
+    if text == segment.text:
+        return segment
+    return Segment(segment.page, segment.x, segment.y, text, segment.size, segment.bold)
+
+
+def take_scene_numbers(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
+    """Scene numbers in either margin of a line: ``12  INT. HOUSE - DAY  12`` -> the line, ``12``.
+
+    A left number ends before the action margin; a right one starts far right of it (past where
+    dual dialogue's right column begins); a right number that the text ran into is cut off when
+    it repeats the left one.
+    """
+    if len(segments) < 2:
+        return segments, ""
+    char = segments[0].size * COURIER_ADVANCE
+    number = ""
+    first = _SCENE_NUMBER_RE.match(segments[0].text)
+    if first and segments[0].x_end < action - char / 2:
+        number, segments = first.group(1), segments[1:]
+    last = _SCENE_NUMBER_RE.match(segments[-1].text)
+    if len(segments) > 1 and last and segments[-1].x > action + 45 * char:
+        number, segments = number or last.group(1), segments[:-1]
+    elif number and re.search(rf"\s[*†]?{re.escape(number)}[*†]?$", segments[-1].text):
+        glued = segments[-1]
+        text = re.sub(rf"\s+[*†]?{re.escape(number)}[*†]?$", "", glued.text)
+        segments = segments[:-1] + [Segment(glued.page, glued.x, glued.y, text, glued.size, glued.bold)]
+    return segments, number
 
 
 def _header_key(segment: Segment) -> tuple[int, str]:
@@ -320,30 +326,33 @@ def _header_key(segment: Segment) -> tuple[int, str]:
 
 
 def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set[tuple[int, str]]:
-    """Text repeated at the same height on many pages, in the top or bottom margin band."""
-    if page_count < 4:
+    """Text repeated at the same height on many pages, in the top or bottom margin band.
+
+    Many is 30% of the pages, and at least two (the margin band holds no script text, so the
+    same words at the same height on two pages are furniture).
+    """
+    if page_count < 2:
         return set()
-    band = 0.9 * 72
-    counts = Counter(
-        _header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments
+    band = MARGIN_BAND
+    counts = Counter(_header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments)
+    return {key for key, n in counts.items() if n >= max(2, page_count * 0.3)}
+
+
+def _is_numbered_header(row: Row, first_page: int) -> bool:
+    return (
+        row.page > first_page
+        and len(row.segments) > 1
+        and bool(_PAGE_NUMBER_RE.match(row.segments[-1].text))
+        and row.segments[-1].text.rstrip(".").isdigit()
+        and int(row.segments[-1].text.rstrip(".")) == row.page + 1
     )
-    return {key for key, n in counts.items() if n >= max(3, page_count * 0.3)}
 
 
-def _is_furniture(segment: Segment, outer: bool, at_page_edge: bool, repeated: set[tuple[int, str]]) -> bool:
+def _is_furniture(segment: Segment, at_page_edge: bool) -> bool:
     text = segment.text
-    if outer and _header_key(segment) in repeated:
-        return True
     if _REVISION_MARK_RE.match(text):
         return True
     return at_page_edge and bool(_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text))
-
-
-def _drop_margin_numbers(segments: list[Segment]) -> list[Segment]:
-    """Shooting-script scene numbers sit left and right of the heading: ``12  INT. HOUSE - DAY  12``."""
-    if all(_SCENE_NUMBER_RE.match(s.text) for s in segments):
-        return segments
-    return [s for s in segments if not _SCENE_NUMBER_RE.match(s.text)]
 
 
 # --------------------------------------------------------------------------- title page
@@ -407,8 +416,7 @@ def learn_layout(rows: list[Row]) -> Layout:
     ]
     # Line spacing: the commonest gap near one line height (blank lines make 2x gaps common in short texts).
     leading = _mode((g for g in gaps if 0.8 * size <= g <= 1.6 * size), size)
-    wide = [s.x for s in segments if len(s.text) > 35 and any(c.islower() for c in s.text)]
-    action = _mode(wide, min((s.x for s in segments), default=72.0))
+    action = action_margin(rows)
     cues: list[float] = []
     after_cue: list[Segment] = []
     for row, nxt in zip(rows, rows[1:], strict=False):
@@ -528,9 +536,7 @@ class _Assembler:
 
     def _line(self, row: Row) -> _Line:
         role, indent = classify(row.first, self.layout)
-        text = (
-            _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
-        )
+        text = _join_segments(row, self.layout) if role == "action" else " ".join(s.text for s in row.segments)
         return _Line(role=role, text=text, row=row, indent=indent)
 
     def _page_break(self, line: _Line, previous: Row) -> None:
@@ -573,9 +579,7 @@ class _Assembler:
         """Headings, action, transitions, centered text, and lines orphaned from a speech."""
         if block[0].role == "cue" and len(block) > 1 and block[1].role in ("dialogue", "parenthetical"):
             # A speech followed without a blank line by something else: split at the first non-speech line.
-            end = next(
-                i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical")
-            )
+            end = next(i for i, line in enumerate(block[1:], 1) if line.role not in ("dialogue", "parenthetical"))
             self.builder.speech(block[0].text, _speech_parts(block[1:end], self.layout.dialogue_width))
             block = block[end:]
         run: list[_Line] = []
@@ -593,8 +597,9 @@ class _Assembler:
             elif kind == "centered":
                 for line in run:
                     self.builder.centered(line.text)
-            elif _is_heading(run) or (self.layout.bold_headings and _is_bold_heading(run)):
-                self.builder.heading(" ".join(line.text for line in run))
+            elif _is_heading(run) or _is_numbered_heading(run) or (self.layout.bold_headings and _is_bold_heading(run)):
+                number = run[0].row.scene_number
+                self.builder.heading(" ".join(line.text for line in run) + (f" #{number}#" if number else ""))
             else:
                 self.builder.action(_action_text(run, self.layout))
             run.clear()
@@ -609,32 +614,48 @@ class _Assembler:
         if len(row.segments) != 2:
             return False
         left, right = row.segments
-        caps = all(
-            _CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments
-        )
+        caps = all(_CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
         return caps and left.x > self.layout.action + 4 * self.layout.char and right.x > self.layout.center
 
     def _dual(self, rows: list[Row], index: int) -> int:
         """Consume a side-by-side dialogue block starting at ``rows[index]``; return the next index."""
         start = rows[index]
         split = (start.segments[0].x_end + start.segments[1].x) / 2
-        sides: list[list[Segment]] = [[], []]
+        block: list[Segment] = []
         last = start
         index += 1
         while index < len(rows):
             row = rows[index]
             if row.page != last.page or last.y - row.y > 1.5 * self.layout.leading:
                 break
-            for segment in row.segments:
-                sides[0 if segment.x < split else 1].append(segment)
+            block.extend(row.segments)
             last = row
             index += 1
+        right_edge = min((s.x for s in block if s.x >= split), default=split)
+        sides: list[list[Segment]] = [[], []]
+        for segment in block:
+            for part in _split_at(segment, right_edge, self.layout.char):
+                sides[0 if part.x < split else 1].append(part)
         for n, (cue, side) in enumerate(zip(start.segments, sides, strict=True)):
-            lines = [
-                _Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side
-            ]
-            self.builder.speech(cue.text, _speech_parts(lines, self.layout.dialogue_width), dual=n == 1)
+            lines = [_Line("parenthetical" if s.text.startswith("(") else "dialogue", s.text, start) for s in side]
+            width = max((len(s.text) for s in side), default=0) + 2
+            self.builder.speech(cue.text, _speech_parts(lines, width), dual=n == 1)
         return index
+
+
+def _split_at(segment: Segment, edge: float, char: float) -> list[Segment]:
+    """A left-column line that ran into the right column (no gap wide enough to cut it when the
+    line was read) is cut where the right column begins."""
+    if segment.x >= edge or segment.x_end <= edge + char:
+        return [segment]
+    cut = round((edge - segment.x) / char)
+    left, right = segment.text[:cut].rstrip(), segment.text[cut:].strip()
+    if not left or not right:
+        return [segment]
+    return [
+        Segment(segment.page, segment.x, segment.y, left, segment.size, segment.bold),
+        Segment(segment.page, edge, segment.y, right, segment.size, segment.bold),
+    ]
 
 
 def _is_heading(run: list[_Line]) -> bool:
@@ -647,6 +668,18 @@ def _is_heading(run: list[_Line]) -> bool:
     )
 
 
+def _is_numbered_heading(run: list[_Line]) -> bool:
+    """A caps line at the action margin with a scene number printed beside it is a heading, even
+    without INT./EXT. (a production draft numbers its secondary headings too)."""
+    return (
+        len(run) <= 2
+        and bool(run[0].row.scene_number)
+        and not _OMITTED_RE.match(run[0].text)
+        and not any(line.indent for line in run)
+        and all(_CAPS_RE.match(line.text) for line in run)
+    )
+
+
 def _is_bold_heading(run: list[_Line]) -> bool:
     """In a document that bolds its sluglines, a bold caps line at the margin is a heading
     even without INT./EXT. (a secondary heading such as ``THE LANTERN ROOM``)."""
@@ -655,6 +688,7 @@ def _is_bold_heading(run: list[_Line]) -> bool:
         and not any(line.indent for line in run)
         and all(all(s.bold for s in line.row.segments) for line in run)
         and all(_CAPS_RE.match(line.text) and not line.text.endswith(":") for line in run)
+        and not SHOT_RE.search(run[0].text)
     )
 
 
@@ -663,20 +697,13 @@ def _speech_parts(lines: list[_Line], width: int) -> list[tuple[str, str]]:
     grouped: list[tuple[str, list[str]]] = []
     for line in lines:
         kind = "parenthetical" if line.role == "parenthetical" else "dialogue"
-        if (
-            grouped
-            and grouped[-1][0] == kind
-            and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")"))
-        ):
+        if grouped and grouped[-1][0] == kind and (kind == "dialogue" or not grouped[-1][1][-1].endswith(")")):
             grouped[-1][1].append(line.text)
         elif grouped and grouped[-1][0] == "parenthetical" and not grouped[-1][1][-1].endswith(")"):
             grouped[-1][1].append(line.text)  # second line of a wrapped parenthetical
         else:
             grouped.append((kind, [line.text]))
-    return [
-        (kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width))
-        for kind, texts in grouped
-    ]
+    return [(kind, " ".join(texts) if kind == "parenthetical" else _rejoin(texts, width)) for kind, texts in grouped]
 
 
 def _join_segments(row: Row, layout: Layout) -> str:
@@ -694,7 +721,10 @@ def _rejoin(lines: list[str], width: int) -> str:
     for previous, line in zip(lines, lines[1:], strict=False):
         next_word = line.split(" ", 1)[0]
         wrapped = len(previous) + 1 + len(next_word) > width - 1
-        out += (" " if wrapped else "\n") + line
+        if wrapped and re.search(r"[A-Za-z]-$", previous):
+            out += line  # a compound broken after its hyphen: sparrow- / sized
+        else:
+            out += (" " if wrapped else "\n") + line
     return out
 
 

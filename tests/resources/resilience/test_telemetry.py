@@ -70,6 +70,10 @@ def test_attempt_records_have_no_room_for_payloads() -> None:
         "breaker_state",
         "run_id",
         "partition",
+        "input_tokens",
+        "output_tokens",
+        "max_tokens",
+        "truncated",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import openai
@@ -10,19 +11,20 @@ import pytest
 
 from resources.providers import prompts
 from resources.providers.base import CompletionRequest
+from resources.providers.limits import CHARS_PER_TOKEN, limits_for
 from resources.simulator import ProviderSimulator
 
 TIMEOUT = 0.3
 
 
-def claude(sim: ProviderSimulator) -> anthropic.Anthropic:
+def claude(sim: ProviderSimulator, timeout: float = TIMEOUT) -> anthropic.Anthropic:
     return anthropic.Anthropic(
-        api_key="sk-ant-test", base_url=sim.anthropic_url, max_retries=0, timeout=TIMEOUT
+        api_key="sk-ant-test", base_url=sim.anthropic_url, max_retries=0, timeout=timeout
     )
 
 
-def gpt(sim: ProviderSimulator) -> openai.OpenAI:
-    return openai.OpenAI(api_key="sk-test", base_url=sim.openai_url, max_retries=0, timeout=TIMEOUT)
+def gpt(sim: ProviderSimulator, timeout: float = TIMEOUT) -> openai.OpenAI:
+    return openai.OpenAI(api_key="sk-test", base_url=sim.openai_url, max_retries=0, timeout=timeout)
 
 
 def insights_request() -> CompletionRequest:
@@ -197,3 +199,89 @@ def test_openai_sdk_transport_faults(simulator: ProviderSimulator) -> None:
     simulator.set_profile("timeouts:provider=openai")
     with pytest.raises(openai.APITimeoutError):
         ask_gpt(simulator)
+
+
+# ---------------------------------------------------------------- model limits (resources/providers/limits.py)
+
+HAIKU = "claude-haiku-4-5-20251001"  # 200,000-token context window, 64,000 output tokens
+BIG_BODY_TIMEOUT = 30.0  # a context window's worth of prompt is ~1 MB to send and read on a shared machine
+
+
+def long_prompt(tokens: int) -> str:
+    return "x" * (tokens * CHARS_PER_TOKEN)
+
+
+def test_anthropic_sdk_reads_an_answer_cut_at_max_tokens(simulator: ProviderSimulator) -> None:
+    req = insights_request()
+    message = claude(simulator).messages.create(
+        model=HAIKU, max_tokens=8, system=req.system, messages=[{"role": "user", "content": req.prompt}]
+    )
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 8
+    (block,) = message.content
+    assert block.type == "text" and len(block.text) == 8 * CHARS_PER_TOKEN
+
+
+def test_anthropic_sdk_prompt_above_the_context_window_is_a_bad_request(simulator: ProviderSimulator) -> None:
+    window = limits_for("anthropic", HAIKU).context_window
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude(simulator, BIG_BODY_TIMEOUT).messages.create(
+            model=HAIKU, max_tokens=16, messages=[{"role": "user", "content": long_prompt(window + 10)}]
+        )
+    assert caught.value.type == "invalid_request_error"
+    assert f"prompt is too long: {window + 10} tokens > {window} maximum" in str(caught.value.message)
+    assert simulator.stats()["by_outcome"] == {"beyond_limits": 1}
+
+
+def test_anthropic_sdk_max_tokens_above_the_model_limit_is_a_bad_request(simulator: ProviderSimulator) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude(simulator).messages.create(model=HAIKU, max_tokens=64_001, messages=[{"role": "user", "content": "hi"}])
+    assert "max_tokens: 64001 > 64000" in str(caught.value.message)
+
+
+def test_openai_sdk_reads_an_answer_cut_at_the_ceiling(simulator: ProviderSimulator) -> None:
+    req = insights_request()
+    completion = gpt(simulator).chat.completions.create(
+        model="gpt-4.1",
+        messages=[{"role": "system", "content": req.system}, {"role": "user", "content": req.prompt}],
+        max_completion_tokens=8,
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage and completion.usage.completion_tokens == 8
+
+
+def test_openai_sdk_context_length_exceeded(simulator: ProviderSimulator) -> None:
+    window = limits_for("openai", "gpt-4o-mini").context_window
+    with pytest.raises(openai.BadRequestError) as caught:
+        gpt(simulator, BIG_BODY_TIMEOUT).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": long_prompt(window + 1)}]
+        )
+    assert caught.value.code == "context_length_exceeded" and caught.value.param == "messages"
+    assert f"maximum context length is {window} tokens" in caught.value.message
+
+
+def test_openai_sdk_ceiling_above_the_model_limit_is_a_bad_request(simulator: ProviderSimulator) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        gpt(simulator).chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], max_completion_tokens=32_769
+        )
+    assert caught.value.param == "max_completion_tokens" and "at most 32768 completion tokens" in caught.value.message
+
+
+def test_openai_sdk_gpt5_rejects_a_non_default_temperature_and_legacy_max_tokens(
+    simulator: ProviderSimulator,
+) -> None:
+    client = gpt(simulator)
+    hi: list[Any] = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as temperature:
+        client.chat.completions.create(model="gpt-5.2", messages=hi, temperature=0.0)
+    assert (temperature.value.code, temperature.value.param) == ("unsupported_value", "temperature")
+    assert "Only the default (1) value is supported" in temperature.value.message
+    with pytest.raises(openai.BadRequestError) as legacy:
+        client.chat.completions.create(model="gpt-5.2", messages=hi, max_tokens=100)
+    assert (legacy.value.code, legacy.value.param) == ("unsupported_parameter", "max_tokens")
+    # the default temperature and max_completion_tokens are what the model takes
+    ok = client.chat.completions.create(model="gpt-5.2", messages=hi, temperature=1, max_completion_tokens=100)
+    assert ok.choices[0].finish_reason in ("stop", "length")
+    # a model that takes temperature still does
+    assert client.chat.completions.create(model="gpt-4.1", messages=hi, temperature=0.0, max_tokens=100).choices

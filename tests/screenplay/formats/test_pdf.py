@@ -115,12 +115,12 @@ def _headed_pdf(pages: int) -> bytes:
     return bytes(pdf.output())
 
 
-def test_running_headers_page_numbers_and_scene_numbers_are_dropped(tmp_path: Path) -> None:
+def test_running_headers_and_page_numbers_are_dropped_and_scene_numbers_kept(tmp_path: Path) -> None:
     path = tmp_path / "orchard.pdf"
     path.write_bytes(_headed_pdf(5))
     raw = read_source(path)
     assert "Blue Revision" not in raw.text
-    assert "INT. BARN 3 - DAY\n" in raw.text
+    assert "INT. BARN 3 - DAY #3#\n" in raw.text
     assert not re.search(r"^\d+\.?$", raw.text, re.M)
     assert raw.text.count("ANNA\nThere you are. I looked in the loft and the cellar. Line") == 5
 
