@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context
+from dagster import AssetKey, DagsterEventType, DagsterInstance, SensorResult, build_sensor_context
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.definitions import defs
@@ -154,6 +154,21 @@ def test_cli_refuses_to_replace_a_different_source_without_replace(
     assert source_for(key).read_text().startswith("Title: Second")
 
 
+@pytest.mark.usefixtures("data_root", "dagster_home")
+def test_cli_ingests_two_all_cjk_names_into_two_partitions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    partitions = {}
+    for name, title in (("脚本.fountain", "Jiaoben"), ("台本.fountain", "Taiben")):
+        path = tmp_path / name
+        path.write_text(script(title), encoding="utf-8")
+        code, summary = ingest(path, capsys)
+        assert code == 0, summary["_stderr"]
+        partitions[title] = summary["partition"]
+    assert len(set(partitions.values())) == 2
+    for title, key in partitions.items():
+        canonical = json.loads((artifacts_dir() / "canonical_script" / f"{key}.json").read_text())
+        assert canonical["title"] == title
+
+
 def test_same_stem_in_another_format_is_the_same_source(tmp_path: Path, data_root: Path) -> None:
     (tmp_path / "ledger.fountain").write_text(script("One"))
     (tmp_path / "ledger.txt").write_text(script("Two"))
@@ -217,6 +232,52 @@ def test_concurrent_registrations_for_one_partition_never_leave_it_empty(tmp_pat
     assert [worker.exitcode for worker in workers] == [0, 0, 0]
     assert not problems, f"{len(problems)} problems, e.g. {problems[:3]}"
     assert source_for("ledger", root=root).read_bytes() in allowed
+
+
+@pytest.mark.slow
+def test_two_concurrent_cli_ingests_for_one_partition_each_read_their_own_file(
+    tmp_path: Path, data_root: Path, dagster_home: Path
+) -> None:
+    """Two real ``cineforge ingest`` processes for ``ledger.fountain`` and ``ledger.txt`` at once: each
+    run's raw_input must have read its own file (before, one read the other's while tagged with its own)."""
+    import subprocess
+    import sys
+
+    from cineforge_assets.sources import file_sha256
+
+    files = []
+    for name, title in (("ledger.fountain", "From Fountain"), ("ledger.txt", "From Text")):
+        path = tmp_path / name
+        path.write_text(script(title))
+        files.append(path)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(PYTHONPATH=str(REPO), DAGSTER_HOME=str(dagster_home), CINEFORGE_DATA=str(data_root))
+    with DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)  # create the SQLite storages before two processes race to do it
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cineforge_assets.cli", "ingest", str(path), "--provider", "offline"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for path in files
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
+    with DagsterInstance.get() as instance:
+        for path, summary in zip(files, summaries, strict=True):
+            run = instance.get_run_by_id(summary["run_id"])
+            assert run is not None and run.tags["cineforge/sha256"] == file_sha256(path)
+            (record,) = instance.get_records_for_run(
+                summary["run_id"], of_type=DagsterEventType.ASSET_MATERIALIZATION
+            ).records[:1]
+            materialization = record.event_log_entry.asset_materialization
+            assert materialization is not None and materialization.asset_key == AssetKey("raw_input")
+            assert materialization.metadata["sha256"].value == file_sha256(path)
+            assert materialization.metadata["file"].value == path.name
 
 
 def _materialize_raw_input(instance: DagsterInstance, key: str, tags: dict[str, str]) -> Any:
