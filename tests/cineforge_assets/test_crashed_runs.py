@@ -168,10 +168,26 @@ def test_resume_leaves_a_run_alone_while_its_process_lives(
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED  # type: ignore[union-attr]
 
 
-def _run_start_event(job_name: str) -> Any:
+def test_a_run_without_cineforge_tags_is_judged_by_its_run_start_pid_on_sqlite(dagster_home: Path) -> None:
+    """Runs launched by the daemon or the UI carry no cineforge/pid: the RUN_START event's pid is used."""
+    from cineforge_assets.crashed_runs import fail_run_if_worker_gone
+    from cineforge_assets.definitions import defs
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that no longer exists
+    with DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(job_def=defs.resolve_job_def("screenplay_pipeline"))
+        instance.report_dagster_event(_run_start_event(run.job_name, pid=child.pid), run.run_id)
+        liveness, reason = fail_run_if_worker_gone(instance, instance.get_run_by_id(run.run_id))
+        assert liveness == "gone" and f"pid {child.pid}" in reason
+        failed = instance.get_run_by_id(run.run_id)
+        assert failed is not None and failed.status == DagsterRunStatus.FAILURE
+
+
+def _run_start_event(job_name: str, pid: int | None = None) -> Any:
     from dagster._core.events import DagsterEvent, DagsterEventType
 
-    return DagsterEvent(DagsterEventType.RUN_START.value, job_name=job_name, message="started")
+    return DagsterEvent(DagsterEventType.RUN_START.value, job_name=job_name, message="started", pid=pid)
 
 
 # ------------------------------------------------------------------------------------ configuration
