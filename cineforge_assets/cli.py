@@ -174,6 +174,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "success": success,
         "artifacts": _artifact_paths(partition),
     }
+    _add_served_by(instance, summary, _run_mode(run_config))
     if success:
         config_path = summary["artifacts"].get("project_config")
         if config_path:
@@ -281,10 +282,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
         # Re-execution does not inherit the parent's partition tag when tags are given.
         tags["dagster/partition"] = partition
     remediate = _remediation_target(instance, run.run_id)
-    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
+    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url, contextlib.ExitStack() as stack:
         run_config = (
             _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
         )
+        try:
+            run_config = _reachable_run_config(run_config, stack, args.faults, args.seed)
+        except ProvidersUnreachable as refused:
+            print(f"cineforge: not resuming {run.run_id}: {refused}", file=sys.stderr)
+            refusal = {"partition": partition, "run_id": None, "resumed_from": run.run_id, "success": False}
+            print(json.dumps({**refusal, "refused": str(refused)}))
+            return 2
         if remediate and remediate in PIPELINE_ASSET_NAMES:
             selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
             print(
@@ -322,7 +330,127 @@ def cmd_resume(args: argparse.Namespace) -> int:
         "success": success,
         "artifacts": _artifact_paths(partition) if partition else {},
     }
+    _add_served_by(instance, summary, _run_mode(run_config))
     return _finish(instance, summary, "resumed run")
+
+
+class ProvidersUnreachable(Exception):
+    """The run's providers cannot be reached: resuming would silently hand its stages to others."""
+
+
+def _reachability_problem(url: str, timeout: float = 3.0) -> str | None:
+    """None if something answers HTTP at ``url`` (any status: the host is there), else why not."""
+    import httpx
+
+    try:
+        httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _ai_config_of(run_config: dict[str, Any]) -> dict[str, Any]:
+    return dict(((run_config.get("resources") or {}).get("ai") or {}).get("config") or {})
+
+
+def _run_mode(run_config: dict[str, Any]) -> str:
+    """The provider mode a run config gives the ``ai`` resource (the environment's when it sets none)."""
+    from cineforge_assets.resource_config import provider_mode_from_env
+
+    return str(_ai_config_of(run_config).get("mode") or provider_mode_from_env())
+
+
+def _live_provider_urls(ai_config: dict[str, Any]) -> dict[str, str]:
+    """provider -> base URL, for the live providers the config (or the environment) gives a key."""
+    from cineforge_assets.resource_config import KEY_VARS, URL_VARS
+    from resources.ai import AIProviderResource
+
+    defaults = AIProviderResource.model_fields
+    urls: dict[str, str] = {}
+    for key_field, key_var in KEY_VARS.items():
+        if not (ai_config.get(key_field) or os.environ.get(key_var)):
+            continue
+        provider = key_field.removesuffix("_api_key")
+        url_field = f"{provider}_base_url"
+        urls[provider] = str(
+            ai_config.get(url_field) or os.environ.get(URL_VARS[url_field]) or defaults[url_field].default
+        )
+    return urls
+
+
+def _reachable_run_config(
+    run_config: dict[str, Any], stack: contextlib.ExitStack, faults: str, seed: int
+) -> dict[str, Any]:
+    """``run_config`` if the providers it names answer; for a simulated run whose simulator is gone, the
+    same config on a simulator started here (``faults``); else ``ProvidersUnreachable``.
+
+    Without this check a resumed run meets connection errors, its breakers open and the offline engine
+    serves: the run "succeeds" on different providers than the run it resumes.
+    """
+    ai_config = _ai_config_of(run_config)
+    mode = _run_mode(run_config)
+    if mode == "simulated":
+        url = str(ai_config.get("simulator_url") or os.environ.get("CINEFORGE_SIMULATOR_URL") or "")
+        if url and _reachability_problem(f"{url.rstrip('/')}/_sim/health") is None:
+            return run_config
+        from cineforge_assets.resource_config import ai_run_config
+        from resources.simulator import ProviderSimulator
+
+        sim = stack.enter_context(ProviderSimulator(profile=faults, seed=seed))
+        print(
+            f"cineforge: the run's simulator ({url or 'none'}) is not answering; "
+            f"started one at {sim.base_url} (faults: {faults})",
+            file=sys.stderr,
+        )
+        if ai_config:
+            ai_config["simulator_url"] = sim.base_url
+            new_ai: dict[str, Any] = {"config": ai_config}
+        else:  # the run took its config from the environment: restate it around the new simulator
+            new_ai = ai_run_config("simulated", sim.base_url)["resources"]["ai"]
+        return {**run_config, "resources": {**(run_config.get("resources") or {}), "ai": new_ai}}
+    if mode == "live":
+        problems = {
+            provider: f"{url} ({why})"
+            for provider, url in _live_provider_urls(ai_config).items()
+            if (why := _reachability_problem(url)) is not None
+        }
+        if problems:
+            listed = "; ".join(f"{provider} at {where}" for provider, where in problems.items())
+            raise ProvidersUnreachable(
+                f"the run's providers are unreachable: {listed}. Resuming now would hand their stages to "
+                "other providers or the offline engine; fix the network or endpoint, or resume with "
+                "--provider offline to accept offline answers"
+            )
+    return run_config
+
+
+def _add_served_by(instance: Any, summary: dict[str, Any], mode: str) -> None:
+    """Say in ``summary`` which provider/model served each AI stage of the run, and flag the stages the
+    offline engine served although the run's mode was not offline (a degraded answer, not the one asked for)."""
+    from dagster import DagsterEventType
+
+    served: dict[str, str] = {}
+    records = instance.get_records_for_run(summary["run_id"], of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        materialization = event.event_specific_data.materialization if event else None
+        if materialization is None:
+            continue
+        meta = materialization.metadata
+        if "provider" in meta and "model" in meta:
+            provider, model = (getattr(meta[k], "value", meta[k]) for k in ("provider", "model"))
+            served[materialization.asset_key.to_user_string()] = f"{provider}/{model}"
+    summary["mode"] = mode
+    summary["served_by"] = served
+    if mode != "offline":
+        fallen = sorted(asset for asset, who in served.items() if who.startswith("offline/"))
+        summary["offline_fallback"] = fallen
+        if fallen:
+            print(
+                f"cineforge: warning: the offline engine served {', '.join(fallen)} although the run's mode is "
+                f"{mode!r}: its providers failed or were skipped (see each asset's attempts)",
+                file=sys.stderr,
+            )
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:

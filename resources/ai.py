@@ -34,7 +34,13 @@ from resources.resilience.backoff import (
     DEFAULT_RETRY_AFTER_CAP_SECONDS,
     BackoffPolicy,
 )
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, default_store_url, store_from_url
+from resources.resilience.breaker import (
+    BreakerPolicy,
+    CircuitBreaker,
+    breaker_identity,
+    default_store_url,
+    store_from_url,
+)
 from resources.resilience.chain import (
     DEFAULT_ATTEMPTS_PER_MODEL,
     DEFAULT_DEADLINE_SECONDS,
@@ -141,8 +147,35 @@ class AIProviderResource(ConfigurableResource):
         )
 
     def breaker(self, listeners: Sequence[Any] = (), *, clock: Callable[[], float] = time.time) -> CircuitBreaker:
+        """The shared breakers, each provider's keyed by this resource's mode and that provider's base URL
+        (a simulated drill never touches the live breakers, even on one store)."""
         store = store_from_url(self.breaker_store_url or default_store_url())
-        return CircuitBreaker(store, self.breaker_policy(), clock=clock, listeners=tuple(listeners))
+        return CircuitBreaker(
+            store, self.breaker_policy(), clock=clock, listeners=tuple(listeners), identities=self.breaker_identities()
+        )
+
+    def breaker_identities(self) -> dict[str, str]:
+        """provider -> the key its breaker is stored under in this mode (see ``breaker_identity``)."""
+        return {
+            provider: breaker_identity(provider, self.mode, url) for provider, url in self.provider_base_urls().items()
+        }
+
+    def provider_base_urls(self) -> dict[str, str]:
+        """Where each real provider's calls go in this mode (none offline)."""
+        if self.mode == "simulated":
+            if not self.simulator_url:
+                raise ValueError(
+                    "mode='simulated' needs simulator_url (start one with `cineforge simulator`)"
+                )
+            base = self.simulator_url.rstrip("/")
+            return {"anthropic": f"{base}/anthropic", "openai": f"{base}/openai/v1", "gemini": f"{base}/gemini"}
+        if self.mode == "live":
+            return {
+                "anthropic": self.anthropic_base_url,
+                "openai": self.openai_base_url,
+                "gemini": self.gemini_base_url,
+            }
+        return {}
 
     def telemetry_file(self) -> str:
         if self.telemetry_path:
@@ -159,14 +192,10 @@ class AIProviderResource(ConfigurableResource):
     def adapters(self, client: httpx.Client) -> dict[str, ProviderAdapter]:
         adapters: dict[str, ProviderAdapter] = {OFFLINE: OfflineAdapter()}
         if self.mode == "simulated":
-            if not self.simulator_url:
-                raise ValueError(
-                    "mode='simulated' needs simulator_url (start one with `cineforge simulator`)"
-                )
-            base = self.simulator_url.rstrip("/")
-            adapters["anthropic"] = AnthropicAdapter(SIMULATED_KEY, f"{base}/anthropic", client)
-            adapters["openai"] = OpenAIAdapter(SIMULATED_KEY, f"{base}/openai/v1", client)
-            adapters["gemini"] = GeminiAdapter(SIMULATED_KEY, f"{base}/gemini", client)
+            urls = self.provider_base_urls()
+            adapters["anthropic"] = AnthropicAdapter(SIMULATED_KEY, urls["anthropic"], client)
+            adapters["openai"] = OpenAIAdapter(SIMULATED_KEY, urls["openai"], client)
+            adapters["gemini"] = GeminiAdapter(SIMULATED_KEY, urls["gemini"], client)
         elif self.mode == "live":
             if self.anthropic_api_key:
                 adapters["anthropic"] = AnthropicAdapter(
