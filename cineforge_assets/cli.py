@@ -115,7 +115,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
-    from cineforge_assets.sources import SourceConflictError, register_source_version
+    from cineforge_assets.sources import SourceRegistryError, register_source_version
 
     path = Path(args.file)
     try:
@@ -124,11 +124,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"cineforge: cannot read {path}: {exc}", file=sys.stderr)
         print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
         return 2
-    except SourceConflictError as exc:
+    except SourceRegistryError as exc:
         print(f"cineforge: {exc}", file=sys.stderr)
-        print(
-            json.dumps({"partition": exc.partition_key, "run_id": None, "success": False, "artifacts": {}})
-        )
+        key = getattr(exc, "partition_key", None)
+        print(json.dumps({"partition": key, "run_id": None, "success": False, "artifacts": {}}))
         return 2
     partition = registered.partition_key
     instance = DagsterInstance.get()

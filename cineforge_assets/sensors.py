@@ -31,6 +31,7 @@ from cineforge_assets.run_retry import transient_run_retry
 from cineforge_assets.sources import (
     RegisteredSource,
     SourceConflictError,
+    SourceRegistryError,
     register_source_version,
     replace_sources_from_env,
 )
@@ -96,6 +97,10 @@ def evaluate_inbox(context: SensorEvaluationContext, *, now: float, policy: Inbo
             context.log.warning(f"inbox: refused {exc}")
             cursor = cursor.with_entry(item.name, SeenFile(item.entry.fingerprint, item.sha256, refused=str(exc)))
             conflicts.append(str(exc))
+            continue
+        except SourceRegistryError as exc:
+            context.log.warning(f"inbox: cannot register {item.name} ({exc}); trying again next tick")
+            cursor = cursor.with_entry(item.name, previous.files.get(item.name))
             continue
         partition_key = registered.partition_key
         if registered.sha256 != item.sha256:

@@ -42,7 +42,11 @@ REPLACE_ENV = "CINEFORGE_REPLACE_SOURCES"
 _COPY_CHUNK = 1024 * 1024
 
 
-class SourceConflictError(ValueError):
+class SourceRegistryError(ValueError):
+    """The registry refuses a file or cannot vouch for a stored one; the message says what to do."""
+
+
+class SourceConflictError(SourceRegistryError):
     """A different source already owns the partition key this file maps to."""
 
     def __init__(self, partition_key: str, registered_name: str, new_name: str) -> None:
@@ -56,7 +60,7 @@ class SourceConflictError(ValueError):
         )
 
 
-class SourceMismatchError(ValueError):
+class SourceMismatchError(SourceRegistryError):
     """The stored source is not the version a run was requested for (moved, edited or tampered with)."""
 
 

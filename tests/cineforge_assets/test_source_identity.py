@@ -169,6 +169,20 @@ def test_cli_ingests_two_all_cjk_names_into_two_partitions(tmp_path: Path, capsy
         assert canonical["title"] == title
 
 
+@pytest.mark.usefixtures("dagster_home")
+def test_cli_names_a_damaged_source_manifest_instead_of_a_traceback(
+    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ledger.fountain"
+    path.write_text(script("Ledger"))
+    register_source(path)
+    manifest = data_root / "sources" / "ledger" / "current.json"
+    manifest.write_text("{not json")
+    code, summary = ingest(path, capsys)
+    assert code == 2 and summary["success"] is False
+    assert str(manifest) in summary["_stderr"] and "damaged source manifest" in summary["_stderr"]
+
+
 def test_same_stem_in_another_format_is_the_same_source(tmp_path: Path, data_root: Path) -> None:
     (tmp_path / "ledger.fountain").write_text(script("One"))
     (tmp_path / "ledger.txt").write_text(script("Two"))
