@@ -7,7 +7,6 @@ user's original file lived.
 Layout of one partition (content-addressed, so concurrent registrations never touch each other's file)::
 
     sources/<partition>/
-        .lock                       per-partition lock (fcntl via ``filelock``): one registration at a time
         current.json                {"name", "sha256", "file"}: the version a run without tags reads
         <sha256>/<original name>    one folder per content; never rewritten, never deleted by registration
 
@@ -22,6 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import stat
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,15 +33,18 @@ from pathlib import Path
 from filelock import FileLock
 
 from cineforge_assets.partitions import partition_key_for, source_stem
-from cineforge_assets.paths import data_root, sources_dir
+from cineforge_assets.paths import data_root, sources_dir, state_dir
+from cineforge_assets.screenplay.formats.errors import NotARegularFileError
+from cineforge_assets.screenplay.formats.limits import SourceLimits, check_size
 from resources.io_manager import atomic_write_bytes
 
 SOURCE_PATH_TAG = "cineforge/source_path"
 SOURCE_SHA256_TAG = "cineforge/sha256"
 MANIFEST_NAME = "current.json"
-LOCK_NAME = ".lock"
 REPLACE_ENV = "CINEFORGE_REPLACE_SOURCES"
 _COPY_CHUNK = 1024 * 1024
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class SourceRegistryError(ValueError):
@@ -88,42 +93,86 @@ def replace_sources_from_env(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 @contextmanager
-def partition_lock(folder: Path) -> Iterator[None]:
-    """Hold the partition's lock: an ``fcntl`` lock on ``folder/.lock``, so it works across processes
-    (CLI, sensor, workers) on one host and on shared volumes that honour POSIX locks."""
+def partition_lock(partition_key: str, root: Path | None = None) -> Iterator[None]:
+    """Hold the partition's lock: one registration at a time per partition.
+
+    An ``fcntl`` lock (``filelock``) on ``$CINEFORGE_DATA/state/locks/source-<key>.lock``, so it works
+    across processes (CLI, sensor, workers) on one host and on shared volumes that honour POSIX locks.
+    It lives outside ``sources/`` so a refused file leaves nothing behind in the registry."""
+    folder = state_dir(root) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / LOCK_NAME)):
+    with FileLock(str(folder / f"source-{partition_key}.lock")):
         yield
 
 
-def copy_and_hash(source: Path, target: Path) -> str:
-    """Stream ``source`` into a new file ``target`` (fsynced) and return the SHA-256 of the bytes written.
+@dataclass(frozen=True, slots=True)
+class CopiedSource:
+    """A file copied into the registry: where it is, its SHA-256 and size as copied."""
 
-    Hashing while copying means the hash describes exactly the stored bytes, even if the user's file
-    changes during the copy."""
-    digest = hashlib.sha256()
-    with source.open("rb") as reader, target.open("xb") as writer:
-        while chunk := reader.read(_COPY_CHUNK):
-            digest.update(chunk)
-            writer.write(chunk)
-        writer.flush()
-        os.fsync(writer.fileno())
-    return digest.hexdigest()
+    path: Path
+    sha256: str
+    size: int
 
 
-def _store_version(path: Path, folder: Path) -> tuple[str, Path]:
-    """Copy ``path`` into ``folder/<sha256>/<name>``; an identical version already there is kept."""
-    tmp = folder / f".incoming.{uuid.uuid4().hex}.tmp"
+def copy_source(
+    source: Path, target: Path, *, limits: SourceLimits | None = None, follow_symlinks: bool = False
+) -> CopiedSource:
+    """Stream ``source`` into ``target`` atomically, hashing on the way; refuse it before copying anything
+    when it is not a regular file (a link unless ``follow_symlinks``) or is over the size limit.
+
+    The checks run on the open descriptor (``fstat``), so the file checked is the file copied; the copy
+    stops as soon as it passes the limit, so a file that grows meanwhile costs at most one chunk more.
+    Readers of ``target`` see the old file or the whole new one (temporary dotfile, fsync, rename).
+    """
+    source, target = Path(source), Path(target)
+    limits = limits or SourceLimits.from_env()
+    guess = source.suffix.lower().lstrip(".") or "text"
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        sha = copy_and_hash(path, tmp)
-        target = folder / sha / path.name
-        target.parent.mkdir(exist_ok=True)
-        # Same name and same hash is the same bytes: os.replace over it changes nothing a reader sees.
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        fd = os.open(source, flags)
+    except OSError as exc:
+        if not follow_symlinks and os.path.islink(source):
+            raise NotARegularFileError(source, guess, "it is a symbolic link; links are not followed.") from exc
         raise
-    return sha, target
+    with os.fdopen(fd, "rb") as reader:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFileError(source, guess, "it is not a regular file (a directory, device or pipe).")
+        check_size(source, guess, info.st_size, limits)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out_fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(out_fd, "wb") as writer:
+                while chunk := reader.read(_COPY_CHUNK):
+                    size += len(chunk)
+                    check_size(source, guess, size, limits)
+                    digest.update(chunk)
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; workers may run as other users
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return CopiedSource(path=target, sha256=digest.hexdigest(), size=size)
+
+
+def _store_version(path: Path, folder: Path, *, limits: SourceLimits | None, follow_symlinks: bool) -> tuple[str, Path]:
+    """Copy ``path`` (``copy_source``: checks, streaming, hashing) into ``folder/<sha256>/<name>``.
+
+    The hash is known only after the copy, so the copy lands in a private staging folder first and is
+    then renamed into place; an identical version already there is replaced by the same bytes."""
+    staging = folder / f".incoming.{uuid.uuid4().hex}"
+    try:
+        copied = copy_source(path, staging / path.name, limits=limits, follow_symlinks=follow_symlinks)
+        target = folder / copied.sha256 / path.name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(copied.path, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied.sha256, target
 
 
 def _read_manifest(folder: Path, partition_key: str) -> RegisteredSource | None:
@@ -154,31 +203,47 @@ def _legacy_source(folder: Path, partition_key: str) -> RegisteredSource | None:
     return RegisteredSource(partition_key, files[0].name, file_sha256(files[0]), files[0])
 
 
-def register_source_version(path: Path, *, root: Path | None = None, replace: bool = False) -> RegisteredSource:
+def register_source_version(
+    path: Path,
+    *,
+    root: Path | None = None,
+    replace: bool = False,
+    limits: SourceLimits | None = None,
+    follow_symlinks: bool = False,
+) -> RegisteredSource:
     """Store ``path`` as the current version of its partition's source and return that version.
 
-    Under the partition's lock: refuse (``SourceConflictError``) when the partition already holds a
-    source with another stem, unless ``replace``; copy the bytes to their content-addressed place;
-    point ``current.json`` at them. Earlier versions stay, so runs requested for them still read them.
+    ``copy_source`` refuses a link (unless ``follow_symlinks``), a non-regular file or one over ``limits``
+    before anything is stored. Under the partition's lock: refuse (``SourceConflictError``) when the
+    partition already holds a source with another stem, unless ``replace``; copy the bytes to their
+    content-addressed place; point ``current.json`` at them. Earlier versions stay, so runs requested for
+    them still read them.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
     key = partition_key_for(path.name)
     folder = sources_dir(root) / key
-    with partition_lock(folder):
+    with partition_lock(key, root):
         current = _read_manifest(folder, key)
         if current is not None and not replace and source_stem(current.name) != source_stem(path.name):
             raise SourceConflictError(key, current.name, path.name)
-        sha, stored = _store_version(path, folder)
+        sha, stored = _store_version(path, folder, limits=limits, follow_symlinks=follow_symlinks)
         manifest = {"name": path.name, "sha256": sha, "file": stored.relative_to(folder).as_posix()}
         atomic_write_bytes(folder / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return RegisteredSource(key, path.name, sha, stored)
 
 
-def register_source(path: Path, *, root: Path | None = None, replace: bool = False) -> str:
+def register_source(
+    path: Path,
+    *,
+    root: Path | None = None,
+    replace: bool = False,
+    limits: SourceLimits | None = None,
+    follow_symlinks: bool = False,
+) -> str:
     """Register ``path`` (see ``register_source_version``) and return its partition key."""
-    return register_source_version(path, root=root, replace=replace).partition_key
+    return register_source_version(
+        path, root=root, replace=replace, limits=limits, follow_symlinks=follow_symlinks
+    ).partition_key
 
 
 def current_source(partition: str, *, root: Path | None = None) -> RegisteredSource:
