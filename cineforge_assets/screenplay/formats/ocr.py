@@ -34,7 +34,8 @@ from cineforge_assets.screenplay.formats.errors import ScannedPdfError
 
 OCR_LANGUAGE = "eng"
 # Whole-document budget: a fixed start-up allowance plus a per-page allowance far above the
-# measured ~1-3 s/page, so a long script on a busy worker still finishes but a stuck run ends.
+# 1-5 s/page measured (idle to heavily shared two cores), so a long script on a busy worker still
+# finishes but a stuck run ends.
 OCR_TIMEOUT_BASE_S = 60.0
 OCR_TIMEOUT_PER_PAGE_S = 15.0
 # Tesseract configuration: dashes in a screenplay are typed as hyphens (see the module docstring).
