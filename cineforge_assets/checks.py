@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from cineforge_assets.screenplay.elements import Element
 from cineforge_assets.screenplay.formats.reader import RawSource
+from cineforge_assets.screenplay.plausibility import SplitAssessment
 
 RAW_INPUT_HAS_TEXT = AssetCheckSpec(
     name="has_text",
@@ -29,6 +30,13 @@ CANONICAL_SCRIPT_PARSES = AssetCheckSpec(
 )
 SCENES_NOT_EMPTY = AssetCheckSpec(
     name="has_scenes", asset=AssetKey("scenes"), blocking=True, description="At least one scene was found."
+)
+SCENES_PLAUSIBLE = AssetCheckSpec(
+    name="plausible_for_source",
+    asset=AssetKey("scenes"),
+    blocking=True,
+    description="Scene count, speaking characters and the biggest scene are plausible for the source's "
+    "page count (see cineforge_assets.screenplay.plausibility for the thresholds).",
 )
 
 
@@ -81,4 +89,24 @@ def evaluate_scenes(df: pd.DataFrame) -> AssetCheckResult:
         else "no scene headings found (INT./EXT. lines): check the source, re-materialize canonical_script",
         scene_count=len(df),
         remediate="" if ok else "canonical_script",
+    )
+
+
+def evaluate_scenes_plausible(assessment: SplitAssessment, file_name: str) -> AssetCheckResult:
+    """The plausibility verdict as a check result; a failure names the file and every symptom."""
+    ok = assessment.plausible
+    pages = f"{assessment.pages} pages" + ("" if assessment.pages_from_source else " (estimated)")
+    return _result(
+        SCENES_PLAUSIBLE,
+        ok,
+        f"{assessment.scene_count} scenes, {assessment.speaking_characters} speaking characters from {pages}"
+        if ok
+        else f"{file_name}: " + "; ".join(assessment.symptoms),
+        file=file_name,
+        pages=assessment.pages,
+        pages_from_source=assessment.pages_from_source,
+        scene_count=assessment.scene_count,
+        speaking_characters=assessment.speaking_characters,
+        biggest_scene_share=assessment.biggest_scene_share,
+        symptoms=MetadataValue.json(list(assessment.symptoms)),
     )

@@ -114,15 +114,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import SourceLimits
     from cineforge_assets.sources import register_source
 
     path = Path(args.file)
+    limits = SourceLimits.from_env()
     try:
-        partition = register_source(path)
+        screen_file(path, limits, follow_symlinks=args.follow_symlinks)
+        partition = register_source(path, limits=limits, follow_symlinks=args.follow_symlinks)
+    except SourceError as exc:
+        return _refuse(path, str(exc), getattr(exc, "limit", None))
     except OSError as exc:
-        print(f"cineforge: cannot read {path}: {exc}", file=sys.stderr)
-        print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
-        return 2
+        return _refuse(path, f"cannot read {path}: {exc}", None)
     instance = DagsterInstance.get()
     if screenplay_partitions.name and not instance.has_dynamic_partition(
         screenplay_partitions.name, partition
@@ -161,6 +165,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "success": success,
         "artifacts": _artifact_paths(partition),
     }
+    _add_served_by(instance, summary, _run_mode(run_config))
     if success:
         config_path = summary["artifacts"].get("project_config")
         if config_path:
@@ -175,6 +180,35 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
     return _finish(instance, summary, "run")
+
+
+def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
+    """Refuse ``path`` before anything is copied or run when reading it could harm the host, for the
+    reasons the inbox refuses it, in the same words: not a regular file (a link unless
+    ``follow_symlinks``), over the size limit, over a container limit (a bomb). The reader checks the same
+    again in ``raw_input``. A file that is merely not a screenplay (empty, binary, a ``.pdf`` without a PDF
+    header) is left to ``raw_input``, whose failed run names the problem, as it always has."""
+    from cineforge_assets.screenplay.formats.detect import detect_format
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import check_container
+    from cineforge_assets.screenplay.formats.reader import read_bounded
+
+    data = read_bounded(path, limits, follow_symlinks=follow_symlinks)
+    try:
+        fmt, _confidence = detect_format(path, data)
+    except SourceError:
+        return
+    check_container(path, data, fmt, limits)
+
+
+def _refuse(path: Path, message: str, limit: str | None) -> int:
+    """A file refused before any run: the reason on stderr, the JSON summary last, exit status 2."""
+    print(f"cineforge: refused {path}: {message}", file=sys.stderr)
+    failure: dict[str, Any] = {"error_class": "permanent", "message": message}
+    if limit:
+        failure["limit"] = limit
+    print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}, "failure": failure}))
+    return 2
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -237,10 +271,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
         # Re-execution does not inherit the parent's partition tag when tags are given.
         tags["dagster/partition"] = partition
     remediate = _remediation_target(instance, run.run_id)
-    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
+    with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url, contextlib.ExitStack() as stack:
         run_config = (
             _ai_run_config(args.provider, sim_url) if args.provider != "keep" else dict(run.run_config)
         )
+        try:
+            run_config = _reachable_run_config(run_config, stack, args.faults, args.seed)
+        except ProvidersUnreachable as refused:
+            print(f"cineforge: not resuming {run.run_id}: {refused}", file=sys.stderr)
+            refusal = {"partition": partition, "run_id": None, "resumed_from": run.run_id, "success": False}
+            print(json.dumps({**refusal, "refused": str(refused)}))
+            return 2
         if remediate and remediate in PIPELINE_ASSET_NAMES:
             selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
             print(
@@ -278,7 +319,127 @@ def cmd_resume(args: argparse.Namespace) -> int:
         "success": success,
         "artifacts": _artifact_paths(partition) if partition else {},
     }
+    _add_served_by(instance, summary, _run_mode(run_config))
     return _finish(instance, summary, "resumed run")
+
+
+class ProvidersUnreachable(Exception):
+    """The run's providers cannot be reached: resuming would silently hand its stages to others."""
+
+
+def _reachability_problem(url: str, timeout: float = 3.0) -> str | None:
+    """None if something answers HTTP at ``url`` (any status: the host is there), else why not."""
+    import httpx
+
+    try:
+        httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _ai_config_of(run_config: dict[str, Any]) -> dict[str, Any]:
+    return dict(((run_config.get("resources") or {}).get("ai") or {}).get("config") or {})
+
+
+def _run_mode(run_config: dict[str, Any]) -> str:
+    """The provider mode a run config gives the ``ai`` resource (the environment's when it sets none)."""
+    from cineforge_assets.resource_config import provider_mode_from_env
+
+    return str(_ai_config_of(run_config).get("mode") or provider_mode_from_env())
+
+
+def _live_provider_urls(ai_config: dict[str, Any]) -> dict[str, str]:
+    """provider -> base URL, for the live providers the config (or the environment) gives a key."""
+    from cineforge_assets.resource_config import KEY_VARS, URL_VARS
+    from resources.ai import AIProviderResource
+
+    defaults = AIProviderResource.model_fields
+    urls: dict[str, str] = {}
+    for key_field, key_var in KEY_VARS.items():
+        if not (ai_config.get(key_field) or os.environ.get(key_var)):
+            continue
+        provider = key_field.removesuffix("_api_key")
+        url_field = f"{provider}_base_url"
+        urls[provider] = str(
+            ai_config.get(url_field) or os.environ.get(URL_VARS[url_field]) or defaults[url_field].default
+        )
+    return urls
+
+
+def _reachable_run_config(
+    run_config: dict[str, Any], stack: contextlib.ExitStack, faults: str, seed: int
+) -> dict[str, Any]:
+    """``run_config`` if the providers it names answer; for a simulated run whose simulator is gone, the
+    same config on a simulator started here (``faults``); else ``ProvidersUnreachable``.
+
+    Without this check a resumed run meets connection errors, its breakers open and the offline engine
+    serves: the run "succeeds" on different providers than the run it resumes.
+    """
+    ai_config = _ai_config_of(run_config)
+    mode = _run_mode(run_config)
+    if mode == "simulated":
+        url = str(ai_config.get("simulator_url") or os.environ.get("CINEFORGE_SIMULATOR_URL") or "")
+        if url and _reachability_problem(f"{url.rstrip('/')}/_sim/health") is None:
+            return run_config
+        from cineforge_assets.resource_config import ai_run_config
+        from resources.simulator import ProviderSimulator
+
+        sim = stack.enter_context(ProviderSimulator(profile=faults, seed=seed))
+        print(
+            f"cineforge: the run's simulator ({url or 'none'}) is not answering; "
+            f"started one at {sim.base_url} (faults: {faults})",
+            file=sys.stderr,
+        )
+        if ai_config:
+            ai_config["simulator_url"] = sim.base_url
+            new_ai: dict[str, Any] = {"config": ai_config}
+        else:  # the run took its config from the environment: restate it around the new simulator
+            new_ai = ai_run_config("simulated", sim.base_url)["resources"]["ai"]
+        return {**run_config, "resources": {**(run_config.get("resources") or {}), "ai": new_ai}}
+    if mode == "live":
+        problems = {
+            provider: f"{url} ({why})"
+            for provider, url in _live_provider_urls(ai_config).items()
+            if (why := _reachability_problem(url)) is not None
+        }
+        if problems:
+            listed = "; ".join(f"{provider} at {where}" for provider, where in problems.items())
+            raise ProvidersUnreachable(
+                f"the run's providers are unreachable: {listed}. Resuming now would hand their stages to "
+                "other providers or the offline engine; fix the network or endpoint, or resume with "
+                "--provider offline to accept offline answers"
+            )
+    return run_config
+
+
+def _add_served_by(instance: Any, summary: dict[str, Any], mode: str) -> None:
+    """Say in ``summary`` which provider/model served each AI stage of the run, and flag the stages the
+    offline engine served although the run's mode was not offline (a degraded answer, not the one asked for)."""
+    from dagster import DagsterEventType
+
+    served: dict[str, str] = {}
+    records = instance.get_records_for_run(summary["run_id"], of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        materialization = event.event_specific_data.materialization if event else None
+        if materialization is None:
+            continue
+        meta = materialization.metadata
+        if "provider" in meta and "model" in meta:
+            provider, model = (getattr(meta[k], "value", meta[k]) for k in ("provider", "model"))
+            served[materialization.asset_key.to_user_string()] = f"{provider}/{model}"
+    summary["mode"] = mode
+    summary["served_by"] = served
+    if mode != "offline":
+        fallen = sorted(asset for asset, who in served.items() if who.startswith("offline/"))
+        summary["offline_fallback"] = fallen
+        if fallen:
+            print(
+                f"cineforge: warning: the offline engine served {', '.join(fallen)} although the run's mode is "
+                f"{mode!r}: its providers failed or were skipped (see each asset's attempts)",
+                file=sys.stderr,
+            )
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
@@ -304,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="none", help="simulator fault profile (with --provider simulated)"
     )
     ingest.add_argument("--seed", type=int, default=0)
+    ingest.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read FILE even when it is a symbolic link (by default only regular files are read)",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     resume = sub.add_parser(

@@ -36,7 +36,14 @@ from collections.abc import Iterable, Sequence
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 
-__all__ = ["parse_fountain", "write_fountain", "render_fountain", "strip_emphasis"]
+__all__ = [
+    "parse_fountain",
+    "write_fountain",
+    "render_fountain",
+    "strip_emphasis",
+    "plain_text",
+    "character_name",
+]
 
 _BONEYARD_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 _NOTE_RE = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
@@ -59,6 +66,12 @@ _DUAL_RE = re.compile(r"(.*?)\s*\^\s*$")
 _WHITESPACE_RE = re.compile(r"\s+")
 _EMPHASIS_RE = re.compile(r"(?<!\\)(\*{1,3}|_)(?=\S)(.+?)(?<=\S)(?<!\\)\1")
 _ESCAPE_RE = re.compile(r"\\([*_\\])")
+# Revision marks: a ``*`` (Final Draft) or dagger standing alone as a word, printed in the margin of a
+# changed line; extraction leaves them at either end of the line (``SHERLOCK *``, ``† INT. HALL``).
+_REVISION_MARK_RE = re.compile(r"(?:^|\s+)[*\u2020\u2021]+(?=\s|$)")
+# What follows a cue's name: parenthesised extensions (``(V.O.)``, ``(cont'd)``, ``(ON PHONE)``) and
+# the bare ``CONT'D`` some programs print without parentheses.
+_CUE_EXTENSION_RE = re.compile(r"\s*\(.*$|\s+CONT(?:'|\u2019)?D\.?$", re.IGNORECASE)
 
 _TWO_SPACES = "  "
 
@@ -70,6 +83,29 @@ def strip_emphasis(text: str) -> str:
         previous = text
         text = _EMPHASIS_RE.sub(r"\2", text)
     return _ESCAPE_RE.sub(r"\1", text)
+
+
+def plain_text(text: str) -> str:
+    """A heading or name as a reader sees it: no emphasis markup, escapes or revision marks.
+
+    ``**ABOUT SAVE THE CAT!**`` -> ``ABOUT SAVE THE CAT!``; ``INT. HALL - DAY *`` -> ``INT. HALL - DAY``.
+    Inner spacing is kept (it is part of how the writer typed the heading).
+    """
+    return _REVISION_MARK_RE.sub("", strip_emphasis(text)).strip()
+
+
+def character_name(cue: str) -> str:
+    """The bare speaking name of a cue: ``SHERLOCK (V.O.) (CONT'D) *`` -> ``SHERLOCK``.
+
+    Drops Fountain markers (``@``, ``^``), emphasis, revision marks and every extension, so one
+    person has one name whatever the cue adds (``(O.S.)``, ``(cont'd)``, ``(ON PHONE)``).
+    """
+    name = plain_text(cue.strip().removeprefix("@"))
+    dual = _DUAL_RE.match(name)
+    if dual:
+        name = dual.group(1)
+    name = _CUE_EXTENSION_RE.sub("", name)
+    return _WHITESPACE_RE.sub(" ", plain_text(name)).strip()
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,22 +14,28 @@ Rules (documented here because downstream consumers rely on them):
   laid-out estimate over the whole body, rounded up.
 * Splits (``int_ext_split``, ``day_night_split``) count scenes; scenes with no value are counted
   under ``"UNSPECIFIED"``.
+* Title page: ``title`` is the title page's title unless it is empty or a template's placeholder
+  (``TITLE``), then ``fallback_title`` (the file's name); ``authors`` holds one name per writer
+  (``Dan Harmon & Chris McKenna`` is two); lines the readers could not place (see
+  :func:`~cineforge_assets.screenplay.formats.emit.classify_title_lines`) and placeholders are listed in
+  ``title_page_left_out``, never in ``authors``.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
 from cineforge_assets.screenplay.elements import ElementType, Script
-from cineforge_assets.screenplay.fountain import strip_emphasis
+from cineforge_assets.screenplay.formats.emit import LEFT_OUT_KEY, is_placeholder, split_names
+from cineforge_assets.screenplay.fountain import character_name, strip_emphasis
 from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SECONDS_PER_PAGE,
     SceneRecord,
+    estimate_page_count,
     estimate_printed_lines,
 )
 
@@ -67,6 +73,11 @@ class ProjectConfig(BaseModel):
     authors: list[str] = Field(default_factory=list)
     source: str = Field(default="", description="Title-page source line, e.g. 'based on the novel by ...'")
     draft_date: str = ""
+    contact: list[str] = Field(default_factory=list, description="Title-page contact lines (address, agent)")
+    title_page_left_out: list[str] = Field(
+        default_factory=list,
+        description="Title-page lines that are none of the fields (director, epigraph, 'Property of', placeholders)",
+    )
     source_format: str
     page_count: int
     page_count_estimated: bool
@@ -87,12 +98,26 @@ def _title_value(script: Script, *keys: str) -> list[str]:
     return []
 
 
+def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[str], list[str]]:
+    """(title, authors, left out): placeholders and non-names never become the title or a writer."""
+    left_out = _title_value(script, LEFT_OUT_KEY.lower())
+    title = " ".join(_title_value(script, "title"))
+    if is_placeholder(title):
+        left_out.append(title)
+        title = ""
+    authors: list[str] = []
+    for line in _title_value(script, "author", "authors"):
+        for name in split_names(line):
+            (left_out if is_placeholder(name) else authors).append(name)
+    return title or fallback_title, authors, left_out
+
+
 def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[CharacterSummary]:
     speeches: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     for element in script.elements:
         if element.type is ElementType.CHARACTER:
-            name = " ".join(element.text.split())
+            name = character_name(element.text)  # the same bare name the scenes table holds
             if name:
                 speeches[name] += 1
                 first_seen.setdefault(name, len(first_seen))
@@ -139,24 +164,27 @@ def build_project_config(
     *,
     source_format: str,
     page_count: int | None = None,
+    fallback_title: str = "",
 ) -> ProjectConfig:
     """Summarize ``script`` and its ``scenes`` (from :func:`split_scenes`) for production."""
+    title, authors, left_out = _title_and_authors(script, fallback_title)
     characters = _character_summaries(script, scenes)
     runtime_seconds = sum(scene.est_screen_seconds for scene in scenes)
     estimated = page_count is None or page_count <= 0
     if estimated:
-        printed_lines = estimate_printed_lines(script.elements)
-        page_count = max(1, math.ceil(printed_lines / LINES_PER_PAGE)) if script.elements else 0
+        page_count = estimate_page_count(script.elements)
     if not scenes and script.elements:
         # A script without scene headings still plays: fall back to the whole body.
         runtime_seconds = estimate_printed_lines(script.elements) / LINES_PER_PAGE * SECONDS_PER_PAGE
     assert page_count is not None
     return ProjectConfig(
-        title=strip_emphasis(script.title),
+        title=title,
         credit=" ".join(_title_value(script, "credit")),
-        authors=_title_value(script, "author", "authors"),
+        authors=authors,
         source=" ".join(_title_value(script, "source")),
         draft_date=" ".join(_title_value(script, "draft date")),
+        contact=_title_value(script, "contact"),
+        title_page_left_out=left_out,
         source_format=source_format,
         page_count=page_count,
         page_count_estimated=estimated,

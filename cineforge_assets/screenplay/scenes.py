@@ -18,6 +18,7 @@ page counts (Big Fish: 122 pages).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -26,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
-from cineforge_assets.screenplay.fountain import render_fountain
+from cineforge_assets.screenplay.fountain import character_name, plain_text, render_fountain
 
 __all__ = [
     "LINES_PER_PAGE",
@@ -34,8 +35,10 @@ __all__ = [
     "SceneRecord",
     "SceneSplit",
     "parse_heading",
+    "is_shot_heading",
     "normalize_time_of_day",
     "estimate_printed_lines",
+    "estimate_page_count",
     "split_scenes",
     "split_scenes_with_preamble",
     "scenes_dataframe",
@@ -120,6 +123,14 @@ _TIME_WORDS: dict[str, str] = {
 _TIME_PHRASES = {"MAGIC HOUR": "MAGIC HOUR", "GOLDEN HOUR": "MAGIC HOUR"}
 _INT_EXT_BY_PREFIX = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
 
+# Camera directions that readers (and some writers) set as a heading line although they stay in the
+# scene they interrupt: ``MONTAGE``, ``SERIES OF SHOTS``, ``INSERT - ALTIMETER``, ``STRIKER'S POV``.
+_SHOT_RE = re.compile(
+    r"^(?:(?:BEGIN|START|END)(?:\s+OF)?\s+)?(?:THE\s+)?"
+    r"(?:MONTAGE|SERIES\s+OF\s+SHOTS|QUICK\s+CUTS|ANGLE\b|ANGLES\b|INSERT\b|CLOSE\s*ON\b|CLOSE[\s-]*UP\b"
+    r"|BACK\s+TO\b|INTERCUT\b|INTERCUTTING\b|[^-]*\bPOV\b)"
+)
+
 
 def _time_word(segment: str) -> str:
     for phrase, normalized in _TIME_PHRASES.items():
@@ -142,6 +153,18 @@ def normalize_time_of_day(segment: str) -> str:
     return _time_word(outside) or _time_word(upper)
 
 
+def is_shot_heading(heading: str) -> bool:
+    """A heading line that is a shot or montage marker (no INT/EXT), not a new place and time.
+
+    Such a line must not replace the real heading of the scene it sits in, so it starts no scene of
+    its own unless no real heading precedes it.
+    """
+    text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper().lstrip(".").strip()
+    if _HEADING_PREFIX_RE.match(text) or re.search(r"\b(?:INT|EXT)\.", text):
+        return False
+    return bool(_SHOT_RE.match(text))
+
+
 def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     """Split a scene heading into (int_ext, location, time_of_day).
 
@@ -151,7 +174,7 @@ def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     The time is taken from the last `` - ``-separated part (or, when there is no dash, the
     last comma-separated part) when that part names a time of day.
     """
-    text = _WHITESPACE_RE.sub(" ", heading.strip()).upper()
+    text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper()
     if text.startswith(".") and not text.startswith(".."):
         text = text[1:].lstrip()
     text = _SCENE_NUMBER_RE.sub("", text)
@@ -242,6 +265,13 @@ def estimate_printed_lines(elements: Sequence[Element]) -> int:
     return total
 
 
+def estimate_page_count(elements: Sequence[Element]) -> int:
+    """Pages ``elements`` fill when laid out as a standard screenplay (0 for no elements)."""
+    if not elements:
+        return 0
+    return max(1, math.ceil(estimate_printed_lines(elements) / LINES_PER_PAGE))
+
+
 def _word_count(elements: Sequence[Element]) -> int:
     return sum(len(_TOKEN_RE.findall(e.text)) for e in elements if e.type in _SCREEN_TYPES)
 
@@ -255,7 +285,7 @@ def _speaking_characters(elements: Sequence[Element]) -> list[str]:
     seen: dict[str, None] = {}
     for element in elements:
         if element.type is ElementType.CHARACTER:
-            name = _WHITESPACE_RE.sub(" ", element.text).strip()
+            name = character_name(element.text)
             if name:
                 seen.setdefault(name, None)
     return list(seen)
@@ -285,13 +315,14 @@ def _scene_record(
     start: int,
     end: int,
 ) -> SceneRecord:
-    int_ext, location, time_of_day = parse_heading(heading.text)
+    plain_heading = plain_text(heading.text)
+    int_ext, location, time_of_day = parse_heading(plain_heading)
     printed_lines = estimate_printed_lines(elements)
     pages = printed_lines / LINES_PER_PAGE
     return SceneRecord(
         scene_number=ordinal,
         scene_label=heading.scene_number or "",
-        heading=heading.text,
+        heading=plain_heading,
         int_ext=int_ext,
         location=location,
         time_of_day=time_of_day,
@@ -306,6 +337,22 @@ def _scene_record(
     )
 
 
+def _scene_starts(elements: Sequence[Element]) -> list[int]:
+    """Indexes of the headings that open a scene: every heading but a shot line after a real one."""
+    starts: list[int] = []
+    after_real_heading = False
+    for index, element in enumerate(elements):
+        if element.type is not ElementType.SCENE_HEADING:
+            continue
+        if is_shot_heading(element.text):
+            if after_real_heading:
+                continue
+        else:
+            after_real_heading = True
+        starts.append(index)
+    return starts
+
+
 def split_scenes_with_preamble(script: Script, fountain_text: str | None = None) -> SceneSplit:
     """Split ``script`` into scenes and the preamble before the first heading.
 
@@ -315,7 +362,7 @@ def split_scenes_with_preamble(script: Script, fountain_text: str | None = None)
     """
     text_lines, element_lines = _source(script, fountain_text)
     elements = script.elements
-    heading_indexes = [i for i, e in enumerate(elements) if e.type is ElementType.SCENE_HEADING]
+    heading_indexes = _scene_starts(elements)
     total_lines = len(text_lines)
 
     preamble_end_index = heading_indexes[0] if heading_indexes else len(elements)

@@ -84,11 +84,15 @@ class HttpProviderAdapter:
         return text.replace(self._api_key, REDACTED) if self._api_key and text else text
 
     def scrubbed(self, error: ProviderError) -> ProviderError:
-        """The same error with the API key removed from its message (providers may echo keys)."""
+        """The same error with the API key removed from every field that came from the wire (message, error
+        code, request id): providers and proxies may echo keys into any of them."""
         clean = self.redact(error.message)
         if clean != error.message:
             error.message = clean
             error.args = (clean,)
+        error.error_code = self.redact(error.error_code)
+        if error.request_id:
+            error.request_id = self.redact(error.request_id)
         return error
 
     def post_json(

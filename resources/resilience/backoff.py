@@ -3,8 +3,9 @@
 Two rules, in this order:
 
 1. If the provider said how long (``retry-after`` / ``retry-after-ms``, already parsed onto the error as
-   ``retry_after``), wait that long, but never more than ``retry_after_cap``: a provider asking for minutes
-   is better answered by falling back than by sleeping (the caller compares the delay with its deadline).
+   ``retry_after``; only a finite, positive hint counts), wait that long, but never more than
+   ``retry_after_cap``: a provider asking for minutes is better answered by falling back than by sleeping
+   (the caller compares the delay with its deadline).
 2. Otherwise AWS "full jitter": ``uniform(0, min(cap, base * 2**attempt))``. Full jitter spreads the
    retries of many workers that failed together, which is what an overload needs.
 
@@ -15,6 +16,7 @@ is needed, and it is two lines. The random source is injected so tests and bench
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -60,8 +62,10 @@ def delay_for(error: ProviderError, attempt: int, policy: BackoffPolicy, rng: ra
     """The wait before retrying after ``error``: its ``retry_after`` (capped) if any, else full jitter.
 
     The rng is not consumed when ``retry_after`` decides, so a seeded sequence only depends on the
-    jittered retries.
+    jittered retries. A ``retry_after`` that is not finite and positive is no hint: a wait of 0 would send
+    every worker that failed together back in lockstep, so those get full jitter like an answer without one.
     """
-    if error.retry_after is not None:
-        return min(max(0.0, error.retry_after), policy.retry_after_cap)
+    hint = error.retry_after
+    if hint is not None and math.isfinite(hint) and hint > 0:
+        return min(hint, policy.retry_after_cap)
     return full_jitter_delay(attempt, policy, rng)

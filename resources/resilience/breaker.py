@@ -48,7 +48,17 @@ half-open bounds its probes::
   for the call. Opening the breaker on a bad key would hide the configuration error behind "provider
   down" and would only be noticed after a cooldown; skipping per call costs one fast 401 per call.
 * Clocks: ``clock`` must be wall-clock epoch seconds (``time.time``): timestamps are compared across
-  processes, where ``time.monotonic`` values mean nothing.
+  processes, where ``time.monotonic`` values mean nothing. Every decision uses the *store's* time
+  (``BreakerStore.now``): on SQLite (one host) that is the local clock; on PostgreSQL it is the database's
+  ``clock_timestamp()``, read inside the transaction that decides, so hosts whose clocks disagree still
+  see one cooldown and one probe per cooldown fleet-wide. Times handed to callers (``reopens_at``) are
+  converted back to the caller's clock.
+* Identity: a record is stored under ``CircuitBreaker.key(provider)``. ``AIProviderResource`` keys each
+  provider by its mode and base URL (``breaker_identity``), so a simulated fault drill, or a live run
+  through a proxy, never opens the breakers that live calls to the real endpoint obey.
+* Parking: ``park(permit, seconds, reason)`` skips a provider for every caller until a given time without
+  opening the breaker or counting a failure (a daily quota until its reset); ``acquire`` raises
+  ``ProviderParkedError`` meanwhile.
 
 Performance trade-off: a SQLite write transaction costs far more than the layer's per-call budget, so the
 hot path (breaker closed, calls succeeding) does not touch the store. Each ``CircuitBreaker`` caches the
@@ -95,7 +105,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from resources.resilience.errors import BreakerOpenError, ProviderWarmingError
+from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +188,10 @@ class BreakerRecord:
     # while closed and warming (see the module docstring).
     probes: tuple[tuple[int, float], ...] = ()
     next_probe_token: int = 1
+    # A provider-level "not before" that is no outage (a daily quota until its reset): acquire denies until
+    # then without opening the breaker, counting a failure, or moving the generation.
+    parked_until: float | None = None
+    parked_reason: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -190,6 +204,8 @@ class BreakerRecord:
                 "reopens_at": self.reopens_at,
                 "probes": [list(p) for p in self.probes],
                 "next_probe_token": self.next_probe_token,
+                "parked_until": self.parked_until,
+                "parked_reason": self.parked_reason,
             },
             separators=(",", ":"),
         )
@@ -206,6 +222,8 @@ class BreakerRecord:
             reopens_at=data["reopens_at"],
             probes=tuple((int(t), float(e)) for t, e in data["probes"]),
             next_probe_token=int(data["next_probe_token"]),
+            parked_until=data.get("parked_until"),  # absent in records written before parking existed
+            parked_reason=str(data.get("parked_reason") or ""),
         )
 
 
@@ -247,6 +265,8 @@ class BreakerSnapshot:
     reopens_in_seconds: float
     probes_in_flight: int  # half-open probes, or warm-up calls while warming
     warming: bool = False  # closed without proven health (see the module docstring)
+    parked_until: float | None = None  # skipped until then (e.g. a daily quota), not open
+    parked_reason: str = ""
 
 
 class BreakerListener(Protocol):
@@ -290,6 +310,8 @@ def _opened(record: BreakerRecord, now: float, policy: BreakerPolicy) -> Breaker
         opened_at=now,
         reopens_at=now + policy.cooldown_seconds,
         next_probe_token=record.next_probe_token,
+        parked_until=record.parked_until,
+        parked_reason=record.parked_reason,
     )
 
 
@@ -300,7 +322,13 @@ def _closed(record: BreakerRecord, now: float, policy: BreakerPolicy) -> Breaker
         generation=record.generation + 1,
         window=_add_calls((), _bucket(now, policy), 1, 0),
         next_probe_token=record.next_probe_token,
+        parked_until=record.parked_until,
+        parked_reason=record.parked_reason,
     )
+
+
+def _is_parked(record: BreakerRecord, now: float) -> bool:
+    return record.parked_until is not None and now < record.parked_until
 
 
 def _last_success_bucket(window: tuple[tuple[int, int, int], ...]) -> int | None:
@@ -324,12 +352,15 @@ class _Decision:
     reopens_at: float
     transitions: tuple[BreakerTransition, ...] = ()
     warming: bool = False  # denied because the warm-up budget is taken (not because it is open)
+    parked: str = ""  # denied because the provider is parked (its reason), not because it is open
 
 
 def _on_acquire(
     provider: str, record: BreakerRecord, now: float, policy: BreakerPolicy, last_resort: bool = False
 ) -> tuple[BreakerRecord, _Decision]:
     transitions: list[BreakerTransition] = []
+    if record.parked_until is not None and now < record.parked_until:
+        return record, _Decision(None, record.parked_until, parked=record.parked_reason or "parked")
     if record.state == "closed":
         if not _is_warming(record, now, policy):
             return record, _Decision(Permit(provider, record.generation, "closed"), now)
@@ -415,6 +446,13 @@ def _on_record(
     return _opened(record, now, policy), (BreakerTransition(provider, "closed", "open", reason, now),)
 
 
+def _on_park(record: BreakerRecord, permit: Permit, until: float, reason: str) -> BreakerRecord:
+    """Park the provider until ``until`` (never shortening a longer parking) and free the permit's lease."""
+    if record.parked_until is None or record.parked_until < until:
+        record = replace(record, parked_until=until, parked_reason=reason)
+    return _on_release(record, permit)
+
+
 def _on_release(record: BreakerRecord, permit: Permit) -> BreakerRecord:
     """Free a half-open probe's or a warm-up call's lease without deciding anything."""
     if record.state == "open" or permit.generation != record.generation or permit.probe_token is None:
@@ -448,6 +486,26 @@ class BreakerStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Time. Breaker decisions compare timestamps written by different processes; a store shared by several
+    # hosts must give them one clock. The defaults below are for stores on one host, whose processes share
+    # its clock: the caller's ``local_now`` is the store's time. ``PostgresBreakerStore`` overrides them
+    # with the database's ``clock_timestamp()``, read inside the transaction that decides.
+
+    def now(self, local_now: float) -> float:
+        """The store's current time (epoch seconds)."""
+        return local_now
+
+    def read_at(self, provider: str, local_now: float) -> tuple[BreakerRecord, float]:
+        """The provider's record and the store's time of the read."""
+        return self.read(provider), self.now(local_now)
+
+    def update_at(
+        self, provider: str, change: Callable[[BreakerRecord, float], tuple[BreakerRecord, _R]], local_now: float
+    ) -> _R:
+        """``update`` whose ``change`` also gets the store's time, read inside the same transaction."""
+        store_now = self.now(local_now)
+        return self.update(provider, lambda current: change(current, store_now))
 
     @staticmethod
     def from_url(url: str) -> BreakerStore:
@@ -571,14 +629,19 @@ class PostgresBreakerStore(BreakerStore):
     """Breaker records in a PostgreSQL table, for deployments whose processes span hosts.
 
     Each update is one transaction: ensure the row exists, ``SELECT ... FOR UPDATE`` it (row lock, so
-    concurrent updates of one provider serialize while other providers proceed), write, commit.
+    concurrent updates of one provider serialize while other providers proceed), read the database's
+    ``clock_timestamp()``, decide, write, commit.
+
+    ``database_clock=False`` makes the caller's clock the store's time instead (tests that drive the
+    state machine with a fake clock on PostgreSQL; never for a fleet, whose hosts' clocks differ).
     """
 
-    def __init__(self, dsn: str, table: str = DEFAULT_TABLE) -> None:
+    def __init__(self, dsn: str, table: str = DEFAULT_TABLE, *, database_clock: bool = True) -> None:
         if not _IDENTIFIER.match(table):
             raise ValueError(f"invalid table name {table!r}")
         self.dsn = dsn
         self.table = table
+        self.database_clock = database_clock
         self._lock = threading.Lock()
         self._conn: Any = None
         self._pid = 0
@@ -625,28 +688,66 @@ class PostgresBreakerStore(BreakerStore):
         return {provider: BreakerRecord.from_json(text) for provider, text in rows}
 
     def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
+        return self.update_at(provider, lambda current, _now: change(current), time.time())
+
+    # The database's clock, not the host's: hosts' clocks drift apart (a host 45 s fast took a half-open
+    # probe 0 s into a 30 s cooldown; one 10 minutes slow waited 630 s). ``clock_timestamp()`` is the time
+    # of the statement itself, read after the row lock is held: ``now()`` is the transaction's start,
+    # which for a transaction that queued behind the lock can be earlier than the record it then reads.
+    _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+
+    def now(self, local_now: float) -> float:
+        if not self.database_clock:
+            return local_now
+        with self._lock:
+            conn = self._connection()
+            with conn, conn.cursor() as cur:
+                cur.execute(f"SELECT {self._NOW}")
+                return float(cur.fetchone()[0])
+
+    def read_at(self, provider: str, local_now: float) -> tuple[BreakerRecord, float]:
+        if not self.database_clock:
+            return self.read(provider), local_now
+        with self._lock:
+            conn = self._connection()
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    self._sql(f"SELECT {self._NOW}, (SELECT record FROM {{table}} WHERE provider = %s)"),
+                    (provider,),
+                )
+                now, text = cur.fetchone()
+        return (BreakerRecord.from_json(text) if text else BreakerRecord()), float(now)
+
+    def update_at(
+        self, provider: str, change: Callable[[BreakerRecord, float], tuple[BreakerRecord, _R]], local_now: float
+    ) -> _R:
         fresh = BreakerRecord()
         with self._lock:
             conn = self._connection()
             with conn, conn.cursor() as cur:  # one transaction: commit on success, rollback on error
                 cur.execute(
                     self._sql(
-                        "INSERT INTO {table} (provider, state, record, updated_at) VALUES (%s, %s, %s, %s)"
-                        " ON CONFLICT (provider) DO NOTHING"
+                        "INSERT INTO {table} (provider, state, record, updated_at)"
+                        f" VALUES (%s, %s, %s, {self._NOW}) ON CONFLICT (provider) DO NOTHING"
                     ),
-                    (provider, fresh.state, fresh.to_json(), time.time()),
+                    (provider, fresh.state, fresh.to_json()),
                 )
                 cur.execute(
                     self._sql("SELECT record FROM {table} WHERE provider = %s FOR UPDATE"), (provider,)
                 )
                 current = BreakerRecord.from_json(cur.fetchone()[0])
-                new, result = change(current)
+                now = local_now
+                if self.database_clock:
+                    # Its own statement, so the time is read once the row lock is ours (a lock wait included).
+                    cur.execute(f"SELECT {self._NOW}")
+                    now = float(cur.fetchone()[0])
+                new, result = change(current, float(now))
                 if new != current:
                     cur.execute(
                         self._sql(
                             "UPDATE {table} SET state = %s, record = %s, updated_at = %s WHERE provider = %s"
                         ),
-                        (new.state, new.to_json(), time.time(), provider),
+                        (new.state, new.to_json(), float(now), provider),
                     )
             return result
 
@@ -703,7 +804,7 @@ class _LocalView:
 
     def refresh(self, record: BreakerRecord, now: float, policy: BreakerPolicy) -> None:
         self.record, self.fetched_at = record, now
-        healthy = record.state == "closed" and not record.consecutive_failures
+        healthy = record.state == "closed" and not record.consecutive_failures and not _is_parked(record, now)
         last_success = _last_success_bucket(record.window) if healthy else None
         if last_success is None:  # not closed, failing, or warming: every acquire asks the store
             self.grant_until = -math.inf
@@ -725,6 +826,15 @@ class _LocalView:
         return taken
 
 
+def breaker_identity(provider: str, mode: str, base_url: str) -> str:
+    """The key a provider's breaker is stored under: the provider *and* where its calls go.
+
+    A fault drill against the simulator (mode ``simulated``) or a live run through a proxy must never open
+    the breaker that production's live calls to the real endpoint obey, even when they share one store.
+    """
+    return f"{provider}@{mode}:{base_url.rstrip('/')}"
+
+
 class CircuitBreaker:
     """Per-provider breakers over a shared ``BreakerStore``.
 
@@ -732,6 +842,14 @@ class CircuitBreaker:
     with ``record(permit, success=...)`` (the provider answered / failed transiently) or ``release(permit)``
     (the outcome says nothing about the provider's health). Transitions go to ``listeners`` in the process
     that made them, once per transition across all processes.
+
+    ``identities`` maps a provider name to the key its record is stored under (see ``breaker_identity``);
+    a provider without one is stored under its name. Callers always speak provider names; ``snapshot``
+    shows only this breaker's own identities when it has any.
+
+    Time: decisions use the store's clock (``BreakerStore.now``; the database's for PostgreSQL). The
+    difference to the local ``clock`` is remembered from every store round trip, so the in-process fast
+    paths compare like with like, and every ``reopens_at`` handed to a caller is on the caller's clock.
     """
 
     def __init__(
@@ -741,19 +859,38 @@ class CircuitBreaker:
         *,
         clock: Clock = time.time,
         listeners: Sequence[BreakerListener] = (),
+        identities: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy or BreakerPolicy()
         self._clock = clock
         self._listeners = tuple(listeners)
+        self._identities = dict(identities or {})
         self._local: dict[str, _LocalView] = {}
         self._lock = threading.Lock()
+        self._skew = 0.0  # store clock minus local clock, as of the last round trip
+
+    def key(self, provider: str) -> str:
+        """Where ``provider``'s record is stored."""
+        return self._identities.get(provider, provider)
+
+    def _now(self) -> tuple[float, float]:
+        """(local time, best estimate of the store's time)."""
+        local = self._clock()
+        return local, local + self._skew
+
+    def _learn(self, local: float, store_now: float) -> None:
+        self._skew = store_now - local
+
+    def _on_local_clock(self, store_time: float) -> float:
+        return store_time - self._skew
 
     def acquire(self, provider: str, *, last_resort: bool = False) -> Permit:
         """A permit to call ``provider``, or ``BreakerOpenError`` (``ProviderWarmingError`` when only the
-        warm-up budget is taken). ``last_resort``: the caller has nowhere else to go, so a warming provider
-        lets the call through over its budget (an open breaker still denies)."""
-        now = self._clock()
+        warm-up budget is taken, ``ProviderParkedError`` while it is parked). ``last_resort``: the caller
+        has nowhere else to go, so a warming provider lets the call through over its budget (an open or
+        parked one still denies)."""
+        local, now = self._now()
         with self._lock:
             view = self._local.get(provider)
             if view is not None:
@@ -761,37 +898,48 @@ class CircuitBreaker:
                 if now < view.grant_until and view.granted is not None:  # closed, no failure streak, fresh
                     return view.granted
                 if cached.state == "open" and cached.reopens_at is not None and now < cached.reopens_at:
-                    raise BreakerOpenError(provider, cached.reopens_at)
+                    raise BreakerOpenError(provider, self._on_local_clock(cached.reopens_at))
 
-        def change(current: BreakerRecord) -> tuple[BreakerRecord, tuple[BreakerRecord, _Decision]]:
-            new, decision = _on_acquire(provider, current, now, self.policy, last_resort)
-            return new, (new, decision)
+        def change(
+            current: BreakerRecord, store_now: float
+        ) -> tuple[BreakerRecord, tuple[BreakerRecord, _Decision, float]]:
+            new, decision = _on_acquire(provider, current, store_now, self.policy, last_resort)
+            return new, (new, decision, store_now)
 
+        key = self.key(provider)
         try:
-            record = self.store.read(provider)
-            if (record.state == "closed" and not _is_warming(record, now, self.policy)) or (
-                record.state == "open" and record.reopens_at is not None and now < record.reopens_at
+            record, now = self.store.read_at(key, local)
+            self._learn(local, now)
+            if (
+                _is_parked(record, now)
+                or (record.state == "closed" and not _is_warming(record, now, self.policy))
+                or (record.state == "open" and record.reopens_at is not None and now < record.reopens_at)
             ):
-                # Nothing to change: a proven closed breaker grants, an open one denies until reopens_at.
+                # Nothing to change: a parked breaker denies until its time, a proven closed one grants, an
+                # open one denies until reopens_at.
                 record, decision = _on_acquire(provider, record, now, self.policy)
             else:
-                record, decision = self.store.update(provider, change)
+                record, decision, now = self.store.update_at(key, change, local)
+                self._learn(local, now)
         except Exception:
             logger.warning("breaker store failed; letting the %s call through", provider, exc_info=True)
             return Permit(provider, _UNTRACKED_GENERATION, "closed")
         self._cache(provider, record, now)
         self._emit(decision.transitions)
         if decision.permit is None:
+            reopens_at = self._on_local_clock(decision.reopens_at)
+            if decision.parked:
+                raise ProviderParkedError(provider, reopens_at, decision.parked)
             if decision.warming:
-                raise ProviderWarmingError(provider, decision.reopens_at)
-            raise BreakerOpenError(provider, decision.reopens_at)
+                raise ProviderWarmingError(provider, reopens_at)
+            raise BreakerOpenError(provider, reopens_at)
         return decision.permit
 
     def record(self, permit: Permit, *, success: bool) -> None:
         """Report a call's outcome: ``success=False`` only for transient failures."""
         if permit.generation == _UNTRACKED_GENERATION:
             return
-        now = self._clock()
+        local, now = self._now()
         provider = permit.provider
         with self._lock:
             view = self._local.get(provider)
@@ -810,16 +958,17 @@ class CircuitBreaker:
             earlier = view.take_pending(permit.generation) if view is not None else {}
 
         def change(
-            current: BreakerRecord,
-        ) -> tuple[BreakerRecord, tuple[BreakerRecord, tuple[BreakerTransition, ...]]]:
-            new, transitions = _on_record(current, permit, success, now, self.policy, earlier)
-            return new, (new, transitions)
+            current: BreakerRecord, store_now: float
+        ) -> tuple[BreakerRecord, tuple[BreakerRecord, tuple[BreakerTransition, ...], float]]:
+            new, transitions = _on_record(current, permit, success, store_now, self.policy, earlier)
+            return new, (new, transitions, store_now)
 
         try:
-            new, transitions = self.store.update(provider, change)
+            new, transitions, now = self.store.update_at(self.key(provider), change, local)
         except Exception:
             logger.warning("breaker store failed; %s outcome not recorded", provider, exc_info=True)
             return
+        self._learn(local, now)
         self._cache(provider, new, now)
         self._emit(transitions)
 
@@ -828,19 +977,43 @@ class CircuitBreaker:
         if permit.probe_token is None or permit.generation == _UNTRACKED_GENERATION:
             return
         try:
-            self.store.update(permit.provider, lambda current: (_on_release(current, permit), None))
+            self.store.update_at(
+                self.key(permit.provider), lambda current, _now: (_on_release(current, permit), None), self._clock()
+            )
         except Exception:
             logger.warning("breaker store failed; %s probe not released", permit.provider, exc_info=True)
 
+    def park(self, permit: Permit, seconds: float, reason: str) -> None:
+        """Skip the provider for every caller for ``seconds`` from now, without opening the breaker or
+        counting a failure (a daily quota until its reset), and hand back ``permit``."""
+        if permit.generation == _UNTRACKED_GENERATION:
+            return
+
+        def change(current: BreakerRecord, store_now: float) -> tuple[BreakerRecord, BreakerRecord]:
+            new = _on_park(current, permit, store_now + seconds, reason)
+            return new, new
+
+        local = self._clock()
+        try:
+            new = self.store.update_at(self.key(permit.provider), change, local)
+        except Exception:
+            logger.warning("breaker store failed; %s not parked", permit.provider, exc_info=True)
+            return
+        self._cache(permit.provider, new, local + self._skew)
+
     def state(self, provider: str) -> BreakerState:
         """The provider's stored state, read fresh (no cache)."""
-        return self.store.read(provider).state
+        return self.store.read(self.key(provider)).state
 
     def snapshot(self) -> dict[str, BreakerSnapshot]:
-        """Every known provider's breaker, read fresh from the store, for health probes."""
-        now = self._clock()
+        """Every known provider's breaker (only this breaker's identities when it has any), read fresh from
+        the store, for health probes."""
+        now = self.store.now(self._clock())
+        records = self.store.read_all()
+        if self._identities:
+            records = {p: records[key] for p, key in self._identities.items() if key in records}
         result: dict[str, BreakerSnapshot] = {}
-        for provider, record in sorted(self.store.read_all().items()):
+        for provider, record in sorted(records.items()):
             calls, failures = _window_totals(_live_window(record.window, now, self.policy))
             result[provider] = BreakerSnapshot(
                 provider=provider,
@@ -855,6 +1028,8 @@ class CircuitBreaker:
                 ),
                 probes_in_flight=sum(1 for _, expiry in record.probes if expiry > now),
                 warming=_is_warming(record, now, self.policy),
+                parked_until=record.parked_until if _is_parked(record, now) else None,
+                parked_reason=record.parked_reason if _is_parked(record, now) else "",
             )
         return result
 

@@ -7,16 +7,22 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
 * ``PermanentProviderError`` - the *request* is bad; retrying it anywhere is waste (400
   ``invalid_request_error``/``INVALID_ARGUMENT``, safety refusals, context overflow, output that stays
   invalid after repair).
-* ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404): skip it, never retry it,
-  but other providers may still serve the request. Its subclass ``UnsupportedParameterError`` is narrower:
-  the *model* does not take a parameter of the request (GPT-5 and ``temperature``): skip that model only.
+* ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
+  quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
+  request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
+  the request (GPT-5 and ``temperature``): skip that model only.
 
 ``OutputTruncatedError`` (permanent) is not an HTTP answer: the executor raises it when an answer is still
 cut at its output ceiling after the ceiling was raised to the model's limit; the stage splits its work.
 
+``x-should-retry: false`` on a transient answer (e.g. 529 ``overloaded_error``) keeps it transient: it says
+"not this provider now", never "the request is bad"; ``is_provider_overloaded`` is true for it, so the
+executor moves to the next provider. Retry hints that are not finite and positive are no hint.
+
 The error keeps what an operator needs to chase it with the provider: request id, error code, provider
-message, HTTP status and any ``retry-after`` hint. Messages are scrubbed of anything shaped like an API key,
-because providers echo (partial) keys back in authentication errors and these messages reach logs.
+message, HTTP status and any ``retry-after`` hint. Every one of those strings that came from the wire
+(message, error code / status field, request id) is scrubbed of anything shaped like an API key, because
+providers and proxies echo (partial) keys back and these fields reach logs, metadata and telemetry.
 
 The resilience layer adds its own outcomes on top of the three classes: ``BreakerOpenError`` (one provider is
 behind an open circuit breaker), ``AllProvidersOpenError`` (every provider of a stage's chain is; wait
@@ -28,10 +34,13 @@ the stage's ``attempts`` (a list of ``AttemptRecord``).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # telemetry imports nothing from here at runtime either; keep the contract import-light
     from resources.resilience.telemetry import AttemptRecord
@@ -122,9 +131,21 @@ _SECRET_PATTERN = re.compile(
 )
 
 
+# Gemini's daily quota: the same 429 RESOURCE_EXHAUSTED as the per-minute limit; only the QuotaFailure
+# violation's ``quotaId`` (``GenerateRequestsPerDayPerProjectPerModel-FreeTier``) tells it apart. Waiting
+# seconds does not help, and per-day quotas reset at midnight Pacific time (Gemini API rate-limit docs).
+DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+_PER_DAY_QUOTA = re.compile(r"PerDay", re.IGNORECASE)
+_QUOTA_RESET_ZONE = ZoneInfo("America/Los_Angeles")
+
+
 def redact_secrets(text: str) -> str:
     """Replace anything shaped like an API key or bearer token with ``[REDACTED]``."""
     return _SECRET_PATTERN.sub("[REDACTED]", text)
+
+
+def _redact_optional(text: str | None) -> str | None:
+    return None if text is None else redact_secrets(text)
 
 
 class ProviderError(Exception):
@@ -144,14 +165,16 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         should_retry: bool | None = None,
     ) -> None:
+        # Every string that may have come from the wire is scrubbed, not just the message: a proxy can echo a
+        # key into a status field or an x-request-id, and those reach str(error), metadata and telemetry.
         message = redact_secrets(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.model = model
         self.status = status
-        self.error_code = error_code
-        self.request_id = request_id
+        self.error_code = redact_secrets(error_code)
+        self.request_id = _redact_optional(request_id)
         self.retry_after = retry_after
         self.should_retry = should_retry
         # Filled by the resilience layer: every attempt the stage made before this error surfaced.
@@ -271,29 +294,56 @@ class ProviderWarmingError(BreakerOpenError):
         self.reopens_at = reopens_at
 
 
+class ProviderParkedError(BreakerOpenError):
+    """The provider is parked until ``reopens_at`` for a provider-level reason that is no outage (``reason``,
+    e.g. ``daily_quota_exhausted``): skip it for this call; do not wait for it either."""
+
+    def __init__(self, provider: str, reopens_at: float, reason: str) -> None:
+        TransientProviderError.__init__(
+            self, f"provider parked ({reason}) until {reopens_at:.3f}", provider=provider, error_code=reason
+        )
+        self.reopens_at = reopens_at
+
+
+def describe_reasons(reasons: Mapping[str, str]) -> str:
+    """``anthropic: provider_warming, openai: breaker_open``: every provider of a chain and why it did not serve."""
+    return ", ".join(f"{provider}: {why}" for provider, why in reasons.items())
+
+
 class AllProvidersOpenError(TransientProviderError):
-    """Every provider of the stage's chain is behind an open breaker: nothing was called.
+    """Every provider of the stage's chain is behind an open breaker (or otherwise unusable): nothing was called.
 
     ``reopens_in_seconds`` is the soonest any of them may be tried again; the orchestration layer should
     reschedule the step after it (Dagster ``RetryRequested(seconds_to_wait=...)``) instead of failing.
+    ``providers`` are the ones behind an open breaker; ``reasons`` names every provider of the chain and why.
     """
 
-    def __init__(self, stage: str, reopens_in_seconds: float, *, providers: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        stage: str,
+        reopens_in_seconds: float,
+        *,
+        providers: tuple[str, ...] = (),
+        reasons: Mapping[str, str] | None = None,
+    ) -> None:
+        reasons = dict(reasons) if reasons else {p: "breaker_open" for p in providers}
         super().__init__(
-            f"stage {stage!r}: every provider's circuit breaker is open ({', '.join(providers)}); "
-            f"soonest reopens in {reopens_in_seconds:.1f}s",
+            f"stage {stage!r}: no provider could be called ({describe_reasons(reasons)}); "
+            f"soonest breaker reopens in {reopens_in_seconds:.1f}s",
             error_code="all_providers_open",
             retry_after=reopens_in_seconds,
         )
         self.stage = stage
         self.reopens_in_seconds = reopens_in_seconds
         self.providers = providers
+        self.reasons = reasons
 
 
 class ChainExhaustedError(TransientProviderError):
     """The stage's attempt budget, deadline or fallback chain ran out while failures were transient.
 
-    ``reason`` is ``"budget"``, ``"deadline"`` or ``"chain"``; ``last_error`` is the last provider failure.
+    ``reason`` is ``"budget"``, ``"deadline"`` or ``"chain"``; ``last_error`` is the last provider failure;
+    ``reasons`` names every provider of the chain and why it did not serve.
     """
 
     def __init__(
@@ -302,10 +352,12 @@ class ChainExhaustedError(TransientProviderError):
         reason: ExhaustionReason,
         *,
         last_error: ProviderError | None = None,
+        reasons: Mapping[str, str] | None = None,
     ) -> None:
         detail = f"; last error: {last_error}" if last_error is not None else ""
+        providers = f" ({describe_reasons(reasons)})" if reasons else ""
         super().__init__(
-            f"stage {stage!r}: fallback chain exhausted ({reason}){detail}",
+            f"stage {stage!r}: fallback chain exhausted ({reason}){providers}{detail}",
             provider=last_error.provider if last_error else "",
             model=last_error.model if last_error else "",
             status=last_error.status if last_error else None,
@@ -315,6 +367,7 @@ class ChainExhaustedError(TransientProviderError):
         self.stage = stage
         self.reason = reason
         self.last_error = last_error
+        self.reasons = dict(reasons or {})
 
 
 def _rebuild_error(cls: type[ProviderError], message: str, state: dict[str, Any]) -> ProviderError:
@@ -325,39 +378,97 @@ def _rebuild_error(cls: type[ProviderError], message: str, state: dict[str, Any]
 
 
 def is_provider_overloaded(error: ProviderError) -> bool:
-    """True when the answer says the whole provider is shedding load (529 / 503 / overloaded / UNAVAILABLE).
+    """True when the answer says the whole provider is shedding load (529 / 503 / overloaded / UNAVAILABLE),
+    or tells us not to retry it now (a transient answer with ``x-should-retry: false``).
 
     A rate limit (429) is per model or per key and is *not* an overload: another model of the same provider
     may still answer.
     """
     return isinstance(error, TransientProviderError) and (
-        error.status in OVERLOAD_STATUSES or error.error_code in OVERLOAD_ERROR_CODES
+        error.status in OVERLOAD_STATUSES
+        or error.error_code in OVERLOAD_ERROR_CODES
+        or error.should_retry is False
     )
 
 
-def parse_retry_after(headers: Mapping[str, str], *, cap: float = 60.0) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` (preferred, finer) or ``retry-after`` (seconds / HTTP date)."""
+def _usable_hint(seconds: float, cap: float) -> float | None:
+    """A wait worth honouring: finite and positive (capped), else None. A hint of 0 or less would send every
+    worker that failed together back at the same instant, without jitter; NaN/inf are no information."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return min(seconds, cap)
+
+
+def parse_http_date(raw: str) -> datetime | None:
+    """An HTTP date in any RFC 7231 form (IMF-fixdate, RFC 850, asctime), also with a numeric zone such as
+    ``-0000`` / ``+0000``; naive results are UTC (RFC 7231: HTTP dates are always GMT). None if unparsable."""
+    try:
+        when = parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    # email.utils reads "-0000" (and asctime, which carries no zone) as "zone unknown" and returns a naive
+    # datetime; in HTTP every date is GMT.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, cap: float = 60.0, now: datetime | None = None
+) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (preferred, finer) or ``retry-after`` (seconds / HTTP date).
+
+    A value that is not a finite positive number (``nan``, ``inf``, ``0``, negative, a date in the past) is
+    "no hint" and does not hide the other header. ``now`` (aware) is for tests; default the current time.
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lowered.get("retry-after-ms")
+    raw_ms = lowered.get("retry-after-ms", "").strip()
     if raw_ms:
         try:
-            return max(0.0, min(float(raw_ms) / 1000.0, cap))
+            hint = _usable_hint(float(raw_ms) / 1000.0, cap)
         except ValueError:
-            pass
-    raw = lowered.get("retry-after")
+            hint = None
+        if hint is not None:
+            return hint
+    raw = lowered.get("retry-after", "").strip()
     if not raw:
         return None
     try:
-        return max(0.0, min(float(raw), cap))
+        return _usable_hint(float(raw), cap)
     except ValueError:
         pass
-    try:
-        from datetime import UTC, datetime
-
-        when = parsedate_to_datetime(raw)
-        return max(0.0, min((when - datetime.now(UTC)).total_seconds(), cap))
-    except (TypeError, ValueError):
+    when = parse_http_date(raw)
+    if when is None:
         return None
+    return _usable_hint((when - (now or datetime.now(UTC))).total_seconds(), cap)
+
+
+def seconds_until_daily_quota_reset(now: datetime | None = None) -> float:
+    """Seconds from ``now`` (aware; default the current time) to the next midnight Pacific time."""
+    local = (now or datetime.now(UTC)).astimezone(_QUOTA_RESET_ZONE)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=_QUOTA_RESET_ZONE)
+    return max(1.0, (midnight - local).total_seconds())
+
+
+def is_daily_quota(body: Any) -> bool:
+    """True for a Google ``RESOURCE_EXHAUSTED`` whose QuotaFailure names a per-day quota (``...PerDay...``)."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except (ValueError, TypeError):
+            return False
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) or err.get("status") != "RESOURCE_EXHAUSTED":
+        return False
+    details = err.get("details")
+    for detail in details if isinstance(details, list) else ():
+        if not isinstance(detail, dict) or not str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            continue
+        violations = detail.get("violations")
+        for violation in violations if isinstance(violations, list) else ():
+            if isinstance(violation, dict) and _PER_DAY_QUOTA.search(str(violation.get("quotaId", ""))):
+                return True
+    return False
 
 
 def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
@@ -371,10 +482,11 @@ def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
 
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id header, scrubbed (a proxy may echo the key into it)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     for key in ("request-id", "x-request-id", "x-goog-request-id", "cf-ray"):
         if lowered.get(key):
-            return lowered[key]
+            return redact_secrets(lowered[key])
     return None
 
 
@@ -423,15 +535,19 @@ def classify_http_error(
     headers: Mapping[str, str],
     body: Any,
     retry_after_cap: float = 60.0,
+    now: datetime | None = None,
 ) -> ProviderError:
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
-    Precedence: a model-level capability answer (``unsupported_value`` / ``unsupported_parameter`` or "not
-    supported with this model" on a non-transient 4xx other than 401/403/404 -> ``UnsupportedParameterError``)
-    first; then provider-level statuses/codes (incl. billing and bad-key answers) first; then, unless the
-    status itself is transient, an explicit permanent signal in the body (safety, context overflow, invalid
-    request); then transient statuses/codes (``x-should-retry: false`` demotes them to permanent); then
-    ``x-should-retry: true``; anything else 4xx is permanent and anything else 5xx transient.
+    Precedence: a per-day quota (provider-level ``daily_quota_exhausted``, ``retry_after`` = seconds to the
+    quota's reset) first; then a model-level capability answer (``unsupported_value`` /
+    ``unsupported_parameter`` or "not supported with this model" on a non-transient 4xx other than
+    401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
+    bad-key answers); then, unless the status itself is transient, an explicit permanent signal in the body
+    (safety, context overflow, invalid request); then transient statuses/codes (``x-should-retry: false``
+    keeps them transient: it says "not this provider now", which the executor answers by moving to the next
+    provider, never "the request is bad"); then ``x-should-retry: true``; anything else 4xx is permanent and
+    anything else 5xx transient. ``now`` (aware) is for tests.
     """
     code, message = _error_code_and_message(body)
     kwargs: dict[str, Any] = {
@@ -440,10 +556,14 @@ def classify_http_error(
         "status": status,
         "error_code": code,
         "request_id": request_id_from(headers),
-        "retry_after": parse_retry_after(headers, cap=retry_after_cap),
+        "retry_after": parse_retry_after(headers, cap=retry_after_cap, now=now),
         "should_retry": _should_retry_header(headers),
     }
     text = message or f"HTTP {status}"
+    if status == 429 and is_daily_quota(body):
+        kwargs["error_code"] = DAILY_QUOTA_EXHAUSTED
+        kwargs["retry_after"] = seconds_until_daily_quota_reset(now)
+        return ProviderUnavailableError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
         code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
     ):
@@ -463,8 +583,6 @@ def classify_http_error(
             )
         return PermanentProviderError(text, **kwargs)
     if status in TRANSIENT_STATUSES or code in TRANSIENT_ERROR_CODES:
-        if kwargs["should_retry"] is False:
-            return PermanentProviderError(text, **kwargs)
         return TransientProviderError(text, **kwargs)
     if kwargs["should_retry"] is True:
         return TransientProviderError(text, **kwargs)

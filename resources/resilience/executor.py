@@ -12,8 +12,13 @@ failure                                 decision                    what happens
 ======================================  ==========================  ===================================
 permanent (400, safety, context)        ``stop``                    raised at once, no retry/fallback
 provider unavailable (401/403/404)      ``skip_provider``           provider skipped for this call
+daily quota (``daily_quota_exhausted``) ``skip_provider``           provider parked in the breaker store
+                                                                    until the quota resets: skipped by
+                                                                    every caller, breaker not opened
 transient overload (529/503/overloaded  ``fallback_next_provider``  provider's other models skipped
-/UNAVAILABLE) or breaker open
+/UNAVAILABLE), any transient answer
+with ``x-should-retry: false``, or
+breaker open
 other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
                                                                     honoured, capped; else full jitter)
   ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
@@ -33,10 +38,12 @@ model rejects a parameter (400          ``fallback_next_model``     next model, 
 ``temperature``)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
-provider warming, warm-up budget taken  ``skip_provider``           provider skipped for this call, no
-(``ProviderWarmingError``)              (``provider_warming``)      wait; the chain's last usable real
-                                                                    provider (offline never counts) is
-                                                                    called over budget instead
+provider warming, warm-up budget taken  ``skip_provider``           provider skipped for now, no wait;
+(``ProviderWarmingError``)              (``provider_warming``)      called over budget (its models in
+                                                                    chain order) before the offline
+                                                                    engine or giving up; the chain's
+                                                                    last real provider is called over
+                                                                    budget at once
 ======================================  ==========================  ===================================
 
 Truncation and fallback: a truncated answer is never resent with the same ceiling, and after the one raise
@@ -45,7 +52,8 @@ did not fit here, and one with a larger limit would pay the whole output again f
 get cheaper and bounded by splitting its work into smaller requests; so ``OutputTruncatedError`` goes
 straight to the stage, which splits.
 
-Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list), and every record is also
+Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list) and names every provider of
+the chain and why it did not serve (``reasons``), and every record is also
 sent to the listeners as it happens. The breaker sees transient failures as failures, any other answer
 from the provider as a success (it is up), and provider-unavailable answers not at all (see breaker.py).
 """
@@ -65,6 +73,7 @@ from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
+    DAILY_QUOTA_EXHAUSTED,
     AllProvidersOpenError,
     BreakerOpenError,
     ChainExhaustedError,
@@ -73,9 +82,11 @@ from resources.resilience.errors import (
     OutputTruncatedError,
     PermanentProviderError,
     ProviderError,
+    ProviderParkedError,
     ProviderUnavailableError,
     ProviderWarmingError,
     UnsupportedParameterError,
+    describe_reasons,
     is_provider_overloaded,
 )
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
@@ -125,6 +136,8 @@ class _StageRun:
     excluded: dict[str, str] = field(default_factory=dict)
     # provider -> when its open breaker lets calls through again
     reopens_at: dict[str, float] = field(default_factory=dict)
+    # provider -> error code of its latest failed call (for the error that ends a walk without serving)
+    failed: dict[str, str] = field(default_factory=dict)
     last_error: ProviderError | None = None
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
@@ -369,6 +382,13 @@ class ResilientCaller:
             deadline=self._clock() + policy.deadline_seconds,
         )
         for index, ref in enumerate(refs):
+            if ref.provider == OFFLINE:
+                # A warming provider is unproven, not down: it is called before the degraded offline answer.
+                outcome = self._call_warming_skipped(run, refs, request, parse)
+                if outcome is not None:
+                    return outcome
+                if run.stop_reason is not None:
+                    break
             adapter = self._adapter_for(run, ref)
             if adapter is None:
                 continue
@@ -380,7 +400,31 @@ class ResilientCaller:
                 return outcome
             if run.stop_reason is not None:
                 break
+        if run.stop_reason is None:  # ... and before giving up
+            outcome = self._call_warming_skipped(run, refs, request, parse)
+            if outcome is not None:
+                return outcome
         raise run.fail(self._exhausted(run, refs))
+
+    def _call_warming_skipped(
+        self, run: _StageRun, refs: Sequence[ModelRef], request: CompletionRequest, parse: Callable[[str], T]
+    ) -> CallOutcome[T] | None:
+        """Call the providers skipped as warming (their models in chain order, over the warm-up budget): the
+        last resort before the offline engine or giving up. None if none of them served."""
+        for provider in [p for p, why in run.excluded.items() if why == _WARMING]:
+            del run.excluded[provider]  # once: a failure below excludes it again or moves on
+            for index, ref in enumerate(refs):
+                if ref.provider != provider or provider in run.excluded:
+                    continue
+                run.stop_reason = run.out_of()
+                if run.stop_reason is not None:
+                    return None
+                outcome = self._walk_model(
+                    run, refs, index, self.adapters[provider], request, parse, last_resort=True
+                )
+                if outcome is not None or run.stop_reason is not None:
+                    return outcome
+        return None
 
     def _chain_for(self, stage: str, chain: Sequence[str | ModelRef] | None) -> Sequence[ModelRef]:
         if chain is not None:
@@ -411,14 +455,18 @@ class ResilientCaller:
         adapter: ProviderAdapter,
         request: CompletionRequest,
         parse: Callable[[str], T],
+        *,
+        last_resort: bool = False,
     ) -> CallOutcome[T] | None:
-        """Call one model until it serves (returned), or the walk moves on (None; see ``run``)."""
+        """Call one model until it serves (returned), or the walk moves on (None; see ``run``).
+
+        ``last_resort``: a warming provider's call goes through over its warm-up budget."""
         ref = refs[index]
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
         while True:
-            permit = self._acquire(run, refs, index)
+            permit = self._acquire(run, refs, index, last_resort=last_resort)
             if permit is None:
                 return None
             run.calls += 1
@@ -516,12 +564,19 @@ class ResilientCaller:
         room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
         return room if room > sent else None
 
-    def _acquire(self, run: _StageRun, refs: Sequence[ModelRef], index: int) -> Permit | None:
+    def _acquire(
+        self, run: _StageRun, refs: Sequence[ModelRef], index: int, *, last_resort: bool = False
+    ) -> Permit | None:
         """The breaker's permit for ``refs[index]``, or None (logged as a skip, provider excluded)."""
         ref = refs[index]
         try:
             try:
-                return self.breakers.acquire(ref.provider)
+                return self.breakers.acquire(ref.provider, last_resort=last_resort)
+            except ProviderParkedError as parked:
+                # Parked (a daily quota): no outage and no wait worth scheduling; skip it like a 401.
+                run.excluded[ref.provider] = parked.error_code
+                run.log(ref, outcome="skipped", decision="skip_provider", error_code=parked.error_code)
+                return None
             except ProviderWarmingError:
                 if self._usable_provider_after(refs, index, run.excluded):
                     run.excluded[ref.provider] = _WARMING
@@ -584,10 +639,13 @@ class ResilientCaller:
         )
         if isinstance(error, PermanentProviderError):
             raise run.fail(error) from None
+        run.failed[ref.provider] = error.error_code or error.error_class
         if isinstance(error, UnsupportedParameterError):
             pass  # model-level: the provider's other models may still take the request
         elif isinstance(error, ProviderUnavailableError):
-            run.excluded[ref.provider] = _UNAVAILABLE
+            run.excluded[ref.provider] = (
+                DAILY_QUOTA_EXHAUSTED if error.error_code == DAILY_QUOTA_EXHAUSTED else _UNAVAILABLE
+            )
         elif is_provider_overloaded(error):
             run.excluded[ref.provider] = _OVERLOADED
         if step.decision == "stop":
@@ -596,7 +654,10 @@ class ResilientCaller:
 
     def _settle(self, permit: Permit, error: ProviderError) -> None:
         """Tell the breaker what a failed call says about the provider's health."""
-        if isinstance(error, UnsupportedParameterError):
+        if error.error_code == DAILY_QUOTA_EXHAUSTED and error.retry_after:
+            # Not an outage and not worth a retry: every caller skips the provider until the quota resets.
+            self.breakers.park(permit, error.retry_after, DAILY_QUOTA_EXHAUSTED)
+        elif isinstance(error, UnsupportedParameterError):
             self.breakers.record(permit, success=True)  # an answer about the model: the provider is up
         elif isinstance(error, ProviderUnavailableError):
             self.breakers.release(permit)
@@ -605,17 +666,19 @@ class ResilientCaller:
             self.breakers.record(permit, success=isinstance(error, PermanentProviderError))
 
     def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
-        """The error that ends a walk that served nothing."""
+        """The error that ends a walk that served nothing; it names every provider of the chain and why."""
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
-        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING}
+        reasons = {p: run.excluded.get(p) or run.failed.get(p) or "not_called" for p in providers}
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED}
         nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
         if run.reopens_at and nothing_else_failed:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())
-            return AllProvidersOpenError(run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)))
+            return AllProvidersOpenError(
+                run.stage, reopens_in, providers=tuple(sorted(run.reopens_at)), reasons=reasons
+            )
         if nothing_else_failed:
-            why = ", ".join(f"{p}: {run.excluded.get(p)}" for p in providers)
             return ProviderUnavailableError(
-                f"stage {run.stage!r}: no provider in the chain is usable ({why})",
+                f"stage {run.stage!r}: no provider in the chain is usable ({describe_reasons(reasons)})",
                 error_code="no_usable_provider",
             )
         reason: ExhaustionReason = "chain"
@@ -623,4 +686,4 @@ class ResilientCaller:
             reason = "budget"
         elif run.stop_reason == "deadline":
             reason = "deadline"
-        return ChainExhaustedError(run.stage, reason, last_error=run.last_error)
+        return ChainExhaustedError(run.stage, reason, last_error=run.last_error, reasons=reasons)

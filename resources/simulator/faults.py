@@ -33,6 +33,9 @@ FaultKind = Literal[
     "auth",
     "bad_request",
     "invalid_output",
+    "overloaded_no_retry",
+    "daily_quota",
+    "echo_key",
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -56,6 +59,9 @@ class FaultRule(BaseModel):
     # Fire at most this many times (then the rule is spent): injects "fails N times, then recovers"
     # without any clock, which is what tests of retry budgets need.
     max_hits: int | None = Field(default=None, ge=0)
+    # Headers that replace the answer's own (same name) or are added to it: odd retry hints
+    # (``retry-after-ms: nan``, an HTTP date in ``-0000`` form) exactly as a proxy or provider sends them.
+    headers: dict[str, str] | None = None
 
     def active_at(self, elapsed_s: float) -> bool:
         if elapsed_s < self.start_s:
@@ -196,6 +202,25 @@ def _single_fault(p: _Params) -> list[FaultRule]:
     ]
 
 
+def _retry_hints(p: _Params) -> list[FaultRule]:
+    """A rate limit whose retry hints are the given header values, verbatim (``retry_after_ms=nan``)."""
+    headers = {
+        name: p.raw[key]
+        for key, name in (("retry_after_ms", "retry-after-ms"), ("retry_after", "retry-after"))
+        if key in p.raw
+    }
+    p.used.update({"retry_after_ms", "retry_after"})
+    return [
+        FaultRule(
+            kind="rate_limit",
+            provider=p.text("provider", "anthropic"),
+            model=p.text("model", "*"),
+            headers=headers,
+            max_hits=int(hits) if (hits := p.optional_number("hits")) is not None else None,
+        )
+    ]
+
+
 def _kind_everywhere(kind: FaultKind, default_provider: str) -> Callable[[_Params], list[FaultRule]]:
     def build(p: _Params) -> list[FaultRule]:
         return [
@@ -246,6 +271,23 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "bad-request": (
         "anthropic answers 400 invalid_request_error",
         _kind_everywhere("bad_request", "anthropic"),
+    ),
+    "overloaded-no-retry": (
+        "anthropic answers 529 overloaded_error with x-should-retry: false (the provider, not the request)",
+        _kind_everywhere("overloaded_no_retry", "anthropic"),
+    ),
+    "daily-quota": (
+        "gemini answers 429 RESOURCE_EXHAUSTED for a per-day quota (QuotaFailure quotaId ...PerDay...)",
+        _kind_everywhere("daily_quota", "gemini"),
+    ),
+    "echo-key": (
+        "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "
+        "error's status field and the request-id header",
+        _kind_everywhere("echo_key", "*"),
+    ),
+    "retry-hints": (
+        "anthropic answers 429 with the given retry_after_ms= / retry_after= header values verbatim",
+        _retry_hints,
     ),
     "fault": (
         "one rule built from parameters: kind=, provider=, model=, rate=, start=, duration=, ...",

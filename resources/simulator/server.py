@@ -462,9 +462,23 @@ class ProviderSimulator:
         request_id = wire.new_request_id()
         if rule is None:
             return wire.success(call, self._model_text(call), request_id)
+        response = self._fault_answer(wire, call, task, rule, request_id)
+        if rule.headers:
+            replaced = {name.lower() for name in rule.headers}
+            response.headers = [h for h in response.headers if h[0].lower() not in replaced]
+            response.headers += list(rule.headers.items())
+        return response
+
+    def _fault_answer(
+        self, wire: WireFormat, call: ChatCall, task: str | None, rule: FaultRule, request_id: str
+    ) -> SimResponse:
         kind = rule.kind
-        if kind in ("overloaded", "rate_limit", "server_error", "auth", "bad_request"):
+        if kind in (
+            "overloaded", "rate_limit", "server_error", "auth", "bad_request", "overloaded_no_retry", "daily_quota"
+        ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
+        if kind == "echo_key":
+            return wire.echo_key(call.api_key, request_id)
         if kind == "timeout":
             return wire.success(call, self._model_text(call), request_id).held(rule.hold_s)
         if kind == "reset":

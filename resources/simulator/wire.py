@@ -82,6 +82,8 @@ class WireFormat(Protocol):
 
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse: ...
 
+    def echo_key(self, api_key: str, request_id: str) -> SimResponse: ...
+
     def refuse_beyond_limits(self, call: ChatCall, limits: ModelLimits, request_id: str) -> SimResponse | None: ...
 
 
@@ -211,7 +213,12 @@ class AnthropicWire:
             return self._error(
                 529, "overloaded_error", "Overloaded", request_id, {"x-should-retry": "true", **retry}
             )
-        if kind == "rate_limit":
+        if kind == "overloaded_no_retry":
+            # Seen from Anthropic under sustained overload: "do not retry *this* provider now".
+            return self._error(
+                529, "overloaded_error", "Overloaded", request_id, {"x-should-retry": "false", **retry}
+            )
+        if kind in ("rate_limit", "daily_quota"):  # no per-day quota on this API: a rate limit
             seconds = _retry_seconds(retry_after, 20)
             reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
             return self._error(
@@ -248,6 +255,10 @@ class AnthropicWire:
         if kind == "not_found":
             return self._error(404, "not_found_error", f"model: {model}", request_id)
         raise ValueError(f"anthropic wire has no error kind {kind!r}")
+
+    def echo_key(self, api_key: str, request_id: str) -> SimResponse:
+        """A misbehaving proxy: 502 with the caller's key as the error type and the request id."""
+        return self._error(502, api_key, "upstream connect error", api_key)
 
 
 # ---------------------------------------------------------------- OpenAI
@@ -434,11 +445,16 @@ class OpenAIWire:
 
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
         retry = {"retry-after": str(_retry_seconds(retry_after, 1))} if retry_after is not None else {}
-        if kind == "overloaded":
+        if kind in ("overloaded", "overloaded_no_retry"):
+            no_retry = {"x-should-retry": "false"} if kind == "overloaded_no_retry" else {}
             return self._error(
-                503, "server_error", "The server is overloaded or not ready yet.", request_id, extra=retry
+                503,
+                "server_error",
+                "The server is overloaded or not ready yet.",
+                request_id,
+                extra={**retry, **no_retry},
             )
-        if kind == "rate_limit":
+        if kind in ("rate_limit", "daily_quota"):
             seconds = _retry_seconds(retry_after, 20)
             return self._error(
                 429,
@@ -491,6 +507,10 @@ class OpenAIWire:
                 code="model_not_found",
             )
         raise ValueError(f"openai wire has no error kind {kind!r}")
+
+    def echo_key(self, api_key: str, request_id: str) -> SimResponse:
+        """A misbehaving proxy: 502 with the caller's key as the error type and the x-request-id."""
+        return self._error(502, api_key, "upstream connect error", api_key)
 
     def auth_error_for_key(self, api_key: str, request_id: str) -> SimResponse:
         return self._error(
@@ -634,8 +654,10 @@ class GeminiWire:
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
 
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
-        if kind == "overloaded":
+        if kind in ("overloaded", "overloaded_no_retry"):
             return self._error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if kind == "daily_quota":
+            return self._daily_quota(model, retry_after)
         if kind == "rate_limit":
             seconds = _retry_seconds(retry_after, 20)
             details: list[dict[str, Any]] = [
@@ -698,6 +720,48 @@ class GeminiWire:
                 "generateContent.",
             )
         raise ValueError(f"gemini wire has no error kind {kind!r}")
+
+    def _daily_quota(self, model: str, retry_after: float | None) -> SimResponse:
+        """The free tier's requests-per-day quota, as Gemini answers it: the same 429 RESOURCE_EXHAUSTED as the
+        per-minute limit, told apart only by the QuotaFailure's ``quotaId`` (``...PerDay...``). Its RetryInfo
+        still says seconds (the quota itself resets at midnight Pacific time)."""
+        seconds = _retry_seconds(retry_after, 37)
+        metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+        details: list[dict[str, Any]] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": metric,
+                        "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                        "quotaDimensions": {"location": "global", "model": model},
+                        "quotaValue": "250",
+                    }
+                ],
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [
+                    {
+                        "description": "Learn more about Gemini API quotas",
+                        "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"},
+        ]
+        return self._error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details. For more "
+            "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n"
+            f"* Quota exceeded for metric: {metric}, limit: 250, model: {model}\nPlease retry in {seconds}s.",
+            details,
+        )
+
+    def echo_key(self, api_key: str, request_id: str) -> SimResponse:
+        """A misbehaving proxy: 502 with the caller's key as the error status and an x-request-id."""
+        return self._error(502, api_key, "upstream connect error", headers={"x-request-id": api_key})
 
 
 WIRE_FORMATS: dict[str, WireFormat] = {

@@ -152,11 +152,16 @@ def sim() -> Iterator[ProviderSimulator]:
         yield simulator
 
 
-def open_breaker(store_url: str, provider: str, *, seconds_ago: float) -> None:
+def open_breaker(
+    store_url: str, provider: str, *, seconds_ago: float, identities: dict[str, str] | None = None
+) -> None:
     """Open ``provider``'s breaker as if its failures happened ``seconds_ago`` (default policy: a cold
-    provider opens when both of its 2 warm-up calls fail; 30 s cooldown)."""
+    provider opens when both of its 2 warm-up calls fail; 30 s cooldown). ``identities``: a resource's
+    ``breaker_identities()``, to open the breaker that resource's calls obey."""
     policy = BreakerPolicy()
-    breaker = CircuitBreaker(store_from_url(store_url), policy, clock=lambda: time.time() - seconds_ago)
+    breaker = CircuitBreaker(
+        store_from_url(store_url), policy, clock=lambda: time.time() - seconds_ago, identities=identities
+    )
     try:
         for _ in range(policy.warm_up_budget):
             breaker.record(breaker.acquire(provider), success=False)
@@ -165,17 +170,17 @@ def open_breaker(store_url: str, provider: str, *, seconds_ago: float) -> None:
         breaker.store.close()
 
 
-def one_failure(store_url: str, provider: str) -> None:
+def one_failure(store_url: str, provider: str, identities: dict[str, str] | None = None) -> None:
     """A closed breaker with one failure on record (successes alone are buffered, not stored)."""
-    breaker = CircuitBreaker(store_from_url(store_url), BreakerPolicy())
+    breaker = CircuitBreaker(store_from_url(store_url), BreakerPolicy(), identities=identities)
     try:
         breaker.record(breaker.acquire(provider), success=False)
     finally:
         breaker.store.close()
 
 
-def states(store_url: str) -> dict[str, BreakerSnapshot]:
-    breaker = CircuitBreaker(store_from_url(store_url), BreakerPolicy())
+def states(store_url: str, identities: dict[str, str] | None = None) -> dict[str, BreakerSnapshot]:
+    breaker = CircuitBreaker(store_from_url(store_url), BreakerPolicy(), identities=identities)
     try:
         return breaker.snapshot()
     finally:
@@ -201,14 +206,16 @@ def simulated(sim: ProviderSimulator, store_url: str, tmp_path: Path) -> AIProvi
 def test_probe_closes_a_recovered_providers_breaker_and_leaves_the_others_alone(
     instance: Any, sim: ProviderSimulator, store_url: str, tmp_path: Path
 ) -> None:
-    open_breaker(store_url, "anthropic", seconds_ago=100.0)  # cooldown (30 s) long over
-    open_breaker(store_url, "openai", seconds_ago=0.0)  # still cooling down
-    one_failure(store_url, "gemini")
+    ai = simulated(sim, store_url, tmp_path)
+    ids = ai.breaker_identities()
+    open_breaker(store_url, "anthropic", seconds_ago=100.0, identities=ids)  # cooldown (30 s) long over
+    open_breaker(store_url, "openai", seconds_ago=0.0, identities=ids)  # still cooling down
+    one_failure(store_url, "gemini", ids)
 
-    result, metadata = run_probe(instance, simulated(sim, store_url, tmp_path))
+    result, metadata = run_probe(instance, ai)
 
     assert result.success
-    after = states(store_url)
+    after = states(store_url, ids)
     assert after["anthropic"].state == "closed"
     assert after["openai"].state == "open"
     assert after["gemini"].state == "closed"
@@ -230,13 +237,15 @@ def test_a_failed_probe_reopens_the_breaker_for_a_full_cooldown(
     instance: Any, sim: ProviderSimulator, store_url: str, tmp_path: Path
 ) -> None:
     sim.set_profile("primary-down:provider=anthropic")
-    open_breaker(store_url, "anthropic", seconds_ago=100.0)
-    before = states(store_url)["anthropic"]
+    ai = simulated(sim, store_url, tmp_path)
+    ids = ai.breaker_identities()
+    open_breaker(store_url, "anthropic", seconds_ago=100.0, identities=ids)
+    before = states(store_url, ids)["anthropic"]
 
-    result, metadata = run_probe(instance, simulated(sim, store_url, tmp_path))
+    result, metadata = run_probe(instance, ai)
 
     assert result.success  # a provider still down is news, not a failed probe run
-    after = states(store_url)["anthropic"]
+    after = states(store_url, ids)["anthropic"]
     assert after.state == "open"
     assert after.opened_at is not None and before.opened_at is not None and after.opened_at > before.opened_at
     assert after.reopens_in_seconds > 20.0

@@ -164,6 +164,7 @@ def poll(what: str, condition: Callable[[], Any], timeout_s: float = 90.0) -> An
 def test_two_screenplays_on_two_workers_share_one_breaker_per_provider(
     fleet: Fleet, pg_instance: Any, corpus_dir: Path
 ) -> None:
+    from resources.ai import AIProviderResource
     from resources.resilience.breaker import PostgresBreakerStore
 
     fleet.start_simulator(faults="primary-down")
@@ -203,7 +204,8 @@ def test_two_screenplays_on_two_workers_share_one_breaker_per_provider(
     stats = fleet.sim_stats()
     anthropic_calls = stats["by_provider"].get("anthropic", {}).get("total", 0)
     assert anthropic_calls <= BREAKER_THRESHOLD + HALF_OPEN_PROBES, stats
-    assert PostgresBreakerStore(fleet.pg_url).read("anthropic").state == "open"
+    drill = AIProviderResource(mode="simulated", simulator_url=fleet.simulator_url)
+    assert PostgresBreakerStore(fleet.pg_url).read(drill.breaker_identities()["anthropic"]).state == "open"
 
     logged = [(run.run_id, step, meta) for run in runs.values() for step, meta in observations(pg_instance, run.run_id)]
     opened = [(run_id, step) for run_id, step, meta in logged if meta.get("event") == "breaker_open"]

@@ -94,8 +94,10 @@ def test_secrets_never_reach_events_metadata_logs_or_artifacts(
     monkeypatch.setenv("GEMINI_API_KEY", SENTINEL + "-gem")
     source = tmp_path / "harbor.txt"
     source.write_text("The harbor at dawn. Maria reads a letter.\n\nThat night, in the kitchen, Tomas waits.\n")
-    # Faults whose answers tend to echo request details: auth failure on the primary, bad request later.
-    with ProviderSimulator(profile="auth") as sim, DagsterInstance.get() as instance:
+    # Faults whose answers echo request details: auth failure on the primary; a proxy in front of OpenAI that
+    # echoes the key into the error's status field and the x-request-id header (every wire field, not just
+    # the message, must be scrubbed).
+    with ProviderSimulator(profile="auth+echo-key:provider=openai") as sim, DagsterInstance.get() as instance:
         key = register_source(source)
         instance.add_dynamic_partitions("screenplays", [key])
         config = {

@@ -9,7 +9,9 @@ import pytest
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.fountain import (
+    character_name,
     parse_fountain,
+    plain_text,
     render_fountain,
     strip_emphasis,
     write_fountain,
@@ -474,3 +476,29 @@ def test_corpus_title_pages(corpus_dir: Path) -> None:
     card = parse_fountain(read_corpus_fountain(corpus_dir, "The-Last-Birthday-Card"))
     assert card.title_page["contact"] == ["PO Box 10031", "San Rafael CA 94912", "Registered WGAw No. 701428"]
     assert card.title_page["draft date"] == ["7/8/1998"]
+
+
+@pytest.mark.parametrize(
+    ("cue", "name"),
+    [
+        ("SHERLOCK *", "SHERLOCK"),
+        ("SHERLOCK (V.O.) (CONT'D) *", "SHERLOCK"),
+        ("EDWARD (V.O.)(CONT'D)", "EDWARD"),
+        ("HANK (cont'd)", "HANK"),
+        ("HANK (ON PHONE)", "HANK"),
+        ("ANNA (O.S.) ^", "ANNA"),
+        ("@McCLANE", "McCLANE"),
+        ("**BOB**", "BOB"),
+        ("MIKE CONT’D", "MIKE"),
+        ("† DR.  WATSON", "DR. WATSON"),
+    ],
+)
+def test_character_name_is_the_bare_name(cue: str, name: str) -> None:
+    assert character_name(cue) == name
+
+
+def test_plain_text_drops_emphasis_and_revision_marks_only() -> None:
+    assert plain_text("**ABOUT SAVE THE CAT!**") == "ABOUT SAVE THE CAT!"
+    assert plain_text("INT.  HALL - DAY   *") == "INT.  HALL - DAY"
+    assert plain_text("EXT. A * B") == "EXT. A B"
+    assert plain_text("INT. 2*3 ROOM") == "INT. 2*3 ROOM"

@@ -243,3 +243,78 @@ def test_corpus_page_estimate_is_close_to_the_printed_script(
     script = parse_fountain(text)
     estimate = estimate_printed_lines(script.elements) / LINES_PER_PAGE
     assert abs(estimate - (pdf_pages - 1)) <= 0.10 * pdf_pages
+
+
+# Issue 17 item 4: the scenes table holds plain text whatever markup the source carried.
+MARKED_UP_SCRIPT = """INT. BAKER STREET - DAY *
+
+SHERLOCK *
+Boring.
+
+SHERLOCK * (CONT'D)
+Still boring.
+
+.**ABOUT SAVE THE CAT!**
+
+Words.
+
+EXT. _ROOF_ - NIGHT †
+
+@McCLANE (O.S.)
+Come out.
+
+HANK (ON PHONE)
+Hello?
+
+HANK (cont'd)
+Hello.
+
+MIKE CONT'D
+Again.
+"""
+
+
+def test_scenes_table_fields_are_plain_text() -> None:
+    scenes = split_scenes(parse_fountain(MARKED_UP_SCRIPT), MARKED_UP_SCRIPT)
+    assert [(s.heading, s.location, s.time_of_day) for s in scenes] == [
+        ("INT. BAKER STREET - DAY", "BAKER STREET", "DAY"),
+        ("ABOUT SAVE THE CAT!", "ABOUT SAVE THE CAT!", ""),
+        ("EXT. ROOF - NIGHT", "ROOF", "NIGHT"),
+    ]
+    assert scenes[0].characters == ["SHERLOCK"]
+    assert scenes[2].characters == ["McCLANE", "HANK", "MIKE"]
+    # The scene's own text keeps the source as written.
+    assert "SHERLOCK *" in scenes[0].text
+
+
+MONTAGE_SCRIPT = """INT. GYM - DAY
+
+Rocky trains.
+
+.MONTAGE
+
+ROCKY
+One more.
+
+.SERIES OF SHOTS
+
+.INSERT - ALTIMETER
+
+.STRIKER'S POV
+
+EXT. STEPS - DAWN
+
+He runs up.
+"""
+
+
+def test_a_montage_or_shot_line_does_not_replace_the_real_heading() -> None:
+    scenes = split_scenes(parse_fountain(MONTAGE_SCRIPT), MONTAGE_SCRIPT)
+    assert [(s.heading, s.location) for s in scenes] == [("INT. GYM - DAY", "GYM"), ("EXT. STEPS - DAWN", "STEPS")]
+    assert scenes[0].characters == ["ROCKY"]
+    assert "SERIES OF SHOTS" in scenes[0].text
+
+
+def test_a_shot_line_before_any_real_heading_still_opens_a_scene() -> None:
+    text = ".MONTAGE\n\nThings happen.\n\nINT. GYM - DAY\n\nLater.\n"
+    assert [s.heading for s in split_scenes(parse_fountain(text), text)] == ["MONTAGE", "INT. GYM - DAY"]

@@ -21,14 +21,6 @@ _TRANSITION_RE = re.compile(r"^[^a-z]*TO:$")
 _SPECIAL_START = ("!", "@", "~", "=", "#", ">", "[[", "/*", "\\")
 _CONTINUED_RE = re.compile(r"\s*\((?:CONT'D|CONT’D|CONTINUED|CONT\.?)\)\s*$", re.I)
 _EXTENSION_RE = re.compile(r"\s*(\([^)]*\))")
-_CREDIT_RE = re.compile(r"^(written|screenplay|teleplay|story|script)?\s*(and\s+)?by\b|^by$", re.I)
-_SOURCE_RE = re.compile(r"^(based on|adapted from|from the)\b", re.I)
-_COPYRIGHT_RE = re.compile(r"(\(c\)|©|copyright)", re.I)
-_DATE_RE = re.compile(
-    r"(\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|\b(19|20)\d{2}\b|\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
-    r"|draft)",
-    re.I,
-)
 
 
 @dataclass
@@ -182,32 +174,253 @@ class FountainBuilder:
 def classify_title_lines(
     centered: list[str], other: list[str], title: list[str] | None = None
 ) -> dict[str, list[str]]:
-    """Centered lines: Title, Credit, Author(s), Source; the rest: Draft date, Contact, Copyright.
+    """Read a free-layout title page into Fountain title page keys.
 
-    ``title``: the title lines when the caller already knows them (e.g. set in a larger font).
+    ``centered``: the lines set in the middle of the page, in reading order (title, credit, writers,
+    source; on real pages also revision credits, "Directed by", dates and epigraphs). ``other``: the
+    rest, usually bottom left or right (draft date, contact, copyright, "Property of ..."). ``title``:
+    the lines the caller found set larger; they are read first, and whatever follows a credit among
+    them (``DEXTER`` / ``by`` / ``James Manos, Jr.`` all in one large font) is read as such.
+
+    Keys: Title, Credit, Author, Source, Draft date, Contact, Copyright; every line that is none of
+    these (a template's ``TITLE`` placeholder, "Directed by" and the director, revision credits,
+    "Property of ...", an episode number, an epigraph or dedication, code words) goes under
+    :data:`LEFT_OUT_KEY`, so nothing on the page is lost and nothing lands in the writers' list by
+    default. Hand-written rules rather than a model: a title page is a dozen short lines whose
+    wording follows industry convention, and the rules are cheap, deterministic and testable.
     """
-    page: dict[str, list[str]] = {"Title": list(title)} if title else {}
-    stage = "author" if title else "title"
+    reader = _TitlePageReader()
+    for line in title or []:
+        reader.centered(clean(line))
+    if title and reader.stage == "title":
+        reader.stage = "author"  # the large lines were the title; names may follow without a credit
     for line in centered:
-        if _COPYRIGHT_RE.search(line):
-            page.setdefault("Copyright", []).append(line)
-        elif _SOURCE_RE.match(line):
-            page.setdefault("Source", []).append(line)
-            stage = "source"
-        elif stage in ("title", "author") and _CREDIT_RE.match(line):
-            page.setdefault("Credit", []).append(line)
-            stage = "author"
-        elif stage == "title":
-            page.setdefault("Title", []).append(line)
-        elif stage == "author":
-            page.setdefault("Author", []).append(line)
-        else:
-            page.setdefault("Source", []).append(line)
+        reader.centered(clean(line))
+    reader.copyright_open = False
     for line in other:
-        if _COPYRIGHT_RE.search(line):
-            page.setdefault("Copyright", []).append(line)
-        elif "Draft date" not in page and _DATE_RE.search(line) and len(line) < 40:
-            page.setdefault("Draft date", []).append(line)
+        reader.other(clean(line))
+    return reader.page
+
+
+LEFT_OUT_KEY = "Left out"
+
+# Credits of the people who wrote this script; another credit's names are not the writers.
+_WRITING_CREDIT_RE = re.compile(
+    r"^(?:(?:original\s+)?(?:written|screenplay|teleplay|story|screen\s*story|script|adaptation)"
+    r"(?:\s*(?:&|and|/|,)\s*(?:written|screenplay|teleplay|story|screen\s*story|script))*\s+)?by\b[:\s]*",
+    re.I,
+)
+_OTHER_CREDIT_RE = re.compile(
+    r"^(?:directed|produced|executive\s+produced|created|developed|presented|current\s+revisions?"
+    r"|revisions?|revised|rewrites?|polish|additional\s+\w+|edited|based\s+on\s+characters\s+created)"
+    r"(?:\s+\w+)?\s+by\b[:\s]*",
+    re.I,
+)
+_SOURCE_START_RE = re.compile(
+    r"^(?:based\s+(?:up)?on|adapted\s+from|inspired\s+by|from\s+the\s+(?:novel|book|story|play|comic|short"
+    r"|article|graphic|memoir)|suggested\s+by)\b",
+    re.I,
+)
+_COPYRIGHT_LINE_RE = re.compile(r"\(c\)|©|\bcopyright\b|all\s+rights\s+reserved", re.I)
+_PROPERTY_RE = re.compile(r"^(?:this\s+script\s+is\s+(?:the\s+)?)?property\s+of\b", re.I)
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_DATE_LINE_RE = re.compile(
+    r"\b\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b"
+    rf"|\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+(?:\d{{2,4}}|\W\d{{2}})"
+    rf"|^(?:{_MONTHS})\.?,?\s+\d{{4}}$|^(?:19|20)\d{{2}}$",
+    re.I,
+)
+_REVISION_COLOURS = (
+    r"white|blue|pink|yellow|green|goldenrod|buff|salmon|cherry|tan|gray|grey|ivory|lavender|double\s+\w+"
+)
+_DRAFT_LINE_RE = re.compile(
+    r"\b(?:draft|rev|revised|revisions?|shooting\s+script|production\s+script|amended|pages)\b"
+    rf"|^(?:{_REVISION_COLOURS})(?:\s+(?:revisions?|pages|draft|amended))?\s*$",
+    re.I,
+)
+# How to reach someone: phone, e-mail, web, street or PO box, ZIP code, WGA registration.
+_ADDRESS_LINE_RE = re.compile(
+    r"@|\bwww\.|https?://|\(?\b\d{3}\)?[\s./-]*\d{3}[\s.-]\d{4}\b|\bp\.?\s*o\.?\s+box\b|\b[A-Z]{2}\s+\d{5}\b"
+    r"|\b\d+\s+(?:[A-Z][\w.']*\s+){1,4}(?:street|st\.?|avenue|ave\.?|boulevard|blvd\.?|road|rd\.?|drive|dr\.?"
+    r"|lane|ln\.?|way|place|pl\.?|suite|floor|square)\b"
+    r"|\bwga\w*\b|\bregist(?:ered|ration)\b|\bphone\b|\btel\b|\bfax\b",
+    re.I,
+)
+# Who to reach: a production company, an agency, a management firm.
+_COMPANY_LINE_RE = re.compile(
+    r"\b(?:productions?|entertainment|pictures|studios?|films|agency|management|partners|inc\.?|llc|ltd\.?"
+    r"|company|network|media|literary|associates|attorneys?|esq\.?|agent)\b",
+    re.I,
+)
+# A template's placeholders, left where a title or a name should be.
+_PLACEHOLDER_RE = re.compile(
+    r"^[\[<(]?\s*(?:(?:script|screenplay|episode|show|your|working)\s+)?(?:title|name|author|writer|"
+    r"writer'?s?\s+name|author\s+name|address|phone(?:\s+number)?|e-?mail|contact(?:\s+info)?|date"
+    r"|draft\s+date)(?:\s+(?:here|goes\s+here|of\s+(?:script|screenplay)))?\s*[\]>)]?$",
+    re.I,
+)
+_EPISODE_RE = re.compile(r"^(?:episode|ep\.?|prod(?:uction)?\.?\s*(?:#|no\.?|number))\s*#?\s*[\w.-]+$|^#\s*\d+$", re.I)
+_NAME_SPLIT_RE = re.compile(r"\s*(?:&|\band\b|,(?!\s*(?:jr|sr|ii|iii|iv)\b\.?))\s*", re.I)
+_NAME_WORD_RE = re.compile(
+    r"^(?:[A-Z\u00C0-\u00DE][\w\u00C0-\u024F.'’-]*|[A-Z]\.|de|da|di|del|der|van|von|la|le|du|dos|bin|al|mc\w+)$"
+)
+_SUFFIX_RE = re.compile(r",?\s+(?:jr|sr|ii|iii|iv)\b\.?$", re.I)
+# Words of a sentence or a title, never of a person's name (so "The Lord Is My Shepherd" is no writer).
+_NOT_NAME_WORDS = frozenset(
+    {"the", "a", "an", "of", "in", "on", "at", "for", "to", "with", "from", "is", "are", "was", "were", "be"}
+    | {"my", "your", "our", "his", "her", "their", "who", "what", "when", "where", "not", "no", "all", "this"}
+)
+_NAME_CONNECTOR_RE = re.compile(r"^(?:&|and)$", re.I)
+_QUOTES = "\"'“”‘’«»"
+
+
+def is_placeholder(text: str) -> bool:
+    """A template's stand-in (``TITLE``, ``[Your Name]``, ``Writer's Name``), not a real value."""
+    return bool(_PLACEHOLDER_RE.match(text.strip()))
+
+
+def split_names(line: str) -> list[str]:
+    """``Dan Harmon & Chris McKenna`` -> both names; ``James Manos, Jr.`` stays one name."""
+    return [part.strip() for part in _NAME_SPLIT_RE.split(line) if part.strip()]
+
+
+def is_person_name(text: str) -> bool:
+    """Two to five capitalised words (particles and initials allowed): how a writer is credited.
+
+    One word is not taken (a code word or a placeholder is likelier than a mononymous writer).
+    """
+    core = _SUFFIX_RE.sub("", text.strip())
+    words = core.split()
+    if not 2 <= len(words) <= 5 or any(c.isdigit() for c in core):
+        return False
+    if any(word.lower().strip(".,") in _NOT_NAME_WORDS for word in words):
+        return False
+    return all(_NAME_WORD_RE.match(word) for word in words) and not _PLACEHOLDER_RE.match(core)
+
+
+def _is_author_line(line: str) -> bool:
+    names = split_names(line)
+    return bool(names) and all(is_person_name(name) for name in names)
+
+
+class _TitlePageReader:
+    """One pass over the title page's lines; ``stage`` is where in the credit block we are."""
+
+    def __init__(self) -> None:
+        self.page: dict[str, list[str]] = {}
+        self.stage = "title"  # title -> author -> (other_credit | source | after)
+        self.copyright_open = False
+
+    def add(self, key: str, line: str) -> None:
+        if line:
+            self.page.setdefault(key, []).append(line)
+
+    def common(self, line: str) -> bool:
+        """Lines that mean the same wherever they stand; True when handled.
+
+        While the title is being read only unmistakable lines are taken here, so a title such as
+        ``THE NETWORK`` or ``FIRST DRAFT`` stays a title.
+        """
+        in_title = self.stage == "title"
+        if _PLACEHOLDER_RE.match(line):
+            self.add(LEFT_OUT_KEY, line)
+        elif _COPYRIGHT_LINE_RE.search(line):
+            self.add("Copyright", line)
+            self.copyright_open = not line.rstrip().endswith((".", "!", "?"))
+        elif _PROPERTY_RE.match(line) or _EPISODE_RE.match(line):
+            self.add(LEFT_OUT_KEY, line)
+        elif _ADDRESS_LINE_RE.search(line) and not (in_title and _DATE_LINE_RE.search(line)):
+            self.add("Contact", line)
+        elif _DATE_LINE_RE.search(line) and len(line) <= 60:
+            self.add("Draft date", line)
+        elif in_title:
+            return False
+        elif _DRAFT_LINE_RE.search(line) and len(line) <= 60:
+            self.add("Draft date", line)
+        elif _COMPANY_LINE_RE.search(line):
+            self.add("Contact", line)
         else:
-            page.setdefault("Contact", []).append(line)
-    return page
+            return False
+        return True
+
+    def same_case_as_authors(self, line: str) -> bool:
+        """A page sets its writers' names in one style; a line in capitals after ``Rosa Diaz`` (or
+        in mixed case after ``ROSA DIAZ``) is something else, such as a list of code words."""
+        authors = self.page.get("Author")
+        return not authors or authors[0].isupper() == line.isupper()
+
+    def credit(self, line: str, match: re.Match[str], stage: str, key: str) -> None:
+        """A credit line; the names on the same line (``Written by Max Landis``) follow it."""
+        credit, rest = line[: match.end()].strip(), line[match.end() :].strip()
+        self.add(key, credit)
+        self.stage = stage
+        if rest:
+            self.centered(rest)
+
+    def centered(self, line: str) -> None:
+        if not line:
+            return
+        if self.copyright_open and not _COPYRIGHT_LINE_RE.search(line):
+            self.add("Copyright", line)
+            self.copyright_open = not line.endswith((".", "!", "?"))
+            return
+        source = _SOURCE_START_RE.match(line)
+        if source:
+            self.add("Source", line)
+            self.stage = "source"
+            return
+        writing = _WRITING_CREDIT_RE.match(line)
+        if writing and self.stage in ("title", "author", "after"):
+            self.credit(line, writing, "author", "Credit")
+            return
+        other_credit = _OTHER_CREDIT_RE.match(line)
+        if other_credit:
+            self.credit(line, other_credit, "other_credit", LEFT_OUT_KEY)
+            return
+        if self.stage == "source":
+            # "Based on the novel" / "Darkly Dreaming Dexter" / "by" / "Jeff Lindsay": one source.
+            if (
+                _COPYRIGHT_LINE_RE.search(line)
+                or _PROPERTY_RE.match(line)
+                or _ADDRESS_LINE_RE.search(line)
+                or _DATE_LINE_RE.search(line)
+            ):
+                self.common(line)
+            else:
+                self.add("Source", line)
+            return
+        if self.common(line):
+            return
+        if self.stage == "title":
+            self.add("Title", line.strip(_QUOTES).strip())
+        elif self.stage == "author" and _is_author_line(line) and self.same_case_as_authors(line):
+            self.add("Author", line)
+        elif self.stage == "author" and _NAME_CONNECTOR_RE.match(line):
+            self.add("Author", line)  # "Dan Harmon" / "&" / "Chris McKenna": the team goes on
+        elif self.stage == "other_credit" and _is_author_line(line):
+            self.add(LEFT_OUT_KEY, line)
+        else:
+            # Not a name where names stand: an epigraph, a dedication, code words. Later names are
+            # not taken as writers unless a writing credit comes again.
+            self.add(LEFT_OUT_KEY, line)
+            self.stage = "after"
+
+    def other(self, line: str) -> None:
+        if not line:
+            return
+        if self.copyright_open and not _COPYRIGHT_LINE_RE.search(line):
+            self.add("Copyright", line)
+            self.copyright_open = not line.endswith((".", "!", "?"))
+            return
+        if self.common(line):
+            return
+        if _SOURCE_START_RE.match(line):
+            self.add("Source", line)
+        elif _is_author_line(line) or (len(line.split()) <= 4 and not line.endswith(".")):
+            self.add("Contact", line)  # a name or a short line in the corner: part of the contact block
+        else:
+            self.add(LEFT_OUT_KEY, line)  # a sentence: a dedication, a note, a legend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 import time
@@ -24,7 +25,7 @@ from resources.resilience.breaker import (
     SQLiteBreakerStore,
     default_store_url,
 )
-from resources.resilience.errors import BreakerOpenError, ProviderWarmingError
+from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
 from tests.resources.resilience.fakes import FakeClock, RecordingListener
 
 POLICY = BreakerPolicy(
@@ -90,7 +91,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         dsn = request.getfixturevalue("pg_dsn")
 
         def make() -> BreakerStore:
-            store = PostgresBreakerStore(dsn)
+            # The fake clock drives these state-machine tests: the database's clock would not move with it.
+            store = PostgresBreakerStore(dsn, database_clock=False)
             opened.append(store)
             return store
 
@@ -524,6 +526,35 @@ def test_snapshot_reports_every_provider() -> None:
     assert snap["openai"].reopens_in_seconds == 0.0
 
 
+def test_breakers_with_different_identities_on_one_store_never_share_a_record() -> None:
+    store, clock = MemoryBreakerStore(), FakeClock()
+    drill = CircuitBreaker(store, POLICY, clock=clock, identities={"anthropic": "anthropic@simulated:http://sim"})
+    live = CircuitBreaker(store, POLICY, clock=clock, identities={"anthropic": "anthropic@live:https://api"})
+    open_breaker(drill, "anthropic")
+    assert live.state("anthropic") == "closed"
+    live.acquire("anthropic")
+    assert set(drill.snapshot()) == set(live.snapshot()) == {"anthropic"}  # each sees only its own
+    assert drill.snapshot()["anthropic"].state == "open"
+
+
+def test_a_parked_provider_is_denied_until_its_time_without_opening_or_counting(
+    store_factory: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)
+    permit = breaker.acquire("gemini")
+    breaker.park(permit, 3600.0, "daily_quota_exhausted")
+    other = make_breaker(store_factory(), clock)  # another process
+    with pytest.raises(ProviderParkedError) as parked:
+        other.acquire("gemini")
+    assert parked.value.error_code == "daily_quota_exhausted"
+    assert parked.value.reopens_at == pytest.approx(clock() + 3600.0)
+    record = other.store.read("gemini")
+    assert (record.state, record.consecutive_failures, record.probes) == ("closed", 0, ())  # lease freed
+    clock.advance(3601.0)
+    assert other.acquire("gemini").state == "closed"
+
+
 # ------------------------------------------------------------------------------------- plumbing
 
 
@@ -703,3 +734,77 @@ def test_postgres_store_is_safe_across_connections(pg_dsn: str) -> None:
     assert sum(won for won, _ in outcomes) == HAMMER_POLICY.half_open_max_probes
     assert seed.read("openai").consecutive_failures == 3 * calls
     seed.close()
+
+
+# ------------------------------------------------------------------- one clock for a fleet: the database's
+
+SKEW_POLICY = BreakerPolicy(
+    failure_threshold=2, warm_up_calls=2, cooldown_seconds=30.0, half_open_max_probes=1, probe_lease_seconds=120.0
+)
+# Three hosts' clocks: 45 s fast, 10 minutes slow, more than a probe lease (120 s) fast.
+HOST_SKEWS = {"fast": 45.0, "slow": -600.0, "very_fast": 150.0}
+
+
+def skewed_hosts(dsn: str) -> dict[str, CircuitBreaker]:
+    """One breaker per host (fresh, as each Dagster step is a fresh process), each on its own skewed clock."""
+    return {
+        name: CircuitBreaker(
+            PostgresBreakerStore(dsn), SKEW_POLICY, clock=lambda skew=skew: time.time() + skew  # type: ignore[misc]
+        )
+        for name, skew in HOST_SKEWS.items()
+    }
+
+
+def close_all(hosts: dict[str, CircuitBreaker]) -> None:
+    for breaker in hosts.values():
+        breaker.store.close()
+
+
+def let_the_cooldown_elapse(dsn: str, provider: str) -> None:
+    """Move the stored record's times back past its cooldown, instead of sleeping through it."""
+    store = PostgresBreakerStore(dsn, database_clock=False)
+    shift = SKEW_POLICY.cooldown_seconds + 1
+    store.update(
+        provider,
+        lambda r: (
+            replace(r, opened_at=(r.opened_at or 0) - shift, reopens_at=(r.reopens_at or 0) - shift),
+            None,
+        ),
+    )
+    store.close()
+
+
+def probes_granted(hosts: dict[str, CircuitBreaker], order: list[str]) -> list[tuple[str, Permit]]:
+    granted = []
+    for name in order:
+        for _ in range(2):
+            with contextlib.suppress(BreakerOpenError):
+                granted.append((name, hosts[name].acquire("anthropic")))
+    return granted
+
+
+@pytest.mark.services
+def test_skewed_host_clocks_get_one_probe_per_cooldown_fleet_wide_on_postgres(pg_dsn: str) -> None:
+    hosts = skewed_hosts(pg_dsn)
+    for _ in range(SKEW_POLICY.warm_up_budget):  # the slow host sees the warm-up calls fail: open
+        hosts["slow"].record(hosts["slow"].acquire("anthropic"), success=False)
+    assert hosts["slow"].state("anthropic") == "open"
+
+    # Within the cooldown nobody gets a permit, and each host is told a wait within the cooldown, on its clock.
+    for name, breaker in hosts.items():
+        with pytest.raises(BreakerOpenError) as denied:
+            breaker.acquire("anthropic")
+        wait = denied.value.reopens_at - breaker._clock()
+        assert 0 < wait <= SKEW_POLICY.cooldown_seconds + 1, (name, wait)
+    close_all(hosts)
+
+    for _ in range(2):  # two cooldowns: each lets exactly one probe through, fleet-wide
+        let_the_cooldown_elapse(pg_dsn, "anthropic")
+        hosts = skewed_hosts(pg_dsn)
+        granted = probes_granted(hosts, ["slow", "fast", "very_fast"])
+        assert [(name, permit.is_probe) for name, permit in granted] == [("slow", True)]
+        name, probe = granted[0]
+        hosts[name].record(probe, success=False)  # still down: a new full cooldown
+        assert hosts["very_fast"].state("anthropic") == "open"
+        assert probes_granted(hosts, ["very_fast", "fast"]) == []
+        close_all(hosts)

@@ -141,10 +141,10 @@ def test_provider_level_problems_are_provider_unavailable(error: Exception) -> N
     assert isinstance(error, ProviderUnavailableError)
 
 
-def test_x_should_retry_overrides_status() -> None:
-    assert isinstance(
-        http_error("anthropic", 500, "boom", {"x-should-retry": "false"}), PermanentProviderError
-    )
+def test_x_should_retry_false_skips_the_provider_but_never_makes_the_request_permanent() -> None:
+    no_retry = http_error("anthropic", 500, "boom", {"x-should-retry": "false"})
+    assert isinstance(no_retry, TransientProviderError)
+    assert is_provider_overloaded(no_retry)  # the executor moves on to the next provider
     assert isinstance(http_error("anthropic", 400, "hmm", {"x-should-retry": "true"}), TransientProviderError)
 
 
@@ -155,7 +155,7 @@ def test_unknown_5xx_is_transient() -> None:
 def test_retry_after_http_date_and_cap() -> None:
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
     assert parse_retry_after({"Retry-After": soon}, cap=30.0) == 30.0
-    assert parse_retry_after({"retry-after": "-5"}) == 0.0
+    assert parse_retry_after({"retry-after": "-5"}) is None
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({}) is None
 

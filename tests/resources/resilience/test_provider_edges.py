@@ -1,0 +1,310 @@
+"""Issue 14's provider edges, each through real HTTP on loopback against the simulator (the breaker-clock
+test runs against the real PostgreSQL instead): x-should-retry, retry hints, daily quotas, wire-field
+scrubbing, warming providers as the last resort, and drills that leave the live breakers alone."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from resources.ai import AIProviderResource
+from resources.providers import prompts
+from resources.providers.anthropic import AnthropicAdapter
+from resources.providers.base import ProviderAdapter
+from resources.providers.gemini import GeminiAdapter
+from resources.providers.http_adapter import HttpProviderAdapter
+from resources.providers.offline import OfflineAdapter
+from resources.providers.openai import OpenAIAdapter
+from resources.resilience.backoff import BackoffPolicy, full_jitter_delay
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+from resources.resilience.chain import StagePolicy
+from resources.resilience.errors import (
+    DAILY_QUOTA_EXHAUSTED,
+    AllProvidersOpenError,
+    ProviderError,
+    TransientProviderError,
+    parse_retry_after,
+    seconds_until_daily_quota_reset,
+)
+from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.simulator import FaultProfile, FaultRule, ProviderSimulator
+from tests.resources.resilience.fakes import FakeClock
+
+KEY = "SENTINEL-edge-key-4c3b2a1908"  # not sk-/AIza-shaped: the adapters' exact-key scrub must catch it
+PAYLOAD = {"title": "Big Fish", "characters": ["EDWARD", "WILL"], "excerpt": "a witch", "scene_count": 1}
+BACKOFF = BackoffPolicy(base=0.5, cap=4.0)
+SEED = 7
+
+
+def request() -> Any:
+    return prompts.build_request("project_insights", PAYLOAD, stage="project_config")
+
+
+def parse(text: str) -> Any:
+    return prompts.parse_response("project_insights", text)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
+        yield client
+
+
+def adapters(sim: ProviderSimulator, client: httpx.Client) -> dict[str, ProviderAdapter]:
+    return {
+        "anthropic": AnthropicAdapter(KEY, sim.anthropic_url, client),
+        "openai": OpenAIAdapter(KEY, sim.openai_url, client),
+        "gemini": GeminiAdapter(KEY, sim.gemini_url, client),
+        "offline": OfflineAdapter(),
+    }
+
+
+def adapter(sim: ProviderSimulator, provider: str) -> HttpProviderAdapter:
+    url = {"anthropic": sim.anthropic_url, "openai": sim.openai_url, "gemini": sim.gemini_url}[provider]
+    factory = {"anthropic": AnthropicAdapter, "openai": OpenAIAdapter, "gemini": GeminiAdapter}[provider]
+    return factory(KEY, url)
+
+
+class Loopback:
+    """A ``ResilientCaller`` over the real adapters and a SQLite breaker store, on a fake clock."""
+
+    def __init__(
+        self, sim: ProviderSimulator, client: httpx.Client, store_path: Path, policy: BreakerPolicy | None = None
+    ) -> None:
+        self.clock = FakeClock()
+        self.store_path = store_path
+        self.policy = policy or BreakerPolicy()
+        self.breaker = self.host()
+        self.caller = ResilientCaller(
+            adapters(sim, client),
+            self.breaker,
+            policy=StagePolicy(backoff=BACKOFF, max_attempts=6),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            rng=random.Random(SEED),
+        )
+
+    def host(self) -> CircuitBreaker:
+        """Another process's breaker on the same store and clock."""
+        return CircuitBreaker(SQLiteBreakerStore(self.store_path), self.policy, clock=self.clock)
+
+    def call(self, chain: Sequence[str]) -> CallOutcome[Any]:
+        return self.caller.call("project_config", request(), parse, chain)
+
+
+def calls(sim: ProviderSimulator, provider: str) -> int:
+    return int(sim.stats()["by_provider"].get(provider, {}).get("total", 0))
+
+
+def steps(outcome_or_error: CallOutcome[Any] | ProviderError) -> list[tuple[str, str, str, str | None]]:
+    return [(a.provider, a.outcome, a.decision, a.error_code) for a in outcome_or_error.attempts]
+
+
+# ------------------------------------------------------------------- 5. x-should-retry: false is no verdict
+
+
+def test_an_overloaded_answer_that_says_do_not_retry_moves_to_the_next_provider(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("overloaded-no-retry")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["claude-sonnet-4-6", "claude-opus-4-6", "gpt-4.1"])
+    assert (served.provider, served.model) == ("openai", "gpt-4.1")
+    assert calls(simulator, "anthropic") == 1  # not retried, and its other model skipped with it
+    first = served.attempts[0]
+    assert (first.status, first.error_class, first.decision) == (529, "transient", "fallback_next_provider")
+    # The overload counts against the provider's health; it is no proof that the provider is up.
+    assert world.breaker.store.read("anthropic").consecutive_failures == 1
+
+
+# ------------------------------------------------------------------------------------------ 6. retry hints
+
+
+def test_a_nan_retry_after_ms_does_not_hide_a_valid_retry_after(simulator: ProviderSimulator) -> None:
+    simulator.set_profile("retry-hints:retry_after_ms=nan,retry_after=5")
+    with adapter(simulator, "anthropic") as anthropic, pytest.raises(TransientProviderError) as caught:
+        anthropic.complete("claude-sonnet-4-6", request(), timeout=5)
+    assert caught.value.retry_after == 5.0
+
+
+@pytest.mark.parametrize("hint", ["0", "-3", "inf", "0.0"])
+def test_a_non_positive_or_non_finite_hint_is_no_hint_so_the_retry_is_jittered(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, hint: str
+) -> None:
+    simulator.set_profile(f"retry-hints:retry_after={hint},hits=1")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["claude-sonnet-4-6"])
+    assert served.provider == "anthropic" and calls(simulator, "anthropic") == 2
+    # The wait is the seeded full-jitter draw, not 0 for every worker in lockstep.
+    assert world.clock.sleeps == [full_jitter_delay(0, BACKOFF, random.Random(SEED))]
+    assert world.clock.sleeps[0] > 0
+
+
+def test_an_http_date_ending_minus_0000_is_a_hint(simulator: ProviderSimulator) -> None:
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    header = when.strftime("%a, %d %b %Y %H:%M:%S -0000")
+    rule = FaultRule(kind="rate_limit", provider="anthropic", headers={"retry-after": header})
+    simulator.set_profile(FaultProfile(name="dated-hint", rules=[rule]))
+    with adapter(simulator, "anthropic") as anthropic, pytest.raises(TransientProviderError) as caught:
+        anthropic.complete("claude-sonnet-4-6", request(), timeout=5)
+    # The date is whole seconds ahead of the wall clock; the request took some of them.
+    assert caught.value.retry_after is not None and 10 < caught.value.retry_after <= 20
+
+
+NOW = datetime(2026, 11, 30, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Mon, 30 Nov 2026 05:00:30 GMT",  # IMF-fixdate
+        "Monday, 30-Nov-26 05:00:30 GMT",  # obsolete RFC 850
+        "Mon Nov 30 05:00:30 2026",  # obsolete asctime (no zone: GMT)
+        "Mon, 30 Nov 2026 05:00:30 -0000",
+        "Mon, 30 Nov 2026 05:00:30 +0000",
+    ],
+)
+def test_every_rfc_7231_date_form_parses(header: str) -> None:
+    assert parse_retry_after({"retry-after": header}, now=NOW) == 30.0
+
+
+def test_dates_in_the_past_and_odd_numbers_are_no_hint() -> None:
+    assert parse_retry_after({"retry-after": "Mon, 30 Nov 2026 04:59:00 GMT"}, now=NOW) is None
+    assert parse_retry_after({"retry-after-ms": "-1", "retry-after": "nan"}) is None
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+
+
+def test_gemini_daily_quota_is_provider_level_and_parks_the_provider_until_its_reset(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("daily-quota")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["gemini-3-flash-preview", "gpt-4.1"])
+    assert served.provider == "openai"
+    assert calls(simulator, "gemini") == 1  # not retried as a transient 429
+    quota = served.attempts[0]
+    assert (quota.error_code, quota.error_class, quota.decision) == (
+        DAILY_QUOTA_EXHAUSTED,
+        "provider_unavailable",
+        "skip_provider",
+    )
+    record = world.breaker.store.read("gemini")
+    assert record.state == "closed" and record.consecutive_failures == 0  # the breaker did not count it
+
+    # Another process, hours later but before the reset, does not call Gemini at all.
+    world.clock.advance(3600)
+    later = Loopback(simulator, http, tmp_path / "b.sqlite")
+    later.clock.advance(3600)
+    again = later.call(["gemini-3-flash-preview", "gpt-4.1"])
+    assert again.provider == "openai" and calls(simulator, "gemini") == 1
+    assert steps(again)[0] == ("gemini", "skipped", "skip_provider", DAILY_QUOTA_EXHAUSTED)
+
+
+def test_the_daily_quota_resets_at_midnight_pacific() -> None:
+    assert seconds_until_daily_quota_reset(NOW) == 3 * 3600  # 21:00 PST -> midnight
+    summer = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)  # 23:30 PDT
+    assert seconds_until_daily_quota_reset(summer) == 30 * 60
+
+
+# --------------------------------------------------------------------------------- 7. every wire field scrubbed
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_a_key_echoed_into_status_fields_and_request_ids_is_scrubbed(
+    simulator: ProviderSimulator, provider: str, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile(f"echo-key:provider={provider}")
+    model = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1", "gemini": "gemini-3-flash-preview"}[provider]
+    with adapter(simulator, provider) as echoing, pytest.raises(ProviderError) as caught:
+        echoing.complete(model, request(), timeout=5)
+    error = caught.value
+    assert isinstance(error, TransientProviderError) and error.status == 502
+    assert error.error_code and error.request_id  # the fields are kept, without the key
+    texts = [str(error), repr(error), repr(error.as_dict()), error.error_code, error.request_id]
+    assert not [text for text in texts if "SENTINEL" in text]
+
+    # ... and so are the attempt records built from it (metadata, telemetry).
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call([model, "offline"])
+    assert served.provider == "offline"
+    assert not [a for a in served.attempts if "SENTINEL" in a.model_dump_json()]
+
+
+# ------------------------------------------------------------------- 3. warming providers as the last resort
+
+
+def warming_and_open(world: Loopback) -> None:
+    """Anthropic cold with both warm-up slots leased by other processes; OpenAI's breaker open."""
+    others = world.host()
+    others.acquire("anthropic")
+    others.acquire("anthropic")
+    for _ in range(world.policy.warm_up_budget):
+        others.record(others.acquire("openai"), success=False)
+    assert others.state("openai") == "open"
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [["claude-sonnet-4-6", "gpt-4.1", "offline"], ["claude-sonnet-4-6", "gpt-4.1"]],
+    ids=["offline", "no-offline"],
+)
+def test_a_warming_provider_is_called_before_offline_or_giving_up(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, chain: list[str]
+) -> None:
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    warming_and_open(world)
+    served = world.call(chain)
+    assert (served.provider, served.model) == ("anthropic", "claude-sonnet-4-6")
+    assert calls(simulator, "anthropic") == 1 and calls(simulator, "openai") == 0
+    assert steps(served)[:2] == [
+        ("anthropic", "skipped", "skip_provider", "provider_warming"),
+        ("openai", "skipped", "skip_provider", "breaker_open"),
+    ]
+
+
+def test_the_error_names_every_provider_and_why(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("auth")  # anthropic rejects the key: provider-level, skipped
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    warming_and_open(world)
+    with pytest.raises(AllProvidersOpenError) as caught:
+        world.call(["claude-sonnet-4-6", "gpt-4.1"])
+    assert caught.value.reasons == {"anthropic": "provider_unavailable", "openai": "breaker_open"}
+    assert "anthropic: provider_unavailable" in str(caught.value)
+    assert "openai: breaker_open" in str(caught.value)
+
+
+# ---------------------------------------------------------------------- 1. drills never touch live breakers
+
+
+def test_a_fault_drill_leaves_the_live_breakers_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # both use the default store beside it
+    telemetry = str(tmp_path / "events.jsonl")
+    with ProviderSimulator(profile="primary-down") as drill_sim, ProviderSimulator() as production:
+        drill = AIProviderResource(mode="simulated", simulator_url=drill_sim.base_url, telemetry_path=telemetry)
+        live = AIProviderResource(
+            mode="live",
+            anthropic_api_key=KEY,
+            openai_api_key=KEY,
+            anthropic_base_url=production.anthropic_url,
+            openai_base_url=production.openai_url,
+            telemetry_path=telemetry,
+        )
+        for _ in range(BreakerPolicy().warm_up_budget):
+            drilled = drill.run_task(stage="project_config", task="project_insights", payload=PAYLOAD)
+            assert drilled.provider != "anthropic"
+        assert drill.breaker().state("anthropic") == "open"
+
+        served = live.run_task(stage="project_config", task="project_insights", payload=PAYLOAD)
+        assert served.provider == "anthropic"
+        assert live.breaker().state("anthropic") == "closed"
+        assert calls(production, "anthropic") == 1

@@ -1,0 +1,148 @@
+"""Title pages read into their fields (issue 17 item 8): real pages and hostile layouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from cineforge_assets.screenplay.formats.emit import LEFT_OUT_KEY, classify_title_lines, split_names
+from cineforge_assets.screenplay.formats.reader import read_source
+from cineforge_assets.screenplay.fountain import parse_fountain
+from cineforge_assets.screenplay.project import build_project_config
+from cineforge_assets.screenplay.scenes import split_scenes
+from tests.conftest import corpus_path
+
+REAL_WORLD = corpus_path() / "real-world"
+
+
+def test_a_revised_draft_with_an_epigraph() -> None:
+    page = classify_title_lines(
+        ["NIGHTFALL", "Written by", "Ada Quinn", "03/14/19", "Current Revisions by", "Ben Ortiz", "05/02/20",
+         "the dark comes down", "and stays a while"],
+        ["For my mother, who read to me every night."],
+    )
+    assert page["Title"] == ["NIGHTFALL"] and page["Credit"] == ["Written by"]
+    assert page["Author"] == ["Ada Quinn"]
+    assert page["Draft date"] == ["03/14/19", "05/02/20"]
+    assert page[LEFT_OUT_KEY] == [
+        "Current Revisions by",
+        "Ben Ortiz",
+        "the dark comes down",
+        "and stays a while",
+        "For my mother, who read to me every night.",
+    ]
+
+
+def test_a_tv_episode_with_director_and_legal_notice() -> None:
+    page = classify_title_lines(
+        ["“The Long Night”", "Episode #204", "Written by", "Mara Lind & Theo Park", "Directed by", "Jon Vey"],
+        [
+            "Network Draft 9/12/21",
+            "ACME TELEVISION INC. © 2021. All Rights Reserved. No portion of",
+            "this script may be reproduced without consent of ACME",
+            "TELEVISION INC. 1200 West Main Street, Burbank, CA 91505",
+        ],
+    )
+    assert page["Title"] == ["The Long Night"]
+    assert page["Author"] == ["Mara Lind & Theo Park"]
+    assert page["Draft date"] == ["Network Draft 9/12/21"]
+    assert len(page["Copyright"]) == 3
+    assert page[LEFT_OUT_KEY] == ["Episode #204", "Directed by", "Jon Vey"]
+
+
+def test_an_adaptation_set_large_with_a_production_block() -> None:
+    page = classify_title_lines(
+        ["Property of Harbor Network"],
+        ["Lantern Productions", "310/555-0142", "WGAW Reg. 1234567", "Second Rev.", "24 June ’05"],
+        title=["HARBOR", "by", "Lee Marsh, Jr.", "Based On The Novel", "The Drowned Coast", "by", "Ines Paz"],
+    )
+    assert page["Title"] == ["HARBOR"] and page["Credit"] == ["by"]
+    assert page["Author"] == ["Lee Marsh, Jr."]
+    assert " ".join(page["Source"]) == "Based On The Novel The Drowned Coast by Ines Paz"
+    assert page["Contact"] == ["Lantern Productions", "310/555-0142", "WGAW Reg. 1234567"]
+    assert page["Draft date"] == ["Second Rev.", "24 June ’05"]
+    assert page[LEFT_OUT_KEY] == ["Property of Harbor Network"]
+
+
+def test_a_template_placeholder_and_code_words() -> None:
+    page = classify_title_lines(
+        ["TITLE", "Written by", "Rosa Diaz", "BLUE HARVEST", "KESTREL", "OPAL"],
+        ["Rosa Diaz", "rosa@example.com", "123 Elm Street", "Springfield, IL 62701"],
+    )
+    assert "Title" not in page
+    assert page["Author"] == ["Rosa Diaz"]
+    assert page[LEFT_OUT_KEY] == ["TITLE", "BLUE HARVEST", "KESTREL", "OPAL"]
+    assert page["Contact"] == ["Rosa Diaz", "rosa@example.com", "123 Elm Street", "Springfield, IL 62701"]
+
+
+def test_title_and_name_on_the_credit_line() -> None:
+    page = classify_title_lines(["THE NETWORK", "Screenplay by Kim Oh and Lou Reyes", "Story by Pat Moss"], [])
+    assert page["Title"] == ["THE NETWORK"]
+    assert page["Credit"] == ["Screenplay by", "Story by"]
+    assert page["Author"] == ["Kim Oh and Lou Reyes", "Pat Moss"]
+
+
+def test_a_team_on_three_lines_and_an_epigraph_in_capitals() -> None:
+    page = classify_title_lines(
+        ["SHEPHERD", "Written by", "Dan Holt", "&", "Chris Reyes", "The Lord Is My Shepherd"], []
+    )
+    assert page["Author"] == ["Dan Holt", "&", "Chris Reyes"]
+    assert page[LEFT_OUT_KEY] == ["The Lord Is My Shepherd"]
+
+
+@pytest.mark.parametrize(
+    ("line", "names"),
+    [
+        ("Dan Harmon, Chris McKenna", ["Dan Harmon", "Chris McKenna"]),
+        ("James Manos, Jr.", ["James Manos, Jr."]),
+        ("Kim Oh & Lou Reyes and Pat Moss", ["Kim Oh", "Lou Reyes", "Pat Moss"]),
+    ],
+)
+def test_split_names(line: str, names: list[str]) -> None:
+    assert split_names(line) == names
+
+
+def test_project_config_keeps_placeholders_and_left_out_lines_out_of_authors() -> None:
+    text = (
+        "Title: TITLE\nCredit: Written by\nAuthor: Dan Harmon & Chris McKenna\n"
+        f"{LEFT_OUT_KEY}: Directed by\n    Jeff Melman\n\nINT. A - DAY\n\nBOB\nHi.\n"
+    )
+    script = parse_fountain(text)
+    config = build_project_config(
+        script, split_scenes(script, text), source_format="fountain", fallback_title="remedial-chaos"
+    )
+    assert config.title == "remedial-chaos"
+    assert config.authors == ["Dan Harmon", "Chris McKenna"]
+    assert config.title_page_left_out == ["Directed by", "Jeff Melman", "TITLE"]
+
+
+# Title page of each real-world PDF against its transcription's title page. Where the PDF's page says
+# something else than the transcription, the expectation follows the page and the reason is given.
+REAL_WORLD_EXPECTED: dict[str, tuple[str | None, list[str] | None, str]] = {
+    "bright": ("BRIGHT", None, ""),
+    "community-3x03-remedial-chaos-theory": (
+        "Remedial Chaos Theory",
+        ["Chris McKenna"],
+        "the page credits the episode's writer only; the transcription adds the show's creator",
+    ),
+    "dexter-101-pilot": ("DEXTER", None, "the transcription titles it 'Dexter Pilot'"),
+    "suits-pilot": ("A Legal Mind", None, "the page carries the pilot's episode title, not 'Suits Pilot'"),
+}
+
+
+def _transcription_title_page(name: str) -> dict[str, list[str]]:
+    return parse_fountain((REAL_WORLD / f"{name}.fountain").read_text(encoding="utf-8")).title_page
+
+
+@pytest.mark.parametrize("name", sorted(REAL_WORLD_EXPECTED))
+def test_real_world_pdf_title_pages(name: str) -> None:
+    pdf = REAL_WORLD / f"{name}.pdf"
+    if not pdf.exists():
+        pytest.skip(f"real-world corpus not found at {REAL_WORLD}")
+    title, authors, _reason = REAL_WORLD_EXPECTED[name]
+    reference = _transcription_title_page(name)
+    expected_authors = authors or [n for line in reference["author"] for n in split_names(line)]
+    script = parse_fountain(read_source(pdf).text)
+    config = build_project_config(script, split_scenes(script), source_format="pdf", fallback_title=name)
+    assert (config.title, config.authors) == (title or reference["title"][0], expected_authors)
+    # Nothing that is not a writer's name is among the writers.
+    assert all(len(a.split()) <= 5 and not any(c.isdigit() for c in a) for a in config.authors)
