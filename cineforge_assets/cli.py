@@ -25,7 +25,7 @@ EXIT_CODES = """exit codes:
   0  success
   1  the run failed (stderr says where, why, and the command that resumes it)
   2  bad usage, unknown run id, or a run that cannot be resumed (not failed; providers unreachable)
-  3  refused input: the file cannot be read or is not a screenplay format (no run was started)
+  3  refused input: the file cannot be read, is a link, or is over a size limit (no run was started)
 
 Dagster's own event log goes to a file under $DAGSTER_HOME/logs/ (its path is printed); --verbose
 shows it on the terminal instead. NO_COLOR=1 turns colour off."""
@@ -225,22 +225,6 @@ def _artifact_paths(partition: str) -> dict[str, str]:
     return out
 
 
-def refusal_of(path: Path) -> str | None:
-    """Why ``path`` cannot be ingested at all (unreadable, or not a format we read), or None."""
-    from cineforge_assets.screenplay.formats.detect import detect_format
-    from cineforge_assets.screenplay.formats.errors import SourceError
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc}"
-    try:
-        detect_format(path, data)
-    except SourceError as exc:
-        return f"{path}: not a screenplay we can read: {exc.problem}"
-    return None
-
-
 def cmd_ingest(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         output = RunOutput(stack, ensure_dagster_home(), "ingest", verbose=args.verbose)
@@ -253,20 +237,19 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import SourceLimits
     from cineforge_assets.sources import register_source
 
     path = Path(args.file)
-    refused = refusal_of(path)
-    partition: str | None = None
-    if refused is None:
-        try:
-            partition = register_source(path)
-        except OSError as exc:
-            refused = f"cannot read {path}: {exc.strerror or exc}"
-    if partition is None:
-        output.say(f"cineforge: refused: {refused}")
-        print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}, "refused": refused}))
-        return EXIT_REFUSED_INPUT
+    limits = SourceLimits.from_env()
+    try:
+        screen_file(path, limits, follow_symlinks=args.follow_symlinks)
+        partition = register_source(path, limits=limits, follow_symlinks=args.follow_symlinks)
+    except SourceError as exc:
+        return _refuse(path, str(exc), getattr(exc, "limit", None))
+    except OSError as exc:
+        return _refuse(path, f"cannot read {path}: {exc}", None)
     instance = DagsterInstance.get()
     if screenplay_partitions.name and not instance.has_dynamic_partition(
         screenplay_partitions.name, partition
@@ -321,6 +304,35 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
     return _finish(instance, summary, "run", output)
+
+
+def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
+    """Refuse ``path`` before anything is copied or run when reading it could harm the host, for the
+    reasons the inbox refuses it, in the same words: not a regular file (a link unless
+    ``follow_symlinks``), over the size limit, over a container limit (a bomb). The reader checks the same
+    again in ``raw_input``. A file that is merely not a screenplay (empty, binary, a ``.pdf`` without a PDF
+    header) is left to ``raw_input``, whose failed run names the problem, as it always has."""
+    from cineforge_assets.screenplay.formats.detect import detect_format
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import check_container
+    from cineforge_assets.screenplay.formats.reader import read_bounded
+
+    data = read_bounded(path, limits, follow_symlinks=follow_symlinks)
+    try:
+        fmt, _confidence = detect_format(path, data)
+    except SourceError:
+        return
+    check_container(path, data, fmt, limits)
+
+
+def _refuse(path: Path, message: str, limit: str | None) -> int:
+    """A file refused before any run: the reason on stderr, the JSON summary last, exit status 3."""
+    print(f"cineforge: refused {path}: {message}", file=sys.stderr)
+    failure: dict[str, Any] = {"error_class": "permanent", "message": message}
+    if limit:
+        failure["limit"] = limit
+    print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}, "failure": failure}))
+    return EXIT_REFUSED_INPUT
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -619,6 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="none", help="simulator fault profile (with --provider simulated)"
     )
     ingest.add_argument("--seed", type=int, default=0)
+    ingest.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read FILE even when it is a symbolic link (by default only regular files are read)",
+    )
     ingest.add_argument("--verbose", action="store_true", help="Dagster's event log on the terminal, not in a file")
     ingest.set_defaults(func=cmd_ingest)
 

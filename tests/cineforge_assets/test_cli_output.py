@@ -117,18 +117,18 @@ def test_a_failed_run_prints_the_stage_the_class_the_request_id_and_a_resume_com
     assert re.search(r"^scenes \.\.\. done in", resumed.stderr, re.MULTILINE)
 
 
-def test_input_that_is_no_screenplay_is_refused_with_exit_3_and_no_run(tmp_path: Path) -> None:
+def test_refused_input_is_exit_3_and_starts_no_run(tmp_path: Path, script: Path) -> None:
     env = cli_env(tmp_path)
-    binary = tmp_path / "movie.pdf"
-    binary.write_bytes(b"\x00\x01 not a pdf at all \xff" * 20)
-    proc = cineforge(env, "ingest", str(binary))
+    link = tmp_path / "link.fountain"
+    link.symlink_to(script)
+    proc = cineforge(env, "ingest", str(link))
     assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.startswith("cineforge: refused: ") and "movie.pdf" in proc.stderr
+    assert proc.stderr.startswith(f"cineforge: refused {link}: ")
     assert last_json(proc.stdout)["run_id"] is None
-    assert not (tmp_path / "data" / "sources").exists()  # nothing registered
+    assert not (tmp_path / "home" / "logs").exists()  # no run, so no Dagster log either
 
     missing = cineforge(env, "ingest", str(tmp_path / "nowhere.fountain"))
-    assert missing.returncode == 3 and "cannot read" in missing.stderr
+    assert missing.returncode == 3 and "nowhere.fountain" in missing.stderr
 
 
 def test_version_help_with_exit_codes_and_an_unknown_run_id() -> None:
