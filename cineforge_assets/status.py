@@ -152,11 +152,13 @@ def run_line(run: RunStatus) -> str:
 
 def inbox_statuses(skipped: Iterable[Any], accepted: Iterable[Any]) -> list[InboxStatus]:
     """Files still to run (accepted by the scan, or settling) and files refused, with why."""
+    from cineforge_assets.inbox import REFUSALS
+
     rows = [InboxStatus(a.name, "waiting", "new or changed; the next sensor tick runs it") for a in accepted]
     for skip in skipped:
         if skip.kind == "settling":
             rows.append(InboxStatus(skip.name, "waiting", skip.reason))
-        elif skip.kind in ("too_large", "unsupported", "superseded"):
+        elif skip.kind in REFUSALS or skip.kind == "superseded":
             rows.append(InboxStatus(skip.name, "refused", skip.reason))
     return sorted(rows, key=lambda r: (r.state, r.name))
 
