@@ -135,14 +135,15 @@ class RunOutput:
     def summarize(self, instance: Any, summary: dict[str, Any]) -> None:
         """Plain words before the JSON line: per AI stage who served it and what happened; on failure the
         stage, the class in words, the request id and the command that resumes the run."""
-        from cineforge_assets.cli_events import attempts_by_stage
+        from cineforge_assets.cli_events import run_story
         from cineforge_assets.console import resume_command, summary_lines
 
         run_id = summary.get("run_id")
         if not run_id:
             return
         resume = None if summary.get("success") else resume_command(run_id, os.environ, _program_name())
-        for line in summary_lines(summary, attempts_by_stage(instance, run_id), resume=resume):
+        attempts, transitions = run_story(instance, run_id)
+        for line in summary_lines(summary, attempts, resume=resume, transitions_by_stage=transitions):
             self.say(line)
 
 

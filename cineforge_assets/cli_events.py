@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cineforge_assets.console import ProgressDisplay, StepEvent, error_words, provider_name
+from resources.resilience.breaker import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord
 
 logger = logging.getLogger(__name__)
@@ -61,20 +62,39 @@ def _observation(record: Any) -> tuple[str, Any] | None:
     return observation.asset_key.to_user_string(), observation.metadata
 
 
-def attempts_by_stage(instance: Any, run_id: str) -> dict[str, list[AttemptRecord]]:
-    """asset -> the attempts of its provider calls that failed or were skipped, in order."""
+def transition_from_metadata(metadata: Any, at: float) -> BreakerTransition | None:
+    """The ``BreakerTransition`` a ``breaker_<state>`` observation was made from (None for others)."""
+    if not str(_value(metadata, "event") or "").startswith("breaker_"):
+        return None
+    return BreakerTransition(
+        provider=str(_value(metadata, "provider") or ""),
+        from_state=_value(metadata, "from_state"),
+        to_state=_value(metadata, "to_state"),
+        reason=_value(metadata, "reason"),
+        at=at,
+    )
+
+
+def run_story(instance: Any, run_id: str) -> tuple[dict[str, list[AttemptRecord]], dict[str, list[BreakerTransition]]]:
+    """asset -> the attempts of its provider calls that failed or were skipped, and asset -> the breaker
+    transitions its calls caused, in order."""
     from dagster import DagsterEventType
 
-    out: dict[str, list[AttemptRecord]] = {}
+    attempts: dict[str, list[AttemptRecord]] = {}
+    transitions: dict[str, list[BreakerTransition]] = {}
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_OBSERVATION).records:
         found = _observation(record)
         if found is None:
             continue
         asset, metadata = found
-        attempt = attempt_from_metadata(metadata, record.event_log_entry.timestamp)
+        at = record.event_log_entry.timestamp
+        attempt = attempt_from_metadata(metadata, at)
         if attempt is not None:
-            out.setdefault(asset, []).append(attempt)
-    return out
+            attempts.setdefault(asset, []).append(attempt)
+        transition = transition_from_metadata(metadata, at)
+        if transition is not None:
+            transitions.setdefault(asset, []).append(transition)
+    return attempts, transitions
 
 
 def _activity_detail(metadata: Any) -> str:

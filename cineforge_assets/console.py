@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+from resources.resilience.breaker import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord
 
 StepEventKind = Literal["start", "success", "failure", "retry", "skipped", "activity"]
@@ -55,6 +56,16 @@ ERROR_WORDS: Mapping[str, str] = {
     "provider_warming": "warming up (breaker)",
     "provider_parked": "parked (daily quota)",
     "unsupported_parameter": "refused a parameter of the model",
+}
+
+# Why a breaker moved, by ``BreakerTransition.reason``.
+BREAKER_WORDS: Mapping[str, str] = {
+    "consecutive_failures": "opened after consecutive transient failures",
+    "failure_rate": "opened on its failure rate",
+    "warm_up_failed": "opened: every warm-up call failed",
+    "probe_failed": "re-opened: the half-open probe failed",
+    "probe_succeeded": "closed again: the probe succeeded",
+    "cooldown_elapsed": "half-open after its cooldown",
 }
 
 CLASS_WORDS: Mapping[str, str] = {
@@ -133,7 +144,13 @@ def error_words(record: AttemptRecord) -> str:
     return ERROR_WORDS.get(record.error_code or "", record.error_code or "failed")
 
 
-def stage_story(stage: str, attempts: Sequence[AttemptRecord], served_by: str | None, mode: str) -> str:
+def stage_story(
+    stage: str,
+    attempts: Sequence[AttemptRecord],
+    served_by: str | None,
+    mode: str,
+    transitions: Sequence[BreakerTransition] = (),
+) -> str:
     """One line per stage: who served it and what happened on the way.
 
     ``scenes: Anthropic overloaded (transient, 529 x1), served by openai/gpt-5.2 (fallback)``. Failed
@@ -153,6 +170,10 @@ def stage_story(stage: str, attempts: Sequence[AttemptRecord], served_by: str | 
         if a.outcome == "skipped" and a.provider not in failed_providers:
             skipped.setdefault(a.provider, error_words(a))
     parts.extend(f"{provider_name(p)} skipped: {why}" for p, why in skipped.items())
+    parts.extend(
+        f"{provider_name(t.provider)} breaker {BREAKER_WORDS.get(t.reason, f'{t.from_state} -> {t.to_state}')}"
+        for t in transitions
+    )
     if served_by:
         served = f"served by {served_by}"
         if served_by.startswith("offline/") and mode != "offline":
@@ -189,12 +210,17 @@ def summary_lines(
     attempts_by_stage: Mapping[str, Sequence[AttemptRecord]],
     *,
     resume: str | None = None,
+    transitions_by_stage: Mapping[str, Sequence[BreakerTransition]] | None = None,
 ) -> list[str]:
     """Plain words before the JSON line: a line per AI stage, then the failure (class, request id, resume)."""
     served_by: Mapping[str, str] = summary.get("served_by") or {}
     mode = str(summary.get("mode") or "")
-    stages = list(dict.fromkeys([*served_by, *attempts_by_stage]))
-    lines = [stage_story(stage, attempts_by_stage.get(stage, ()), served_by.get(stage), mode) for stage in stages]
+    transitions = transitions_by_stage or {}
+    stages = list(dict.fromkeys([*served_by, *attempts_by_stage, *transitions]))
+    lines = [
+        stage_story(stage, attempts_by_stage.get(stage, ()), served_by.get(stage), mode, transitions.get(stage, ()))
+        for stage in stages
+    ]
     failure: Mapping[str, Any] | None = summary.get("failure")
     if summary.get("success"):
         lines.append(f"run {summary.get('run_id')} succeeded")

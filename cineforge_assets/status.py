@@ -133,8 +133,10 @@ def clock_time(at: float) -> str:
 def breaker_line(row: BreakerStatus, now: float) -> str:
     where = f"{row.provider} ({row.mode} {row.endpoint})" if row.mode else row.provider
     if row.state in ("open", "parked") and row.until is not None:
-        left = max(0.0, row.until - now)
-        return f"{where}: {row.state} until {clock_time(row.until)} (in {left:.0f} s): {row.reason}"
+        if row.until <= now:  # the store moves it on at the next call, not by itself
+            after = "half-open at the next call" if row.state == "open" else "usable at the next call"
+            return f"{where}: {row.state}, time over since {clock_time(row.until)} ({after}): {row.reason}"
+        return f"{where}: {row.state} until {clock_time(row.until)} (in {row.until - now:.0f} s): {row.reason}"
     if row.reason:
         return f"{where}: {row.state}: {row.reason}"
     return f"{where}: {row.state}"

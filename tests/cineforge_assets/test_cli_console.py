@@ -138,3 +138,15 @@ def test_on_a_terminal_the_live_display_draws_running_stages_and_keeps_the_done_
 def test_no_color_is_honoured() -> None:
     assert wants_color({}) is True
     assert wants_color({"NO_COLOR": "1"}) is False
+
+
+def test_a_breaker_the_stage_opened_is_told_with_why() -> None:
+    from resources.resilience.breaker import BreakerTransition
+
+    attempts = [attempt("anthropic", "overloaded_error", status=529, decision="fallback_next_provider")]
+    opened = BreakerTransition("anthropic", "closed", "open", "warm_up_failed", 5.0)
+    line = stage_story("project_config", attempts, "openai/gpt-4.1", "simulated", [opened])
+    assert line == (
+        "project_config: Anthropic overloaded (transient, 529 x1), Anthropic breaker opened: every warm-up call"
+        " failed, served by openai/gpt-4.1 (fallback)"
+    )

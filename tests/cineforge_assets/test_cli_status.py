@@ -109,3 +109,15 @@ def test_an_open_breaker_without_its_transition_in_the_telemetry_says_so() -> No
     reasons = opening_reasons([{"kind": "breaker_transition", "provider": "anthropic", "to_state": "open", "at": 11.0}])
     (row,) = breaker_statuses(CircuitBreaker(store).snapshot(), reasons)
     assert row.state == "open" and row.reason == "reason not in the telemetry file"
+
+
+def test_an_open_breaker_whose_cooldown_is_over_says_it_goes_half_open_at_the_next_call() -> None:
+    from cineforge_assets.status import BreakerStatus, breaker_line
+
+    row = BreakerStatus("anthropic@live:u", "anthropic", "live", "u", "open", until=100.0, reason="probe failed")
+    assert breaker_line(row, now=50.0) == (
+        f"anthropic (live u): open until {clock_time(100.0)} (in 50 s): probe failed"
+    )
+    assert breaker_line(row, now=150.0) == (
+        f"anthropic (live u): open, time over since {clock_time(100.0)} (half-open at the next call): probe failed"
+    )
