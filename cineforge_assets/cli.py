@@ -98,14 +98,13 @@ class RunOutput:
     Dagster's event stream goes to a log file (``verbose``: to the terminal, as Dagster prints it)."""
 
     def __init__(self, stack: contextlib.ExitStack, home: Path, command: str, *, verbose: bool) -> None:
-        from cineforge_assets.console import ProgressDisplay, wants_color
+        from cineforge_assets.console import wants_color
 
         self.verbose = verbose
         self.stream = _person_stream(stack)
         self.color = wants_color()
         self.log_path: Path | None = None if verbose else dagster_log_path(home, command)
         self.token = uuid.uuid4().hex
-        self._display_type = ProgressDisplay
         self._said_log = False
 
     @property
@@ -127,8 +126,9 @@ class RunOutput:
             self.say(f"Dagster's log: {self.log_path}")
             self._said_log = True
         from cineforge_assets.cli_events import RunWatcher
+        from cineforge_assets.console import ProgressDisplay
 
-        display = self._display_type(self.stream, color=self.color)
+        display = ProgressDisplay(self.stream, color=self.color)
         with RunWatcher(instance, self.token, display), _stderr_to(self.log_path):
             yield
 

@@ -80,7 +80,9 @@ def test_a_fallback_run_shows_a_line_per_stage_and_the_summary_and_keeps_dagster
     # The summary: who failed, the class, and who served instead.
     scenes_line = next(line for line in lines if line.startswith("scenes: "))
     assert re.fullmatch(
-        r"scenes: Anthropic overloaded \(transient, 529 x1\), served by openai/[\w.-]+ \(fallback\)", scenes_line
+        r"scenes: Anthropic overloaded \(transient, 529 x1\)(, Anthropic breaker opened: [\w -]+)?"
+        r", served by openai/[\w.-]+ \(fallback\)",
+        scenes_line,
     ), scenes_line
     assert lines[-1] == f"run {last_json(proc.stdout)['run_id']} succeeded"
 
