@@ -31,7 +31,8 @@ from cineforge_assets.checks import (
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
-from cineforge_assets.screenplay.formats.reader import RawSource, read_source
+from cineforge_assets.screenplay.formats.isolated import read_source_isolated
+from cineforge_assets.screenplay.formats.reader import RawSource
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
 from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
 from cineforge_assets.screenplay.plausibility import assess_scene_split
@@ -112,7 +113,7 @@ def raw_input(context: AssetExecutionContext):
     partition = context.partition_key
     try:
         path = source_for(partition)
-        raw = read_source(path)
+        raw = read_source_isolated(path)
     except FileNotFoundError as exc:
         tag_failure(context, "permanent", "raw_input")
         raise Failure(

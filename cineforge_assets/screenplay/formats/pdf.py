@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,9 +41,9 @@ from cineforge_assets.screenplay.formats.errors import (
     EncryptedPdfError,
     ScannedPdfError,
 )
+from cineforge_assets.screenplay.formats.ocr import add_text_layer
 from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
 
-OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
@@ -161,25 +158,8 @@ def _visible_chars(segments: Iterable[Segment]) -> int:
 def _ocr_or_fail(
     data: bytes, path: Path, reader: PdfReader, warnings: list[str]
 ) -> tuple[PdfReader, list[Segment]]:
-    """No text layer: OCR with ocrmypdf when it is installed, otherwise say that OCR is needed."""
-    ocrmypdf = shutil.which("ocrmypdf")
-    if ocrmypdf is None:
-        raise ScannedPdfError(path, "pdf", f"none of its {len(reader.pages)} page(s) has a text layer.")
-    with tempfile.TemporaryDirectory(prefix="cineforge-ocr-") as tmp:
-        source, target = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
-        source.write_bytes(data)
-        result = subprocess.run(
-            [ocrmypdf, "--force-ocr", "--quiet", str(source), str(target)],
-            capture_output=True,
-            text=True,
-            timeout=OCR_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0 or not target.exists():
-            raise ScannedPdfError(
-                path, "pdf", f"it has no text layer and OCR failed (ocrmypdf exit {result.returncode})."
-            )
-        ocr_reader = PdfReader(io.BytesIO(target.read_bytes()))
+    """No text layer: OCR it (formats/ocr.py), or say what to install."""
+    ocr_reader = PdfReader(io.BytesIO(add_text_layer(data, path, len(reader.pages))))
     segments = extract_segments(ocr_reader)
     if _visible_chars(segments) == 0:
         raise ScannedPdfError(path, "pdf", "it has no text layer and OCR found no text.")
