@@ -68,8 +68,9 @@ class SourceLimits:
     max_pdf_objects: int = 200_000
     # Address space of the reader's child process (python, pypdf, python-docx and the parse itself).
     reader_memory_bytes: int = 768 * MIB
-    # Wall-clock bound on the reader's child process; OCR of a long scanned script takes minutes.
-    reader_timeout_seconds: float = 900.0
+    # Wall-clock bound on the reader's child process. OCR of a scan gets 60 s + 15 s a page (``ocr.py``),
+    # so an hour lets a scanned script of ~230 pages finish while a stuck reader still ends.
+    reader_timeout_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("max_source_bytes", "max_expanded_bytes", "max_archive_entries", "max_markup_tags",
@@ -85,7 +86,7 @@ class SourceLimits:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> SourceLimits:
         """``CINEFORGE_MAX_SOURCE_MB`` (10), ``CINEFORGE_MAX_EXPANDED_MB`` (64),
-        ``CINEFORGE_READER_MEMORY_MB`` (768), ``CINEFORGE_READER_TIMEOUT_SECONDS`` (900)."""
+        ``CINEFORGE_READER_MEMORY_MB`` (768), ``CINEFORGE_READER_TIMEOUT_SECONDS`` (3600)."""
         default = cls()
 
         def mib(name: str, fallback: int) -> int:
