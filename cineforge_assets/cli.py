@@ -200,9 +200,19 @@ def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
     return {"error_class": "unknown", "message": "run failed"}
 
 
+def _spend(instance: Any, run_id: str | None) -> dict[str, Any]:
+    """``cost_usd`` (the run's total), ``fallback_premium_usd`` and per stage who served it and at what cost,
+    from the run's spend tags (``cineforge_assets.assets.ai_calls.tag_spend``)."""
+    from cineforge_assets.assets.ai_calls import spend_from_tags
+
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return spend_from_tags(run.tags if run is not None else {})
+
+
 def _finish(instance: Any, summary: dict[str, Any], what: str, output: RunOutput) -> int:
     """The summary in words on stderr (with the classified reason of a failure), then the summary as the
     last stdout line; the exit code."""
+    summary.update(_spend(instance, summary.get("run_id")))
     if not summary["success"]:
         summary["failure"] = _failure_reason(instance, summary["run_id"])
     output.summarize(instance, summary)
