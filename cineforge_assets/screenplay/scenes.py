@@ -118,6 +118,7 @@ _TIME_WORDS: dict[str, str] = {
     "CONTINUOUS": "CONTINUOUS",
     "CONTINUED": "CONTINUOUS",
     "LATER": "LATER",
+    "EARLIER": "EARLIER",
     "SAME": "SAME",
 }
 _TIME_PHRASES = {"MAGIC HOUR": "MAGIC HOUR", "GOLDEN HOUR": "MAGIC HOUR"}
@@ -132,6 +133,50 @@ _SHOT_RE = re.compile(
 )
 
 
+# A clock time as headings print it: ``9:30 AM``, ``4:30AM``, ``10 P.M.``, ``THREE FIFTY FIVE PM``.
+_HOUR_WORDS = (
+    "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN", "TWELVE",
+)
+_CLOCK_RE = re.compile(
+    r"\b(?:(?P<hour>\d{1,2})(?:[:.]\d{2})?\s*"
+    r"|(?P<hour_word>" + "|".join(_HOUR_WORDS) + r")(?:\s+[A-Z-]+){0,3}?\s+)"
+    r"(?P<half>[AP])\.?\s?M\b"
+)
+# Words a part of a heading may hold and still be only a time (``5 MINUTES LATER``,
+# ``A LITTLE LATER``), so it is no part of the location.
+_RELATIVE_TIME_WORDS = frozenset(
+    {
+        "A", "AN", "FEW", "SOME", "LITTLE", "BIT", "MOMENT", "MOMENTS", "MINUTE", "MINUTES",
+        "HOUR", "HOURS", "SECONDS", "SHORTLY", "MUCH", "THAT", "THE", "NEXT", "SAME", "TIME",
+    }
+)
+
+
+def _clock_time_of_day(segment: str) -> str:
+    """The part of the day a printed clock time falls in: a heading's ``9:00 PM`` is NIGHT.
+
+    Buckets: 5-11 AM MORNING, noon-4 PM AFTERNOON, 5-8 PM EVENING, 9 PM-4 AM NIGHT, so the
+    day/night split of a schedule counts a clock-timed scene with the others of its light.
+    """
+    match = _CLOCK_RE.search(segment)
+    if match is None:
+        return ""
+    if match.group("hour") is not None:
+        hour = int(match.group("hour"))
+    else:
+        hour = _HOUR_WORDS.index(match.group("hour_word")) + 1
+    if not 1 <= hour <= 12:
+        return ""
+    hour24 = hour % 12 + (12 if match.group("half") == "P" else 0)
+    if 5 <= hour24 <= 11:
+        return "MORNING"
+    if 12 <= hour24 <= 16:
+        return "AFTERNOON"
+    if 17 <= hour24 <= 20:
+        return "EVENING"
+    return "NIGHT"
+
+
 def _time_word(segment: str) -> str:
     for phrase, normalized in _TIME_PHRASES.items():
         if phrase in segment:
@@ -139,7 +184,17 @@ def _time_word(segment: str) -> str:
     for word in _WORD_RE.findall(segment):
         if word in _TIME_WORDS:
             return _TIME_WORDS[word]
-    return ""
+    return _clock_time_of_day(segment)
+
+
+def _is_time_only(part: str) -> bool:
+    """A heading part that says when, not where: ``5 MINUTES LATER``, ``9:30 AM``, ``NIGHT``."""
+    if not normalize_time_of_day(part):
+        return False
+    if _clock_time_of_day(part):
+        return True
+    words = _WORD_RE.findall(_BRACKETED_RE.sub(" ", part.upper()))
+    return all(word in _TIME_WORDS or word in _RELATIVE_TIME_WORDS for word in words)
 
 
 def normalize_time_of_day(segment: str) -> str:
@@ -172,7 +227,9 @@ def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     ``INT. SAN FRANCISCO APARTMENT, DAY`` -> ("INT", "SAN FRANCISCO APARTMENT", "DAY");
     a forced heading without a prefix (``.BACK IN THE APARTMENT``) has int_ext "".
     The time is taken from the last `` - ``-separated part (or, when there is no dash, the
-    last comma-separated part) when that part names a time of day.
+    last comma-separated part) when that part names a time of day; a clock time counts as the
+    part of the day it falls in (``- 9:00 PM`` -> NIGHT), and parts before it that are only a
+    time (``5 MINUTES LATER``) or a trailing bracketed remark are no part of the location.
     """
     text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper()
     if text.startswith(".") and not text.startswith(".."):
@@ -193,11 +250,19 @@ def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     if len(parts) == 1 and "," in text:
         parts = text.split(",")
         separator = ", "
+    # A trailing remark in brackets alone (``NIGHT - [THE STORM]``) says neither where nor when.
+    while len(parts) > 2 and not _BRACKETED_RE.sub("", parts[-1]).strip():
+        parts = parts[:-1]
+        location = separator.join(part.strip() for part in parts)
     if len(parts) > 1:
         candidate = normalize_time_of_day(parts[-1])
         if candidate:
             time_of_day = candidate
-            location = separator.join(part.strip() for part in parts[:-1])
+            parts = parts[:-1]
+            # ``OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT``: the earlier time is no place either.
+            while len(parts) > 1 and _is_time_only(parts[-1]):
+                parts = parts[:-1]
+            location = separator.join(part.strip() for part in parts)
     return int_ext, location.strip(" .,-"), time_of_day
 
 

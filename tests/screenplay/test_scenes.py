@@ -84,6 +84,22 @@ Nobody speaks here.
         (".BACK IN THE APARTMENT", ("", "BACK IN THE APARTMENT", "")),
         ("THE PAIR, DRINKING BEER.", ("", "THE PAIR, DRINKING BEER", "")),
         ("INT. HOUSE - DAY #12#", ("INT", "HOUSE", "DAY")),
+        # Real-world headings (Suits, Dexter, Bright, Community, Big Fish): a clock time is the part
+        # of the day it falls in, and a time or remark between place and time is no place.
+        ("EXT. MANHATTAN SKYLINE - 9:00 PM", ("EXT", "MANHATTAN SKYLINE", "NIGHT")),
+        ("INT. KATHERINE'S OFFICE/HALLWAY - 9:30 AM", ("INT", "KATHERINE'S OFFICE/HALLWAY", "MORNING")),
+        ("INT. LOBBY - 10 P.M.", ("INT", "LOBBY", "NIGHT")),
+        ("EXT. HARVARD LAW LIBRARY - THREE FIFTY FIVE PM", ("EXT", "HARVARD LAW LIBRARY", "AFTERNOON")),
+        (
+            "EXT. BOSTON WHALER - CANALS - MIAMI, FL - 4:30AM",
+            ("EXT", "BOSTON WHALER - CANALS - MIAMI, FL", "NIGHT"),
+        ),
+        ("INT. OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT", ("INT", "OLD MAN'S HOUSE", "NIGHT")),
+        ("INT. LIVING ROOM - MINUTES EARLIER", ("INT", "LIVING ROOM", "EARLIER")),
+        ("INT. EDWARD'S CAR - NIGHT - [THE STORM]", ("INT", "EDWARD'S CAR", "NIGHT")),
+        ("INT. ROOM 12 - 12 PM", ("INT", "ROOM 12", "AFTERNOON")),
+        ("INT. SPAM FACTORY - ONE SPAM", ("INT", "SPAM FACTORY - ONE SPAM", "")),
+        ("INT. DAY ROOM - NIGHT", ("INT", "DAY ROOM", "NIGHT")),
     ],
 )
 def test_parse_heading(heading: str, expected: tuple[str, str, str]) -> None:
