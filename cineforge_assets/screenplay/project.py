@@ -15,14 +15,15 @@ Rules (documented here because downstream consumers rely on them):
 * Splits (``int_ext_split``, ``day_night_split``) count scenes; scenes with no value are counted
   under ``"UNSPECIFIED"``.
 * Title page: ``title`` is the title page's title unless it is empty or a template's placeholder
-  (``TITLE``), then ``fallback_title`` (the file's name); ``authors`` holds one name per writer
-  (``Dan Harmon & Chris McKenna`` is two); lines the readers could not place (see
+  (``TITLE``), then ``fallback_title`` (the file's name, read as words: ``Big-Fish`` -> ``Big Fish``);
+  ``authors`` holds one name per writer (``Dan Harmon & Chris McKenna`` is two); lines the readers could not place (see
   :func:`~cineforge_assets.screenplay.formats.emit.classify_title_lines`) and placeholders are listed in
   ``title_page_left_out``, never in ``authors``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -48,6 +49,7 @@ __all__ = [
     "LocationSummary",
     "ProjectConfig",
     "build_project_config",
+    "title_from_file_name",
 ]
 
 PRIMARY_SHARE_OF_SPEECHES = 0.05
@@ -98,6 +100,21 @@ def _title_value(script: Script, *keys: str) -> list[str]:
     return []
 
 
+def title_from_file_name(stem: str) -> str:
+    """A readable title from a file's name when the script has no title page of its own.
+
+    ``Big-Fish`` -> ``Big Fish``, ``a_study_in_scarlet`` -> ``A Study In Scarlet``: a name without
+    spaces has its ``-``/``_`` separators read as spaces, and an all-lower-case one is capitalized, so
+    an FDX export without a title page is not titled with a file slug. A name with spaces is kept.
+    """
+    name = stem.strip()
+    if " " not in name:
+        name = re.sub(r"[-_]+", " ", name).strip() or name
+    if name == name.lower():
+        name = " ".join(word[:1].upper() + word[1:] for word in name.split())
+    return name
+
+
 def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[str], list[str]]:
     """(title, authors, left out): placeholders and non-names never become the title or a writer."""
     left_out = _title_value(script, LEFT_OUT_KEY.lower())
@@ -109,7 +126,7 @@ def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[s
     for line in _title_value(script, "author", "authors"):
         for name in split_names(line):
             (left_out if is_placeholder(name) else authors).append(name)
-    return title or fallback_title, authors, left_out
+    return title or title_from_file_name(fallback_title), authors, left_out
 
 
 def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[CharacterSummary]:
