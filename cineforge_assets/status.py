@@ -247,24 +247,35 @@ def read_inbox(instance: Any, now: float) -> list[InboxStatus]:
     return inbox_statuses(scan.skipped, scan.accepted)
 
 
-def read_spend() -> tuple[SpendStatus | None, list[str]]:
-    """Spend today against the daily budget.
+def read_spend(store_url: str, now: float) -> tuple[SpendStatus | None, list[str]]:
+    """Today's (UTC) spend at list price against the daily budget, from the spend ledger in the breakers'
+    database; a simulated day's total, priced but never billed, is a note beside it."""
+    from resources.resilience.budget import LIVE_NAMESPACE, BudgetCaps, day_key, spend_store_from_url
 
-    HOOK(cost): the spend store (``resources/resilience/budget.py``, issue 15) is not on this branch's
-    main yet. Once it is, read today's total and the daily cap here and return a ``SpendStatus``.
-    """
     try:
-        import resources.resilience.budget  # noqa: F401
-    except ImportError:
-        return None, ["spend: not priced yet (the cost work, issue 15, has not landed)"]
-    return None, ["spend: the budget module exists but `cineforge status` does not read it yet"]
+        store = spend_store_from_url(store_url)
+    except ValueError as exc:
+        return None, [f"spend: not read ({exc})"]
+    try:
+        live_key, simulated_key = day_key(now, LIVE_NAMESPACE), day_key(now, "simulated")
+        values = store.read([live_key, simulated_key])
+    finally:
+        store.close()
+    try:
+        daily_cap = BudgetCaps.resolve().daily_usd
+    except ValueError as exc:
+        return None, [f"spend: {exc}"]
+    notes = []
+    if values.get(simulated_key):
+        notes.append(f"simulated runs today: ${values[simulated_key]:.2f} at list price (not billed)")
+    return SpendStatus(today_usd=round(values.get(live_key, 0.0), 6), daily_budget_usd=daily_cap), notes
 
 
 def collect_status(
     instance: Any, *, store_url: str, telemetry: Path, runs: int, now: float | None = None
 ) -> StatusReport:
     moment = time.time() if now is None else now
-    spend, notes = read_spend()
+    spend, notes = read_spend(store_url, moment)
     return StatusReport(
         breakers=read_breakers(store_url, telemetry),
         runs=read_runs(instance, runs),
