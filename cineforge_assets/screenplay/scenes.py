@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 import pandas as pd
@@ -35,6 +35,8 @@ __all__ = [
     "SceneRecord",
     "SceneSplit",
     "parse_heading",
+    "cue_names",
+    "speakers_of_cue",
     "is_shot_heading",
     "normalize_time_of_day",
     "estimate_printed_lines",
@@ -346,13 +348,35 @@ def _word_count(elements: Sequence[Element]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _speaking_characters(elements: Sequence[Element]) -> list[str]:
+# How a cue names several speakers at once: ``ABED / TROY``, ``SHIRLEY AND BRITTA``, ``JEFF & ANNIE``.
+_GROUP_CUE_SPLIT_RE = re.compile(r"\s*(?:/|&|\bAND\b)\s*")
+
+
+def cue_names(elements: Sequence[Element]) -> frozenset[str]:
+    """Every bare name a character cue of ``elements`` carries, as written (group cues included)."""
+    return frozenset(
+        name for element in elements if element.type is ElementType.CHARACTER if (name := character_name(element.text))
+    )
+
+
+def speakers_of_cue(name: str, known: Collection[str]) -> list[str]:
+    """The speakers of a bare cue: ``ABED / TROY`` -> ABED and TROY when both speak alone elsewhere
+    (``known``), so a group line counts for each and no ``ABED / TROY`` joins the cast; a cue whose parts
+    are not all such speakers (``MR. AND MRS. SMITH``, ``EVERYONE BUT JEFF``) stays one speaker."""
+    parts = [part for part in _GROUP_CUE_SPLIT_RE.split(name) if part]
+    if len(parts) > 1 and all(part in known for part in parts):
+        return parts
+    return [name]
+
+
+def _speaking_characters(elements: Sequence[Element], known: Collection[str]) -> list[str]:
     seen: dict[str, None] = {}
     for element in elements:
         if element.type is ElementType.CHARACTER:
             name = character_name(element.text)
             if name:
-                seen.setdefault(name, None)
+                for speaker in speakers_of_cue(name, known):
+                    seen.setdefault(speaker, None)
     return list(seen)
 
 
@@ -379,6 +403,7 @@ def _scene_record(
     text_lines: Sequence[str],
     start: int,
     end: int,
+    known_speakers: Collection[str],
 ) -> SceneRecord:
     plain_heading = plain_text(heading.text)
     int_ext, location, time_of_day = parse_heading(plain_heading)
@@ -391,7 +416,7 @@ def _scene_record(
         int_ext=int_ext,
         location=location,
         time_of_day=time_of_day,
-        characters=_speaking_characters(elements),
+        characters=_speaking_characters(elements, known_speakers),
         line_start=start,
         line_end=end,
         word_count=_word_count(elements),
@@ -440,13 +465,16 @@ def split_scenes_with_preamble(script: Script, fountain_text: str | None = None)
         preamble = "\n".join(text_lines[preamble_start - 1 : preamble_end])
 
     scenes: list[SceneRecord] = []
+    known_speakers = cue_names(elements)
     for ordinal, index in enumerate(heading_indexes, start=1):
         next_index = heading_indexes[ordinal] if ordinal < len(heading_indexes) else len(elements)
         start = element_lines[index]
         boundary = element_lines[next_index] - 1 if next_index < len(elements) else total_lines
         end = _last_content_line(text_lines, start, boundary)
         scenes.append(
-            _scene_record(ordinal, elements[index], elements[index:next_index], text_lines, start, end)
+            _scene_record(
+                ordinal, elements[index], elements[index:next_index], text_lines, start, end, known_speakers
+            )
         )
     return SceneSplit(
         preamble=preamble, preamble_line_start=preamble_start, preamble_line_end=preamble_end, scenes=scenes
