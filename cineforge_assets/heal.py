@@ -13,8 +13,9 @@ check ``served_by_preferred`` fails. Each tick the sensor
    ``heal-probe:<provider>:<opened_at>``), so recovery is found within a cooldown, not at the probe's next
    5-minute slot;
 3. requests, per partition whose providers are ready, one ``screenplay_pipeline`` run of the degraded
-   assets and everything downstream of them (run key ``heal:<partition>:<newest storage id>``), at most
-   ``max_runs_per_tick`` a tick and never while ``max_in_flight`` heal runs are queued or running.
+   assets and everything downstream of them (run key ``heal:<partition>:<newest storage id>``, tag
+   ``cineforge/heal=true``: its split stages skip the response cache, which holds the fallback's answers),
+   at most ``max_runs_per_tick`` a tick and never while ``max_in_flight`` heal runs are queued or running.
 
 A degraded materialization is requested once: the cursor remembers it, and Dagster drops a run key it
 has launched before even if the cursor is lost. If the heal run is served badly again (the provider fell
@@ -45,7 +46,7 @@ from dagster import (
     sensor,
 )
 
-from cineforge_assets.degraded import HEALABLE_CAUSES, degraded_from_metadata
+from cineforge_assets.degraded import HEAL_TAG, HEALABLE_CAUSES, degraded_from_metadata
 from cineforge_assets.health import HEALTH_JOB_NAME, provider_health_job
 from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
@@ -53,7 +54,6 @@ from resources.ai import AIProviderResource
 from resources.resilience.breaker import BreakerSnapshot
 
 HEAL_SENSOR_NAME = "degraded_heal"
-HEAL_TAG = "cineforge/heal"
 HEALS_TAG = "cineforge/heals"  # the degraded materializations (asset@storage id) a heal run replaces
 HEAL_ASSETS: tuple[str, ...] = ("canonical_script", "scenes", "project_config")
 DEFAULT_INTERVAL_SECONDS = 30

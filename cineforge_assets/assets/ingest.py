@@ -38,7 +38,7 @@ from cineforge_assets.checks import (
     evaluate_scenes_plausible,
     evaluate_served_by_preferred,
 )
-from cineforge_assets.degraded import ServiceQuality, assess_results, not_served, service_metadata
+from cineforge_assets.degraded import ServiceQuality, assess_results, is_heal_run, not_served, service_metadata
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.batching import (
     Budget,
@@ -211,7 +211,7 @@ def _normalize_prose(
         task="normalize",
         payload_for=lambda part: {"text": chunks[part.start].text},
         max_tokens=limits.max_output_tokens,
-        cache=True,
+        cache=not is_heal_run(context.run.tags),
     )
     run = run_parts([range(i, i + 1) for i in range(len(chunks))], call, concurrency=ai.batch_concurrency)
     if run.failed:
@@ -299,7 +299,7 @@ def _enrich_scenes(
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
         # One call has nothing to keep for a partial retry: only split work goes through the cache.
-        cache=len(batches) > 1,
+        cache=len(batches) > 1 and not is_heal_run(context.run.tags),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}

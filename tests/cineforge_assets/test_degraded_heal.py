@@ -44,7 +44,6 @@ from cineforge_assets.degraded import (
 )
 from cineforge_assets.heal import (
     HEAL_TAG,
-    Degraded,
     HealCursor,
     HealPolicy,
     Materialization,
@@ -179,7 +178,9 @@ def snap(provider: str, state: str, *, reopens_in: float = 0.0, failures: int = 
     )
 
 
-def mat(asset: str, partition: str, storage_id: int, *, degraded: bool = True, cause: str = "outage") -> Materialization:
+def mat(
+    asset: str, partition: str, storage_id: int, *, degraded: bool = True, cause: str = "outage"
+) -> Materialization:
     return Materialization(asset, partition, storage_id, degraded, cause, "anthropic")
 
 
@@ -212,7 +213,9 @@ def test_the_plan_waits_for_the_breaker_probes_once_per_opening_then_heals_once(
     assert due.heals == [] and due.probes == [("anthropic", 100.0)]
     again = plan_heals(due.cursor, {"anthropic": snap("anthropic", "open")}, policy=POLICY, in_flight=0)
     assert again.probes == []  # one probe per opening, however many ticks see it
-    reopened = plan_heals(due.cursor, {"anthropic": snap("anthropic", "open", opened_at=200.0)}, policy=POLICY, in_flight=0)
+    reopened = plan_heals(
+        due.cursor, {"anthropic": snap("anthropic", "open", opened_at=200.0)}, policy=POLICY, in_flight=0
+    )
     assert reopened.probes == [("anthropic", 200.0)]
 
     healed = plan_heals(due.cursor, {"anthropic": snap("anthropic", "closed")}, policy=POLICY, in_flight=0)
@@ -520,3 +523,41 @@ def test_dagster_daemon_heals_a_partition_the_offline_engine_served(
     checks = check_evaluations(instance, run.run_id)
     assert checks and all(c.passed for c in checks.values())
     assert latest_metadata(instance, "scenes", key)["degraded"] is False
+
+
+SAMPLE = REPO_ROOT / "samples" / "the-lighthouse-keepers-ledger.fountain"
+
+
+@pytest.mark.usefixtures("data_root")
+def test_a_heal_run_asks_the_preferred_model_again_instead_of_reusing_cached_fallback_answers(
+    sim: ProviderSimulator, tmp_path: Path, instance: DagsterInstance
+) -> None:
+    """Split stages keep answered parts in the response cache; a heal must not be served the fallback's
+    cached answers again (it would stay degraded for good)."""
+    config = {**ai_config(sim, f"sqlite:///{tmp_path / 'breakers.sqlite'}", tmp_path), "call_output_tokens": 600}
+    run_config = {"resources": {"ai": {"config": config}}}
+    source = tmp_path / SAMPLE.name
+    shutil.copyfile(SAMPLE, source)
+    key = register_source(source)
+    instance.add_dynamic_partitions("screenplays", [key])
+    sim.set_profile("primary-down:provider=anthropic")  # openai's gpt-5.2 serves every batch
+    outage = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+        instance=instance, partition_key=key, run_config=run_config
+    )
+    before = latest_metadata(instance, "scenes", key)
+    assert before["enrich_parts"] > 1 and before["degraded_cause"] == "outage"
+    assert before["served_by"] == {"openai/gpt-5.2": before["enrich_parts"]}
+    assert outage.success
+
+    sim.set_profile("none")
+    heal = RunRequest(
+        run_key="heal:test",
+        job_name="screenplay_pipeline",
+        partition_key=key,
+        asset_selection=[AssetKey("scenes")],
+        tags={HEAL_TAG: "true"},
+    )
+    assert launch(instance, heal, run_config).success
+    after = latest_metadata(instance, "scenes", key)
+    assert after["degraded"] is False, after["service"]
+    assert after["parts_from_cache"] == 0 and set(after["served_by"]) == {"anthropic/claude-sonnet-4-6"}
