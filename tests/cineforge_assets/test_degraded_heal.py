@@ -31,7 +31,12 @@ from dagster import (
     build_sensor_context,
 )
 
-from cineforge_assets.checks import SCENES_SERVED, SERVED_BY_PREFERRED, evaluate_served_by_preferred
+from cineforge_assets.checks import (
+    SCENES_SERVED,
+    SERVED_BY_PREFERRED,
+    evaluate_broll_inputs,
+    evaluate_served_by_preferred,
+)
 from cineforge_assets.definitions import defs
 from cineforge_assets.degraded import (
     ServedPart,
@@ -147,6 +152,13 @@ def test_a_degraded_answer_a_rerun_cannot_improve_is_not_healable(
     quality = assess_service("extract_scenes", CHAIN, [ServedPart("openai", "gpt-5.2", attempts, cached)])
     assert quality.degraded and quality.cause == cause
     assert quality.healable == (cause == "outage")
+
+
+def test_broll_warns_only_when_clips_were_drawn_from_degraded_inputs() -> None:
+    degraded = {"scenes": "extract_scenes: 3 of 3 part(s) served below ..."}
+    assert not evaluate_broll_inputs(degraded, clips_requested=True).passed
+    assert evaluate_broll_inputs(degraded, clips_requested=False).passed  # no clip, nothing drawn badly
+    assert evaluate_broll_inputs({}, clips_requested=True).passed
 
 
 def test_the_check_warns_without_blocking_and_passes_when_served_by_the_preferred_model() -> None:
@@ -360,7 +372,8 @@ def test_outage_offline_serves_recovery_and_the_sensor_heals_the_partition(
     store_url = f"sqlite:///{tmp_path / 'breakers.sqlite'}"
     config = ai_config(sim, store_url, tmp_path)
     ai = AIProviderResource(**config)
-    run_config = {"resources": {"ai": {"config": config}}}
+    veo3 = {"mode": "simulated", "simulator_url": sim.base_url, "poll_interval_seconds": 0.01}
+    run_config = {"resources": {"ai": {"config": config}, "veo3": {"config": veo3}}}
     key = prose_partition(tmp_path, instance)
 
     # Outage: every provider answers 529; the offline engine serves every AI-backed stage.
@@ -370,8 +383,9 @@ def test_outage_offline_serves_recovery_and_the_sensor_heals_the_partition(
     )
     assert outage.success
     checks = check_evaluations(instance, outage.run_id)
-    assert set(checks) == {"canonical_script", "scenes", "project_config"}
+    assert set(checks) == {"canonical_script", "scenes", "project_config", "veo3_broll"}
     assert all(not c.passed and c.severity == AssetCheckSeverity.WARN for c in checks.values())
+    assert "clips drawn from degraded inputs" in (checks["veo3_broll"].description or "")
     assert latest_metadata(instance, "scenes", key)["degraded_cause"] == "outage"
     assert latest_metadata(instance, "project_config", key)["provider"] == "offline"
 
@@ -401,7 +415,7 @@ def test_outage_offline_serves_recovery_and_the_sensor_heals_the_partition(
     healed = launch(instance, heal, run_config)
     assert healed.success
     checks = check_evaluations(instance, healed.run_id)
-    assert set(checks) == {"canonical_script", "scenes", "project_config"}
+    assert set(checks) == {"canonical_script", "scenes", "project_config", "veo3_broll"}
     assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
     assert latest_metadata(instance, "scenes", key)["degraded"] is False
     assert latest_metadata(instance, "project_config", key)["provider"] == "anthropic"
