@@ -192,7 +192,7 @@ def degraded_upstream(instance: DagsterInstance, partition: str, assets: Sequenc
         event = records[0].asset_materialization if records else None
         if event is None:
             continue
-        degraded, _, _ = degraded_from_metadata(event.metadata)
+        degraded = degraded_from_metadata(event.metadata)[0]
         if degraded:
             service = event.metadata.get("service")
             found[asset] = str(getattr(service, "value", service) or "degraded")

@@ -175,13 +175,17 @@ def assess_service(
 DEGRADED_KEY = "degraded"
 DEGRADED_CAUSE_KEY = "degraded_cause"
 PREFERRED_PROVIDER_KEY = "preferred_provider"
+MODE_KEY = "provider_mode"
 SERVICE_STAGE_KEY = "service_stage"
 
 
-def service_metadata(quality: ServiceQuality) -> dict[str, Any]:
-    """Plain values (no Dagster types) so the metadata reads back the same from any event store."""
+def service_metadata(quality: ServiceQuality, mode: str = "") -> dict[str, Any]:
+    """Plain values (no Dagster types) so the metadata reads back the same from any event store. ``mode``
+    (offline / simulated / live) is kept so a heal only ever uses the providers the answer was asked of: a
+    simulated drill's placeholders are never re-run against live, paid providers."""
     return {
         SERVICE_STAGE_KEY: quality.stage,
+        MODE_KEY: mode,
         DEGRADED_KEY: quality.degraded,
         DEGRADED_CAUSE_KEY: quality.cause,
         PREFERRED_PROVIDER_KEY: quality.preferred_provider,
@@ -191,14 +195,20 @@ def service_metadata(quality: ServiceQuality) -> dict[str, Any]:
     }
 
 
-def degraded_from_metadata(metadata: Mapping[str, Any]) -> tuple[bool, str, str]:
-    """(degraded, cause, preferred provider) from a materialization's metadata (values or MetadataValues)."""
+def degraded_from_metadata(metadata: Mapping[str, Any]) -> tuple[bool, str, str, str]:
+    """(degraded, cause, preferred provider, provider mode) from a materialization's metadata (values or
+    MetadataValues)."""
 
     def plain(key: str, default: Any) -> Any:
         value = metadata.get(key, default)
         return getattr(value, "value", value)
 
-    return bool(plain(DEGRADED_KEY, False)), str(plain(DEGRADED_CAUSE_KEY, "")), str(plain(PREFERRED_PROVIDER_KEY, ""))
+    return (
+        bool(plain(DEGRADED_KEY, False)),
+        str(plain(DEGRADED_CAUSE_KEY, "")),
+        str(plain(PREFERRED_PROVIDER_KEY, "")),
+        str(plain(MODE_KEY, "")),
+    )
 
 
 def assess_results(stage: str, chain: Sequence[str], results: Iterable[Any]) -> ServiceQuality:

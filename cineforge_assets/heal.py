@@ -171,11 +171,14 @@ class Materialization:
     degraded: bool
     cause: str
     provider: str
+    mode: str = ""  # the provider mode it was served in ("" before the field existed)
 
 
-def absorb(cursor: HealCursor, seen: Iterable[Materialization]) -> HealCursor:
+def absorb(cursor: HealCursor, seen: Iterable[Materialization], *, mode: str | None = None) -> HealCursor:
     """The cursor after reading ``seen`` (any order): each slot keeps its newest materialization if it is
-    degraded by an outage, and forgets it (and its request) when a newer one is not."""
+    degraded by an outage (in ``mode``, the sensor's own provider mode, when given), and forgets it (and its
+    request) when a newer one is not. Another mode's degradation is not this sensor's to heal: a simulated
+    drill is never re-run against live providers."""
     scanned = dict(cursor.scanned)
     outstanding = dict(cursor.outstanding)
     requested = dict(cursor.requested)
@@ -185,7 +188,7 @@ def absorb(cursor: HealCursor, seen: Iterable[Materialization]) -> HealCursor:
         current = outstanding.get(slot)
         if current is not None and current.storage_id >= m.storage_id:
             continue
-        if m.degraded and m.cause in HEALABLE_CAUSES:
+        if m.degraded and m.cause in HEALABLE_CAUSES and (mode is None or m.mode == mode):
             outstanding[slot] = Degraded(m.asset, m.partition, m.storage_id, m.provider)
         else:
             outstanding.pop(slot, None)
@@ -325,8 +328,8 @@ def read_materializations(
             event = record.asset_materialization
             if event is None or event.partition is None:
                 continue
-            degraded, cause, provider = degraded_from_metadata(event.metadata)
-            found.append(Materialization(asset, event.partition, record.storage_id, degraded, cause, provider))
+            degraded, cause, provider, mode = degraded_from_metadata(event.metadata)
+            found.append(Materialization(asset, event.partition, record.storage_id, degraded, cause, provider, mode))
     return found
 
 
@@ -355,7 +358,7 @@ def _probe_request(provider: str, opened_at: float) -> RunRequest:
 def evaluate_heal(context: SensorEvaluationContext, ai: AIProviderResource, *, policy: HealPolicy) -> SensorResult:
     """One tick: read new materializations, ask the breaker store, request heals and probes."""
     previous = HealCursor.from_json(context.cursor)
-    cursor = absorb(previous, read_materializations(context, previous))
+    cursor = absorb(previous, read_materializations(context, previous), mode=ai.mode)
     if not cursor.outstanding:
         return SensorResult(skip_reason=SkipReason("nothing degraded"), cursor=cursor.to_json())
     breaker = ai.breaker()

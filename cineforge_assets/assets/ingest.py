@@ -310,7 +310,7 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             "normalized_by": normalized_by,
             "fountain_lines": fountain.count("\n") + 1,
             **ai_meta,
-            **service_metadata(quality),
+            **service_metadata(quality, ai.mode),
         },
         check_results=[check, evaluate_served_by_preferred(CANONICAL_SCRIPT_SERVED, quality)],
     )
@@ -355,7 +355,7 @@ def _enrich_scenes(
         df[name] = [str(answers[n][name]).strip() for n in numbers]
     df["enriched_by"] = [served_by[n] for n in numbers]
     quality = assess_results("extract_scenes", ai.chain_models("extract_scenes"), [o.result for o in run.served])
-    return df, {**parts_metadata(run, unit="enrich"), **service_metadata(quality)}, quality
+    return df, {**parts_metadata(run, unit="enrich"), **service_metadata(quality, ai.mode)}, quality
 
 
 @asset(
@@ -470,7 +470,7 @@ def project_config(
             "genre": artifact.genre,
             "logline": artifact.logline,
             **ai_metadata(result),
-            **service_metadata(quality),
+            **service_metadata(quality, ai.mode),
         },
         check_results=[evaluate_served_by_preferred(PROJECT_CONFIG_SERVED, quality)],
     )
