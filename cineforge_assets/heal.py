@@ -279,8 +279,7 @@ def plan_heals(
                 continue
             blocked[d.provider] = why
             snap = snapshots.get(d.provider)
-            due = probe_due(snap) and snap is not None and snap.opened_at is not None
-            if due and snap is not None and snap.opened_at is not None:
+            if snap is not None and snap.opened_at is not None and probe_due(snap):
                 wanted = (d.provider, snap.opened_at)
                 if probed.get(d.provider) != snap.opened_at and wanted not in probes:
                     probes.append(wanted)
