@@ -8,7 +8,15 @@ from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -38,6 +46,7 @@ from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import source_for
+from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 
 GROUP = "ingest"
@@ -103,6 +112,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 
 
 @asset(
+    code_version=code_version("raw_input"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[RAW_INPUT_HAS_TEXT],
@@ -146,11 +156,12 @@ def raw_input(context: AssetExecutionContext):
             "warnings": MetadataValue.json(raw.warnings),
         },
         check_results=[check],
-        data_version=None,
+        data_version=DataVersion(raw.sha256),
     )
 
 
 @asset(
+    code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[CANONICAL_SCRIPT_PARSES],
@@ -198,10 +209,13 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             **ai_meta,
         },
         check_results=[check],
+        # From the content, so a parser change that leaves this script's text as it was keeps scenes fresh.
+        data_version=DataVersion(content_version(artifact.model_dump_json())),
     )
 
 
 @asset(
+    code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE],
@@ -276,6 +290,7 @@ def _require_plausible_split(
 
 
 @asset(
+    code_version=code_version("project_config"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     retry_policy=AI_RETRY_POLICY,
