@@ -18,6 +18,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
+PIPELINE_ASSET_NAMES = (*INGEST_ASSETS, "veo3_broll")  # as cineforge_assets.jobs, without importing Dagster
 
 
 def ensure_dagster_home() -> Path:
@@ -130,6 +131,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
     tags = {"cineforge/source": path.name, "cineforge/provider": args.provider}
+    selection = _stale_selection(instance, job, partition, force=args.force)
+    if selection == []:
+        return _finish_up_to_date(instance, partition)
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
         if executor_name() in ("in_process", "inprocess"):
@@ -139,6 +143,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 run_config=run_config,
                 raise_on_error=False,
                 tags=tags,
+                asset_selection=selection,
             )
             run_id, success = result.run_id, result.success
         else:
@@ -153,6 +158,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 run_config=run_config,
                 tags={**tags, "dagster/partition": partition},
                 raise_on_error=False,
+                asset_selection=selection,
             ) as executed:
                 run_id, success = executed.run_id, executed.success
     summary: dict[str, Any] = {
@@ -160,6 +166,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "success": success,
         "artifacts": _artifact_paths(partition),
+        "up_to_date": False,
+        "materialized": [key.to_user_string() for key in selection] if selection else list(PIPELINE_ASSET_NAMES),
     }
     _add_served_by(instance, summary, _run_mode(run_config))
     if success:
@@ -176,6 +184,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
     return _finish(instance, summary, "run")
+
+
+def _stale_selection(instance: Any, job: Any, partition: str, *, force: bool) -> list[Any] | None:
+    """The assets this ingest must materialize: ``None`` for all of them (``--force``, or all stale),
+    ``[]`` when everything is up to date for this file and this code (no run, no provider call)."""
+    from dagster import AssetKey
+
+    from cineforge_assets.freshness import ingest_plan
+
+    if force:
+        return None
+    plan = ingest_plan(instance, job, partition, PIPELINE_ASSET_NAMES)
+    for asset, why in plan.reasons.items():
+        print(f"cineforge: {asset}: {why}", file=sys.stderr)
+    if len(plan.to_run) == len(PIPELINE_ASSET_NAMES):
+        return None
+    return [AssetKey(name) for name in plan.to_run]
+
+
+def _finish_up_to_date(instance: Any, partition: str) -> int:
+    """An unchanged file with unchanged code: say so, and hand back the artifacts already there."""
+    print(
+        f"cineforge: {partition} is up to date (same file, same code and prompts): nothing materialized, "
+        "no provider called; --force re-runs it"
+    )
+    summary: dict[str, Any] = {
+        "partition": partition,
+        "run_id": None,
+        "success": True,
+        "up_to_date": True,
+        "materialized": [],
+        "artifacts": _artifact_paths(partition),
+    }
+    print(json.dumps(summary))
+    return 0
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -409,6 +452,23 @@ def _add_served_by(instance: Any, summary: dict[str, Any], mode: str) -> None:
             )
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Print what ingesting FILE would cost per stage and model; no provider is called, nothing is stored."""
+    from cineforge_assets.estimate import estimate_file, estimate_lines
+    from cineforge_assets.screenplay.formats.errors import SourceError
+
+    path = Path(args.file)
+    try:
+        estimate = estimate_file(path, broll_clips=args.broll_clips)
+    except (OSError, SourceError) as exc:
+        print(f"cineforge: cannot estimate {path}: {exc}", file=sys.stderr)
+        print(json.dumps({"file": str(path), "estimated_cost_usd": None, "error": str(exc)}))
+        return 2
+    print("\n".join(estimate_lines(estimate)))
+    print(json.dumps(estimate.as_json()))
+    return 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from resources.simulator.__main__ import main as simulator_main
 
@@ -432,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="none", help="simulator fault profile (with --provider simulated)"
     )
     ingest.add_argument("--seed", type=int, default=0)
+    ingest.add_argument(
+        "--force", action="store_true", help="materialize everything even if the file and code are unchanged"
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     resume = sub.add_parser(
@@ -447,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--faults", default="none")
     resume.add_argument("--seed", type=int, default=0)
     resume.set_defaults(func=cmd_resume)
+
+    estimate = sub.add_parser(
+        "estimate", help="what ingesting FILE would cost, per stage and model of its chain (calls no provider)"
+    )
+    estimate.add_argument("file")
+    estimate.add_argument("--broll-clips", type=int, default=3, help="B-roll clips to price (the asset's default: 3)")
+    estimate.set_defaults(func=cmd_estimate)
 
     sim = sub.add_parser("simulator", help="serve the provider simulator standalone; prints its base URL")
     sim.add_argument("--host", default="127.0.0.1")
