@@ -29,7 +29,7 @@ from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_
 from cineforge_assets.screenplay.project import build_project_config
 from cineforge_assets.screenplay.scenes import split_scenes
 from resources.providers import offline
-from resources.providers.limits import estimate_tokens
+from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.providers.prompts import build_request
 from resources.providers.veo import DEFAULT_MODEL as VEO_MODEL
@@ -45,6 +45,8 @@ class ModelCost:
     provider: str
     model: str
     usd: float | None  # None: the model has no price in the table (unpriced, not free)
+    calls: int = 1  # 2: the answer overruns the request's ceiling; the executor resends it once, raised
+    fits: bool = True  # False: even the raised ceiling cannot hold the answer (the stage would fail here)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class StageEstimate:
     input_tokens: int
     output_tokens: int
     on_chain: tuple[ModelCost, ...]
+    ceiling: int = 0  # the output ceiling the request is sent with
 
     @property
     def first_choice(self) -> ModelCost:
@@ -86,14 +89,18 @@ class Estimate:
                     "requests": s.requests,
                     "input_tokens": s.input_tokens,
                     "output_tokens": s.output_tokens,
-                    "cost_usd_by_model": {f"{m.provider}/{m.model}": m.usd for m in s.on_chain},
+                    "max_tokens": s.ceiling,
+                    "cost_usd_by_model": {
+                        f"{m.provider}/{m.model}": None if m.usd is None else round(m.usd, 6) for m in s.on_chain
+                    },
+                    "calls_by_model": {f"{m.provider}/{m.model}": m.calls for m in s.on_chain},
                 }
                 for s in self.stages
             },
             "broll": {
                 "clips": self.broll_clips,
                 "seconds": self.broll_clips * VEO_CLIP_SECONDS,
-                "cost_usd": self.broll_usd,
+                "cost_usd": None if self.broll_usd is None else round(self.broll_usd, 6),
             },
             "unpriced": list(self.unpriced),
             "estimated_cost_usd": self.estimated_cost_usd,
@@ -121,11 +128,24 @@ def _stage(
         output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
     )
     on_chain = tuple(
-        ModelCost(ref.provider, ref.model, table.cost_of(ref.provider, ref.model, usage).usd)
+        _on_model(ref.provider, ref.model, usage, request.max_tokens, table)
         for ref in fallback_chain_for(stage, chains)
     )
-    estimate = StageEstimate(stage, task, 1, usage.input_tokens, usage.output_tokens, on_chain)
+    estimate = StageEstimate(stage, task, 1, usage.input_tokens, usage.output_tokens, on_chain, request.max_tokens)
     return estimate, answer
+
+
+def _on_model(provider: str, model: str, usage: TokenUsage, ceiling: int, table: PriceTable) -> ModelCost:
+    """The cost on one model as the executor would spend it: an answer longer than the request's output
+    ceiling is cut and billed, then resent once with the ceiling raised to what the model allows
+    (``ResilientCaller._raised_ceiling``), paying the prompt twice."""
+    if usage.output_tokens <= ceiling or provider == "offline":  # the offline engine never cuts its answer
+        return ModelCost(provider, model, table.cost_of(provider, model, usage).usd)
+    room = limits_for(provider, model).room_for_output(usage.input_tokens)
+    cut = TokenUsage(input_tokens=usage.input_tokens, output_tokens=ceiling)
+    resent = TokenUsage(input_tokens=usage.input_tokens, output_tokens=min(room, usage.output_tokens))
+    total = table.cost_of(provider, model, cut) + table.cost_of(provider, model, resent)
+    return ModelCost(provider, model, total.usd, calls=2, fits=room >= usage.output_tokens)
 
 
 def estimate_source(
@@ -195,7 +215,9 @@ def estimate_lines(estimate: Estimate) -> list[str]:
         for index, m in enumerate(s.on_chain):
             price = "unpriced" if m.usd is None else f"${m.usd:.4f}"
             marker = "*" if index == 0 else " "
-            lines.append(f"    {marker} {m.provider}/{m.model}: {price}")
+            note = "" if m.calls == 1 else f" ({m.calls} calls: the answer overruns the {s.ceiling}-token ceiling)"
+            note += "" if m.fits else "; does not fit this model's output limit"
+            lines.append(f"    {marker} {m.provider}/{m.model}: {price}{note}")
     broll = "unpriced" if estimate.broll_usd is None else f"${estimate.broll_usd:.4f}"
     lines.append(f"  veo3_broll: {estimate.broll_clips} clips x {VEO_CLIP_SECONDS:g} s: {broll}")
     lines.append(f"estimated cost (* first choice of each chain, plus B-roll): ${estimate.estimated_cost_usd:.4f}")

@@ -92,3 +92,48 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
     captured = capsys.readouterr()
     assert "cannot estimate" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["estimated_cost_usd"] is None
+
+
+def test_an_answer_over_the_ceiling_is_priced_as_the_executor_spends_it() -> None:
+    from cineforge_assets.estimate import _on_model
+    from resources.providers.prices import TokenUsage
+
+    prices = table(row("anthropic", "claude-sonnet-4-6", 3.0, 15.0))
+    cost = _on_model("anthropic", "claude-sonnet-4-6", TokenUsage(input_tokens=1000, output_tokens=5000), 4096, prices)
+    # A cut answer at the 4,096 ceiling, then the same prompt again with the whole answer.
+    assert cost.calls == 2 and cost.fits
+    assert cost.usd == pytest.approx((1000 * 3 + 4096 * 15 + 1000 * 3 + 5000 * 15) / 1e6)
+    fits = _on_model("anthropic", "claude-sonnet-4-6", TokenUsage(input_tokens=1000, output_tokens=4000), 4096, prices)
+    assert fits.calls == 1 and fits.usd == pytest.approx((1000 * 3 + 4000 * 15) / 1e6)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("data_root")
+def test_big_fish_estimate_is_within_10_percent_of_what_a_simulated_run_reports(
+    corpus_dir: Path, instance: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cineforge_assets.paths import telemetry_path
+    from resources.providers.prices import TokenUsage, price_table
+    from resources.simulator import ProviderSimulator
+
+    source = corpus_dir / "Big-Fish.fountain"
+    assert cineforge_main(["estimate", str(source)]) == 0
+    estimate = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with ProviderSimulator() as sim:
+        monkeypatch.setenv("CINEFORGE_SIMULATOR_URL", sim.base_url)
+        assert cineforge_main(["ingest", str(source), "--provider", "simulated"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # What the run reports: every answered call's usage as the simulator returned it, at list price.
+    prices = price_table()
+    reported = 0.0
+    for line in telemetry_path().read_text().splitlines():
+        record = json.loads(line)
+        if record.get("kind") != "attempt" or record.get("run_id") != run["run_id"] or not record.get("input_tokens"):
+            continue
+        usage = TokenUsage(input_tokens=record["input_tokens"], output_tokens=record.get("output_tokens") or 0)
+        cost = prices.cost_of(record["provider"], record["model"], usage).usd
+        assert cost is not None
+        reported += cost
+    estimated_ai = estimate["estimated_cost_usd"] - estimate["broll"]["cost_usd"]
+    assert reported > 0
+    assert abs(estimated_ai - reported) <= 0.10 * reported, (estimated_ai, reported)
