@@ -514,7 +514,7 @@ def rival_wins(metrics: Sequence[RunMetrics]) -> list[str]:
             if attr == "down_provider_calls" and SCENARIOS[m.scenario].down_provider is None:
                 continue
             if theirs < our_value * (1 - tolerance) and theirs < our_value:
-                digits = ".2f" if isinstance(getattr(m, attr), float) else "d"
+                digits = ".6f" if attr == "usd_per_success" else ".2f" if isinstance(getattr(m, attr), float) else "d"
                 lines.append(
                     f"- scenario {m.scenario}, {m.layout}, {label}: {m.contender} {format(getattr(m, attr), digits)} "
                     f"vs ours {format(getattr(mine, attr), digits)}"

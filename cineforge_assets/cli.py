@@ -215,6 +215,7 @@ def _finish_up_to_date(instance: Any, partition: str) -> int:
         "success": True,
         "up_to_date": True,
         "materialized": [],
+        "cost_usd": 0.0,  # nothing was called
         "artifacts": _artifact_paths(partition),
     }
     print(json.dumps(summary))

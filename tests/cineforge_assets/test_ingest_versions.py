@@ -137,7 +137,7 @@ def test_a_second_ingest_of_the_same_file_calls_no_provider_and_force_does(
         captured = capsys.readouterr()
         again = last_json(captured.out)
         assert again["up_to_date"] is True, [line for line in captured.err.splitlines() if "cineforge:" in line]
-        assert again["run_id"] is None and again["materialized"] == []
+        assert again["run_id"] is None and again["materialized"] == [] and again["cost_usd"] == 0.0
         assert "is up to date" in captured.out
         assert again["artifacts"] == first["artifacts"]
         assert sim.stats()["total"] == paid  # no provider was asked
