@@ -115,15 +115,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import SourceLimits
     from cineforge_assets.sources import register_source
 
     path = Path(args.file)
+    limits = SourceLimits.from_env()
     try:
-        partition = register_source(path)
+        screen_file(path, limits, follow_symlinks=args.follow_symlinks)
+        partition = register_source(path, limits=limits, follow_symlinks=args.follow_symlinks)
+    except SourceError as exc:
+        return _refuse(path, str(exc), getattr(exc, "limit", None))
     except OSError as exc:
-        print(f"cineforge: cannot read {path}: {exc}", file=sys.stderr)
-        print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}}))
-        return 2
+        return _refuse(path, f"cannot read {path}: {exc}", None)
     instance = DagsterInstance.get()
     if screenplay_partitions.name and not instance.has_dynamic_partition(
         screenplay_partitions.name, partition
@@ -220,6 +224,35 @@ def _finish_up_to_date(instance: Any, partition: str) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
+    """Refuse ``path`` before anything is copied or run when reading it could harm the host, for the
+    reasons the inbox refuses it, in the same words: not a regular file (a link unless
+    ``follow_symlinks``), over the size limit, over a container limit (a bomb). The reader checks the same
+    again in ``raw_input``. A file that is merely not a screenplay (empty, binary, a ``.pdf`` without a PDF
+    header) is left to ``raw_input``, whose failed run names the problem, as it always has."""
+    from cineforge_assets.screenplay.formats.detect import detect_format
+    from cineforge_assets.screenplay.formats.errors import SourceError
+    from cineforge_assets.screenplay.formats.limits import check_container
+    from cineforge_assets.screenplay.formats.reader import read_bounded
+
+    data = read_bounded(path, limits, follow_symlinks=follow_symlinks)
+    try:
+        fmt, _confidence = detect_format(path, data)
+    except SourceError:
+        return
+    check_container(path, data, fmt, limits)
+
+
+def _refuse(path: Path, message: str, limit: str | None) -> int:
+    """A file refused before any run: the reason on stderr, the JSON summary last, exit status 2."""
+    print(f"cineforge: refused {path}: {message}", file=sys.stderr)
+    failure: dict[str, Any] = {"error_class": "permanent", "message": message}
+    if limit:
+        failure["limit"] = limit
+    print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}, "failure": failure}))
+    return 2
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -495,6 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--seed", type=int, default=0)
     ingest.add_argument(
         "--force", action="store_true", help="materialize everything even if the file and code are unchanged"
+    )
+    ingest.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read FILE even when it is a symbolic link (by default only regular files are read)",
     )
     ingest.set_defaults(func=cmd_ingest)
 

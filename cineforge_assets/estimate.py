@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from cineforge_assets.screenplay.batching import Budget, CallLimits, join_fountain, plan_batches, split_prose
 from cineforge_assets.screenplay.elements import ElementType
-from cineforge_assets.screenplay.formats.reader import RawSource, read_source
+from cineforge_assets.screenplay.formats.isolated import read_source_isolated
+from cineforge_assets.screenplay.formats.reader import RawSource
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
-from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
+from cineforge_assets.screenplay.payloads import (
+    NORMALIZE_OUTPUT_RATIO,
+    enrich_scenes_batch,
+    enrich_scenes_costs,
+    enrich_scenes_payload,
+    normalize_fixed_cost,
+    project_insights_payload,
+)
 from cineforge_assets.screenplay.project import build_project_config
-from cineforge_assets.screenplay.scenes import split_scenes
+from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
+from resources.ai import SPLIT_OUTPUT_TOKENS
 from resources.providers import offline
 from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
@@ -45,7 +55,7 @@ class ModelCost:
     provider: str
     model: str
     usd: float | None  # None: the model has no price in the table (unpriced, not free)
-    calls: int = 1  # 2: the answer overruns the request's ceiling; the executor resends it once, raised
+    calls: int = 1  # one more per request whose answer overruns its ceiling (the executor resends it, raised)
     fits: bool = True  # False: even the raised ceiling cannot hold the answer (the stage would fail here)
 
 
@@ -117,22 +127,90 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 def _stage(
     stage: str,
     task: str,
-    payload: dict[str, Any],
+    payloads: Sequence[dict[str, Any]],
     table: PriceTable,
     chains: Mapping[str, Sequence[str]] | None,
-) -> tuple[StageEstimate, dict[str, Any]]:
-    request = build_request(task, payload, stage=stage)
-    answer = offline.answer(task, request.payload or payload)
-    usage = TokenUsage(
-        input_tokens=estimate_tokens(request.system + request.prompt),
-        output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
-    )
+    max_tokens: int | None = None,
+) -> tuple[StageEstimate, list[dict[str, Any]]]:
+    """One stage's requests (one per part the stage splits its work into), priced on every chain model;
+    also the offline engine's answers, which stand in for the models' as the later stages' input."""
+    usages: list[TokenUsage] = []
+    answers: list[dict[str, Any]] = []
+    ceiling = 0
+    for payload in payloads:
+        request = build_request(task, payload, stage=stage, max_tokens=max_tokens)
+        answer = offline.answer(task, request.payload or payload)
+        answers.append(answer)
+        ceiling = request.max_tokens
+        usages.append(
+            TokenUsage(
+                input_tokens=estimate_tokens(request.system + request.prompt),
+                output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
+            )
+        )
     on_chain = tuple(
-        _on_model(ref.provider, ref.model, usage, request.max_tokens, table)
-        for ref in fallback_chain_for(stage, chains)
+        _on_chain_model(ref.provider, ref.model, usages, ceiling, table) for ref in fallback_chain_for(stage, chains)
     )
-    estimate = StageEstimate(stage, task, 1, usage.input_tokens, usage.output_tokens, on_chain, request.max_tokens)
-    return estimate, answer
+    estimate = StageEstimate(
+        stage,
+        task,
+        len(payloads),
+        sum(u.input_tokens for u in usages),
+        sum(u.output_tokens for u in usages),
+        on_chain,
+        ceiling,
+    )
+    return estimate, answers
+
+
+def _on_chain_model(
+    provider: str, model: str, usages: Sequence[TokenUsage], ceiling: int, table: PriceTable
+) -> ModelCost:
+    parts = [_on_model(provider, model, usage, ceiling, table) for usage in usages]
+    usd = None if any(p.usd is None for p in parts) else sum(p.usd or 0.0 for p in parts)
+    return ModelCost(provider, model, usd, calls=sum(p.calls for p in parts), fits=all(p.fits for p in parts))
+
+
+def first_model_limits(stage: str, task: str, chains: Mapping[str, Sequence[str]] | None) -> tuple[int, int]:
+    """``(context window, output ceiling)`` a split stage plans its parts for: the chain's first model's, as
+    ``AIProviderResource.planning_limits`` gives them when every provider is configured (the paid case)."""
+    ref = fallback_chain_for(stage, chains)[0]
+    limits = limits_for(ref.provider, ref.model)
+    if ref.provider == "offline":
+        return limits.context_window, limits.context_window // 2
+    return limits.context_window, limits.output_ceiling(SPLIT_OUTPUT_TOKENS.get(task, limits.max_output_tokens))
+
+
+def _enrich_payloads(
+    title: str, records: Sequence[SceneRecord], chains: Mapping[str, Sequence[str]] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """The scenes stage's batches, planned as the ``scenes`` asset plans them, and their output ceiling."""
+    payload = enrich_scenes_payload(title, records)
+    window, ceiling = first_model_limits("extract_scenes", "enrich_scenes", chains)
+    fixed, costs = enrich_scenes_costs(payload, estimate_tokens)
+    batches = plan_batches(costs, Budget.of(CallLimits(window, ceiling), fixed))
+    return [enrich_scenes_batch(payload, batch) for batch in batches], ceiling
+
+
+def _normalize_payloads(
+    text: str, chains: Mapping[str, Sequence[str]] | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The normalize stage's requests as ``canonical_script`` makes them: the whole prose in one when it
+    fits, else overlapping chunks (with the planned ceiling)."""
+    from cineforge_assets.assets.ingest import NORMALIZE_OVERLAP_SHARE
+
+    window, ceiling = first_model_limits("normalize", "normalize", chains)
+    budget = Budget.of(CallLimits(window, ceiling), normalize_fixed_cost(estimate_tokens))
+    input_budget = max(1, min(budget.input_tokens, int(budget.output_tokens / NORMALIZE_OUTPUT_RATIO)))
+    chunks = split_prose(
+        text,
+        input_budget=input_budget,
+        overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
+        estimate_tokens=estimate_tokens,
+    )
+    if len(chunks) <= 1:
+        return [{"text": text}], None
+    return [{"text": chunk.text} for chunk in chunks], ceiling
 
 
 def _on_model(provider: str, model: str, usage: TokenUsage, ceiling: int, table: PriceTable) -> ModelCost:
@@ -161,20 +239,21 @@ def estimate_source(
     stages: list[StageEstimate] = []
     text = raw.text
     if not _screenplay_shaped(raw):
-        normalized, answer = _stage("normalize", "normalize", {"text": text}, prices, chains)
+        payloads, ceiling = _normalize_payloads(text, chains)
+        normalized, answers = _stage("normalize", "normalize", payloads, prices, chains, ceiling)
         stages.append(normalized)
-        text = str(answer["fountain"])
+        parts = [str(answer["fountain"]) for answer in answers]
+        text = parts[0] if len(parts) == 1 else join_fountain(parts)
     fountain = write_fountain(parse_fountain(text))
     script = parse_fountain(fountain)  # as canonical_script: elements refer to the canonical text
     records = split_scenes(script, fountain)
     summaries: list[str] = []
     if records:
         title = script.title or raw.file_name
-        scenes_stage, answer = _stage(
-            "extract_scenes", "enrich_scenes", enrich_scenes_payload(title, records), prices, chains
-        )
+        batches, ceiling = _enrich_payloads(title, records, chains)
+        scenes_stage, answers = _stage("extract_scenes", "enrich_scenes", batches, prices, chains, ceiling)
         stages.append(scenes_stage)
-        by_number = {int(s["scene_number"]): str(s["summary"]) for s in answer["scenes"]}
+        by_number = {int(s["scene_number"]): str(s["summary"]) for a in answers for s in a["scenes"]}
         summaries = [by_number.get(int(r.scene_number), "") for r in records]
     base = build_project_config(
         script,
@@ -184,7 +263,7 @@ def estimate_source(
         fallback_title=PurePath(raw.file_name).stem,
     )
     insights, _ = _stage(
-        "project_config", "project_insights", project_insights_payload(base, records, summaries), prices, chains
+        "project_config", "project_insights", [project_insights_payload(base, records, summaries)], prices, chains
     )
     stages.append(insights)
     clips = min(broll_clips, len(records))
@@ -203,19 +282,23 @@ def estimate_source(
 
 
 def estimate_file(path: Path, **kwargs: Any) -> Estimate:
-    """Read ``path`` (any supported format) and estimate it; reading errors propagate as the reader raises them."""
-    return estimate_source(read_source(path), **kwargs)
+    """Read ``path`` (any supported format) as ``raw_input`` does, in the bounded child process, and estimate
+    it; reading errors propagate as the reader raises them (``SourceError``, ``OSError``)."""
+    return estimate_source(read_source_isolated(Path(path)), **kwargs)
 
 
 def estimate_lines(estimate: Estimate) -> list[str]:
     """The human-readable table: per stage its tokens and the cost on each model of the chain."""
     lines = [f"{estimate.file}: {estimate.scenes} scenes"]
     for s in estimate.stages:
-        lines.append(f"  {s.stage} ({s.task}): {s.input_tokens} input + {s.output_tokens} output tokens")
+        lines.append(
+            f"  {s.stage} ({s.task}): {s.requests} request(s), {s.input_tokens} input + {s.output_tokens} output tokens"
+        )
         for index, m in enumerate(s.on_chain):
             price = "unpriced" if m.usd is None else f"${m.usd:.4f}"
             marker = "*" if index == 0 else " "
-            note = "" if m.calls == 1 else f" ({m.calls} calls: the answer overruns the {s.ceiling}-token ceiling)"
+            resent = m.calls - s.requests
+            note = f" ({resent} resent: an answer overruns the {s.ceiling}-token ceiling)" if resent > 0 else ""
             note += "" if m.fits else "; does not fit this model's output limit"
             lines.append(f"    {marker} {m.provider}/{m.model}: {price}{note}")
     broll = "unpriced" if estimate.broll_usd is None else f"${estimate.broll_usd:.4f}"

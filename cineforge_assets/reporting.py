@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from resources.resilience.telemetry import window_files
+
 REPORT_COLUMNS = [
     "provider",
     "model",
@@ -33,22 +35,27 @@ REPORT_COLUMNS = [
 
 
 def read_telemetry(path: Path, *, since: float | None = None) -> Iterator[dict[str, Any]]:
-    """Telemetry lines newer than ``since``; a torn last line (a writer killed mid-line) is skipped."""
-    if not path.exists():
-        return
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            ts = record.get("ts", record.get("at", 0.0))
-            if since is not None and float(ts or 0.0) < since:
-                continue
-            yield record
+    """Telemetry lines newer than ``since``, from the live file and the rotated segments that can hold
+    them (``window_files``: older segments are not opened); a torn line (a writer killed mid-line) is
+    skipped."""
+    for part in window_files(path, since):
+        try:
+            handle = part.open("r", encoding="utf-8")
+        except FileNotFoundError:  # rotated or pruned between listing and opening
+            continue
+        with handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                ts = record.get("ts", record.get("at", 0.0))
+                if since is not None and float(ts or 0.0) < since:
+                    continue
+                yield record
 
 
 def reliability_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:

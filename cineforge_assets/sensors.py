@@ -23,11 +23,12 @@ from dagster import (
     sensor,
 )
 
-from cineforge_assets.inbox import AcceptedFile, InboxCursor, InboxPolicy, SkippedFile, scan_inbox
+from cineforge_assets.inbox import REFUSALS, AcceptedFile, InboxCursor, InboxPolicy, SkippedFile, scan_inbox
 from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import inbox_dir
 from cineforge_assets.run_retry import transient_run_retry
+from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.sources import file_sha256, register_source, source_for
 
 INBOX_SENSOR_NAME = "screenplay_inbox"
@@ -45,7 +46,7 @@ def inbox_interval_from_env() -> int:
 def _log_skip(context: SensorEvaluationContext, skip: SkippedFile) -> None:
     """Refusals are warnings the first time a version of a file is seen, then quiet."""
     line = f"inbox: skipped {skip.name}: {skip.reason}"
-    if skip.kind in ("too_large", "unsupported", "superseded") and skip.new:
+    if (skip.kind in REFUSALS or skip.kind == "superseded") and skip.new:
         context.log.warning(line)
     elif skip.kind == "settling":
         context.log.info(line)
@@ -74,13 +75,15 @@ def evaluate_inbox(context: SensorEvaluationContext, *, now: float, policy: Inbo
     scan = scan_inbox(folder, previous, now=now, policy=policy)
     for skip in scan.skipped:
         _log_skip(context, skip)
+    for warning in scan.warnings:
+        context.log.warning(f"inbox: {warning}")
     cursor = scan.cursor
     run_requests: list[RunRequest] = []
     for item in scan.accepted:
         try:
-            partition_key = register_source(item.entry.path)
+            partition_key = register_source(item.entry.path, limits=policy.source_limits)
             registered_sha = file_sha256(source_for(partition_key))
-        except OSError as exc:
+        except (OSError, SourceError) as exc:
             context.log.warning(f"inbox: cannot register {item.name} ({exc}); trying again next tick")
             cursor = cursor.with_entry(item.name, previous.files.get(item.name))
             continue

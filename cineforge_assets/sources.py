@@ -8,22 +8,84 @@ user's original file lived.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cineforge_assets.paths import partition_key_for, sources_dir
-from resources.io_manager import atomic_write_bytes
+from cineforge_assets.screenplay.formats.errors import NotARegularFileError
+from cineforge_assets.screenplay.formats.limits import SourceLimits, check_size
+
+_COPY_CHUNK = 1024 * 1024
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
-def register_source(path: Path, *, root: Path | None = None) -> str:
-    """Copy ``path`` into the registry atomically and return its partition key."""
+@dataclass(frozen=True, slots=True)
+class CopiedSource:
+    """A file copied into the registry: where it is, its SHA-256 and size as copied."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def copy_source(
+    source: Path, target: Path, *, limits: SourceLimits | None = None, follow_symlinks: bool = False
+) -> CopiedSource:
+    """Stream ``source`` into ``target`` atomically, hashing on the way; refuse it before copying anything
+    when it is not a regular file (a link unless ``follow_symlinks``) or is over the size limit.
+
+    The checks run on the open descriptor (``fstat``), so the file checked is the file copied; the copy
+    stops as soon as it passes the limit, so a file that grows meanwhile costs at most one chunk more.
+    Readers of ``target`` see the old file or the whole new one (temporary dotfile, fsync, rename).
+    """
+    source, target = Path(source), Path(target)
+    limits = limits or SourceLimits.from_env()
+    guess = source.suffix.lower().lstrip(".") or "text"
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(source, flags)
+    except OSError as exc:
+        if not follow_symlinks and os.path.islink(source):
+            raise NotARegularFileError(source, guess, "it is a symbolic link; links are not followed.") from exc
+        raise
+    with os.fdopen(fd, "rb") as reader:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFileError(source, guess, "it is not a regular file (a directory, device or pipe).")
+        check_size(source, guess, info.st_size, limits)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out_fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(out_fd, "wb") as writer:
+                while chunk := reader.read(_COPY_CHUNK):
+                    size += len(chunk)
+                    check_size(source, guess, size, limits)
+                    digest.update(chunk)
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; workers may run as other users
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return CopiedSource(path=target, sha256=digest.hexdigest(), size=size)
+
+
+def register_source(
+    path: Path, *, root: Path | None = None, limits: SourceLimits | None = None, follow_symlinks: bool = False
+) -> str:
+    """Copy ``path`` into the registry (``copy_source``) and return its partition key."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
     key = partition_key_for(path.name)
     folder = sources_dir(root) / key
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
-    atomic_write_bytes(target, path.read_bytes())
+    copy_source(path, target, limits=limits, follow_symlinks=follow_symlinks)
     for stale in folder.iterdir():
         if stale != target and not stale.name.startswith("."):
             stale.unlink()
@@ -46,4 +108,8 @@ def source_for(partition: str, *, root: Path | None = None) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -33,9 +33,14 @@ from pathlib import Path
 _READER_PACKAGE = "cineforge_assets.screenplay.formats"
 ASSET_MODULES: Mapping[str, tuple[str, ...]] = {
     "raw_input": (_READER_PACKAGE,),
-    "canonical_script": ("cineforge_assets.screenplay.fountain", "cineforge_assets.screenplay.elements"),
+    "canonical_script": (
+        "cineforge_assets.screenplay.fountain",
+        "cineforge_assets.screenplay.elements",
+        "cineforge_assets.screenplay.batching",  # long prose is normalized in chunks joined back together
+    ),
     "scenes": (
         "cineforge_assets.screenplay.scenes",
+        "cineforge_assets.screenplay.batching",
         "cineforge_assets.screenplay.payloads",
         "cineforge_assets.screenplay.plausibility",
     ),

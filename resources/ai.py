@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field, PrivateAttr
 from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
+from resources.providers.limits import limits_for
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
-from resources.providers.prompts import build_request, parse_response
+from resources.providers.prompts import RESPONSE_MODELS, build_request, parse_response, system_prompt
 from resources.resilience.backoff import (
     DEFAULT_BASE_SECONDS,
     DEFAULT_CAP_SECONDS,
@@ -48,15 +49,30 @@ from resources.resilience.chain import (
     DEFAULT_RETRY_AFTER_FALLBACK_SECONDS,
     OFFLINE,
     StagePolicy,
+    fallback_chain_for,
 )
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
+from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
 
 T = TypeVar("T", bound=BaseModel)
 ProviderMode = Literal["offline", "simulated", "live"]
 SIMULATED_KEY = "sim-key-not-a-secret"
 # The resource's defaults are the resilience core's, read from it rather than repeated here.
 _BREAKER_DEFAULTS = BreakerPolicy()
+# The output ceiling one call of a stage that splits its work asks for, when the resource does not say
+# (``call_output_tokens``): an answer's time grows with its length (tens of tokens a second), and one call
+# must finish well inside ``request_timeout_seconds`` and the stage's deadline.
+SPLIT_OUTPUT_TOKENS: dict[str, int] = {"normalize": 8192, "enrich_scenes": 4096}
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningLimits:
+    """What one call of a split stage may use, for the model the stage calls first."""
+
+    model: str
+    context_window: int
+    max_output_tokens: int
 
 
 @dataclass
@@ -67,6 +83,7 @@ class AIResult(Generic[T]):
     provider: str
     model: str
     attempts: list[AttemptRecord] = field(default_factory=list)
+    cached: bool = False  # read from the response cache: no call was made
 
     @property
     def attempt_count(self) -> int:
@@ -119,6 +136,15 @@ class AIProviderResource(ConfigurableResource):
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
     seed: int | None = Field(default=None, description="seed for backoff jitter (tests, replays)")
+    call_output_tokens: int | None = Field(
+        default=None,
+        description="output ceiling of one call of a stage that splits its work (enrich_scenes, normalize); "
+        "default 4096 / 8192; capped at the model's own limit",
+    )
+    batch_concurrency: int = Field(default=4, ge=1, description="parts of a split stage in flight at once")
+    response_cache_dir: str = Field(
+        default="", description="answers of split stages' parts; default $CINEFORGE_DATA/cache/responses"
+    )
 
     _breaker: CircuitBreaker | None = PrivateAttr(default=None)
 
@@ -207,6 +233,39 @@ class AIProviderResource(ConfigurableResource):
                 adapters["gemini"] = GeminiAdapter(self.gemini_api_key, self.gemini_base_url, client)
         return adapters
 
+    def response_cache(self) -> ResponseCache:
+        if self.response_cache_dir:
+            return ResponseCache(self.response_cache_dir)
+        from cineforge_assets.paths import data_root
+
+        return ResponseCache(data_root() / "cache" / "responses")
+
+    def chain_models(self, stage: str) -> list[str]:
+        """The models ``stage`` walks, in order (the offline engine alone in offline mode)."""
+        return [ref.model for ref in fallback_chain_for(stage, self._chains())]
+
+    def _has_provider(self, provider: str) -> bool:
+        if provider == OFFLINE or self.mode == "simulated":
+            return True
+        if self.mode == "offline":
+            return False
+        keys = {"anthropic": self.anthropic_api_key, "openai": self.openai_api_key, "gemini": self.gemini_api_key}
+        return bool(keys.get(provider))
+
+    def planning_limits(self, stage: str, task: str) -> PlanningLimits:
+        """The limits a split stage plans its parts for: those of the first model of the chain that can be
+        called (its provider configured), its output ceiling lowered to ``call_output_tokens`` (or the task's
+        ``SPLIT_OUTPUT_TOKENS``). The offline engine has no limits worth splitting for."""
+        for ref in fallback_chain_for(stage, self._chains()):
+            if not self._has_provider(ref.provider):
+                continue
+            limits = limits_for(ref.provider, ref.model)
+            if ref.provider == OFFLINE:  # its figures only keep the arithmetic finite: half for the answer
+                return PlanningLimits(ref.model, limits.context_window, limits.context_window // 2)
+            wanted = self.call_output_tokens or SPLIT_OUTPUT_TOKENS.get(task, limits.max_output_tokens)
+            return PlanningLimits(ref.model, limits.context_window, limits.output_ceiling(wanted))
+        raise ValueError(f"no model of the {stage!r} chain can be called in mode {self.mode!r}")
+
     # ------------------------------------------------------------------ use
 
     def run_task(
@@ -219,14 +278,46 @@ class AIProviderResource(ConfigurableResource):
         run_id: str | None = None,
         partition: str | None = None,
         clock: Callable[[], float] = time.time,
+        max_tokens: int | None = None,
+        cache: bool = False,
     ) -> AIResult[Any]:
         """Serve ``task`` for ``stage`` through its fallback chain; raise the taxonomy's errors on failure.
 
-        ``clock`` (epoch seconds) drives deadlines and the breaker; tests inject one.
+        ``clock`` (epoch seconds) drives deadlines and the breaker; tests inject one. ``max_tokens``: the
+        request's output ceiling (default: the task's). ``cache``: read the answer from the response cache
+        when this task, chain, prompt and payload were answered by a model before, and keep a model's
+        answer there (the offline engine's is not kept: it costs nothing, and a later run should get a
+        model's).
         """
+        key = None
+        if cache:
+            # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
+            chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
+            key = cache_key(task, chain, prompt_version(system_prompt(task)), payload)
+            hit = self.response_cache().get(key)
+            if hit is not None and hit.task == task:
+                value = RESPONSE_MODELS[task].model_validate(hit.value)
+                return AIResult(value=value, provider=hit.provider, model=hit.model, cached=True)
+        result = self._call(stage, task, payload, listeners, run_id, partition, clock, max_tokens)
+        if key is not None and result.provider != OFFLINE:
+            answer = CachedAnswer(task, result.provider, result.model, result.value.model_dump(mode="json"))
+            self.response_cache().put(key, answer)
+        return result
+
+    def _call(
+        self,
+        stage: str,
+        task: str,
+        payload: dict[str, Any],
+        listeners: Sequence[TelemetryListener],
+        run_id: str | None,
+        partition: str | None,
+        clock: Callable[[], float],
+        max_tokens: int | None,
+    ) -> AIResult[Any]:
         sink = JsonlTelemetrySink(self.telemetry_file())
         all_listeners: list[TelemetryListener] = [sink, *listeners]
-        request = build_request(task, payload, stage=stage)
+        request = build_request(task, payload, stage=stage, max_tokens=max_tokens)
         rng = random.Random(self.seed) if self.seed is not None else random.Random()
         # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
         # owns every retry.

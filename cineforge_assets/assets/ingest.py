@@ -26,6 +26,12 @@ from cineforge_assets.assets.ai_calls import (
     run_ai_task,
     tag_failure,
 )
+from cineforge_assets.assets.split_calls import (
+    failure_for,
+    part_caller,
+    parts_metadata,
+    run_parts,
+)
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     RAW_INPUT_HAS_TEXT,
@@ -37,17 +43,35 @@ from cineforge_assets.checks import (
     evaluate_scenes_plausible,
 )
 from cineforge_assets.partitions import screenplay_partitions
+from cineforge_assets.screenplay.batching import (
+    Budget,
+    CallLimits,
+    describe_scene_numbers,
+    join_fountain,
+    missing_enrichment,
+    plan_batches,
+    split_prose,
+)
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
-from cineforge_assets.screenplay.formats.reader import RawSource, read_source
+from cineforge_assets.screenplay.formats.isolated import read_source_isolated
+from cineforge_assets.screenplay.formats.reader import RawSource
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
-from cineforge_assets.screenplay.payloads import enrich_scenes_payload, project_insights_payload
+from cineforge_assets.screenplay.payloads import (
+    NORMALIZE_OUTPUT_RATIO,
+    enrich_scenes_batch,
+    enrich_scenes_costs,
+    enrich_scenes_payload,
+    normalize_fixed_cost,
+    project_insights_payload,
+)
 from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import source_for
 from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
+from resources.providers.limits import estimate_tokens
 
 GROUP = "ingest"
 
@@ -122,7 +146,7 @@ def raw_input(context: AssetExecutionContext):
     partition = context.partition_key
     try:
         path = source_for(partition)
-        raw = read_source(path)
+        raw = read_source_isolated(path)
     except FileNotFoundError as exc:
         tag_failure(context, "permanent", "raw_input")
         raise Failure(
@@ -160,6 +184,52 @@ def raw_input(context: AssetExecutionContext):
     )
 
 
+# Paragraphs a normalize chunk repeats from the one before: at least this share of a chunk's budget, so
+# the scene running across the cut is seen whole, with what leads into it, by the later chunk.
+NORMALIZE_OVERLAP_SHARE = 0.1
+
+
+def _normalize_prose(
+    context: AssetExecutionContext, ai: AIProviderResource, text: str
+) -> tuple[str, str, dict[str, Any]]:
+    """Prose -> Fountain by the ``normalize`` task: one call when the prose fits one, else overlapping
+    chunks cut at paragraph (page) boundaries, run together, their Fountain joined with the overlap once."""
+    limits = ai.planning_limits("normalize", "normalize")
+    budget = Budget.of(
+        CallLimits(limits.context_window, limits.max_output_tokens), normalize_fixed_cost(estimate_tokens)
+    )
+    input_budget = max(1, min(budget.input_tokens, int(budget.output_tokens / NORMALIZE_OUTPUT_RATIO)))
+    chunks = split_prose(
+        text,
+        input_budget=input_budget,
+        overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
+        estimate_tokens=estimate_tokens,
+    )
+    if len(chunks) <= 1:
+        result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
+        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result)
+    call = part_caller(
+        context,
+        ai,
+        stage="normalize",
+        task="normalize",
+        payload_for=lambda part: {"text": chunks[part.start].text},
+        max_tokens=limits.max_output_tokens,
+        cache=True,
+    )
+    run = run_parts([range(i, i + 1) for i in range(len(chunks))], call, concurrency=ai.batch_concurrency)
+    if run.failed:
+        paragraphs = ", ".join(f"{chunks[o.part.start].start + 1}-{chunks[o.part.start].stop}" for o in run.failed)
+        raise failure_for(context, "normalize", run, paragraphs, "prose paragraphs")
+    fountain = join_fountain([o.result.value.fountain for o in run.served if o.result is not None])
+    meta = parts_metadata(run, unit="normalize")
+    return (
+        fountain,
+        f"{meta['provider']}/{meta['model']}",
+        {**meta, "chunk_overlap_paragraphs": [c.overlap for c in chunks]},
+    )
+
+
 @asset(
     code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
@@ -176,10 +246,7 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     normalized_by = "deterministic"
     text = raw_input.text
     if not _screenplay_shaped(raw_input):
-        result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
-        text = result.value.fountain
-        normalized_by = f"{result.provider}/{result.model}"
-        ai_meta = ai_metadata(result)
+        text, normalized_by, ai_meta = _normalize_prose(context, ai, text)
     script = parse_fountain(text)
     fountain = write_fountain(script)
     script = parse_fountain(fountain)  # element lines now refer to the canonical text
@@ -214,6 +281,47 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     )
 
 
+def _enrich_scenes(
+    context: AssetExecutionContext,
+    ai: AIProviderResource,
+    title: str,
+    records: list[SceneRecord],
+    df: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every scene's summary, mood and visual description from ``enrich_scenes``, in batches sized for the
+    model the chain calls first; the step fails, naming them, if any scene is left without all three."""
+    payload = enrich_scenes_payload(title, records)
+    limits = ai.planning_limits("extract_scenes", "enrich_scenes")
+    fixed, costs = enrich_scenes_costs(payload, estimate_tokens)
+    batches = plan_batches(costs, Budget.of(CallLimits(limits.context_window, limits.max_output_tokens), fixed))
+    call = part_caller(
+        context,
+        ai,
+        stage="extract_scenes",
+        task="enrich_scenes",
+        payload_for=lambda batch: enrich_scenes_batch(payload, batch),
+        max_tokens=limits.max_output_tokens,
+        # One call has nothing to keep for a partial retry: only split work goes through the cache.
+        cache=len(batches) > 1,
+    )
+    run = run_parts(batches, call, concurrency=ai.batch_concurrency)
+    answers: dict[int, dict[str, Any]] = {}
+    served_by: dict[int, str] = {}
+    for outcome in run.served:
+        assert outcome.result is not None
+        for scene in outcome.result.value.scenes:
+            answers[scene.scene_number] = scene.model_dump()
+            served_by[scene.scene_number] = f"{outcome.result.provider}/{outcome.result.model}"
+    numbers = [int(n) for n in df["scene_number"]]
+    missing = missing_enrichment(numbers, answers)
+    if run.failed or missing:
+        raise failure_for(context, "extract_scenes", run, describe_scene_numbers(missing), "scenes")
+    for name in ("summary", "mood", "visual_description"):
+        df[name] = [str(answers[n][name]).strip() for n in numbers]
+    df["enriched_by"] = [served_by[n] for n in numbers]
+    return df, parts_metadata(run, unit="enrich")
+
+
 @asset(
     code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
@@ -239,16 +347,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     check = evaluate_scenes(df)
     ai_meta: dict[str, Any] = {}
     if len(df):
-        payload = enrich_scenes_payload(canonical_script.title, records)
-        result = run_ai_task(context, ai, stage="extract_scenes", task="enrich_scenes", payload=payload)
-        by_number = {s.scene_number: s for s in result.value.scenes}
-        df["summary"] = [by_number[n].summary if n in by_number else "" for n in df["scene_number"]]
-        df["mood"] = [by_number[n].mood if n in by_number else "" for n in df["scene_number"]]
-        df["visual_description"] = [
-            by_number[n].visual_description if n in by_number else "" for n in df["scene_number"]
-        ]
-        df["enriched_by"] = f"{result.provider}/{result.model}"
-        ai_meta = ai_metadata(result)
+        df, ai_meta = _enrich_scenes(context, ai, canonical_script.title, records, df)
     return MaterializeResult(
         value=df,
         metadata={

@@ -1,16 +1,21 @@
-"""What the AI tasks are given about a screenplay: the ``enrich_scenes`` and ``project_insights`` payloads.
+"""What the AI tasks are given about a screenplay: the ``enrich_scenes`` and ``project_insights`` payloads,
+and how many tokens each part of them costs a call (so a stage can split its work to fit a model).
 
 Built in one place so the assets, and the benchmarks that stand in for them, send the same thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
+from cineforge_assets.screenplay.batching import ItemCost
 from cineforge_assets.screenplay.project import ProjectConfig
 from cineforge_assets.screenplay.scenes import SceneRecord
+from resources.providers import offline
+from resources.providers.prompts import encode_input, system_prompt, user_prompt
 
 # Keeps one request per script inside every chain model's context window, however long a scene runs.
 SCENE_TEXT_LIMIT = 1500
@@ -44,3 +49,49 @@ def project_insights_payload(
         "scene_count": config.scene_count,
         "scene_summaries": [str(s) for s in islice(scene_summaries, INSIGHT_SUMMARIES)],
     }
+
+
+# ------------------------------------------------------------------------------------------ sizes
+
+# A normalize answer is the prose again as Fountain inside a JSON string: headings and cues are added and
+# newlines and quotes are escaped; measured on the corpus' prose fixtures it runs ~1.1-1.2x the prose.
+NORMALIZE_OUTPUT_RATIO = 1.25
+
+
+def enrich_scenes_costs(
+    payload: dict[str, Any], estimate_tokens: Callable[[str], int]
+) -> tuple[ItemCost, list[ItemCost]]:
+    """The fixed part of an ``enrich_scenes`` call and each scene's share, in estimated tokens.
+
+    A scene's input is its JSON as sent; its output is the length of the answer the offline engine writes
+    for it (the instructions bound a model's answer to the same shape: two sentences, a word, <= 60 words),
+    so the estimate follows each scene's own material instead of one flat guess.
+    """
+    empty = {**payload, "scenes": []}
+    fixed = ItemCost(
+        input_tokens=estimate_tokens(system_prompt("enrich_scenes"))
+        + estimate_tokens(user_prompt("enrich_scenes", empty)),
+        output_tokens=estimate_tokens(json.dumps({"scenes": []})),
+    )
+    answers = offline.enrich_scenes({"scenes": payload["scenes"]})["scenes"]
+    costs = [
+        ItemCost(
+            input_tokens=estimate_tokens(encode_input(scene)) + 1,
+            output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)) + 1,
+        )
+        for scene, answer in zip(payload["scenes"], answers, strict=True)
+    ]
+    return fixed, costs
+
+
+def enrich_scenes_batch(payload: dict[str, Any], batch: range) -> dict[str, Any]:
+    """The ``enrich_scenes`` payload for the scenes at indexes ``batch`` (the title goes with every batch)."""
+    return {**payload, "scenes": payload["scenes"][batch.start : batch.stop]}
+
+
+def normalize_fixed_cost(estimate_tokens: Callable[[str], int]) -> ItemCost:
+    return ItemCost(
+        input_tokens=estimate_tokens(system_prompt("normalize"))
+        + estimate_tokens(user_prompt("normalize", {"text": ""})),
+        output_tokens=estimate_tokens(json.dumps({"fountain": ""})),
+    )

@@ -222,7 +222,7 @@ def parse_response(task: str, text: str, *, payload: dict[str, Any] | None = Non
     Raises ``ValueError`` (``json.JSONDecodeError`` and pydantic's ``ValidationError`` are both
     subclasses) when the output is unusable, so the caller can repair once and then give up with
     ``InvalidModelOutputError``. With ``payload`` given, ``enrich_scenes`` must also cover exactly
-    the scenes that were asked for.
+    the scenes that were asked for, each with words in every field.
     """
     _require_task(task)
     data = _first_json_object(strip_fences(text))
@@ -237,6 +237,13 @@ def _check_scene_coverage(result: EnrichScenesResult, payload: dict[str, Any]) -
     answered = sorted(scene.scene_number for scene in result.scenes)
     if asked != answered:
         raise ValueError(f"enrich_scenes answered scenes {answered} but was asked for {asked}")
+    blank = [
+        scene.scene_number
+        for scene in result.scenes
+        if not (scene.summary.strip() and scene.mood.strip() and scene.visual_description.strip())
+    ]
+    if blank:  # whitespace passes min_length; a scene without words has no enrichment
+        raise ValueError(f"enrich_scenes left a blank summary, mood or visual description for scenes {blank}")
 
 
 # ---------------------------------------------------------------- marker extraction

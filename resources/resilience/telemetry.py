@@ -9,15 +9,31 @@ secret or a screenplay through them.
 on a descriptor opened with ``O_APPEND``: the kernel positions every append at the end of file and, for
 regular local files, Linux serializes writes on one inode, so lines from concurrent processes never
 interleave. (Network filesystems such as NFS do not honour ``O_APPEND`` atomically; keep the file local.)
+
+The file rotates so it never grows without bound: before a write, when it has reached ``max_bytes``
+(``CINEFORGE_TELEMETRY_MAX_MB``, default 64) or was last written on an earlier UTC day, it is renamed to a
+closed segment ``events.<UTC time of its last write>.jsonl`` and a fresh file takes its place; segments
+older than ``retention_days`` are deleted then. Rotation renames under an ``flock`` so two processes never
+both rotate; a process still holding the old file notices the name now points at a new inode and reopens,
+so no line is lost. That check costs two ``stat`` calls (~9 us, as much as the write), so a sink makes it
+at most once per ``check_interval_s`` (1 s): a file may pass ``max_bytes`` by a second's lines, and lines
+written in the second after another process rotated land at the end of the closed segment.
+A segment's name is the time of its newest line, so a reader of a time window (``window_files``) skips
+every segment older than the window (give or take those seconds) without opening it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
+import re
 import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -101,15 +117,74 @@ class TelemetryListener(Protocol):
     def on_breaker_transition(self, transition: BreakerTransition) -> None: ...
 
 
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_RETENTION_DAYS = 30
+MAX_BYTES_ENV = "CINEFORGE_TELEMETRY_MAX_MB"
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_DAY_S = 86_400
+_STRAGGLER_S = 5.0
+
+
+def _max_bytes_from_env() -> int:
+    value = os.environ.get(MAX_BYTES_ENV)
+    return int(float(value) * 1024 * 1024) if value else DEFAULT_MAX_BYTES
+
+
+def segment_path(path: Path, last_write: float, serial: int = 0) -> Path:
+    """The closed segment of ``path`` whose newest line was written at ``last_write`` (epoch seconds)."""
+    stamp = datetime.fromtimestamp(last_write, tz=UTC).strftime(_STAMP_FORMAT)
+    extra = f"-{serial}" if serial else ""
+    return path.with_name(f"{path.stem}.{stamp}{extra}{path.suffix}")
+
+
+def segments(path: Path) -> list[tuple[float, Path]]:
+    """The closed segments of ``path`` as (time of newest line, path), oldest first."""
+    pattern = re.compile(rf"^{re.escape(path.stem)}\.(\d{{8}}T\d{{6}}Z)(?:-\d+)?{re.escape(path.suffix)}$")
+    found: list[tuple[float, Path]] = []
+    if not path.parent.is_dir():
+        return found
+    for candidate in path.parent.iterdir():
+        match = pattern.match(candidate.name)
+        if match:
+            stamp = datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC).timestamp()
+            found.append((stamp, candidate))
+    return sorted(found)
+
+
+def window_files(path: Path, since: float | None) -> list[Path]:
+    """The files that can hold lines from ``since`` on (all when None), oldest first: every segment whose
+    newest line is not older than ``since``, then the live file. Older segments are never opened."""
+    # Stamps are to the second and a segment can take lines for a check interval after its rename.
+    chosen = [p for stamp, p in segments(path) if since is None or stamp + _STRAGGLER_S > since]
+    return [*chosen, path] if path.exists() else chosen
+
+
 class JsonlTelemetrySink:
     """Append attempts and breaker transitions to a JSON Lines file, safely across processes.
 
-    Lines carry ``"kind": "attempt"`` or ``"kind": "breaker_transition"``.
+    Lines carry ``"kind": "attempt"`` or ``"kind": "breaker_transition"``. ``clock`` (epoch seconds) says
+    which UTC day it is, for the daily rotation; tests inject it.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        clock: Callable[[], float] = time.time,
+        check_interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes if max_bytes is not None else _max_bytes_from_env()
+        self.retention_days = retention_days
+        self._clock = clock
+        self._check_interval_s = check_interval_s
+        self._monotonic = monotonic
+        self._next_check = float("-inf")
         self._fd: int | None = None
+        self._inode: tuple[int, int] | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -130,15 +205,63 @@ class JsonlTelemetrySink:
 
     def _descriptor(self) -> int:
         # One descriptor per process: a descriptor inherited across fork shares its file offset, which is
-        # harmless under O_APPEND, but the parent may close it under us.
-        if self._fd is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._pid = os.getpid()
+        # harmless under O_APPEND, but the parent may close it under us. Reopened when another process
+        # rotated the file (the name now points at another inode).
+        if self._fd is not None and self._pid == os.getpid() and self._inode == _inode_of(self.path):
+            return self._fd
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        info = os.fstat(self._fd)
+        self._inode = (info.st_dev, info.st_ino)
+        self._pid = os.getpid()
         return self._fd
+
+    def _rotation_due(self, info: os.stat_result) -> bool:
+        if info.st_size == 0:
+            return False
+        return info.st_size >= self.max_bytes or int(info.st_mtime // _DAY_S) < int(self._clock() // _DAY_S)
+
+    def _rotate_if_due(self, fd: int) -> int:
+        if not self._rotation_due(os.fstat(fd)):
+            return fd
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            # Under the lock, look again: another process may have rotated it a moment ago.
+            current = os.stat(self.path) if self.path.exists() else None
+            if current is not None and (current.st_dev, current.st_ino) == self._inode and self._rotation_due(current):
+                serial = 0
+                while (target := segment_path(self.path, current.st_mtime, serial)).exists():
+                    serial += 1
+                os.rename(self.path, target)
+                self._prune()
+        finally:
+            os.close(lock_fd)  # releases the flock
+        return self._descriptor()
+
+    def _prune(self) -> None:
+        horizon = self._clock() - self.retention_days * _DAY_S
+        for stamp, old in segments(self.path):
+            if stamp < horizon:
+                old.unlink(missing_ok=True)
 
     def _write(self, line: bytes) -> None:
         with self._lock:
-            written = os.write(self._descriptor(), line)
+            fd = self._fd
+            if fd is None or self._pid != os.getpid() or self._monotonic() >= self._next_check:
+                fd = self._rotate_if_due(self._descriptor())
+                self._next_check = self._monotonic() + self._check_interval_s
+            written = os.write(fd, line)
         if written != len(line):  # only on a full disk or a signal mid-write; never retried (would split)
             logger.warning("telemetry line truncated (%d of %d bytes) in %s", written, len(line), self.path)
+
+
+def _inode_of(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino

@@ -131,7 +131,7 @@ def test_oversized_and_unsupported_files_are_refused_with_a_reason(tmp_path: Pat
     assert result.accepted == []
     reasons = {s.name: (s.kind, s.reason) for s in result.skipped}
     assert reasons["huge.pdf"][0] == "too_large"
-    assert "limit 1,024 bytes" in reasons["huge.pdf"][1]
+    assert "over the 1,024-byte limit on source files (CINEFORGE_MAX_SOURCE_MB)" in reasons["huge.pdf"][1]
     assert reasons["poster.jpg"][0] == "unsupported"
     assert "'.jpg'" in reasons["poster.jpg"][1] and ".fountain" in reasons["poster.jpg"][1]
     assert reasons["fake.pdf"][0] == "unsupported"
@@ -220,7 +220,7 @@ def test_cursor_round_trips_and_survives_damage() -> None:
 
 
 def test_policy_from_env() -> None:
-    policy = InboxPolicy.from_env({"CINEFORGE_INBOX_MAX_MB": "2", "CINEFORGE_INBOX_SETTLE_SECONDS": "0"})
+    policy = InboxPolicy.from_env({"CINEFORGE_MAX_SOURCE_MB": "2", "CINEFORGE_INBOX_SETTLE_SECONDS": "0"})
     assert policy.max_bytes == 2 * 1024 * 1024 and policy.settle_seconds == 0
     with pytest.raises(ValueError):
         InboxPolicy(settle_seconds=-1)

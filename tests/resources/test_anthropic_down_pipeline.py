@@ -99,14 +99,16 @@ def test_with_anthropic_and_openai_down_the_gemini_entries_serve(
     assert "beyond_limits" not in sim.stats()["by_outcome"]
 
 
-def test_a_feature_length_script_enriches_on_gpt5_with_its_ceiling_raised_once(
+def test_a_feature_length_script_enriches_on_gpt5_in_batches_that_fit_its_ceiling(
     sim: ProviderSimulator, tmp_path: Path, instance: DagsterInstance, corpus_dir: Path
 ) -> None:
     """Big Fish's 190-scene enrich_scenes answer (~17,000 tokens) does not fit the stage's 4,096-token
-    ceiling: the simulator cuts it (finish_reason "length"), the executor resends once at gpt-5.2's limit."""
+    ceiling in one call: the stage sends it in batches that each fit, so no answer is cut."""
     sim.set_profile("primary-down")
     served = materialize(instance, corpus_dir / "Big-Fish.fountain", sim, tmp_path)
     scenes = served["scenes"]
     assert (scenes["provider"].value, scenes["model"].value) == ("openai", "gpt-5.2")
-    assert sim.stats()["by_model"]["openai"]["gpt-5.2"] == {"ok": 2}  # cut once, then served whole
+    batches = scenes["enrich_parts"].value
+    assert batches > 1
+    assert sim.stats()["by_model"]["openai"]["gpt-5.2"] == {"ok": batches}  # none cut, none resent
     assert_no_request_beyond_limits(sim)

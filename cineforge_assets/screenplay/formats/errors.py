@@ -49,3 +49,28 @@ class EncryptedPdfError(SourceError):
 
 class CorruptSourceError(SourceError):
     default_hint = "The file looks damaged or truncated; export it again from the screenwriting program."
+
+
+class SourceLimitError(SourceError):
+    """A source file over one of the limits. Permanent: the same bytes trip the same limit.
+
+    ``limit`` names the limit (and its environment variable where it has one) so the person who dropped
+    the file knows what tripped; ``problem`` is the same text wherever the file is refused (inbox, CLI,
+    ``raw_input``).
+    """
+
+    default_hint = "This is not a screenplay file we can safely read; export the script again."
+
+    def __init__(self, path: Path | str, format: str, problem: str, limit: str, hint: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(path, format, problem, hint)
+
+
+class NotARegularFileError(SourceError):
+    """A path that is a symbolic link, a directory, a device or a pipe: never read as a screenplay.
+
+    A link could point anywhere (``/etc/shadow``) and a pipe or device never ends, so only regular files
+    are read; ``cineforge ingest --follow-symlinks`` opts in to following a link the user named.
+    """
+
+    default_hint = "Pass the screenplay file itself (or `cineforge ingest --follow-symlinks` for a link)."

@@ -14,13 +14,11 @@ vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(
 continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
 line at the action margin is a heading, a shot or action, never a cue.
 """
+
 from __future__ import annotations
 
 import io
 import re
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,15 +41,17 @@ from cineforge_assets.screenplay.formats.errors import (
     EncryptedPdfError,
     ScannedPdfError,
 )
+from cineforge_assets.screenplay.formats.ocr import add_text_layer
 from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
 
-OCR_TIMEOUT_S = 600
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
-_PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?\(?\d{1,4}[A-Z]?\)?\.?(?:\s+of\s+\d+)?$", re.I)
+# 12.  12A.  (12)  - 12 -  Page 12  Page 12 of 98  12/98
+_PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?[(\-–]?\s*\d{1,4}[A-Z]?\s*[)\-–]?\.?(?:\s*(?:of|/)\s*\d+)?$", re.I)
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
-_CONTINUED_RE = re.compile(r"^\(?\s*CONTINUED\s*\)?:?$|^CONTINUED:?\s*\(\d+\)$", re.I)
+# CONTINUED:  (CONTINUED)  CONTINUED: (2)  CONTINUED (2):  CONT'D
+_CONTINUED_RE = re.compile(r"^\(?\s*(?:CONTINUED|CONT'D|CONT’D)\s*\)?:?$|^CONTINUED:?\s*\(\d+\):?$", re.I)
 _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
 # Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
@@ -158,25 +158,8 @@ def _visible_chars(segments: Iterable[Segment]) -> int:
 def _ocr_or_fail(
     data: bytes, path: Path, reader: PdfReader, warnings: list[str]
 ) -> tuple[PdfReader, list[Segment]]:
-    """No text layer: OCR with ocrmypdf when it is installed, otherwise say that OCR is needed."""
-    ocrmypdf = shutil.which("ocrmypdf")
-    if ocrmypdf is None:
-        raise ScannedPdfError(path, "pdf", f"none of its {len(reader.pages)} page(s) has a text layer.")
-    with tempfile.TemporaryDirectory(prefix="cineforge-ocr-") as tmp:
-        source, target = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
-        source.write_bytes(data)
-        result = subprocess.run(
-            [ocrmypdf, "--force-ocr", "--quiet", str(source), str(target)],
-            capture_output=True,
-            text=True,
-            timeout=OCR_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0 or not target.exists():
-            raise ScannedPdfError(
-                path, "pdf", f"it has no text layer and OCR failed (ocrmypdf exit {result.returncode})."
-            )
-        ocr_reader = PdfReader(io.BytesIO(target.read_bytes()))
+    """No text layer: OCR it (formats/ocr.py), or say what to install."""
+    ocr_reader = PdfReader(io.BytesIO(add_text_layer(data, path, len(reader.pages))))
     segments = extract_segments(ocr_reader)
     if _visible_chars(segments) == 0:
         raise ScannedPdfError(path, "pdf", "it has no text layer and OCR found no text.")
@@ -189,17 +172,11 @@ def _ocr_or_fail(
 
 def extract_segments(reader: PdfReader) -> list[Segment]:
     """Every line segment of an opened PDF (the OCR path hands over a pypdf reader of its output)."""
-    stream = reader.stream
-    data = stream.getvalue() if isinstance(stream, io.BytesIO) else _read_all(stream)
+    reader.stream.seek(0)
     try:
-        return document_segments(data)[0]
+        return document_segments(bytes(reader.stream.read()))[0]
     except pdfium.PdfiumError:
         return []
-
-
-def _read_all(stream: object) -> bytes:
-    stream.seek(0)  # type: ignore[attr-defined]
-    return bytes(stream.read())  # type: ignore[attr-defined]
 
 
 def _segments(data: bytes, path: Path) -> list[Segment]:
@@ -291,6 +268,8 @@ def action_margin(rows: list[Row]) -> float:
 
 
 def _without_revision_mark(segment: Segment) -> Segment:
+    if not segment.text.endswith(("*", "†", "‡")):  # the common case, without a regex scan
+        return segment
     text = _TRAILING_REVISION_MARK_RE.sub("", segment.text)
     if text == segment.text:
         return segment
@@ -339,12 +318,12 @@ def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set
 
 
 def _is_numbered_header(row: Row, first_page: int) -> bool:
+    """Text beside a page number in the margin band (``THE ORCHARD - Pink Rev.  23.``): a running
+    header or footer even when its wording changes from page to page (revision colours, dates)."""
     return (
         row.page > first_page
         and len(row.segments) > 1
-        and bool(_PAGE_NUMBER_RE.match(row.segments[-1].text))
-        and row.segments[-1].text.rstrip(".").isdigit()
-        and int(row.segments[-1].text.rstrip(".")) == row.page + 1
+        and any(bool(_PAGE_NUMBER_RE.match(s.text)) for s in (row.segments[0], row.segments[-1]))
     )
 
 

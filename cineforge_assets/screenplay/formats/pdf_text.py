@@ -23,16 +23,19 @@ from __future__ import annotations
 import ctypes
 import re
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 COURIER_ADVANCE = 0.6  # glyph width / font size for Courier, the screenplay face
 SEGMENT_GAP_CHARS = 2.5  # a gap wider than this (in character widths) starts a new segment
+DISPLAY_TYPE_FACTOR = 3.5  # glyphs this many times the body size on a text page are not script text
+DISPLAY_TYPE_MAX_SHARE = 0.1  # ... and make up at most this share of the page's glyphs
 _SAME_BASELINE = 0.3  # rows: baselines closer than this fraction of the font size are one line
-_INVISIBLE = {0, 0xFFFE, 0xFFFF}
+_SKIPPED = {"\x00", "\ufffe", "\uffff", "\ufffd"}  # no character, or one PDFium could not map
 # PDFium reports a hyphen that ends a line as 0x02; ligatures of proportional faces become letters.
-_PDFIUM_MARKS = {0x02: "-", 0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl"}
+_PDFIUM_MARKS = {"\x02": "-", "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"}
 # Final Draft 7 for Mac embeds fonts whose codes are Mac Roman but says nothing of it, so a reader
 # decodes them as Latin-1: ’ arrives as Õ (DEXTERÕS, donÕt), “ ” as Ò Ó, — as Ñ.
 _MAC_ROMAN_AS_LATIN1 = str.maketrans(
@@ -58,8 +61,7 @@ class Segment:
         return self.end or self.x + len(self.text) * self.size * COURIER_ADVANCE
 
 
-@dataclass
-class _Glyph:
+class _Glyph(NamedTuple):
     x: float
     y: float
     end: float
@@ -71,36 +73,52 @@ class _Glyph:
 def page_glyphs(textpage: pdfium.PdfTextPage) -> list[_Glyph]:
     """Visible glyphs of one page with origin, advance end, size and weight, in stream order.
 
-    Font size and weight are asked once per run of glyphs on one baseline (they do not change
-    inside a run in screenplay software's output), which keeps the per-glyph cost to three
-    C calls.
+    This loop runs once per glyph (150k for a feature), so it stays lean: the page's text comes
+    in one call, a glyph costs two C calls (origin, advance box), and font size and weight are
+    asked once per run of glyphs on one baseline (they do not change inside a run).
     """
     handle = textpage.raw
     origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
     box = pdfium_c.FS_RECTF()
     matrix = pdfium_c.FS_MATRIX()
+    get_origin, get_box = pdfium_c.FPDFText_GetCharOrigin, pdfium_c.FPDFText_GetLooseCharBox
     glyphs: list[_Glyph] = []
-    size, bold, last_y, last_end = 12.0, False, None, None
-    for index in range(textpage.count_chars()):
-        code = pdfium_c.FPDFText_GetUnicode(handle, index)
-        if code in _INVISIBLE or chr(code).isspace():
+    size, bold, upright, last_y, last_end = 12.0, False, True, -1e9, -1e9
+    for index, char in enumerate(_page_text(textpage)):
+        if char == "\ufffe":  # the page text's stand-in for a line-end hyphen (and for nothing)
+            char = chr(pdfium_c.FPDFText_GetUnicode(handle, index))
+        if char in _SKIPPED or char.isspace():
             continue
-        char = _PDFIUM_MARKS.get(code) or chr(code)
-        pdfium_c.FPDFText_GetCharOrigin(handle, index, origin_x, origin_y)
-        pdfium_c.FPDFText_GetLooseCharBox(handle, index, box)
-        x, y = origin_x.value, origin_y.value
-        if last_y is None or last_end is None or abs(y - last_y) > 0.5 or not (-1 < x - last_end < size):
-            size, bold = _font(handle, index, matrix)
-        glyphs.append(_Glyph(x, y, max(box.right, x), char, size, bold))
-        last_y, last_end = y, box.right
+        get_origin(handle, index, origin_x, origin_y)
+        get_box(handle, index, box)
+        x, y, end = origin_x.value, origin_y.value, box.right
+        if abs(y - last_y) > 0.5 or not (-1 < x - last_end < size):
+            size, bold, upright = _font(handle, index, matrix)
+        last_y, last_end = y, end
+        if upright:  # rotated text is a watermark or a margin stamp ("DRAFT"), never script text
+            glyphs.append(_Glyph(x, y, end if end > x else x, _PDFIUM_MARKS.get(char, char), size, bold))
     return glyphs
 
 
-def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX) -> tuple[float, bool]:
+def _page_text(textpage: pdfium.PdfTextPage) -> str:
+    """The page's characters, one per PDFium character index (asked per index when a character
+    outside the BMP would make the UTF-16 text longer than the index range)."""
+    count = textpage.count_chars()
+    buffer = ctypes.create_string_buffer(2 * (count + 1))
+    pdfium_c.FPDFText_GetText(textpage.raw, 0, count, ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ushort)))
+    text = buffer.raw[: 2 * count].decode("utf-16-le", errors="replace")
+    if len(text) == count and not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 0xFFFE) for i in range(count))
+
+
+def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX) -> tuple[float, bool, bool]:
+    """Size in points, bold, and whether the glyph stands upright on a horizontal baseline."""
     nominal = pdfium_c.FPDFText_GetFontSize(handle, index) or 12.0
-    scale = 1.0
+    scale, upright = 1.0, True
     if pdfium_c.FPDFText_GetMatrix(handle, index, matrix):
         scale = (matrix.c**2 + matrix.d**2) ** 0.5 or 1.0
+        upright = abs(matrix.b) <= 0.05 * (abs(matrix.a) + abs(matrix.b))
     weight = pdfium_c.FPDFText_GetFontWeight(handle, index)
     bold = weight >= 600
     if not bold:
@@ -109,20 +127,41 @@ def _font(handle: pdfium_c.FPDF_TEXTPAGE, index: int, matrix: pdfium_c.FS_MATRIX
         if pdfium_c.FPDFText_GetFontInfo(handle, index, name, 128, flags):
             lowered = name.value.decode("latin-1").lower()
             bold = "bold" in lowered or "black" in lowered
-    return nominal * scale, bold
+    return nominal * scale, bold, upright
+
+
+def without_display_type(glyphs: list[_Glyph]) -> list[_Glyph]:
+    """Drop glyphs far larger than the page's body type when they are a small part of a page of
+    text: a watermark laid across the page (``CONFIDENTIAL`` at 60 pt) whose baseline would
+    otherwise join a line of the script. A title page, whose large title is a good share of its
+    few glyphs, keeps it."""
+    if not glyphs:
+        return glyphs
+    sizes = sorted(g.size for g in glyphs)
+    limit = DISPLAY_TYPE_FACTOR * sizes[len(sizes) // 2]
+    display = sum(1 for g in glyphs if g.size > limit)
+    if not display or display > DISPLAY_TYPE_MAX_SHARE * len(glyphs):
+        return glyphs
+    return [g for g in glyphs if g.size <= limit]
 
 
 def segments_from_glyphs(page: int, glyphs: list[_Glyph]) -> list[Segment]:
-    """Rows by baseline, glyphs left to right, segments cut at wide gaps."""
+    """Rows by baseline, glyphs left to right, segments cut at wide gaps.
+
+    Gaps are measured in the row's typical glyph advance, not in a width derived from the font
+    size: an OCR text layer sets a word's glyphs in a squeezed or stretched invisible font, and a
+    proportional face has no single width, but within one row the median advance is the pitch.
+    """
     segments: list[Segment] = []
     for row in _rows(glyphs):
         row.sort(key=lambda g: g.x)
+        advances = sorted(g.end - g.x for g in row if g.end > g.x)
+        advance = advances[len(advances) // 2] if advances else row[0].size * COURIER_ADVANCE
         current: list[_Glyph] = []
         text = ""
         for glyph in row:
             if current:
                 last = current[-1]
-                advance = last.size * COURIER_ADVANCE
                 if glyph.char == last.char and abs(glyph.x - last.x) < 0.25 * advance:
                     continue  # the same glyph drawn twice (fake bold, shadow): keep one
                 gap = glyph.x - last.end
@@ -169,10 +208,13 @@ def document_segments(data: bytes) -> tuple[list[Segment], int]:
     try:
         segments: list[Segment] = []
         for index in range(len(document)):
-            page = document[index]
-            textpage = page.get_textpage()
             try:
-                segments.extend(segments_from_glyphs(index, page_glyphs(textpage)))
+                page = document[index]
+                textpage = page.get_textpage()
+            except pdfium.PdfiumError:
+                continue  # one damaged page should not sink the script; its text is simply missing
+            try:
+                segments.extend(segments_from_glyphs(index, without_display_type(page_glyphs(textpage))))
             finally:
                 textpage.close()
                 page.close()

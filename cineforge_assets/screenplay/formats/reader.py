@@ -7,18 +7,21 @@ page count, warnings). Everything that can go wrong with the file itself is a ``
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from cineforge_assets.screenplay.formats.detect import UTF16_BOMS, detect_format
 from cineforge_assets.screenplay.formats.emit import Conversion
-from cineforge_assets.screenplay.formats.errors import EmptySourceError, UnsupportedSourceError
+from cineforge_assets.screenplay.formats.errors import EmptySourceError, NotARegularFileError
+from cineforge_assets.screenplay.formats.limits import SourceLimits, check_container, check_size
 
-# Feature scripts are well under 5 MB in any format; anything this big is not a screenplay and
-# would only tie up a worker.
-MAX_SOURCE_BYTES = 100_000_000
+# Kept for callers that imported it; the limit itself lives in ``limits.SourceLimits``.
+MAX_SOURCE_BYTES = SourceLimits().max_source_bytes
 
 
 class RawSource(BaseModel):
@@ -35,19 +38,16 @@ class RawSource(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def read_source(path: Path) -> RawSource:
+def read_source(path: Path, limits: SourceLimits | None = None) -> RawSource:
+    """Read ``path`` in this process, every limit checked before a parser sees the bytes.
+
+    ``raw_input`` uses ``isolated.read_source_isolated``, which runs this under a memory ceiling.
+    """
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_SOURCE_BYTES:
-        raise UnsupportedSourceError(
-            path,
-            path.suffix.lstrip(".") or "unknown",
-            f"the file is {size / 1e6:.0f} MB; screenplays are far smaller.",
-            f"Files over {MAX_SOURCE_BYTES // 1_000_000} MB are refused; check that this is the script.",
-        )
-    data = path.read_bytes()
+    limits = limits or SourceLimits.from_env()
+    data = read_bounded(path, limits)
     fmt, confidence = detect_format(path, data)
-    conversion = convert(path, data, fmt)
+    conversion = convert(path, data, fmt, limits)
     if not conversion.text.strip():
         raise EmptySourceError(path, fmt, "the file contains no text (it is blank).")
     return RawSource(
@@ -63,8 +63,48 @@ def read_source(path: Path) -> RawSource:
     )
 
 
-def convert(path: Path, data: bytes, fmt: str) -> Conversion:
-    """Run the reader for ``fmt`` (imports are local so a text file never loads pdf/docx libraries)."""
+def read_bounded(path: Path, limits: SourceLimits, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file, its size checked by ``fstat`` on the open descriptor before reading.
+
+    Checking the descriptor, not the name, means the file checked is the file read; reading at most one
+    byte past the limit catches a file that grows after the check.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    guess = _format_guess(path)
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise NotARegularFileError(path, guess, "it is a symbolic link; links are not followed.") from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFileError(path, guess, "it is not a regular file (a directory, device or pipe).")
+        check_size(path, guess, info.st_size, limits)
+        data = handle.read(limits.max_source_bytes + 1)
+    check_size(path, guess, len(data), limits)
+    return data
+
+
+def screen_source(path: Path, data: bytes, limits: SourceLimits) -> tuple[str, float]:
+    """Detect the format and check every container limit: what the inbox and the CLI run before accepting
+    a file, and the reader before parsing it, so all three refuse a file with the same words."""
+    fmt, confidence = detect_format(path, data)
+    check_container(path, data, fmt, limits)
+    return fmt, confidence
+
+
+def _format_guess(path: Path) -> str:
+    return {".pdf": "pdf", ".fdx": "fdx", ".docx": "docx", ".fountain": "fountain"}.get(
+        path.suffix.lower(), "text"
+    )
+
+
+def convert(path: Path, data: bytes, fmt: str, limits: SourceLimits | None = None) -> Conversion:
+    """Run the reader for ``fmt`` once the container limits pass (imports are local so a text file never
+    loads pdf/docx libraries). Every format reader is reached through here, so none parses unchecked bytes."""
+    check_container(path, data, fmt, limits or SourceLimits.from_env())
     if fmt == "pdf":
         from cineforge_assets.screenplay.formats.pdf import pdf_to_fountain
 

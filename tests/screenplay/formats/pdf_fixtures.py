@@ -25,9 +25,15 @@ TOP, BOTTOM = 72.0 + LINE, 792.0 - 72.0  # first and last baseline, from the pag
 class ScreenplayPdf:
     """A cursor that lays out screenplay elements page by page."""
 
-    header: str = ""  # running header; ``{page}`` is replaced by the page number
+    header: str = ""  # running header; ``{page}`` and ``{colour}`` are filled in per page
+    colours: tuple[str, ...] = ("White",)  # revision colour of each page, in turn
+    page_offset: int = 0  # printed page number minus the PDF's (-1: an unnumbered cover page)
+    watermark: str = ""  # drawn diagonally across every page, as afterwriting and studios do
+    watermark_angle: float = 40.0  # 0: laid straight across the middle of the page, in 60 pt
     footer: str = ""
     cue_after_dialogue: bool = False  # draw each cue after its speech's lines (content-stream order)
+    number_sides: str = "both"  # where scene numbers are printed: "both", "left" or "right"
+    number_format: str = "{}"  # e.g. "{}." as some software prints them
     pdf: FPDF = field(init=False)
     y: float = field(init=False, default=TOP)
     page: int = field(init=False, default=0)
@@ -46,11 +52,18 @@ class ScreenplayPdf:
         self.page += 1
         self.y = TOP
         if self.header and self.page > 1:
-            self.pdf.text(ACTION_X, 48, self.header.format(page=self.page))
+            colour = self.colours[self.page % len(self.colours)]
+            printed = self.page + self.page_offset
+            self.pdf.text(ACTION_X, 48, self.header.format(page=printed, colour=colour))
         elif self.page > 1:
             self.pdf.text(504, 48, f"{self.page}.")
         if self.footer:
             self.pdf.text(ACTION_X, 760, self.footer)
+        if self.watermark:
+            self.pdf.set_font("Courier", "", 60)
+            with self.pdf.rotation(self.watermark_angle, 306, 396):
+                self.pdf.text(90, 398, self.watermark)
+            self.pdf.set_font("Courier", "", 12)
 
     def continued_break(self) -> None:
         """``(CONTINUED)`` at the bottom, ``12  CONTINUED: (2)  12`` at the top of the next page."""
@@ -71,9 +84,11 @@ class ScreenplayPdf:
             self.pdf.text(REVISION_X, self.y, "*")
 
     def _numbered(self, text: str, number: str, revised: bool = False, bold: bool = False) -> None:
-        if number:
-            self.pdf.text(LEFT_NUMBER_X, self.y, number)
-            self.pdf.text(RIGHT_NUMBER_X, self.y, number)
+        printed = self.number_format.format(number)
+        if number and self.number_sides in ("both", "left"):
+            self.pdf.text(LEFT_NUMBER_X, self.y, printed)
+        if number and self.number_sides in ("both", "right"):
+            self.pdf.text(RIGHT_NUMBER_X, self.y, printed)
         self._put(ACTION_X, text, revised, bold)
         self.y += LINE
 

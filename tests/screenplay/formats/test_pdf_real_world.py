@@ -86,3 +86,10 @@ def test_final_draft_7_mac_roman_quotes_are_repaired(real_world: Path) -> None:
 def test_line_end_hyphens_are_hyphens(real_world: Path) -> None:
     text = _read(real_world / "bright.pdf").text
     assert "\x02" not in text and "A sparrow-sized hybrid" in text
+
+
+def test_final_draft_dual_dialogue_gives_two_speeches(real_world: Path) -> None:
+    text = _read(real_world / "a-study-in-scarlet.pdf").text
+    assert (
+        "JOHN\nSoon as we get all this rubbish cleaned out.\n\nSHERLOCK ^\nSo I went ahead and moved in.\n" in text
+    )

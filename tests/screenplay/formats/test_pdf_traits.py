@@ -61,12 +61,45 @@ def test_scene_numbers_in_both_margins_become_scene_labels(tmp_path: Path) -> No
     assert "INT. HAYLOFT - NIGHT #12A#" in text
 
 
+@pytest.mark.parametrize(("sides", "printed"), [("left", "{}."), ("right", "{}"), ("both", "{}.")])
+def test_scene_numbers_on_one_side_or_with_a_period(tmp_path: Path, sides: str, printed: str) -> None:
+    text = _read(tmp_path, _production_draft(number_sides=sides, number_format=printed))
+    assert [s.scene_label for s in _scenes(text)] == ["12", "12A", "A12", "2.3"]
+    assert [s.heading for s in _scenes(text)][1] == "INT. HAYLOFT - NIGHT"
+
+
 def test_revision_marks_and_page_headers_leave_no_trace(tmp_path: Path) -> None:
     text = _read(tmp_path, _production_draft())
     assert "*" not in text
     assert "Pink Rev." not in text and "ORCHARD" not in text
     assert set(_speakers(text)) == {"ANNA", "BEN"}
     assert all(s.characters == ["ANNA", "BEN"] for s in _scenes(text))
+
+
+def test_a_header_whose_wording_changes_each_page_is_still_a_header(tmp_path: Path) -> None:
+    """Revision pages carry their own colour and date: no two headers alike, each beside a page number."""
+    script = ScreenplayPdf(
+        header="THE ORCHARD - {colour} Rev.                              {page}.",
+        colours=("Blue", "Pink", "Yellow", "Green", "Goldenrod", "Salmon", "Cherry", "Tan"),
+        page_offset=-1,
+    )
+    for number in range(1, 13):
+        script.heading(f"EXT. ROW {number} - DAY", number=str(number))
+        script.action(*FILLER)
+        script.speech("ANNA", "Another row, another tree.")
+    text = _read(tmp_path, script)
+    assert " Rev." not in text
+    assert [s.scene_label for s in _scenes(text)] == [str(n) for n in range(1, 13)]
+
+
+@pytest.mark.parametrize("angle", [40.0, 0.0])
+def test_a_watermark_leaves_no_letters_behind(tmp_path: Path, angle: float) -> None:
+    text = _read(tmp_path, _production_draft(watermark="CONFIDENTIAL", watermark_angle=angle))
+    assert "CONFIDENTIAL" not in text and "C O N" not in text
+    assert [s.heading for s in _scenes(text)][0] == "INT. BARN - NIGHT"
+    assert not re.search(r"^[\s>!]*[A-Z][\s<]*$", text, re.M)  # no stray letter of CONFIDENTIAL
+    assert text.startswith("INT. BARN - NIGHT #12#\n\nRain hammers")
+    assert _speakers(text) == ["ANNA", "BEN"] * 4
 
 
 def test_cues_drawn_after_their_dialogue_still_lead_their_speech(tmp_path: Path) -> None:
@@ -224,3 +257,25 @@ def test_dagger_revision_marks_are_furniture() -> None:
     assert [[s.text for s in r.segments] for r in kept] == [[t] for t in FILLER]
     (glued,) = drop_page_furniture([Row(0, 400.0, _row((252, "SHERLOCK †")))], page_count=1)
     assert glued.segments[0].text == "SHERLOCK"
+
+
+def test_page_number_and_continued_variants_are_furniture() -> None:
+    furniture = ["- 7 -", "Page 7 of 98", "7/98", "(7)", "CONTINUED (2):", "(CONTINUED)"]
+    rows = [Row(page=0, y=740.0, segments=_row((300, furniture[0])))]
+    rows += [Row(page=0, y=700.0 - 12 * n, segments=_row((108, t))) for n, t in enumerate(FILLER)]
+    rows += [Row(page=0, y=60.0 - 12 * n, segments=_row((300, t))) for n, t in enumerate(furniture[1:3])]
+    kept = drop_page_furniture(rows, page_count=1)
+    assert [r.segments[0].text for r in kept] == list(FILLER)
+    for text in furniture[3:]:
+        top = [Row(0, 700.0, _row((108, text)))] + rows[1:3]
+        assert [r.segments[0].text for r in drop_page_furniture(top, page_count=1)] == list(FILLER), text
+
+
+def test_squeezed_text_keeps_its_word_spaces(tmp_path: Path) -> None:
+    """An OCR text layer (or a fitted line) sets glyphs narrower than their font size implies."""
+    script = ScreenplayPdf()
+    script.pdf.set_stretching(30)
+    script.heading("INT. KITCHEN - NIGHT")
+    script.action("A kettle screams on the stove. Nobody moves to take it off.")
+    text = _read(tmp_path, script)
+    assert text.startswith("INT. KITCHEN - NIGHT\n\nA kettle screams on the stove. Nobody moves to take it off.")

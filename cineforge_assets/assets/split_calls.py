@@ -1,0 +1,202 @@
+"""Running a stage's work as several model calls: parts in flight together, each failing or falling back alone.
+
+``run_parts`` sends each part (an ``enrich_scenes`` batch, a ``normalize`` chunk) through the provider
+resource, the first alone and the rest on a bounded thread pool inside the step (the step itself holds one
+slot of the ``provider_calls`` pool). Each part walks the stage's fallback chain on its own: a part that
+fails is retried or falls back by the resilience layer without touching the others, and a part whose answer
+does not fit its model (cut at the output ceiling, or a prompt over the context window) is split in two and
+each half sent again. Parts a model answered are kept in the response cache, so when the step fails and is
+retried or resumed, only the missing parts are paid for.
+
+``failure_for`` turns what went wrong into the one thing the step raises: a ``RetryRequested`` when every
+failed part met open breakers only, a retryable ``Failure`` when all failures are transient, otherwise a
+permanent ``Failure``; the description always names the items (scenes, paragraphs) left without an answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, RetryRequested
+
+from cineforge_assets.assets.ai_calls import (
+    BREAKER_RETRY_LIMIT,
+    DagsterEventListener,
+    _failure_metadata,
+    attempts_table,
+    tag_failure,
+)
+from cineforge_assets.screenplay.batching import split_batch
+from resources.ai import AIProviderResource, AIResult
+from resources.resilience.errors import AllProvidersOpenError, OutputTruncatedError, ProviderError
+
+# Error codes and messages by which the providers say a prompt is larger than the model's context window.
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "request_too_large"})
+_CONTEXT_PHRASES = (
+    "prompt is too long",  # Anthropic
+    "exceed context limit",  # Anthropic: prompt + max_tokens
+    "exceeds the maximum number of tokens",  # Gemini
+    "context length",  # OpenAI's message
+)
+
+
+def needs_smaller_parts(error: ProviderError) -> bool:
+    """Does ``error`` say the part was too big for the model (so halves may succeed where it failed)?"""
+    if isinstance(error, OutputTruncatedError) or error.error_code in _CONTEXT_CODES:
+        return True
+    message = str(error).lower()
+    return any(phrase in message for phrase in _CONTEXT_PHRASES)
+
+
+@dataclass
+class PartOutcome:
+    """What became of one part: its answer, or the error that ended it (never both)."""
+
+    part: range
+    result: AIResult[Any] | None = None
+    error: ProviderError | None = None
+    splits: int = 0  # how many times the part (or a piece of it) was halved on the way
+
+
+@dataclass
+class PartsRun:
+    """Every part's outcome, in the order of the items they cover."""
+
+    outcomes: list[PartOutcome] = field(default_factory=list)
+
+    @property
+    def served(self) -> list[PartOutcome]:
+        return [o for o in self.outcomes if o.result is not None]
+
+    @property
+    def failed(self) -> list[PartOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def calls(self) -> int:
+        """Parts a model answered in this run (not read from the cache); retries are in the attempts."""
+        return sum(1 for o in self.served if o.result is not None and not o.result.cached)
+
+    @property
+    def from_cache(self) -> int:
+        return sum(1 for o in self.served if o.result is not None and o.result.cached)
+
+
+PartCall = Callable[[range], AIResult[Any]]
+
+
+def _run_part(part: range, call: PartCall) -> list[PartOutcome]:
+    try:
+        return [PartOutcome(part, result=call(part))]
+    except ProviderError as error:
+        if not needs_smaller_parts(error) or len(part) < 2:
+            return [PartOutcome(part, error=error)]
+    halves = [outcome for half in split_batch(part) for outcome in _run_part(half, call)]
+    for outcome in halves:
+        outcome.splits += 1
+    return halves
+
+
+def run_parts(parts: Sequence[range], call: PartCall, *, concurrency: int) -> PartsRun:
+    """Run ``call`` for each part: the first alone, then the rest ``concurrency`` at a time; outcomes come
+    back in item order.
+
+    The first part goes alone because a provider nobody has seen succeed lately gets only two warm-up calls
+    fleet-wide (see the breaker): parts sent together to a cold provider would be pushed to a fallback
+    model, or all meet a dead provider at once. After one answer the breaker knows who is up.
+    """
+    outcomes = _run_part(parts[0], call) if parts else []
+    rest = list(parts[1:])
+    if len(rest) <= 1 or concurrency <= 1:
+        outcomes += [o for part in rest for o in _run_part(part, call)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(rest)), thread_name_prefix="split-part") as pool:
+            outcomes += [o for found in pool.map(lambda p: _run_part(p, call), rest) for o in found]
+    return PartsRun(sorted(outcomes, key=lambda o: o.part.start))
+
+
+def part_caller(
+    context: AssetExecutionContext,
+    ai: AIProviderResource,
+    *,
+    stage: str,
+    task: str,
+    payload_for: Callable[[range], dict[str, Any]],
+    max_tokens: int | None,
+    cache: bool,
+) -> PartCall:
+    """One part's call through the resource, its attempts mirrored into the run's event log; ``cache``:
+    read and keep the answer in the response cache."""
+    listener = DagsterEventListener(context)
+    partition = context.partition_key if context.has_partition_key else None
+
+    def call(part: range) -> AIResult[Any]:
+        return ai.run_task(
+            stage=stage,
+            task=task,
+            payload=payload_for(part),
+            listeners=[listener],
+            run_id=context.run_id,
+            partition=partition,
+            max_tokens=max_tokens,
+            cache=cache,
+        )
+
+    return call
+
+
+def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:
+    """Materialization metadata of a split stage: parts, calls, cache hits, who served, every attempt."""
+    served_by = Counter(f"{o.result.provider}/{o.result.model}" for o in run.served if o.result is not None)
+    attempts = [a for o in run.served if o.result is not None for a in o.result.attempts]
+    main = served_by.most_common(1)[0][0] if served_by else "none/none"
+    provider, _, model = main.partition("/")
+    errors = [a.error_class for a in attempts if a.error_class]
+    return {
+        "provider": provider,
+        "model": model,
+        "final_error_class": errors[-1] if errors else "none",
+        f"{unit}_parts": len(run.outcomes),
+        "parts_from_models": run.calls,
+        "parts_from_cache": run.from_cache,
+        "parts_split_again": sum(1 for o in run.outcomes if o.splits),
+        "served_by": MetadataValue.json(dict(served_by)),
+        "attempt_count": sum(1 for a in attempts if a.outcome != "skipped"),
+        "fallback_taken": any(a.decision.startswith("fallback") or a.decision == "skip_provider" for a in attempts),
+        "attempts": MetadataValue.md(attempts_table(attempts)),
+    }
+
+
+def failure_for(
+    context: AssetExecutionContext, stage: str, run: PartsRun, missing: str, what: str
+) -> Failure | RetryRequested:
+    """The step's error when parts failed; ``missing`` names the items without an answer (``what`` them)."""
+    errors = [o.error for o in run.failed if o.error is not None]
+    kept = f"; {len(run.served)} of {len(run.outcomes)} parts were answered and are kept for the next attempt"
+    if not errors:  # every call succeeded, yet items have no usable answer: the models' answers are at fault
+        tag_failure(context, "permanent", stage)
+        return Failure(
+            description=f"{stage}: the models' answers left {what} {missing} without a usable answer{kept}",
+            metadata={"error_class": "permanent", "missing": missing},
+            allow_retries=False,
+        )
+    if errors and all(isinstance(e, AllProvidersOpenError) for e in errors):
+        wait = max(1.0, max(float(e.reopens_in_seconds) for e in errors if isinstance(e, AllProvidersOpenError)))
+        context.log.warning(f"{stage}: every provider's breaker is open for {what} {missing}{kept}")
+        return RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait)
+    retryable = all(e.error_class == "transient" for e in errors)
+    first = errors[0]
+    tag_failure(context, "transient" if retryable else "permanent", stage)
+    reasons = Counter(f"{e.error_class} {e.error_code or type(e).__name__}" for e in errors)
+    return Failure(
+        description=(
+            f"{stage}: no model answered for {what} {missing} "
+            f"({', '.join(f'{n} x {r}' for r, n in reasons.items())}){kept}"
+        ),
+        metadata={**_failure_metadata(first), "missing": missing, "failed_parts": len(errors)},
+        allow_retries=retryable,
+    )
