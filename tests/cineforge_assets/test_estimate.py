@@ -136,4 +136,5 @@ def test_big_fish_estimate_is_within_10_percent_of_what_a_simulated_run_reports(
         reported += cost
     estimated_ai = estimate["estimated_cost_usd"] - estimate["broll"]["cost_usd"]
     assert reported > 0
+    print(f"estimate {estimated_ai:.6f} vs simulated run {reported:.6f} USD")
     assert abs(estimated_ai - reported) <= 0.10 * reported, (estimated_ai, reported)
