@@ -88,7 +88,7 @@ def test_the_cli_prints_the_stages_and_a_last_json_line_without_calling_anyone(
 
 
 def test_an_unreadable_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cineforge_main(["estimate", str(tmp_path / "missing.fountain")]) == 2
+    assert cineforge_main(["estimate", str(tmp_path / "missing.fountain")]) == 3  # refused input
     captured = capsys.readouterr()
     assert "cannot estimate" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["estimated_cost_usd"] is None

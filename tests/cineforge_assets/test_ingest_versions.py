@@ -138,7 +138,7 @@ def test_a_second_ingest_of_the_same_file_calls_no_provider_and_force_does(
         again = last_json(captured.out)
         assert again["up_to_date"] is True, [line for line in captured.err.splitlines() if "cineforge:" in line]
         assert again["run_id"] is None and again["materialized"] == [] and again["cost_usd"] == 0.0
-        assert "is up to date" in captured.out
+        assert "is up to date" in captured.err
         assert again["artifacts"] == first["artifacts"]
         assert sim.stats()["total"] == paid  # no provider was asked
         assert len(instance.get_runs()) == runs  # nothing was materialized
@@ -161,3 +161,24 @@ def test_a_second_ingest_of_the_same_file_calls_no_provider_and_force_does(
         changed = last_json(capsys.readouterr().out)
         assert changed["materialized"] == [*CHAIN, "veo3_broll"]
         assert sim.stats()["total"] > paid
+
+
+@pytest.mark.usefixtures("data_root")
+def test_a_run_that_failed_at_scenes_is_re_ingested_from_scenes_only(
+    tmp_path: Path, instance: DagsterInstance, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "ledger.fountain"
+    script.write_bytes(SAMPLE.read_bytes())
+    with ProviderSimulator(profile="fault:kind=bad_request,tasks=enrich_scenes") as sim:
+        monkeypatch.setenv("CINEFORGE_SIMULATOR_URL", sim.base_url)
+        ingest = ["ingest", str(script), "--provider", "simulated"]
+        assert cineforge_main(ingest) == 1  # refused at scenes: raw_input and canonical_script are done
+        capsys.readouterr()
+        sim.set_profile("none")
+        assert cineforge_main(ingest) == 0
+        captured = capsys.readouterr()
+        again = last_json(captured.out)
+        assert again["materialized"] == ["scenes", "project_config", "veo3_broll"]
+        assert "up to date, kept: raw_input, canonical_script; materializing: scenes (never materialized" in (
+            captured.err
+        )
