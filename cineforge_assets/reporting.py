@@ -273,9 +273,15 @@ def _by(frame: pd.DataFrame, column: str) -> dict[str, float]:
 
 
 def spend_summary(
-    records: Iterable[dict[str, Any]], window: ReportWindow, *, now: float, daily_budget_usd: float | None = None
+    records: Iterable[dict[str, Any]],
+    window: ReportWindow,
+    *,
+    now: float,
+    daily_budget_usd: float | None = None,
+    spent_today_usd: float | None = None,
 ) -> SpendSummary:
-    """Spend by day, provider, model and stage, the premium fallbacks paid, and today's budget headroom."""
+    """Spend by day, provider, model and stage, the premium fallbacks paid, and today's budget headroom
+    (against ``spent_today_usd``, the fleet's figure, when given; else today's spend in ``records``)."""
     records = list(records)
     frame = _priced_attempts(records, window)
     frame["day"] = frame["ts"].dt.strftime("%Y-%m-%d") if len(frame) else pd.Series(dtype=str)
@@ -300,7 +306,7 @@ def spend_summary(
         by_stage=_by(frame, "stage"),
         unpriced_calls=unpriced,
         daily_budget_usd=daily_budget_usd,
-        spent_today_usd=by_day.get(today, 0.0),
+        spent_today_usd=spent_today_usd if spent_today_usd is not None else by_day.get(today, 0.0),
     )
 
 

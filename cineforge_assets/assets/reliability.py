@@ -30,6 +30,7 @@ from resources.io_manager import atomic_write_bytes
 
 RESUME_TAGS = ("cineforge/resumed_from", "cineforge/retry_of", "dagster/parent_run_id")
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
+BREAKER_STORE_ENV = "CINEFORGE_BREAKER_STORE_URL"
 
 
 class ReliabilityReportConfig(Config):
@@ -39,6 +40,23 @@ class ReliabilityReportConfig(Config):
     daily_budget_usd: float | None = Field(
         default=None, ge=0, description=f"the daily cap to show headroom against (default: ${DAILY_BUDGET_ENV})"
     )
+
+
+def fleet_spend_today(now: float) -> float | None:
+    """Today's live spend from the spend ledger every worker settles into (the breakers' store): the
+    fleet-wide figure the daily cap is enforced against, where telemetry files are per host. None when the
+    store cannot be read (the report then falls back to its telemetry)."""
+    from resources.resilience.breaker import default_store_url
+    from resources.resilience.budget import SpendLedger, spend_store_from_url
+
+    try:
+        store = spend_store_from_url(os.environ.get(BREAKER_STORE_ENV) or default_store_url())
+        try:
+            return float(SpendLedger(store, clock=lambda: now).spent()["day"])
+        finally:
+            store.close()
+    except Exception:  # the report must still materialize when the store is down
+        return None
 
 
 def _daily_budget(config: ReliabilityReportConfig) -> float | None:
@@ -63,7 +81,9 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     since = window.since
     records = list(read_telemetry(telemetry_path(), since=since))
     frame = reliability_frame(records)
-    spend = spend_summary(records, window, now=now, daily_budget_usd=_daily_budget(config))
+    spend = spend_summary(
+        records, window, now=now, daily_budget_usd=_daily_budget(config), spent_today_usd=fleet_spend_today(now)
+    )
 
     instance = context.instance
     step_retries = len(

@@ -189,3 +189,30 @@ def test_the_asset_reports_spend_and_headroom_and_writes_the_chart(
     assert meta["budget_headroom_usd"] == pytest.approx(2.0 - meta["spent_today_usd"])
     assert meta["bucket"] == "1h"
     assert Path(meta["chart_path"]).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.usefixtures("data_root")
+def test_the_headroom_is_against_the_fleet_wide_ledger_not_one_hosts_telemetry(
+    instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from dagster import AssetKey, materialize
+
+    from cineforge_assets.assets.reliability import reliability_report
+    from resources.resilience.breaker import default_store_url
+    from resources.resilience.budget import day_key, spend_store_from_url
+
+    now = time.time()
+    store = spend_store_from_url(default_store_url())  # other workers settled $1.50 today
+    try:
+        store.update([day_key(now)], lambda values: ({key: 1.5 for key in values}, None))
+    finally:
+        store.close()
+    monkeypatch.setenv("CINEFORGE_DAILY_BUDGET_USD", "2")
+    assert materialize([reliability_report], instance=instance, resources={}).success
+    event = instance.get_latest_materialization_event(AssetKey("reliability_report"))
+    meta = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+    assert meta["spend_usd"] == 0.0  # nothing in this host's telemetry
+    assert meta["spent_today_usd"] == pytest.approx(1.5)
+    assert meta["budget_headroom_usd"] == pytest.approx(0.5)
