@@ -36,6 +36,7 @@ from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, save_jobs, utc_
 from cineforge_assets.broll.scenes import DEFAULT_LONGEST_COUNT, scene_prompts, select_scenes
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import artifacts_dir
+from cineforge_assets.versioning import code_version
 from resources.ai import AIProviderResource
 from resources.providers.prices import price_table
 from resources.veo3 import Veo3Resource
@@ -102,6 +103,7 @@ def _jobs_table(jobs: list[BrollJob]) -> str:
 
 
 @asset(
+    code_version=code_version(ASSET_NAME),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     pool="veo_calls",  # Veo has its own quotas, separate from the text providers
