@@ -8,7 +8,15 @@ from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -66,6 +74,7 @@ from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
+from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
@@ -146,6 +155,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 
 
 @asset(
+    code_version=code_version("raw_input"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[RAW_INPUT_HAS_TEXT],
@@ -205,7 +215,7 @@ def raw_input(context: AssetExecutionContext):
             "warnings": MetadataValue.json(raw.warnings),
         },
         check_results=[check],
-        data_version=None,
+        data_version=DataVersion(raw.sha256),
     )
 
 
@@ -259,6 +269,7 @@ def _normalize_prose(
 
 
 @asset(
+    code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[CANONICAL_SCRIPT_PARSES, CANONICAL_SCRIPT_SERVED],
@@ -313,6 +324,8 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             **service_metadata(quality, ai.mode),
         },
         check_results=[check, evaluate_served_by_preferred(CANONICAL_SCRIPT_SERVED, quality)],
+        # From the content, so a parser change that leaves this script's text as it was keeps scenes fresh.
+        data_version=DataVersion(content_version(artifact.model_dump_json())),
     )
 
 
@@ -359,6 +372,7 @@ def _enrich_scenes(
 
 
 @asset(
+    code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE, SCENES_SERVED],
@@ -425,6 +439,7 @@ def _require_plausible_split(
 
 
 @asset(
+    code_version=code_version("project_config"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[PROJECT_CONFIG_SERVED],
