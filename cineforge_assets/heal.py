@@ -15,7 +15,9 @@ check ``served_by_preferred`` fails. Each tick the sensor
 3. requests, per partition whose providers are ready, one ``screenplay_pipeline`` run of the degraded
    assets and everything downstream of them (run key ``heal:<partition>:<newest storage id>``, tag
    ``cineforge/heal=true``: its split stages skip the response cache, which holds the fallback's answers),
-   at most ``max_runs_per_tick`` a tick and never while ``max_in_flight`` heal runs are queued or running.
+   at most ``max_runs_per_tick`` a tick, never while ``max_in_flight`` heal runs are queued or running, and
+   only as many as today's budget holds (``DailyBudget``: the cost work's daily cap over its per-run cap).
+   Each heal run is an ordinary run, so its calls reserve against the per-run and daily caps like any other.
 
 A degraded materialization is requested once: the cursor remembers it, and Dagster drops a run key it
 has launched before even if the cursor is lost. If the heal run is served badly again (the provider fell
@@ -229,6 +231,36 @@ def with_downstream(assets: Iterable[str], order: Sequence[str] = PIPELINE_ASSET
 
 
 @dataclass(frozen=True, slots=True)
+class DailyBudget:
+    """Today's fleet-wide spend against the cost work's caps (``resources.resilience.budget``)."""
+
+    spent_usd: float
+    daily_cap_usd: float | None
+    run_cap_usd: float | None
+
+    def heals_that_fit(self) -> int | None:
+        """How many heal runs today's budget leaves room for (None: no daily cap).
+
+        A heal run can spend at most the per-run cap, so ``headroom // run cap`` of them fit for certain.
+        Without a per-run cap their cost is unknown: one at a time, so each one's spend is on the day's total
+        before the next is decided. A heal the executor would refuse on the first call would use up its one
+        request for nothing, so none is requested once the day is spent.
+        """
+        if self.daily_cap_usd is None:
+            return None
+        headroom = self.daily_cap_usd - self.spent_usd
+        if headroom <= 0:
+            return 0
+        if self.run_cap_usd:
+            return int(headroom // self.run_cap_usd)
+        return 1
+
+    def describe(self) -> str:
+        cap = "no daily cap" if self.daily_cap_usd is None else f"${self.daily_cap_usd:.4f} daily cap"
+        return f"${self.spent_usd:.4f} spent today of {cap}"
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionHeal:
     partition: str
     degraded: tuple[Degraded, ...]
@@ -254,6 +286,7 @@ def plan_heals(
     policy: HealPolicy,
     in_flight: int,
     live_partitions: set[str] | None = None,
+    budget: DailyBudget | None = None,
 ) -> HealPlan:
     """Which partitions to heal now, which breakers to probe, and the cursor that remembers both."""
     waiting: list[str] = []
@@ -292,6 +325,11 @@ def plan_heals(
     for provider, opened_at in probes:
         probed[provider] = opened_at
     room = max(0, min(policy.max_runs_per_tick, policy.max_in_flight - in_flight))
+    fits = budget.heals_that_fit() if budget is not None else None
+    if fits is not None and fits < room:
+        room = fits
+        if ready_partitions and budget is not None:
+            waiting.append(f"daily budget: {budget.describe()}; room for {fits} heal run(s)")
     heals: list[PartitionHeal] = []
     requested = dict(cursor.requested)
     for partition, ready in ready_partitions:
@@ -332,6 +370,16 @@ def read_materializations(
     return found
 
 
+def daily_budget(ai: AIProviderResource) -> DailyBudget:
+    """Today's spend in this mode's namespace of the shared ledger, with the caps the heal runs will obey."""
+    ledger = ai.ledger()
+    try:
+        spent = ledger.spent()["day"]
+    finally:
+        ledger.store.close()
+    return DailyBudget(spent, ledger.caps.daily_usd, ledger.caps.run_usd)
+
+
 def _heal_request(heal: PartitionHeal) -> RunRequest:
     return RunRequest(
         run_key=heal.run_key,
@@ -367,7 +415,9 @@ def evaluate_heal(context: SensorEvaluationContext, ai: AIProviderResource, *, p
         breaker.store.close()
     in_flight = context.instance.get_runs_count(RunsFilter(tags={HEAL_TAG: "true"}, statuses=_ACTIVE))
     live = set(context.instance.get_dynamic_partitions(screenplay_partitions.name or "screenplays"))
-    plan = plan_heals(cursor, snapshots, policy=policy, in_flight=in_flight, live_partitions=live)
+    plan = plan_heals(
+        cursor, snapshots, policy=policy, in_flight=in_flight, live_partitions=live, budget=daily_budget(ai)
+    )
     for heal in plan.heals:
         context.log.info(
             f"heal: {heal.partition}: {', '.join(d.asset for d in heal.degraded)} degraded, "

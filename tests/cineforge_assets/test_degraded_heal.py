@@ -49,6 +49,7 @@ from cineforge_assets.degraded import (
 )
 from cineforge_assets.heal import (
     HEAL_TAG,
+    DailyBudget,
     HealCursor,
     HealPolicy,
     Materialization,
@@ -63,6 +64,7 @@ from cineforge_assets.sensors import sensors
 from cineforge_assets.sources import register_source
 from resources.ai import AIProviderResource
 from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.budget import Reservation
 from resources.resilience.chain import DEFAULT_CHAINS
 from resources.resilience.telemetry import AttemptRecord
 from resources.simulator import ProviderSimulator
@@ -260,6 +262,20 @@ def test_the_plan_is_bounded_per_tick_and_by_heal_runs_in_flight() -> None:
     assert off.heals == []
 
 
+def test_the_daily_budget_bounds_the_heals_by_the_per_run_cap() -> None:
+    assert DailyBudget(1.0, None, None).heals_that_fit() is None
+    assert DailyBudget(1.0, 1.0, 0.1).heals_that_fit() == 0
+    assert DailyBudget(0.75, 1.0, 0.1).heals_that_fit() == 2
+    assert DailyBudget(0.99, 1.0, None).heals_that_fit() == 1  # unknown cost per run: one at a time
+    cursor = absorb(HealCursor(), [mat("scenes", p, i) for i, p in enumerate("abc", start=1)])
+    closed = {"anthropic": snap("anthropic", "closed")}
+    one = plan_heals(cursor, closed, policy=POLICY, in_flight=0, budget=DailyBudget(0.85, 1.0, 0.1))
+    assert [h.partition for h in one.heals] == ["a"]
+    spent = plan_heals(cursor, closed, policy=POLICY, in_flight=0, budget=DailyBudget(1.0, 1.0, 0.1))
+    assert spent.heals == [] and any("$1.0000 spent today of $1.0000 daily cap" in w for w in spent.waiting)
+    assert spent.cursor.requested == {}  # nothing used up: healed once the budget allows
+
+
 def test_a_deleted_partition_leaves_the_plan() -> None:
     cursor = absorb(HealCursor(), [mat("scenes", "gone", 1), mat("scenes", "here", 2)])
     plan = plan_heals(cursor, {}, policy=POLICY, in_flight=0, live_partitions={"here"})
@@ -408,8 +424,19 @@ def test_outage_offline_serves_recovery_and_the_sensor_heals_the_partition(
     (probe_request,) = requests
     assert launch(instance, probe_request, run_config).success
 
+    # With today's budget spent, nothing is healed (and nothing used up); with room, the heal goes ahead.
+    capped = AIProviderResource(**{**config, "daily_budget_usd": 0.01})
+    ledger = capped.ledger("an-earlier-run")
+    reservation = ledger.reserve(0.0)
+    assert isinstance(reservation, Reservation)
+    ledger.settle(reservation, 0.02)
+    ledger.store.close()
+    broke = tick(instance, capped, first.cursor)
+    assert not (broke.run_requests or []) and broke.skip_reason is not None
+    assert "daily budget: $0.0200 spent today of $0.0100 daily cap" in (broke.skip_reason.skip_message or "")
+
     # Tick 2: the partition's degraded assets and their downstream are re-materialized, once.
-    second = tick(instance, ai, first.cursor)
+    second = tick(instance, ai, broke.cursor)
     (heal,) = second.run_requests or []
     assert heal.partition_key == key and heal.tags[HEAL_TAG] == "true"
     assert {k.to_user_string() for k in heal.asset_selection or []} == {
