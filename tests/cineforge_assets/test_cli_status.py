@@ -123,26 +123,23 @@ def test_an_open_breaker_whose_cooldown_is_over_says_it_goes_half_open_at_the_ne
     )
 
 
-def test_status_shows_todays_spend_against_the_daily_budget_and_simulated_spend_apart(
+def test_status_shows_live_spend_today_from_the_ledger_against_the_daily_budget(
     dagster_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fail before: status said 'the budget module exists but `cineforge status` does not read it yet'."""
-    from resources.resilience.budget import Reservation, SpendLedger, spend_store_from_url
+    from resources.resilience.budget import day_key, spend_store_from_url
 
-    monkeypatch.setenv("CINEFORGE_DAILY_BUDGET_USD", "50")
-    for namespace, usd in (("live", 1.25), ("simulated", 9.6)):
-        store = spend_store_from_url(default_store_url(dagster_home))
-        ledger = SpendLedger(store, run_id=f"r-{namespace}", namespace=namespace)
-        reservation = ledger.reserve(usd, stage="scenes")
-        assert isinstance(reservation, Reservation)
-        ledger.settle(reservation, usd)
+    monkeypatch.setenv("CINEFORGE_DAILY_BUDGET_USD", "5")
+    store = spend_store_from_url(default_store_url(dagster_home))
+    try:
+        now = time.time()
+        store.update([day_key(now)], lambda _values: ({day_key(now): 1.25}, None))
+        # A simulated drill's spend has its own daily key and is not today's live spend.
+        store.update([day_key(now, "simulated")], lambda _values: ({day_key(now, "simulated"): 7.0}, None))
+    finally:
         store.close()
 
     assert cineforge_main(["status"]) == 0
-    out = capsys.readouterr().out
-    assert "spend today: $1.25 of $50.00 daily budget" in out, out
-    assert "simulated runs today: $9.60 at list price (not billed)" in out
-    assert "does not read it yet" not in out
+    assert "spend today: $1.25 of $5.00 daily budget" in capsys.readouterr().out
     assert cineforge_main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["spend"] == {"today_usd": 1.25, "daily_budget_usd": 50.0}
+    assert report["spend"] == {"today_usd": 1.25, "daily_budget_usd": 5.0}
