@@ -629,7 +629,11 @@ def _reachable_run_config(
             new_ai: dict[str, Any] = {"config": ai_config}
         else:  # the run took its config from the environment: restate it around the new simulator
             new_ai = ai_run_config("simulated", sim.base_url)["resources"]["ai"]
-        return {**run_config, "resources": {**(run_config.get("resources") or {}), "ai": new_ai}}
+        resources = {**(run_config.get("resources") or {}), "ai": new_ai}
+        veo3 = (resources.get("veo3") or {}).get("config") or {}
+        if veo3.get("mode") == "simulated":  # B-roll follows its stages onto the new simulator
+            resources["veo3"] = {"config": {**veo3, "simulator_url": sim.base_url}}
+        return {**run_config, "resources": resources}
     if mode == "live":
         problems = {
             provider: f"{url} ({why})"
