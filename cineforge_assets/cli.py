@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
 EXIT_CODES = """exit codes:
   0  success
   1  the run failed (stderr says where, why, and the command that resumes it)
@@ -210,19 +209,22 @@ def _finish(instance: Any, summary: dict[str, Any], what: str, output: RunOutput
 
 
 def _artifact_paths(partition: str) -> dict[str, str]:
+    from cineforge_assets.broll.jobs import jobs_file_path
+    from cineforge_assets.jobs import BROLL_ASSET_NAME, INGEST_ASSET_NAMES
     from cineforge_assets.paths import artifacts_dir
+    from resources.io_manager import artifact_path
 
     root = artifacts_dir()
     out: dict[str, str] = {}
-    for asset in INGEST_ASSETS:
+    for asset in INGEST_ASSET_NAMES:
         for ext in ("json", "parquet"):
-            path = root / asset / f"{partition}.{ext}"
+            path = artifact_path(root, asset, partition, ext)
             if path.exists():
                 out[asset] = str(path)
                 break
-    broll_jobs = root / "veo3_broll" / partition / "jobs.json"
+    broll_jobs = jobs_file_path(root, BROLL_ASSET_NAME, partition)
     if broll_jobs.exists():
-        out["veo3_broll"] = str(broll_jobs)
+        out[BROLL_ASSET_NAME] = str(broll_jobs)
     return out
 
 

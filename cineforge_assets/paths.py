@@ -32,10 +32,6 @@ def telemetry_path(root: Path | None = None) -> Path:
     return (root or data_root()) / "telemetry" / "events.jsonl"
 
 
-def state_dir(root: Path | None = None) -> Path:
-    return (root or data_root()) / "state"
-
-
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")
 
 

@@ -2,9 +2,7 @@
 
 * ``screenplay_inbox`` - a screenplay dropped into ``$CINEFORGE_DATA/inbox/`` becomes a dynamic partition
   and a ``screenplay_pipeline`` run, once per file content (the decisions live in ``inbox.py``).
-
-Run-status sensors (e.g. re-executing runs that failed on a transient error class) belong here too:
-define them in this module and append them to ``sensors``.
+* ``transient_run_retry`` - re-executes a run that failed on a transient error class (``run_retry.py``).
 """
 
 from __future__ import annotations
