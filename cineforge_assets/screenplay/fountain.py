@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
+from resources.providers.screenplay_grammar import SCENE_HEADING_RE
 
 __all__ = [
     "parse_fountain",
@@ -53,9 +54,6 @@ _LINEBREAK_RE = re.compile(r"\r\n|\r")
 _TITLE_KEY_RE = re.compile(r"([A-Za-z][\w .'-]*?)\s*:\s*(.*)$")
 _TITLE_VALUE_RE = re.compile(r"(?:\s{3,}|\t)(\S.*)$")
 
-# Scene heading prefixes from the spec: INT, EXT, EST, INT./EXT, INT/EXT, I/E, followed by a dot
-# or a space. Matched case-insensitively, as the spec (and screenplain) do.
-_HEADING_PREFIX_RE = re.compile(r"(?:INT\.?/EXT\.?|I/E|INT|EXT|EST)[ .]", re.IGNORECASE)
 # A forced heading starts with a single "." (``...`` opens an ordinary line of action).
 _FORCED_HEADING_RE = re.compile(r"\.(?!\.)\s*(\S.*?)\s*$")
 _SCENE_NUMBER_RE = re.compile(r"(.*?)\s*#([\w\-.]+)#\s*$")
@@ -363,7 +361,7 @@ def _heading(line: str, number: int) -> Element | None:
     forced = _FORCED_HEADING_RE.match(line)
     if forced:
         text = forced.group(1)
-    elif _HEADING_PREFIX_RE.match(line):
+    elif SCENE_HEADING_RE.match(line):
         text = line.strip()
     else:
         return None
