@@ -8,7 +8,15 @@ from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -61,6 +69,7 @@ from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
+from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
@@ -141,6 +150,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 
 
 @asset(
+    code_version=code_version("raw_input"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[RAW_INPUT_HAS_TEXT],
@@ -200,7 +210,7 @@ def raw_input(context: AssetExecutionContext):
             "warnings": MetadataValue.json(raw.warnings),
         },
         check_results=[check],
-        data_version=None,
+        data_version=DataVersion(raw.sha256),
     )
 
 
@@ -251,6 +261,7 @@ def _normalize_prose(
 
 
 @asset(
+    code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[CANONICAL_SCRIPT_PARSES],
@@ -303,6 +314,8 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             **ai_meta,
         },
         check_results=[check],
+        # From the content, so a parser change that leaves this script's text as it was keeps scenes fresh.
+        data_version=DataVersion(content_version(artifact.model_dump_json())),
     )
 
 
@@ -348,6 +361,7 @@ def _enrich_scenes(
 
 
 @asset(
+    code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE],
@@ -413,6 +427,7 @@ def _require_plausible_split(
 
 
 @asset(
+    code_version=code_version("project_config"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     retry_policy=AI_RETRY_POLICY,
