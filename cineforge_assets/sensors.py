@@ -3,6 +3,8 @@
 * ``screenplay_inbox`` - a screenplay dropped into ``$CINEFORGE_DATA/inbox/`` becomes a dynamic partition
   and a ``screenplay_pipeline`` run, once per file content (the decisions live in ``inbox.py``).
 * ``transient_run_retry`` - re-executes a run that failed on a transient error class (``run_retry.py``).
+* ``degraded_heal`` - re-runs what the offline engine or a lower-quality fallback served, once the
+  preferred provider is healthy again (``heal.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dagster import (
     sensor,
 )
 
+from cineforge_assets.heal import degraded_heal_sensor
 from cineforge_assets.inbox import REFUSALS, AcceptedFile, InboxCursor, InboxPolicy, SeenFile, SkippedFile, scan_inbox
 from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
@@ -161,4 +164,4 @@ def build_inbox_sensor(
 
 screenplay_inbox_sensor = build_inbox_sensor()
 
-sensors: list[SensorDefinition] = [screenplay_inbox_sensor, transient_run_retry]
+sensors: list[SensorDefinition] = [screenplay_inbox_sensor, transient_run_retry, degraded_heal_sensor]
