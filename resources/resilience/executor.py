@@ -36,6 +36,9 @@ answer cut at its output ceiling        ``retry_same_model`` once   ceiling rais
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
 ``unsupported_value``: GPT-5 and
 ``temperature``)
+fleet's retry budget for the provider   ``retry_budget_exhausted``  no further call of this request goes
+spent (``retry_budget.py``; checked                                 to that provider; next provider at
+before every call after the first)                                  once (its own budget applies)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
 provider warming, warm-up budget taken  ``skip_provider``           provider skipped for now, no wait;
@@ -89,6 +92,7 @@ from resources.resilience.errors import (
     describe_reasons,
     is_provider_overloaded,
 )
+from resources.resilience.retry_budget import RETRY_BUDGET_EXHAUSTED, RetryBudget
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
 
 logger = logging.getLogger(__name__)
@@ -336,6 +340,7 @@ class ResilientCaller:
         run_id: str | None = None,
         partition: str | None = None,
         repair: RepairRequest = append_validation_error,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -350,6 +355,7 @@ class ResilientCaller:
         self.partition = partition
         self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
         self._repair = repair
+        self.retry_budget = retry_budget
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -381,6 +387,8 @@ class ResilientCaller:
             partition=partition if partition is not None else self.partition,
             deadline=self._clock() + policy.deadline_seconds,
         )
+        if self.retry_budget is not None:
+            self.retry_budget.note_first_attempt()
         for index, ref in enumerate(refs):
             if ref.provider == OFFLINE:
                 # A warming provider is unproven, not down: it is called before the degraded offline answer.
@@ -465,7 +473,11 @@ class ResilientCaller:
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
+        budget_checked = False  # a retry's budget is checked before its backoff sleep
         while True:
+            if run.calls and not budget_checked and not self._within_retry_budget(run, ref):
+                return None
+            budget_checked = False
             permit = self._acquire(run, refs, index, last_resort=last_resort)
             if permit is None:
                 return None
@@ -476,8 +488,9 @@ class ResilientCaller:
                 completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
-                if step.decision != "retry_same_model":
+                if step.decision != "retry_same_model" or not self._within_retry_budget(run, ref):
                     return None
+                budget_checked = True
                 retries += 1
                 if step.delay_s > 0:
                     self._sleep(step.delay_s)
@@ -563,6 +576,15 @@ class ResilientCaller:
         sent = completion.max_tokens or request.max_tokens
         room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
         return room if room > sent else None
+
+    def _within_retry_budget(self, run: _StageRun, ref: ModelRef) -> bool:
+        """May this request's further call (retry, repair or fallback) go to ``ref``? If the fleet spent the
+        provider's retry budget, the provider is skipped for this request (logged) and the walk moves on."""
+        if self.retry_budget is None or ref.provider == OFFLINE or self.retry_budget.try_extra_call(ref.provider):
+            return True
+        run.excluded[ref.provider] = RETRY_BUDGET_EXHAUSTED
+        run.log(ref, outcome="skipped", decision="retry_budget_exhausted", error_code=RETRY_BUDGET_EXHAUSTED)
+        return False
 
     def _acquire(
         self, run: _StageRun, refs: Sequence[ModelRef], index: int, *, last_resort: bool = False
