@@ -53,6 +53,7 @@ from resources.resilience.chain import (
     fallback_chain_for,
 )
 from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
 from resources.resilience.retry_budget import RetryBudget, RetryBudgetPolicy, budget_store_from_url
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
@@ -63,6 +64,7 @@ SIMULATED_KEY = "sim-key-not-a-secret"
 # The resource's defaults are the resilience core's, read from it rather than repeated here.
 _BREAKER_DEFAULTS = BreakerPolicy()
 _RETRY_BUDGET_DEFAULTS = RetryBudgetPolicy()
+_HEDGE_DEFAULTS = HedgePolicy()
 # The output ceiling one call of a stage that splits its work asks for, when the resource does not say
 # (``call_output_tokens``): an answer's time grows with its length (tens of tokens a second), and one call
 # must finish well inside ``request_timeout_seconds`` and the stage's deadline.
@@ -145,6 +147,16 @@ class AIProviderResource(ConfigurableResource):
         default=_RETRY_BUDGET_DEFAULTS.min_per_window, description="extra calls per provider always allowed"
     )
     retry_budget_window_seconds: float = _RETRY_BUDGET_DEFAULTS.window_seconds
+    hedge_stages: list[str] = Field(
+        default_factory=list, description="stages whose slow calls are hedged on the next provider (opt-in)"
+    )
+    hedge_after_seconds: float | None = Field(
+        default=None, description="hedge after this delay; None: the learned hedge_quantile of the model's latency"
+    )
+    hedge_quantile: float = _HEDGE_DEFAULTS.quantile
+    hedge_min_after_seconds: float = _HEDGE_DEFAULTS.min_after_seconds
+    hedge_max_after_seconds: float = _HEDGE_DEFAULTS.max_after_seconds
+    hedge_max_share: float = Field(default=_HEDGE_DEFAULTS.max_share, description="share of calls hedged at most")
     telemetry_path: str = Field(
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
@@ -206,6 +218,22 @@ class AIProviderResource(ConfigurableResource):
         scope = hashlib.sha256("|".join(sorted(self.breaker_identities().values())).encode()).hexdigest()[:16]
         store = budget_store_from_url(self.breaker_store_url or default_store_url())
         return RetryBudget(store, policy, scope=f"{self.mode}:{scope}", clock=clock)
+
+    def hedge_policy(self) -> HedgePolicy:
+        return HedgePolicy(
+            after_seconds=self.hedge_after_seconds,
+            quantile=self.hedge_quantile,
+            min_after_seconds=self.hedge_min_after_seconds,
+            max_after_seconds=self.hedge_max_after_seconds,
+            max_share=self.hedge_max_share,
+        )
+
+    def hedger(self, *, clock: Callable[[], float] = time.time) -> Hedger | None:
+        """Hedging for the opted-in stages (each racing call on a client of its own), or None."""
+        if not self.hedge_stages or self.mode == "offline":
+            return None
+        clients = CancellableClients(lambda provider, client: self.adapters(client)[provider])
+        return Hedger(self.hedge_policy(), clients, stages=frozenset(self.hedge_stages), clock=clock)
 
     def breaker_identities(self) -> dict[str, str]:
         """provider -> the key its breaker is stored under in this mode (see ``breaker_identity``)."""
@@ -349,6 +377,7 @@ class AIProviderResource(ConfigurableResource):
         # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
         # owns every retry.
         retry_budget = self.retry_budget(clock=clock)
+        hedger = self.hedger(clock=clock)
         with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
             caller = ResilientCaller(
                 self.adapters(client),
@@ -361,6 +390,7 @@ class AIProviderResource(ConfigurableResource):
                 run_id=run_id,
                 partition=partition,
                 retry_budget=retry_budget,
+                hedger=hedger,
             )
             try:
                 outcome: CallOutcome[Any] = caller.call(
@@ -368,6 +398,8 @@ class AIProviderResource(ConfigurableResource):
                 )
             finally:
                 caller.breakers.store.close()
+                if hedger is not None:
+                    hedger.clients.close()
                 if retry_budget is not None:
                     retry_budget.flush()
                     retry_budget.store.close()

@@ -92,6 +92,7 @@ from resources.resilience.errors import (
     describe_reasons,
     is_provider_overloaded,
 )
+from resources.resilience.hedge import Entrant, Hedger, first_valid
 from resources.resilience.retry_budget import RETRY_BUDGET_EXHAUSTED, RetryBudget
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
 
@@ -268,6 +269,19 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
     return _Step(decision)
 
 
+def _completer(model: str, request: CompletionRequest, timeout: float) -> Callable[[ProviderAdapter], Completion]:
+    return lambda adapter: adapter.complete(model, request, timeout=timeout)
+
+
+def wait_done(entrant: Entrant[Completion], seconds: float) -> bool:
+    """Did ``entrant``'s call return within ``seconds`` (real time: the hedge delay is a real wait)?"""
+    try:
+        entrant.future.exception(timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 def _usable_after(
     refs: Sequence[ModelRef],
     index: int,
@@ -341,6 +355,7 @@ class ResilientCaller:
         partition: str | None = None,
         repair: RepairRequest = append_validation_error,
         retry_budget: RetryBudget | None = None,
+        hedger: Hedger | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -356,6 +371,7 @@ class ResilientCaller:
         self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
         self._repair = repair
         self.retry_budget = retry_budget
+        self.hedger = hedger
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -485,7 +501,13 @@ class ResilientCaller:
             model_calls += 1
             started = self._clock()
             try:
-                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
+                if self.hedger is not None and ref.provider != OFFLINE and self.hedger.hedges(run.stage):
+                    raced = self._race(run, refs, index, current_request, permit, parse, started)
+                    if isinstance(raced, CallOutcome):
+                        return raced
+                    completion = raced
+                else:
+                    completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
                 if step.decision != "retry_same_model" or not self._within_retry_budget(run, ref):
@@ -501,6 +523,8 @@ class ResilientCaller:
             finished = self._clock()
             latency = finished - started
             self.breakers.record(permit, success=True)
+            if self.hedger is not None:
+                self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
                 run.log(
@@ -576,6 +600,134 @@ class ResilientCaller:
         sent = completion.max_tokens or request.max_tokens
         room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
         return room if room > sent else None
+
+    def _race(
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
+        permit: Permit,
+        parse: Callable[[str], T],
+        started: float,
+    ) -> Completion | CallOutcome[T]:
+        """The call to ``refs[index]``, hedged after the hedger's delay (hedge.py). Returns the primary's
+        completion (or raises its error) for the walk to handle as usual, or the hedge's served outcome."""
+        hedger = self.hedger
+        assert hedger is not None
+        ref = refs[index]
+        timeout = run.request_timeout(started)
+        primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
+        hedger.quota.note_call()
+        delay = hedger.delay(ref.provider, ref.model, run.stage)
+        if delay is not None and delay < timeout and not wait_done(primary, delay):
+            sent = self._send_hedge(run, refs, index, request, delay)
+            if sent is not None:
+                return self._settle_race(run, ref, permit, primary, *sent, parse)
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _send_hedge(
+        self, run: _StageRun, refs: Sequence[ModelRef], index: int, request: CompletionRequest, delay: float
+    ) -> tuple[ModelRef, Permit, Entrant[Completion]] | None:
+        """Start the hedge on the next entry of another provider whose breaker grants a permit, within the
+        attempt budget and the hedge quota; None if there is none."""
+        hedger = self.hedger
+        assert hedger is not None
+        if run.calls >= run.policy.max_attempts:
+            return None
+        ref = refs[index]
+        for candidate in refs[index + 1 :]:
+            if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
+                continue
+            if candidate.provider not in self.adapters:
+                continue
+            try:
+                hedge_permit = self.breakers.acquire(candidate.provider)
+            except BreakerOpenError:  # open, parked or warming: never hedge onto it
+                continue
+            if not hedger.quota.try_take():
+                self.breakers.release(hedge_permit)
+                return None
+            run.calls += 1
+            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=delay)
+            timeout = run.request_timeout(self._clock())
+            entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
+            return candidate, hedge_permit, entrant
+        return None
+
+    def _settle_race(
+        self,
+        run: _StageRun,
+        ref: ModelRef,
+        permit: Permit,
+        primary: Entrant[Completion],
+        hedge_ref: ModelRef,
+        hedge_permit: Permit,
+        hedge: Entrant[Completion],
+        parse: Callable[[str], T],
+    ) -> Completion | CallOutcome[T]:
+        """First valid answer wins; the loser is cancelled (its connection shut) and its permit handed back."""
+        hedger = self.hedger
+        assert hedger is not None
+        values: dict[int, T] = {}
+
+        def valid(completion: Completion) -> bool:
+            if completion.truncated:
+                return False
+            try:
+                values[id(completion)] = parse(completion.text)
+            except INVALID_OUTPUT_ERRORS:
+                return False
+            return True
+
+        winner, _still_running = first_valid([primary, hedge], valid)
+        if winner is hedge:
+            self._drop_entrant(permit, primary)
+            completion = hedge.future.result()
+            latency = self._clock() - hedge.started
+            self.breakers.record(hedge_permit, success=True)
+            hedger.tracker.observe((hedge_ref.provider, hedge_ref.model, run.stage), latency)
+            run.log(
+                hedge_ref,
+                outcome="success",
+                decision="hedge_won",
+                latency_s=latency,
+                breaker_state=hedge_permit.state,
+                request_id=completion.request_id,
+                completion=completion,
+            )
+            return CallOutcome(values[id(completion)], hedge_ref.provider, hedge_ref.model, run.attempts, completion)
+        problem = self._drop_entrant(hedge_permit, hedge)
+        run.log(
+            hedge_ref,
+            outcome="error" if problem else "skipped",
+            decision="skip_provider",
+            error=problem,
+            error_code=None if problem else "hedge_cancelled",
+        )
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _drop_entrant(self, permit: Permit, entrant: Entrant[Completion]) -> ProviderError | None:
+        """Settle a race's loser: cancel it if still running (permit released), else tell the breaker what its
+        answer said. Returns its provider error, if it failed with one."""
+        hedger = self.hedger
+        assert hedger is not None
+        if not entrant.future.done():
+            hedger.cancel(entrant)
+            self.breakers.release(permit)
+            return None
+        hedger.finish(entrant)
+        error = entrant.future.exception()
+        if isinstance(error, ProviderError):
+            self._settle(permit, error)
+            return error
+        if error is None:
+            self.breakers.record(permit, success=True)  # it answered (invalid or cut): the provider is up
+        else:
+            self.breakers.release(permit)
+        return None
 
     def _within_retry_budget(self, run: _StageRun, ref: ModelRef) -> bool:
         """May this request's further call (retry, repair or fallback) go to ``ref``? If the fleet spent the
