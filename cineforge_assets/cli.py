@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import shutil
 import sys
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
+EXIT_CODES = """exit codes:
+  0  success
+  1  the run failed (stderr says where, why, and the command that resumes it)
+  2  bad usage, unknown run id, or a run that cannot be resumed (not failed; providers unreachable)
+  3  refused input: the file cannot be read, is a link, or is over a size limit (no run was started)
+
+Dagster's own event log goes to a file under $DAGSTER_HOME/logs/ (its path is printed); --verbose
+shows it on the terminal instead. NO_COLOR=1 turns colour off."""
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REFUSED_INPUT = 0, 1, 2, 3
 
 
 def ensure_dagster_home() -> Path:
@@ -29,6 +41,116 @@ def ensure_dagster_home() -> Path:
         shutil.copyfile(template, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def dagster_log_path(home: Path, command: str, now: float | None = None) -> Path:
+    """Where one command's Dagster event stream goes: ``$DAGSTER_HOME/logs/<command>-<UTC time>-<pid>.log``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    return home / "logs" / f"{command}-{stamp}-{os.getpid()}.log"
+
+
+def _person_stream(stack: contextlib.ExitStack) -> IO[str]:
+    """stderr as the person sees it, kept apart from the file descriptor 2 that Dagster's output is moved off.
+
+    When ``sys.stderr`` is the process's real stderr, a duplicate of descriptor 2 is opened for the person:
+    while a run executes, descriptor 2 itself points at the log file, so output of step subprocesses and
+    of C code lands there too. Otherwise (stderr already captured, e.g. under pytest) ``sys.stderr`` is it.
+    """
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return sys.stderr
+    if descriptor != 2:
+        return sys.stderr
+    sys.stderr.flush()
+    stream = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
+    stack.callback(stream.close)
+    return stream
+
+
+@contextlib.contextmanager
+def _stderr_to(log_path: Path) -> Iterator[None]:
+    """Send everything written to stderr meanwhile (Python's and, if it is the real one, descriptor 2) to
+    ``log_path``: Dagster's console logger writes every event there, ``DEBUG`` included."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as log:
+        saved: int | None = None
+        try:
+            real = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            real = False
+        if real:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(log):
+                yield
+        finally:
+            log.flush()
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+class RunOutput:
+    """What one ``ingest`` / ``resume`` shows: stage lines while the run executes, plain words after it;
+    Dagster's event stream goes to a log file (``verbose``: to the terminal, as Dagster prints it)."""
+
+    def __init__(self, stack: contextlib.ExitStack, home: Path, command: str, *, verbose: bool) -> None:
+        from cineforge_assets.console import wants_color
+
+        self.verbose = verbose
+        self.stream = _person_stream(stack)
+        self.color = wants_color()
+        self.log_path: Path | None = None if verbose else dagster_log_path(home, command)
+        self.token = uuid.uuid4().hex
+        self._said_log = False
+
+    @property
+    def tags(self) -> dict[str, str]:
+        from cineforge_assets.cli_events import INVOCATION_TAG
+
+        return {INVOCATION_TAG: self.token}
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def executing(self, instance: Any) -> Iterator[None]:
+        """Around the run's execution: Dagster's output to the log file, stage lines to the person."""
+        if self.log_path is None:
+            yield
+            return
+        if not self._said_log:
+            self.say(f"Dagster's log: {self.log_path}")
+            self._said_log = True
+        from cineforge_assets.cli_events import RunWatcher
+        from cineforge_assets.console import ProgressDisplay
+
+        display = ProgressDisplay(self.stream, color=self.color)
+        with RunWatcher(instance, self.token, display), _stderr_to(self.log_path):
+            yield
+
+    def summarize(self, instance: Any, summary: dict[str, Any]) -> None:
+        """Plain words before the JSON line: per AI stage who served it and what happened; on failure the
+        stage, the class in words, the request id and the command that resumes the run."""
+        from cineforge_assets.cli_events import run_story
+        from cineforge_assets.console import resume_command, summary_lines
+
+        run_id = summary.get("run_id")
+        if not run_id:
+            return
+        resume = None if summary.get("success") else resume_command(run_id, os.environ, _program_name())
+        attempts, transitions = run_story(instance, run_id)
+        for line in summary_lines(summary, attempts, resume=resume, transitions_by_stage=transitions):
+            self.say(line)
+
+
+def _program_name() -> str:
+    """How this command was invoked, so the printed resume command runs as it is."""
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("cineforge")
+    return str(invoked) if invoked.name == "cineforge" else "cineforge"
 
 
 def _ai_run_config(provider: str, simulator_url: str | None) -> dict[str, Any]:
@@ -77,17 +199,14 @@ def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
     return {"error_class": "unknown", "message": "run failed"}
 
 
-def _finish(instance: Any, summary: dict[str, Any], what: str) -> int:
-    """Print the classified reason of a failure on stderr, the summary as the last stdout line; exit code."""
+def _finish(instance: Any, summary: dict[str, Any], what: str, output: RunOutput) -> int:
+    """The summary in words on stderr (with the classified reason of a failure), then the summary as the
+    last stdout line; the exit code."""
     if not summary["success"]:
-        reason = _failure_reason(instance, summary["run_id"])
-        summary["failure"] = reason
-        print(
-            f"cineforge: {what} {summary['run_id']} failed [{reason['error_class']}]: {reason['message']}",
-            file=sys.stderr,
-        )
+        summary["failure"] = _failure_reason(instance, summary["run_id"])
+    output.summarize(instance, summary)
     print(json.dumps(summary))
-    return 0 if summary["success"] else 1
+    return EXIT_OK if summary["success"] else EXIT_RUN_FAILED
 
 
 def _artifact_paths(partition: str) -> dict[str, str]:
@@ -108,7 +227,12 @@ def _artifact_paths(partition: str) -> dict[str, str]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    ensure_dagster_home()
+    with contextlib.ExitStack() as stack:
+        output = RunOutput(stack, ensure_dagster_home(), "ingest", verbose=args.verbose)
+        return _ingest(args, output)
+
+
+def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
     from dagster import DagsterInstance
 
     from cineforge_assets.definitions import defs
@@ -133,17 +257,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     ):
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
-    tags = {"cineforge/source": path.name, "cineforge/provider": args.provider}
+    tags = {"cineforge/source": path.name, "cineforge/provider": args.provider, **output.tags}
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
         if executor_name() in ("in_process", "inprocess"):
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                run_config=run_config,
-                raise_on_error=False,
-                tags=tags,
-            )
+            with output.executing(instance):
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=partition,
+                    run_config=run_config,
+                    raise_on_error=False,
+                    tags=tags,
+                )
             run_id, success = result.run_id, result.success
         else:
             # Celery / k8s / multiprocess: steps run out of this process, so the job must be reconstructable.
@@ -151,7 +276,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
             from cineforge_assets.definitions import screenplay_pipeline_job_def
 
-            with execute_job(
+            with output.executing(instance), execute_job(
                 reconstructable(screenplay_pipeline_job_def),
                 instance=instance,
                 run_config=run_config,
@@ -179,7 +304,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             jobs = json.loads(Path(broll_path).read_text()).get("jobs", [])
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
-    return _finish(instance, summary, "run")
+    return _finish(instance, summary, "run", output)
 
 
 def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
@@ -202,13 +327,13 @@ def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
 
 
 def _refuse(path: Path, message: str, limit: str | None) -> int:
-    """A file refused before any run: the reason on stderr, the JSON summary last, exit status 2."""
+    """A file refused before any run: the reason on stderr, the JSON summary last, exit status 3."""
     print(f"cineforge: refused {path}: {message}", file=sys.stderr)
     failure: dict[str, Any] = {"error_class": "permanent", "message": message}
     if limit:
         failure["limit"] = limit
     print(json.dumps({"partition": None, "run_id": None, "success": False, "artifacts": {}, "failure": failure}))
-    return 2
+    return EXIT_REFUSED_INPUT
 
 
 def _remediation_target(instance: Any, run_id: str) -> str | None:
@@ -239,7 +364,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     Plain case: Dagster re-execution from failure (the UI's "Re-execute from failure"). When the failure
     says an upstream artifact is unusable, step back to that asset and re-run it and what follows.
     """
-    ensure_dagster_home()
+    with contextlib.ExitStack() as stack:
+        output = RunOutput(stack, ensure_dagster_home(), "resume", verbose=args.verbose)
+        return _resume(args, output)
+
+
+def _resume(args: argparse.Namespace, output: RunOutput) -> int:
     from dagster import (
         AssetKey,
         DagsterInstance,
@@ -256,17 +386,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = instance.get_run_by_id(args.run_id)
     if run is None:
         print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if run.status != DagsterRunStatus.FAILURE:
         print(
             f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     partition = run.tags.get("dagster/partition")
     # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    tags = {"cineforge/resumed_from": run.run_id}
+    tags = {"cineforge/resumed_from": run.run_id, **output.tags}
     if partition:
         # Re-execution does not inherit the parent's partition tag when tags are given.
         tags["dagster/partition"] = partition
@@ -281,29 +411,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
             print(f"cineforge: not resuming {run.run_id}: {refused}", file=sys.stderr)
             refusal = {"partition": partition, "run_id": None, "resumed_from": run.run_id, "success": False}
             print(json.dumps({**refusal, "refused": str(refused)}))
-            return 2
+            return EXIT_USAGE
         if remediate and remediate in PIPELINE_ASSET_NAMES:
             selection = list(PIPELINE_ASSET_NAMES[PIPELINE_ASSET_NAMES.index(remediate) :])
             print(
                 f"cineforge: {remediate} is unusable; re-materializing {', '.join(selection)}",
                 file=sys.stderr,
             )
-            result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                asset_selection=[AssetKey(name) for name in selection],
-                run_config=run_config,
-                raise_on_error=False,
-                tags={
-                    k: v
-                    for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
-                    if k != "dagster/partition"
-                },
-            )
+            with output.executing(instance):
+                result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+                    instance=instance,
+                    partition_key=partition,
+                    asset_selection=[AssetKey(name) for name in selection],
+                    run_config=run_config,
+                    raise_on_error=False,
+                    tags={
+                        k: v
+                        for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
+                        if k != "dagster/partition"
+                    },
+                )
             run_id, success = result.run_id, result.success
         else:
             options = ReexecutionOptions.from_failure(run.run_id, instance)
-            with execute_job(
+            with output.executing(instance), execute_job(
                 reconstructable(screenplay_pipeline_job_def),
                 instance=instance,
                 run_config=run_config,
@@ -320,7 +451,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         "artifacts": _artifact_paths(partition) if partition else {},
     }
     _add_served_by(instance, summary, _run_mode(run_config))
-    return _finish(instance, summary, "resumed run")
+    return _finish(instance, summary, "resumed run", output)
 
 
 class ProvidersUnreachable(Exception):
@@ -449,8 +580,44 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return simulator_main([*argv, "--seed", str(args.seed), "--latency", str(args.latency)])
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Breakers, last runs, inbox and spend; ``--json`` for scripts."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from cineforge_assets.paths import telemetry_path
+    from cineforge_assets.status import collect_status, render
+    from resources.resilience.breaker import default_store_url
+
+    store_url = args.breaker_store or os.environ.get("CINEFORGE_BREAKER_STORE_URL") or default_store_url()
+    telemetry = Path(os.environ.get("CINEFORGE_TELEMETRY_PATH") or telemetry_path())
+    now = time.time()
+    with DagsterInstance.get() as instance:
+        report = collect_status(instance, store_url=store_url, telemetry=telemetry, runs=args.runs, now=now)
+    if args.json:
+        print(report.to_json())
+    else:
+        print("\n".join(render(report, now)))
+    return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cineforge-pipeline")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cineforge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cineforge",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="register FILE as a partition and materialize the pipeline for it")
@@ -470,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read FILE even when it is a symbolic link (by default only regular files are read)",
     )
+    ingest.add_argument("--verbose", action="store_true", help="Dagster's event log on the terminal, not in a file")
     ingest.set_defaults(func=cmd_ingest)
 
     resume = sub.add_parser(
@@ -484,7 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--faults", default="none")
     resume.add_argument("--seed", type=int, default=0)
+    resume.add_argument("--verbose", action="store_true", help="Dagster's event log on the terminal, not in a file")
     resume.set_defaults(func=cmd_resume)
+
+    status = sub.add_parser("status", help="breakers, last runs, inbox files waiting or refused, spend today")
+    status.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
+    status.add_argument("--breaker-store", default="", help="breaker store URL (default: as the runs use)")
+    status.set_defaults(func=cmd_status)
 
     sim = sub.add_parser("simulator", help="serve the provider simulator standalone; prints its base URL")
     sim.add_argument("--host", default="127.0.0.1")

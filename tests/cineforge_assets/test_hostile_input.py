@@ -63,7 +63,7 @@ def test_cli_and_inbox_refuse_a_bomb_for_the_same_reason(
 ) -> None:
     bomb = BOMBS[kind](tmp_path)
     code, summary, stderr = ingest(bomb, capsys)
-    assert code == 2 and summary["success"] is False and summary["run_id"] is None
+    assert code == 3 and summary["success"] is False and summary["run_id"] is None
     failure = summary["failure"]
     assert failure["error_class"] == "permanent" and failure["limit"]
     assert f"cineforge: refused {bomb}: {bomb.name} ({kind}): " in stderr
@@ -80,14 +80,14 @@ def test_cli_and_inbox_refuse_a_bomb_for_the_same_reason(
 
 
 def test_cineforge_ingest_on_a_docx_bomb_exits_at_once_in_its_own_process(tmp_path: Path) -> None:
-    """The command as a user runs it: a 1.5 GiB docx bomb ends with exit status 2 and one JSON line."""
+    """The command as a user runs it: a 1.5 GiB docx bomb ends with exit status 3 and one JSON line."""
     bomb = docx_bomb(tmp_path / "bomb.docx", expanded_mib=1536)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "cineforge_assets.cli", "ingest", str(bomb), "--provider", "offline"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.returncode == 3, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["failure"]["limit"] == "CINEFORGE_MAX_EXPANDED_MB"
     assert "bomb.docx (docx): it expands to 1,536.0 MiB" in proc.stderr
@@ -128,7 +128,7 @@ def test_cli_refuses_an_oversized_file_by_stat_before_copying(
     with big.open("wb") as out:
         out.truncate(11 * 1024 * 1024)  # sparse: the test writes nothing
     code, summary, stderr = ingest(big, capsys)
-    assert code == 2 and summary["failure"]["limit"] == "CINEFORGE_MAX_SOURCE_MB"
+    assert code == 3 and summary["failure"]["limit"] == "CINEFORGE_MAX_SOURCE_MB"
     assert "big.fountain (fountain): the file is 11,534,336 bytes, over the 10,485,760-byte limit" in stderr
     assert registered_files() == []
 
@@ -143,7 +143,7 @@ def test_inbox_cli_and_reader_apply_one_configured_limit(
     expected = f"the file is {script.stat().st_size:,} bytes, over the 1,048-byte limit on source files"
 
     code, summary, _ = ingest(script, capsys)
-    assert code == 2 and expected in summary["failure"]["message"]
+    assert code == 3 and expected in summary["failure"]["message"]
     drop(inbox_dir(), script.name, script.read_bytes())
     kind, reason = inbox_refusal(script.name, InboxPolicy.from_env())
     assert kind == "too_large" and expected in reason
@@ -180,7 +180,7 @@ def test_cli_refuses_a_symlink_unless_asked_to_follow_it(
     shadow = tmp_path / "shadow.txt"
     shadow.symlink_to(secret)
     code, summary, stderr = ingest(shadow, capsys)
-    assert code == 2 and "shadow.txt (text): it is a symbolic link; links are not followed." in stderr
+    assert code == 3 and "shadow.txt (text): it is a symbolic link; links are not followed." in stderr
     assert "--follow-symlinks" in summary["failure"]["message"]
     assert registered_files() == []
 
@@ -195,7 +195,7 @@ def test_cli_refuses_a_pipe_without_waiting_for_a_writer(tmp_path: Path, capsys:
     fifo = tmp_path / "script.fountain"
     os.mkfifo(fifo)
     code, _, stderr = ingest(fifo, capsys)
-    assert code == 2 and "not a regular file" in stderr
+    assert code == 3 and "not a regular file" in stderr
 
 
 def test_inbox_refuses_links_and_keeps_scanning_past_a_looping_one(tmp_path: Path, instance: Any) -> None:

@@ -14,7 +14,10 @@ The options are chosen by measurement (``bench/ocr.py``, BENCHMARKS.md "OCR"): t
 read once and thrown away, so PDF/A conversion and image optimisation (ocrmypdf's defaults) are
 skipped; Tesseract may not emit em or en dashes, because screenplays type dashes as hyphens
 (``INT. OFFICE - DAY``, ``--``) and Courier hyphens scanned were otherwise read as ``—`` often
-enough to break headings (``INT. OFFICE -— DAY``); none of the seven corpus scripts prints either dash.
+enough to break headings (``INT. OFFICE -— DAY``); none of the seven corpus scripts prints either
+dash. Sauvola (local) thresholding read headings that Tesseract's default global Otsu misread
+(``MIAMT`` for ``MIAMI``, ``EXT. /INT.``) at about the same speed; a Tesseract older than 5 ignores
+the option with a warning.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from cineforge_assets.screenplay.formats.errors import ScannedPdfError
 
 OCR_LANGUAGE = "eng"
 # Whole-document budget: a fixed start-up allowance plus a per-page allowance far above the
-# measured ~1-3 s/page, so a long script on a busy worker still finishes but a stuck run ends.
+# 1-5 s/page measured (idle to heavily shared two cores), so a long script on a busy worker still
+# finishes but a stuck run ends.
 OCR_TIMEOUT_BASE_S = 60.0
 OCR_TIMEOUT_PER_PAGE_S = 15.0
 # Tesseract configuration: dashes in a screenplay are typed as hyphens (see the module docstring).
@@ -75,7 +79,7 @@ def ocr_jobs(page_count: int, cpu_count: int | None = None) -> int:
 def ocr_command(
     ocrmypdf: str, source: Path, target: Path, config: Path, *, jobs: int, language: str = OCR_LANGUAGE
 ) -> list[str]:
-    """The ocrmypdf invocation: OCR every page, plain PDF out, no optimisation (see module docstring)."""
+    """The ocrmypdf invocation: OCR every page, plain PDF out, no optimisation, Sauvola (see module docstring)."""
     return [
         ocrmypdf,
         "--force-ocr",  # a page with a few stray text marks is still a scan: OCR it all
@@ -89,6 +93,8 @@ def ocr_command(
         language,
         "--tesseract-config",
         str(config),
+        "--tesseract-thresholding",
+        "sauvola",
         "--quiet",
         str(source),
         str(target),

@@ -175,11 +175,12 @@ def test_ocr_past_its_budget_fails_clearly_and_stops_its_workers(
     assert not _alive(worker)
 
 
-def test_ocr_command_skips_pdfa_and_optimisation_and_bans_dashes(tmp_path: Path) -> None:
+def test_ocr_command_skips_pdfa_and_optimisation_bans_dashes_and_thresholds_locally(tmp_path: Path) -> None:
     command = ocr.ocr_command("ocrmypdf", tmp_path / "in.pdf", tmp_path / "out.pdf", tmp_path / "c.cfg", jobs=2)
     pairs = dict(zip(command, command[1:], strict=False))
     assert pairs["--output-type"] == "pdf" and pairs["--optimize"] == "0"
     assert pairs["--jobs"] == "2" and pairs["--language"] == "eng"
+    assert pairs["--tesseract-thresholding"] == "sauvola"
     assert "\u2014" in ocr.TESSERACT_CONFIG and "\u2013" in ocr.TESSERACT_CONFIG
 
 

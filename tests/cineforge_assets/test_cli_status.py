@@ -1,0 +1,123 @@
+"""``cineforge status`` against a real breaker store (SQLite beside the instance), telemetry file and inbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from cineforge_assets.cli import main as cineforge_main
+from cineforge_assets.status import breaker_statuses, clock_time, opening_reasons
+from resources.resilience.breaker import (
+    BreakerRecord,
+    BreakerTransition,
+    CircuitBreaker,
+    breaker_identity,
+    default_store_url,
+    store_from_url,
+)
+from resources.resilience.telemetry import JsonlTelemetrySink
+
+pytestmark = pytest.mark.usefixtures("data_root")
+
+ANTHROPIC = breaker_identity("anthropic", "live", "https://api.anthropic.com")
+OPENAI = breaker_identity("openai", "live", "https://api.openai.com/v1")
+
+
+def seed_open_breaker(home: Path, data: Path, opened_at: float, reopens_at: float) -> None:
+    store = store_from_url(default_store_url(home))
+    try:
+        store.update(
+            ANTHROPIC,
+            lambda _: (BreakerRecord(state="open", generation=3, opened_at=opened_at, reopens_at=reopens_at), None),
+        )
+        # A proven closed breaker: a success in the current window.
+        bucket = int(time.time())
+        store.update(OPENAI, lambda _: (BreakerRecord(window=((bucket, 5, 0),)), None))
+    finally:
+        store.close()
+    sink = JsonlTelemetrySink(data / "telemetry" / "events.jsonl")
+    sink.on_breaker_transition(BreakerTransition("anthropic", "closed", "open", "consecutive_failures", opened_at))
+    sink.close()
+
+
+def test_status_shows_the_open_breaker_until_its_reopening_time_with_why_and_the_inbox(
+    dagster_home: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened_at = time.time() - 5
+    reopens_at = opened_at + 120
+    seed_open_breaker(dagster_home, data_root, opened_at, reopens_at)
+    inbox = data_root / "inbox"
+    inbox.mkdir()
+    (inbox / "notes.exe").write_bytes(b"MZ\x00\x00")
+    (inbox / "harbor.fountain").write_text("INT. HARBOR - DAY\n\nMaria waits.\n")
+    for settled in inbox.iterdir():  # older than the settle time: decided now, not left for a later tick
+        os.utime(settled, (time.time() - 3600, time.time() - 3600))
+
+    assert cineforge_main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"anthropic (live https://api.anthropic.com): open until {clock_time(reopens_at)} (in 1" in out, out
+    assert "consecutive transient failures reached the threshold" in out
+    assert "openai (live https://api.openai.com/v1): closed" in out
+    assert "notes.exe: refused: unsupported type '.exe'" in out
+    assert "harbor.fountain: waiting:" in out
+
+    assert cineforge_main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (anthropic,) = [b for b in report["breakers"] if b["provider"] == "anthropic"]
+    assert anthropic["state"] == "open" and anthropic["until"] == pytest.approx(reopens_at)
+    assert anthropic["mode"] == "live" and anthropic["endpoint"] == "https://api.anthropic.com"
+    assert {i["name"]: i["state"] for i in report["inbox"]} == {"notes.exe": "refused", "harbor.fountain": "waiting"}
+
+
+def test_status_lists_the_last_runs_with_outcome_and_partition(
+    instance: DagsterInstance, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    script = tmp_path / "harbor.fountain"
+    script.write_text("INT. HARBOR - DAY\n\nMaria waits.\n\nMARIA\nHe will come back.\n")
+    assert cineforge_main(["ingest", str(script), "--provider", "offline"]) == 0
+    run_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+    assert cineforge_main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (run,) = report["runs"]
+    assert run["run_id"] == run_id and run["status"] == "success" and run["partition"] == "harbor"
+
+
+def test_half_open_warming_and_parked_breakers_are_named() -> None:
+    from resources.resilience.breaker import MemoryBreakerStore
+
+    now = time.time()
+    store = MemoryBreakerStore()
+    store.update("anthropic@live:u", lambda _: (BreakerRecord(state="half_open", generation=2), None))
+    store.update("openai@live:u", lambda _: (BreakerRecord(), None))  # never succeeded: warming
+    store.update("gemini@live:u", lambda _: (BreakerRecord(parked_until=now + 600, parked_reason="daily quota"), None))
+    rows = {r.provider: r for r in breaker_statuses(CircuitBreaker(store).snapshot(), {})}
+    assert rows["anthropic"].state == "half-open"
+    assert rows["openai"].state == "warming"
+    assert rows["gemini"].state == "parked" and rows["gemini"].reason == "daily quota"
+
+
+def test_an_open_breaker_without_its_transition_in_the_telemetry_says_so() -> None:
+    from resources.resilience.breaker import MemoryBreakerStore
+
+    store = MemoryBreakerStore()
+    store.update("anthropic@live:u", lambda _: (BreakerRecord(state="open", opened_at=10.0, reopens_at=9e9), None))
+    reasons = opening_reasons([{"kind": "breaker_transition", "provider": "anthropic", "to_state": "open", "at": 11.0}])
+    (row,) = breaker_statuses(CircuitBreaker(store).snapshot(), reasons)
+    assert row.state == "open" and row.reason == "reason not in the telemetry file"
+
+
+def test_an_open_breaker_whose_cooldown_is_over_says_it_goes_half_open_at_the_next_call() -> None:
+    from cineforge_assets.status import BreakerStatus, breaker_line
+
+    row = BreakerStatus("anthropic@live:u", "anthropic", "live", "u", "open", until=100.0, reason="probe failed")
+    assert breaker_line(row, now=50.0) == (
+        f"anthropic (live u): open until {clock_time(100.0)} (in 50 s): probe failed"
+    )
+    assert breaker_line(row, now=150.0) == (
+        f"anthropic (live u): open, time over since {clock_time(100.0)} (half-open at the next call): probe failed"
+    )
