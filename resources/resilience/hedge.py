@@ -26,8 +26,10 @@ set by a request event hook, so no httpx internals are touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -36,6 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import certifi
 import httpx
 
 from resources.providers.base import Completion, ProviderAdapter
@@ -129,6 +132,13 @@ class HedgeQuota:
 # ------------------------------------------------------------------------------------ cancellable calls
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every lease: building one loads the CA bundle (tens of ms of CPU), which a fresh
+    client per racing call would otherwise pay each time."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class _Lease:
     """One client (and the adapter bound to it) lent to one call at a time; knows the sockets it opened."""
 
@@ -138,7 +148,7 @@ class _Lease:
         self._lock = threading.Lock()
         self.cancelled = False
         self.client = httpx.Client(
-            transport=httpx.HTTPTransport(retries=0),
+            transport=httpx.HTTPTransport(retries=0, verify=_tls_context()),
             follow_redirects=False,
             timeout=None,
             event_hooks={"request": [self._trace_request]},
