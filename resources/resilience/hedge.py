@@ -56,7 +56,7 @@ class HedgePolicy:
     quantile: float = 0.95
     min_after_seconds: float = 0.05
     max_after_seconds: float = 30.0
-    min_samples: int = 20
+    min_samples: int = 10
     max_share: float = 0.1
 
     def __post_init__(self) -> None:
@@ -109,12 +109,14 @@ def hedge_delay(policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, st
 
 class HedgeQuota:
     """At most ``share`` of calls hedged: each first call adds ``share`` of a token (up to ``burst``), a hedge
-    takes one. A token bucket rather than a ratio of totals, so a quiet hour cannot save up a storm."""
+    takes one. A token bucket rather than a ratio of totals, so a quiet hour cannot save up a storm; ``burst``
+    lets a few slow calls that come together (one struggling connection pool) all be hedged. It starts with one
+    token, so the first slow call of a process can be hedged."""
 
-    def __init__(self, share: float, burst: float = 2.0) -> None:
+    def __init__(self, share: float, burst: float = 5.0) -> None:
         self.share = share
         self.burst = max(1.0, burst)
-        self._tokens = 0.0
+        self._tokens = 1.0 if share > 0 else 0.0
         self._lock = threading.Lock()
 
     def note_call(self) -> None:
