@@ -680,7 +680,9 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], quick: bool) -> dict[str, str]:
+def draw_charts(
+    metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], quick: bool, section: str = "chaos"
+) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -723,7 +725,7 @@ def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], qu
         suffix = " (quick mode)" if quick else ""
         fig.suptitle(f"Scenario {scenario.key}: {scenario.title}{suffix}", fontsize=11)
         fig.tight_layout()
-        name = f"chaos-scenario-{scenario.key}.png"
+        name = f"{section}-scenario-{scenario.key}.png"
         fig.savefig(CHARTS / name, dpi=110)
         plt.close(fig)
         paths[scenario.key] = f"bench/charts/{name}"
@@ -748,6 +750,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layouts", default="1x16,4x4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and charts alone")
+    parser.add_argument(
+        "--section",
+        default="chaos",
+        help="BENCHMARKS.md section (markers <!-- NAME:start/end -->) and results file name; a run of some "
+        "scenarios only (e.g. issue 18's 3,6,7) goes to its own section so it does not replace the full table",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings(latency_s=args.latency, seed=args.seed)
@@ -766,15 +774,22 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     metrics = run_all(settings, scenarios, contenders, layouts)
     wall = time.time() - began
-    charts = {} if args.no_write else draw_charts(metrics, scenarios, settings.quick)
+    charts = {} if args.no_write else draw_charts(metrics, scenarios, settings.quick, args.section)
     section = render(metrics, settings, scenarios, command.strip(), host, wall, charts)
+    start, end = START, END
+    if args.section != "chaos":
+        start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
+    if args.section != "chaos":
+        section = section.replace(START, start).replace(END, end).replace(
+            "## Chaos: outage recovery and wasted calls", f"## Chaos ({args.section}): hedging, brownout, recovery", 1
+        )
     print(section)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "chaos.json").write_text(
+        (RESULTS / f"{args.section}.json").write_text(
             json.dumps({"settings": asdict(settings), "runs": [asdict(m) for m in metrics]}, indent=1) + "\n"
         )
-        write_section(section, START, END)
+        write_section(section, start, end)
     return 0
 
 
