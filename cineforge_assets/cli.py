@@ -25,7 +25,8 @@ EXIT_CODES = """exit codes:
   0  success
   1  the run failed (stderr says where, why, and the command that resumes it)
   2  bad usage, unknown run id, or a run that cannot be resumed (not failed; providers unreachable)
-  3  refused input: the file cannot be read, is a link, or is over a size limit (no run was started)
+  3  refused input: the file cannot be read, is a link, or is over a size limit, or its partition
+     holds a differently named source (--replace); no run was started
 
 Dagster's own event log goes to a file under $DAGSTER_HOME/logs/ (its path is printed); --verbose
 shows it on the terminal instead. NO_COLOR=1 turns colour off."""
@@ -235,29 +236,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
     from dagster import DagsterInstance
 
+    from cineforge_assets.crashed_runs import run_worker_tags
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
     from cineforge_assets.partitions import screenplay_partitions
     from cineforge_assets.screenplay.formats.errors import SourceError
     from cineforge_assets.screenplay.formats.limits import SourceLimits
-    from cineforge_assets.sources import register_source
+    from cineforge_assets.sources import SourceRegistryError, register_source_version
 
     path = Path(args.file)
     limits = SourceLimits.from_env()
     try:
         screen_file(path, limits, follow_symlinks=args.follow_symlinks)
-        partition = register_source(path, limits=limits, follow_symlinks=args.follow_symlinks)
+        registered = register_source_version(
+            path, limits=limits, follow_symlinks=args.follow_symlinks, replace=args.replace
+        )
     except SourceError as exc:
         return _refuse(path, str(exc), getattr(exc, "limit", None))
+    except SourceRegistryError as exc:
+        return _refuse(path, str(exc), None)
     except OSError as exc:
         return _refuse(path, f"cannot read {path}: {exc}", None)
+    partition = registered.partition_key
     instance = DagsterInstance.get()
     if screenplay_partitions.name and not instance.has_dynamic_partition(
         screenplay_partitions.name, partition
     ):
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
-    tags = {"cineforge/source": path.name, "cineforge/provider": args.provider, **output.tags}
+    tags = {
+        "cineforge/source": path.name,
+        "cineforge/provider": args.provider,
+        **output.tags,
+        **registered.run_tags(),
+        **run_worker_tags(),
+    }
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
         if executor_name() in ("in_process", "inprocess"):
@@ -358,6 +371,33 @@ def _remediation_target(instance: Any, run_id: str) -> str | None:
     return None
 
 
+def _fail_if_crashed(instance: Any, run: Any) -> Any | None:
+    """A STARTING/STARTED run whose process is gone is marked failed (then resumed like any failed run);
+    one still running, or whose process cannot be checked from here, is left alone (None)."""
+    from cineforge_assets.crashed_runs import fail_run_if_worker_gone
+
+    liveness, reason = fail_run_if_worker_gone(instance, run)
+    if liveness == "gone":
+        print(f"cineforge: run {run.run_id} was {run.status.value} but {reason}: marked it failed", file=sys.stderr)
+        return instance.get_run_by_id(run.run_id)
+    verdict = "still running" if liveness == "alive" else "not checkable from here"
+    print(
+        f"cineforge: run {run.run_id} is {run.status.value}, {verdict} ({reason}): nothing to resume",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _resumed_run_tags(parent_tags: Any) -> dict[str, str]:
+    """Re-execution does not inherit tags: the resumed run reads the same source version as its parent
+    and names this process as its worker (so a crash of the resume is itself resumable)."""
+    from cineforge_assets.crashed_runs import run_worker_tags
+    from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
+
+    kept = {k: parent_tags[k] for k in (SOURCE_PATH_TAG, SOURCE_SHA256_TAG) if k in parent_tags}
+    return {**kept, **run_worker_tags()}
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Resume a failed run from the failed stage, reusing every upstream materialization.
 
@@ -387,6 +427,10 @@ def _resume(args: argparse.Namespace, output: RunOutput) -> int:
     if run is None:
         print(f"cineforge: no run {args.run_id} in {os.environ['DAGSTER_HOME']}", file=sys.stderr)
         return EXIT_USAGE
+    if run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
+        run = _fail_if_crashed(instance, run)
+        if run is None:
+            return EXIT_USAGE
     if run.status != DagsterRunStatus.FAILURE:
         print(
             f"cineforge: run {args.run_id} is {run.status.value}, not failed: nothing to resume",
@@ -396,7 +440,7 @@ def _resume(args: argparse.Namespace, output: RunOutput) -> int:
     partition = run.tags.get("dagster/partition")
     # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    tags = {"cineforge/resumed_from": run.run_id, **output.tags}
+    tags = {"cineforge/resumed_from": run.run_id, **output.tags, **_resumed_run_tags(run.tags)}
     if partition:
         # Re-execution does not inherit the parent's partition tag when tags are given.
         tags["dagster/partition"] = partition
@@ -632,6 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults", default="none", help="simulator fault profile (with --provider simulated)"
     )
     ingest.add_argument("--seed", type=int, default=0)
+    ingest.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the partition's source even when it was registered from a differently named file",
+    )
     ingest.add_argument(
         "--follow-symlinks",
         action="store_true",

@@ -17,7 +17,7 @@ cursor remembers, per file name, the content hash it last acted on. Rules, in th
   decompression bomb: ``formats.limits``) is refused, with the reason logged once per version of the file.
   These are the checks ``cineforge ingest`` and the reader run, in the same words;
 * a file whose size or mtime changed but whose SHA-256 did not (``touch``, a re-copy) is unchanged;
-* anything else is accepted: a new partition key (``paths.partition_key_for``) and a run keyed
+* anything else is accepted: a new partition key (``partitions.partition_key_for``) and a run keyed
   ``name:sha256``, so a changed file runs again and the same content never runs twice.
 
 Two files that slug to the same partition key in one tick (``ledger.pdf`` and ``ledger.fountain``):
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from cineforge_assets.paths import partition_key_for
+from cineforge_assets.partitions import partition_key_for
 from cineforge_assets.screenplay.formats.errors import NotARegularFileError, SourceError, SourceLimitError
 from cineforge_assets.screenplay.formats.limits import SourceLimits, size_problem
 from cineforge_assets.screenplay.formats.reader import read_bounded, screen_source

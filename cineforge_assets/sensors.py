@@ -23,13 +23,19 @@ from dagster import (
     sensor,
 )
 
-from cineforge_assets.inbox import REFUSALS, AcceptedFile, InboxCursor, InboxPolicy, SkippedFile, scan_inbox
+from cineforge_assets.inbox import REFUSALS, AcceptedFile, InboxCursor, InboxPolicy, SeenFile, SkippedFile, scan_inbox
 from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import inbox_dir
 from cineforge_assets.run_retry import transient_run_retry
 from cineforge_assets.screenplay.formats.errors import SourceError
-from cineforge_assets.sources import file_sha256, register_source, source_for
+from cineforge_assets.sources import (
+    RegisteredSource,
+    SourceConflictError,
+    SourceRegistryError,
+    register_source_version,
+    replace_sources_from_env,
+)
 
 INBOX_SENSOR_NAME = "screenplay_inbox"
 DEFAULT_INBOX_INTERVAL_SECONDS = 15
@@ -54,15 +60,17 @@ def _log_skip(context: SensorEvaluationContext, skip: SkippedFile) -> None:
         context.log.debug(line)
 
 
-def _run_request(item: AcceptedFile, partition_key: str) -> RunRequest:
+def _run_request(item: AcceptedFile, registered: RegisteredSource) -> RunRequest:
     return RunRequest(
         run_key=item.run_key,
-        partition_key=partition_key,
+        partition_key=registered.partition_key,
         tags={
             INBOX_TRIGGER_TAG: "inbox",
             SOURCE_TAG: item.name,
             SHA256_TAG: item.sha256,
             "cineforge/format": item.source_format,
+            # The exact stored version: raw_input reads it and checks its hash.
+            **registered.run_tags(),
         },
     )
 
@@ -79,15 +87,28 @@ def evaluate_inbox(context: SensorEvaluationContext, *, now: float, policy: Inbo
         context.log.warning(f"inbox: {warning}")
     cursor = scan.cursor
     run_requests: list[RunRequest] = []
+    conflicts: list[str] = []
     for item in scan.accepted:
         try:
-            partition_key = register_source(item.entry.path, limits=policy.source_limits)
-            registered_sha = file_sha256(source_for(partition_key))
+            registered = register_source_version(
+                item.entry.path, limits=policy.source_limits, replace=replace_sources_from_env()
+            )
         except (OSError, SourceError) as exc:
             context.log.warning(f"inbox: cannot register {item.name} ({exc}); trying again next tick")
             cursor = cursor.with_entry(item.name, previous.files.get(item.name))
             continue
-        if registered_sha != item.sha256:
+        except SourceConflictError as exc:
+            # Refused once per version of the file, like an unsupported file; a new version is looked at again.
+            context.log.warning(f"inbox: refused {exc}")
+            cursor = cursor.with_entry(item.name, SeenFile(item.entry.fingerprint, item.sha256, refused=str(exc)))
+            conflicts.append(str(exc))
+            continue
+        except SourceRegistryError as exc:
+            context.log.warning(f"inbox: cannot register {item.name} ({exc}); trying again next tick")
+            cursor = cursor.with_entry(item.name, previous.files.get(item.name))
+            continue
+        partition_key = registered.partition_key
+        if registered.sha256 != item.sha256:
             # The file changed between hashing and copying: run nothing now; the next tick sees a new
             # mtime, waits for it to settle and runs the final content.
             context.log.info(f"inbox: {item.name} changed while being registered; looking again next tick")
@@ -97,9 +118,13 @@ def evaluate_inbox(context: SensorEvaluationContext, *, now: float, policy: Inbo
             f"inbox: {item.name} ({item.source_format}, sha256 {item.sha256[:12]}) -> partition "
             f"{partition_key!r}, run key {item.run_key}"
         )
-        run_requests.append(_run_request(item, partition_key))
+        run_requests.append(_run_request(item, registered))
     if not run_requests:
-        reason = scan.summary() if not scan.accepted else "files changed while being registered; next tick"
+        reason = (
+            scan.summary()
+            if not scan.accepted
+            else "; ".join(conflicts) or "files changed while being registered; next tick"
+        )
         return SensorResult(skip_reason=SkipReason(reason), cursor=cursor.to_json())
     keys = list(dict.fromkeys(str(r.partition_key) for r in run_requests))
     return SensorResult(

@@ -60,7 +60,7 @@ from cineforge_assets.screenplay.payloads import (
 from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
-from cineforge_assets.sources import source_for
+from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
@@ -117,6 +117,20 @@ def _preview_markdown(df: pd.DataFrame, limit: int = 5) -> str:
     return "\n".join(rows)
 
 
+def missing_script_body(raw: RawSource) -> str | None:
+    """Why ``raw`` cannot become a script (a title page and nothing after it), or None.
+
+    Only text that parses as a Fountain title page counts: prose has no title page and goes to the
+    model to be normalized."""
+    script = parse_fountain(raw.text)
+    if script.title_page and not script.elements:
+        return (
+            f"{raw.file_name}: no script body after the title page "
+            f"(title page keys: {', '.join(sorted(script.title_page))}); add the screenplay and ingest it again"
+        )
+    return None
+
+
 def _screenplay_shaped(raw: RawSource) -> bool:
     """Screenplay-shaped input is parsed deterministically; only prose goes to a model."""
     if raw.format in {"fountain", "fdx", "pdf", "docx"}:
@@ -134,13 +148,19 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 )
 def raw_input(context: AssetExecutionContext):
     partition = context.partition_key
+    path = None
     try:
-        path = source_for(partition)
+        # The exact version the run was requested for (run tags), else the partition's current one.
+        source = tagged_source(partition, context.run.tags)
+        path = source.path
         raw = read_source_isolated(path)
-    except FileNotFoundError as exc:
+        verify_source_hash(source, raw.sha256)
+    except (FileNotFoundError, SourceMismatchError) as exc:
         tag_failure(context, "permanent", "raw_input")
         raise Failure(
-            description=str(exc), metadata={"error_class": "permanent"}, allow_retries=False
+            description=str(exc),
+            metadata={"error_class": "permanent", "file": str(path or partition)},
+            allow_retries=False,
         ) from exc
     except SourceError as exc:
         # A bad file is a permanent error: retrying reads the same bytes.
@@ -156,6 +176,16 @@ def raw_input(context: AssetExecutionContext):
         raise Failure(
             description=check.description or "raw_input is blank",
             metadata={"error_class": "permanent", "file": str(path)},
+            allow_retries=False,
+        )
+    missing_body = missing_script_body(raw)
+    if missing_body:
+        # Raised before anything is written: the partition keeps its last good raw_input and
+        # canonical_script instead of an artifact with no scenes that fails its check downstream.
+        tag_failure(context, "permanent", "raw_input")
+        raise Failure(
+            description=missing_body,
+            metadata={"error_class": "permanent", "file": raw.file_name},
             allow_retries=False,
         )
     return MaterializeResult(
@@ -254,6 +284,14 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
         normalized_by=normalized_by,
     )
     check = evaluate_canonical_script(artifact.fountain, artifact.elements)
+    if not check.passed:
+        # Fail before the IO manager writes: a failing artifact must not replace the last good one.
+        tag_failure(context, "permanent", "canonical_script")
+        raise Failure(
+            description=f"{raw_input.file_name}: {check.description}",
+            metadata={"error_class": "permanent", "file": raw_input.file_name, "remediate": "raw_input"},
+            allow_retries=False,
+        )
     return MaterializeResult(
         value=artifact,
         metadata={

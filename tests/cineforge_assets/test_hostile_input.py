@@ -21,7 +21,7 @@ from cineforge_assets.inbox import InboxCursor, InboxPolicy, scan_inbox
 from cineforge_assets.paths import inbox_dir, sources_dir
 from cineforge_assets.screenplay.formats.errors import SourceLimitError
 from cineforge_assets.screenplay.formats.reader import read_source
-from cineforge_assets.sources import copy_source, register_source
+from cineforge_assets.sources import MANIFEST_NAME, copy_source, register_source
 from tests.cineforge_assets.test_inbox_sensor import FOUNTAIN, NOW, SETTLE, drop, evaluate
 from tests.conftest import REPO_ROOT
 from tests.hostile import docx_bomb, fdx_element_flood, pdf_flate_bomb
@@ -44,7 +44,10 @@ def ingest(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple
 
 
 def registered_files() -> list[Path]:
-    return sorted(p for p in sources_dir().rglob("*") if p.is_file()) if sources_dir().exists() else []
+    """Stored source versions (``sources/<key>/<sha256>/<name>``), not the registry's current.json pointers."""
+    if not sources_dir().exists():
+        return []
+    return sorted(p for p in sources_dir().rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
 
 def inbox_refusal(name: str, policy: InboxPolicy = DEFAULT_POLICY, now: float = NOW) -> tuple[str, str]:

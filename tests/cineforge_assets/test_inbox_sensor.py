@@ -39,8 +39,9 @@ from cineforge_assets.inbox import (
     settling_reason,
     temporary_reason,
 )
-from cineforge_assets.paths import inbox_dir, sources_dir
+from cineforge_assets.paths import inbox_dir
 from cineforge_assets.sensors import INBOX_TRIGGER_TAG, SOURCE_TAG, build_inbox_sensor, sensors
+from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG, source_for
 from tests.conftest import REPO_ROOT
 
 NOW = 1_900_000_000.0  # an arbitrary fixed "now" (epoch seconds)
@@ -263,8 +264,11 @@ def test_sensor_registers_the_file_and_requests_a_partition_and_a_run(data_root:
     (add,) = result.dynamic_partitions_requests or []
     assert isinstance(add, AddDynamicPartitionsRequest)
     assert add.partitions_def_name == "screenplays" and list(add.partition_keys) == [key]
-    registered = sources_dir() / key / SAMPLE.name
-    assert registered.read_bytes() == SAMPLE.read_bytes()
+    # The run names the exact stored version (content-addressed) and its hash.
+    sha = request.tags[SOURCE_SHA256_TAG]
+    assert request.tags[SOURCE_PATH_TAG] == f"sources/{key}/{sha}/{SAMPLE.name}"
+    assert (data_root / request.tags[SOURCE_PATH_TAG]).read_bytes() == SAMPLE.read_bytes()
+    assert source_for(key).read_bytes() == SAMPLE.read_bytes()
 
     # A restarted sensor with the stored cursor: nothing to do, and it says why.
     again = evaluate(instance, result.cursor)
@@ -301,7 +305,9 @@ def test_sensor_reruns_a_changed_file(data_root: Path, instance: Any) -> None:
     (a,), (b,) = first.run_requests or [], second.run_requests or []
     assert a.partition_key == b.partition_key == "kettle"
     assert a.run_key != b.run_key
-    assert (sources_dir() / "kettle" / "kettle.fountain").read_text().endswith("Now.\n")
+    assert source_for("kettle").read_text().endswith("Now.\n")
+    # The first run's version is still there for it to read.
+    assert (data_root / a.tags[SOURCE_PATH_TAG]).read_text() == FOUNTAIN
 
 
 def launch(instance: DagsterInstance, result: SensorResult) -> list[Any]:

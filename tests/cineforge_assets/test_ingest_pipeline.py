@@ -129,7 +129,7 @@ def test_bad_input_fails_raw_input_clearly_and_keeps_the_previous_good_artifact(
     assert summary["failure"]["error_class"] == "permanent"
     message = summary["failure"]["message"].lower()
     assert name.lower() in message and expected in message
-    assert "failed [permanent]" in summary["_stderr"]
+    assert "permanent: the request or the input cannot succeed" in summary["_stderr"]
     # The earlier good artifact and its materialization are untouched; no torn temp files remain.
     assert raw_path.read_bytes() == before
     latest = instance.get_latest_materialization_event(screenplay_asset("raw_input"))

@@ -1,17 +1,19 @@
 """Text of a PDF as positioned lines: every glyph's origin read with PDFium, lines rebuilt by position.
 
 Why PDFium (``pypdfium2``), chosen by measurement (``bench/fidelity.py`` repeats it; figures in
-BENCHMARKS.md). Speed, Big Fish (122 pages, 147k glyphs) on this project's 2-core machine: every
-glyph's origin and advance box through PDFium 0.20 s; ``pypdf``'s ``visitor_text`` 0.66 s (and it
-reports runs, not glyphs); ``pdfplumber``'s per-character objects 4.5 s. Robustness, on the
-real-world PDFs: ``pypdf``'s visitor gives a run one origin, so a run that places its parts by
-inline positioning glues them together: the reader built on it read the Final Draft production
-draft (scene numbers in both margins) as 2 scenes of 36 (``... - NIGHT1 1``) and A Study in
-Scarlet (Final Draft for Windows) at heading F1 0.00. The same layout logic fed PDFium's glyphs,
-changing nothing else, read them as 36 of 36 scenes and at heading F1 0.93 (the rest was the
-transcription's fault, see the bench's corrections). ``pdfplumber`` has glyph
-boxes too, so it would be as robust, but 20x slower than PDFium and 7x slower than bare
-``pypdf`` text extraction, past this project's budget (file -> scenes within 1.5x of that).
+BENCHMARKS.md). Speed, Big Fish (122 pages, 147k glyphs), this project's 2-core machine, idle:
+every glyph's origin and advance box through PDFium 0.20 s, ``pypdf``'s ``visitor_text`` 0.66 s
+(runs, not glyphs), ``pdfplumber``'s per-character objects 4.5 s. With lines built from the
+glyphs (this module, what the bench times) PDFium stays level with ``pypdf``'s plain
+``extract_text()`` of the same file; pdfplumber, before any line building, is 7x slower than
+that, past this project's budget (file -> scenes within 1.5x of ``extract_text()``).
+Robustness, on the real-world PDFs: ``pypdf``'s visitor gives a run one origin, so a run that
+places its parts by inline positioning glues them together: the reader built on it read the
+Final Draft production draft (scene numbers in both margins) as 2 scenes of 36
+(``... - NIGHT1 1``) and A Study in Scarlet (Final Draft for Windows) at heading F1 0.00. The same
+layout logic fed PDFium's glyphs, changing nothing else, read them as 36 of 36 scenes and at
+heading F1 0.93 (the rest was the transcription's fault, see the bench's corrections).
+``pdfplumber`` has glyph boxes too, so it would be as robust, but not within the budget.
 
 Reading order is rebuilt here, not taken from the stream: glyphs are grouped into rows by
 baseline, sorted left to right, and a row is cut into segments where a horizontal gap is wider
