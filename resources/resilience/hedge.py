@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import socket
 import ssl
 import threading
@@ -161,7 +162,8 @@ class _Lease:
         request.extensions["trace"] = self._trace
 
     def _trace(self, event: str, info: Mapping[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
+        # TLS wraps (and detaches) the TCP socket: the socket to shut down is then the TLS stream's.
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             stream = info.get("return_value")
             sock = stream.get_extra_info("socket") if stream is not None else None
             if isinstance(sock, socket.socket):
@@ -242,16 +244,17 @@ class RaceResult(Generic[R]):
 
 
 _POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def race_pool() -> ThreadPoolExecutor:
-    """The process's threads for racing calls (two per hedged call in flight; idle threads are reused)."""
+    """The process's threads for racing calls (two per hedged call in flight; idle threads are reused). A
+    forked child gets its own: the parent's threads do not exist in it."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=256, thread_name_prefix="cineforge-hedge")
-        return _POOL
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=256, thread_name_prefix="cineforge-hedge"))
+        return _POOL[1]
 
 
 class Hedger:
