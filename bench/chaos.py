@@ -662,6 +662,13 @@ def render(
         if not rows:
             continue
         lines += [f"### Scenario {scenario.key}: {scenario.title}", ""]
+        if scenario.span_s is not None:
+            lines += [
+                f"Workload: {requests_for(scenario, settings)} requests (about "
+                f"{scenario.span_s * settings.window_scale:g} s at the oracle's pace); *x oracle* compares with the "
+                "oracle's time scaled to that many requests.",
+                "",
+            ]
         lines += scenario_table(rows, scenario)
         if scenario.key in charts:
             lines += ["", f"![scenario {scenario.key}]({charts[scenario.key]})"]
