@@ -32,6 +32,7 @@ from dagster import (
 
 from cineforge_assets.assets.ai_calls import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
 from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
+from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
 
 AUTO_RETRY_NUMBER_TAG = "cineforge/auto_retry_number"
 RETRY_OF_TAG = "cineforge/retry_of"
@@ -92,6 +93,9 @@ def retry_run_request(
         partition_key=tags[PARTITION_TAG],
         asset_selection=[AssetKey(name) for name in remaining],
         tags={
+            # The retry reads the exact source version its parent was requested for, not whatever
+            # version the partition holds by the time the sensor fires.
+            **{k: tags[k] for k in (SOURCE_PATH_TAG, SOURCE_SHA256_TAG) if k in tags},
             AUTO_RETRY_NUMBER_TAG: str(number),
             RETRY_OF_TAG: run_id,
             RETRY_ROOT_TAG: tags.get(RETRY_ROOT_TAG, run_id),

@@ -29,6 +29,7 @@ from resources.providers.gemini import GeminiAdapter
 from resources.providers.limits import limits_for
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
+from resources.providers.prices import price_table
 from resources.providers.prompts import RESPONSE_MODELS, build_request, parse_response, system_prompt
 from resources.resilience.backoff import (
     DEFAULT_BASE_SECONDS,
@@ -43,6 +44,7 @@ from resources.resilience.breaker import (
     default_store_url,
     store_from_url,
 )
+from resources.resilience.budget import DEFAULT_BILLING_HOLD_SECONDS, BudgetCaps, SpendLedger, spend_store_from_url
 from resources.resilience.chain import (
     DEFAULT_ATTEMPTS_PER_MODEL,
     DEFAULT_DEADLINE_SECONDS,
@@ -52,6 +54,8 @@ from resources.resilience.chain import (
     StagePolicy,
     fallback_chain_for,
 )
+from resources.resilience.cost import attempts_cost, stage_cost_summary
+from resources.resilience.errors import ProviderError
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
 from resources.resilience.retry_budget import RetryBudget, RetryBudgetPolicy, budget_store_from_url
@@ -93,6 +97,11 @@ class AIResult(Generic[T]):
     @property
     def attempt_count(self) -> int:
         return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD this task paid at list price over every attempt (None: some attempt's model is unpriced)."""
+        return attempts_cost(self.attempts).usd
 
     @property
     def final_error_class(self) -> str:
@@ -161,6 +170,20 @@ class AIProviderResource(ConfigurableResource):
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
     seed: int | None = Field(default=None, description="seed for backoff jitter (tests, replays)")
+    run_budget_usd: float | None = Field(
+        default=None, description="USD cap per run (default $CINEFORGE_RUN_BUDGET_USD; unset: no cap)"
+    )
+    daily_budget_usd: float | None = Field(
+        default=None,
+        description="USD cap per UTC day, fleet-wide, kept in the breaker store (default $CINEFORGE_DAILY_BUDGET_USD)",
+    )
+    billing_hold_seconds: float = Field(
+        default=DEFAULT_BILLING_HOLD_SECONDS,
+        description="how long a provider that refused billing (no credit) is skipped by every worker",
+    )
+    prices_file: str = Field(
+        default="", description="price table overriding the shipped one (default $CINEFORGE_PRICES_FILE)"
+    )
     call_output_tokens: int | None = Field(
         default=None,
         description="output ceiling of one call of a stage that splits its work (enrich_scenes, normalize); "
@@ -257,6 +280,12 @@ class AIProviderResource(ConfigurableResource):
                 "gemini": self.gemini_base_url,
             }
         return {}
+
+    def ledger(self, run_id: str | None = None, *, clock: Callable[[], float] = time.time) -> SpendLedger:
+        """The spending caps, in the breakers' database (daily totals kept apart per mode)."""
+        store = spend_store_from_url(self.breaker_store_url or default_store_url())
+        caps = BudgetCaps.resolve(self.run_budget_usd, self.daily_budget_usd)
+        return SpendLedger(store, caps, run_id=run_id, clock=clock, namespace=self.mode)
 
     def telemetry_file(self) -> str:
         if self.telemetry_path:
@@ -378,6 +407,7 @@ class AIProviderResource(ConfigurableResource):
         # owns every retry.
         retry_budget = self.retry_budget(clock=clock)
         hedger = self.hedger(clock=clock)
+        ledger = self.ledger(run_id, clock=clock)
         with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
             caller = ResilientCaller(
                 self.adapters(client),
@@ -391,11 +421,20 @@ class AIProviderResource(ConfigurableResource):
                 partition=partition,
                 retry_budget=retry_budget,
                 hedger=hedger,
+                ledger=ledger,
+                prices=price_table(self.prices_file or None),
+                billing_hold_seconds=self.billing_hold_seconds,
             )
             try:
                 outcome: CallOutcome[Any] = caller.call(
                     stage, request, lambda text: parse_response(task, text, payload=request.payload)
                 )
+            except ProviderError as error:
+                _report_cost(sink, ledger, stage, error.attempts, None, run_id, partition, clock)
+                raise
+            else:
+                served = f"{outcome.provider}/{outcome.model}"
+                _report_cost(sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
             finally:
                 caller.breakers.store.close()
                 if hedger is not None:
@@ -403,7 +442,37 @@ class AIProviderResource(ConfigurableResource):
                 if retry_budget is not None:
                     retry_budget.flush()
                     retry_budget.store.close()
+                ledger.store.close()
                 sink.close()
         return AIResult(
             value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts
         )
+
+
+def _report_cost(
+    sink: JsonlTelemetrySink,
+    ledger: SpendLedger,
+    stage: str,
+    attempts: Sequence[AttemptRecord],
+    served: str | None,
+    run_id: str | None,
+    partition: str | None,
+    clock: Callable[[], float],
+) -> None:
+    """One ``stage_cost`` telemetry line: this call's cost and the run's and day's spend so far."""
+    provider, _, model = served.partition("/") if served else (None, "", None)
+    summary = stage_cost_summary(stage, attempts, provider=provider, model=model or None)
+    try:
+        spent = ledger.spent()
+    except Exception:  # the line is still worth writing without the ledger's totals
+        spent = {}
+    sink.on_stage_cost(
+        {
+            "ts": clock(),
+            "run_id": run_id,
+            "partition": partition,
+            **summary,
+            "run_cost_usd": spent.get("run"),
+            "day_cost_usd": spent.get("day"),
+        }
+    )

@@ -2,7 +2,11 @@
 
 * every attempt becomes a structured event in the run's event log (an ``AssetObservation`` whose
   ``event`` is ``stage_retrying`` / ``stage_fallback`` / ``stage_failed`` / ``breaker_<state>``);
-* a served call becomes materialization metadata (attempt table, ``attempt_count``, provider, model);
+* a served call becomes materialization metadata (attempt table, ``attempt_count``, provider, model,
+  ``cost_usd`` and ``fallback_premium_usd``);
+* after every AI stage, served or failed, the run is tagged with what it has spent so far (see
+  ``tag_spend``: total, fallback premium, per stage cost and who served it), read from the spend ledger so
+  the figures hold across step processes and step retries;
 * a permanent error becomes ``Failure(allow_retries=False)`` so Dagster does not retry it;
 * every provider behind an open breaker becomes ``RetryRequested`` timed to the earliest re-opening;
 * anything transient that escapes the layer is re-raised for the asset's ``RetryPolicy``;
@@ -15,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from dagster import (
@@ -31,6 +35,8 @@ from dagster import (
 
 from resources.ai import AIProviderResource, AIResult
 from resources.resilience.breaker import BreakerTransition
+from resources.resilience.budget import BudgetExceededError, run_spend
+from resources.resilience.cost import attempts_cost, fallback_premium
 from resources.resilience.errors import AllProvidersOpenError, ProviderError
 from resources.resilience.telemetry import AttemptRecord
 
@@ -112,22 +118,94 @@ def _record_metadata(record: AttemptRecord) -> dict[str, Any]:
         "delay_s": round(record.delay_s, 3),
         "decision": record.decision,
         "terminal_reason": record.terminal_reason,
+        "cost_usd": record.cost_usd,
     }
 
 
+def _usd(value: float | None) -> str:
+    return "unpriced" if value is None else f"{value:.6f}"
+
+
 def attempts_table(attempts: list[AttemptRecord]) -> str:
-    header = "| # | provider | model | outcome | error | class | request id | delay s | decision |"
-    rows = [header, "|---|---|---|---|---|---|---|---|---|"]
+    header = "| # | provider | model | outcome | error | class | request id | delay s | decision | cost USD |"
+    rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for a in attempts:
         rows.append(
             f"| {a.attempt} | {a.provider} | {a.model} | {a.outcome} | {a.error_code or ''} | "
-            f"{a.error_class or ''} | {a.request_id or ''} | {a.delay_s:.2f} | {a.decision} |"
+            f"{a.error_class or ''} | {a.request_id or ''} | {a.delay_s:.2f} | {a.decision} | {_usd(a.cost_usd)} |"
         )
     return "\n".join(rows)
 
 
+def cost_metadata(attempts: list[AttemptRecord]) -> dict[str, Any]:
+    """``cost_usd`` of the calls (``None`` if a model is unpriced, with ``unpriced_models``) and the premium
+    paid over the chain's first model for the same tokens."""
+    cost = attempts_cost(attempts)
+    meta: dict[str, Any] = {
+        "cost_usd": None if cost.usd is None else round(cost.usd, 6),
+        "fallback_premium_usd": round(fallback_premium(attempts), 6),
+    }
+    if cost.unpriced:
+        meta["unpriced_models"] = ", ".join(cost.unpriced)
+    return meta
+
+
+SPEND_TAG = "cineforge/cost_usd"
+PREMIUM_TAG = "cineforge/fallback_premium_usd"
+STAGE_COST_TAG = "cineforge/cost_usd.{stage}"
+STAGE_SERVED_TAG = "cineforge/served.{stage}"
+
+
+def tag_spend(
+    context: AssetExecutionContext, ai: AIProviderResource, stage: str, served: str | None
+) -> None:
+    """Put the run's spend so far on its tags (the ledger's figures: every process of the run counted)."""
+    try:
+        ledger = ai.ledger(context.run_id)
+        try:
+            spend = run_spend(ledger.store, context.run_id)
+        finally:
+            ledger.store.close()
+        tags = {
+            SPEND_TAG: f"{spend.total_usd:.6f}",
+            PREMIUM_TAG: f"{spend.fallback_premium_usd:.6f}",
+            STAGE_COST_TAG.format(stage=stage): f"{spend.by_stage.get(stage, 0.0):.6f}",
+        }
+        if served:
+            tags[STAGE_SERVED_TAG.format(stage=stage)] = served
+        context.instance.add_run_tags(context.run_id, tags)
+    except Exception as exc:  # reporting spend must never fail the step that did the work
+        context.log.warning(f"could not tag the run with its spend: {exc}")
+
+
+def spend_from_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    """The run's spend as the CLI summary shows it, from the tags ``tag_spend`` wrote.
+
+    ``cost_usd`` is the sum of the stages' costs (each stage's tag is its own ledger total, so steps that ran
+    in parallel cannot overwrite each other's figure); ``stages`` maps stage -> provider, model, cost_usd.
+    """
+    prefix, served_prefix = STAGE_COST_TAG.format(stage=""), STAGE_SERVED_TAG.format(stage="")
+    stages: dict[str, dict[str, Any]] = {}
+    for key, value in tags.items():
+        if key.startswith(prefix):
+            stages.setdefault(key.removeprefix(prefix), {})["cost_usd"] = float(value)
+        elif key.startswith(served_prefix):
+            provider, _, model = value.partition("/")
+            stages.setdefault(key.removeprefix(served_prefix), {}).update(provider=provider, model=model)
+    for entry in stages.values():
+        entry.setdefault("provider", None)
+        entry.setdefault("model", None)
+        entry.setdefault("cost_usd", 0.0)
+    return {
+        "cost_usd": round(sum(entry["cost_usd"] for entry in stages.values()), 6),
+        "fallback_premium_usd": float(tags.get(PREMIUM_TAG, "0") or 0),
+        "stages": dict(sorted(stages.items())),
+    }
+
+
 def ai_metadata(result: AIResult[Any]) -> dict[str, Any]:
     return {
+        **cost_metadata(result.attempts),
         "provider": result.provider,
         "model": result.model,
         "attempt_count": result.attempt_count,
@@ -152,6 +230,7 @@ def _failure_metadata(error: ProviderError) -> dict[str, Any]:
     }
     if attempts:
         meta["attempts"] = MetadataValue.md(attempts_table(attempts))
+        meta.update({k: v for k, v in cost_metadata(attempts).items() if v is not None})
     return meta
 
 
@@ -173,7 +252,7 @@ def run_ai_task(
     context: AssetExecutionContext, ai: AIProviderResource, *, stage: str, task: str, payload: dict[str, Any]
 ) -> AIResult[Any]:
     try:
-        return ai.run_task(
+        result = ai.run_task(
             stage=stage,
             task=task,
             payload=payload,
@@ -181,11 +260,15 @@ def run_ai_task(
             run_id=context.run_id,
             partition=context.partition_key if context.has_partition_key else None,
         )
+        tag_spend(context, ai, stage, f"{result.provider}/{result.model}")
+        return result
     except AllProvidersOpenError as exc:
+        tag_spend(context, ai, stage, None)
         wait = max(1.0, float(exc.reopens_in_seconds))
         context.log.warning(f"{stage}: every provider's breaker is open; retrying the step in {wait:.1f}s")
         raise RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait) from exc
     except ProviderError as exc:
+        tag_spend(context, ai, stage, None)
         raise classified_failure(context, stage, exc) from exc
 
 
@@ -196,6 +279,8 @@ def classified_failure(context: AssetExecutionContext, stage: str, exc: Provider
     if exc.error_class == "transient":
         context.log.error(f"{stage}: transient failure escaped the provider layer: {exc}")
         description = f"{stage}: transient provider failure after the layer's budget: {exc}"
+    elif exc.error_code == BudgetExceededError.code:
+        description = f"{stage}: spending cap reached, not retried: {exc}"
     elif exc.error_class == "provider_unavailable":
         description = f"{stage}: no usable provider (check API keys / model names): {exc}"
     else:

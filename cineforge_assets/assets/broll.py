@@ -8,6 +8,10 @@ gate's outcome, the asset materializes: ``broll_available`` says whether any cli
 ``reasons`` why not all did. The gate's ``veo3.gate.retried`` event lands in the run's event log as an
 ``AssetObservation``.
 
+Under a spending cap (the AI resource's per-run / daily budget) only the clips that fit are submitted
+(``cineforge_assets.broll.budget``); the rest fail as ``over_budget`` and the run's spend tags include the
+clips' cost.
+
 Clips of earlier runs are overwritten only when a scene succeeds again; ``jobs.json`` (rewritten every
 run) is the authority on which clips belong to the latest materialization.
 """
@@ -19,7 +23,9 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetObservation, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from cineforge_assets.assets.ai_calls import tag_spend
 from cineforge_assets.assets.ingest import ProjectConfigArtifact
+from cineforge_assets.broll.budget import BROLL_STAGE, VEO_PROVIDER, clip_price, reserve_clips, settle_clips
 from cineforge_assets.broll.gate import (
     GateResult,
     PipelineEvent,
@@ -28,8 +34,12 @@ from cineforge_assets.broll.gate import (
 )
 from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, save_jobs, utc_now
 from cineforge_assets.broll.scenes import DEFAULT_LONGEST_COUNT, scene_prompts, select_scenes
+from cineforge_assets.checks import VEO3_BROLL_SERVED, degraded_upstream, evaluate_broll_inputs
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import artifacts_dir
+from cineforge_assets.versioning import code_version
+from resources.ai import AIProviderResource
+from resources.providers.prices import price_table
 from resources.veo3 import Veo3Resource
 
 GROUP = "broll"
@@ -94,9 +104,11 @@ def _jobs_table(jobs: list[BrollJob]) -> str:
 
 
 @asset(
+    code_version=code_version(ASSET_NAME),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     pool="veo_calls",  # Veo has its own quotas, separate from the text providers
+    check_specs=[VEO3_BROLL_SERVED],
     description="Veo 3 B-roll clips (MP4) for chosen scenes, from each scene's visual description; "
     "materializes without clips when Veo fails, with the reasons in metadata.",
 )
@@ -104,6 +116,7 @@ def veo3_broll(
     context: AssetExecutionContext,
     config: Veo3BrollConfig,
     veo3: Veo3Resource,
+    ai: AIProviderResource,
     scenes: pd.DataFrame,
     project_config: ProjectConfigArtifact,
 ) -> MaterializeResult:
@@ -119,21 +132,36 @@ def veo3_broll(
     save_jobs(jobs_path, jobs_file)
 
     reason = veo3.unavailable_reason() or ("" if jobs_file.jobs else "no scenes selected")
+    clips_cost = 0.0
     if reason:
         result = _without_veo(jobs_file, reason)
         save_jobs(jobs_path, jobs_file)
     else:
-        with veo3.open_client() as client:
-            submit_pending_jobs(jobs_path, client)
-            result = run_veo3_await_gate(
-                jobs_path,
-                client,
-                timeout_s=veo3.gate_timeout_seconds,
-                poll_interval_s=veo3.effective_poll_interval(),
-                clock=time.monotonic,
-                sleep=time.sleep,
-                event_bus=DagsterEventBus(context),
-            )
+        price = clip_price(
+            veo3.model, billed=veo3.mode != "offline", table=price_table(ai.prices_file or None)
+        )
+        ledger = ai.ledger(context.run_id)
+        try:
+            reservations = reserve_clips(jobs_file.jobs, ledger, price)
+            save_jobs(jobs_path, jobs_file)
+            try:
+                with veo3.open_client() as client:
+                    submit_pending_jobs(jobs_path, client)
+                    result = run_veo3_await_gate(
+                        jobs_path,
+                        client,
+                        timeout_s=veo3.gate_timeout_seconds,
+                        poll_interval_s=veo3.effective_poll_interval(),
+                        clock=time.monotonic,
+                        sleep=time.sleep,
+                        event_bus=DagsterEventBus(context),
+                    )
+            finally:
+                settled = BrollJobsFile.model_validate_json(jobs_path.read_bytes()).jobs
+                clips_cost = settle_clips(settled, reservations, ledger, price)
+        finally:
+            ledger.store.close()
+        tag_spend(context, ai, BROLL_STAGE, f"{VEO_PROVIDER}/{veo3.model}")
     for line in result.reasons:
         (context.log.info if result.broll_available else context.log.warning)(f"veo3_broll: {line}")
 
@@ -153,8 +181,10 @@ def veo3_broll(
         "model": veo3.model,
         "veo_mode": veo3.mode,
         "polls": result.polls,
+        "cost_usd": round(clips_cost, 6),
         "gate_elapsed_s": result.elapsed_s,
     }
     if choice.missing:
         metadata["missing_scenes"] = MetadataValue.json(choice.missing)
-    return MaterializeResult(metadata=metadata)
+    inputs = degraded_upstream(context.instance, partition, ("scenes", "project_config"))
+    return MaterializeResult(metadata=metadata, check_results=[evaluate_broll_inputs(inputs, not reason)])

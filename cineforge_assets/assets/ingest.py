@@ -8,7 +8,15 @@ from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -26,14 +34,19 @@ from cineforge_assets.assets.split_calls import (
 )
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
+    CANONICAL_SCRIPT_SERVED,
+    PROJECT_CONFIG_SERVED,
     RAW_INPUT_HAS_TEXT,
     SCENES_NOT_EMPTY,
     SCENES_PLAUSIBLE,
+    SCENES_SERVED,
     evaluate_canonical_script,
     evaluate_raw_input,
     evaluate_scenes,
     evaluate_scenes_plausible,
+    evaluate_served_by_preferred,
 )
+from cineforge_assets.degraded import ServiceQuality, assess_results, is_heal_run, not_served, service_metadata
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.batching import (
     Budget,
@@ -61,6 +74,7 @@ from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
+from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
@@ -141,6 +155,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 
 
 @asset(
+    code_version=code_version("raw_input"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[RAW_INPUT_HAS_TEXT],
@@ -200,7 +215,7 @@ def raw_input(context: AssetExecutionContext):
             "warnings": MetadataValue.json(raw.warnings),
         },
         check_results=[check],
-        data_version=None,
+        data_version=DataVersion(raw.sha256),
     )
 
 
@@ -211,7 +226,7 @@ NORMALIZE_OVERLAP_SHARE = 0.1
 
 def _normalize_prose(
     context: AssetExecutionContext, ai: AIProviderResource, text: str
-) -> tuple[str, str, dict[str, Any]]:
+) -> tuple[str, str, dict[str, Any], ServiceQuality]:
     """Prose -> Fountain by the ``normalize`` task: one call when the prose fits one, else overlapping
     chunks cut at paragraph (page) boundaries, run together, their Fountain joined with the overlap once."""
     limits = ai.planning_limits("normalize", "normalize")
@@ -227,7 +242,8 @@ def _normalize_prose(
     )
     if len(chunks) <= 1:
         result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
-        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result)
+        quality = assess_results("normalize", ai.chain_models("normalize"), [result])
+        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result), quality
     call = part_caller(
         context,
         ai,
@@ -235,7 +251,7 @@ def _normalize_prose(
         task="normalize",
         payload_for=lambda part: {"text": chunks[part.start].text},
         max_tokens=limits.max_output_tokens,
-        cache=True,
+        cache=not is_heal_run(context.run.tags),
     )
     run = run_parts([range(i, i + 1) for i in range(len(chunks))], call, concurrency=ai.batch_concurrency)
     if run.failed:
@@ -243,17 +259,20 @@ def _normalize_prose(
         raise failure_for(context, "normalize", run, paragraphs, "prose paragraphs")
     fountain = join_fountain([o.result.value.fountain for o in run.served if o.result is not None])
     meta = parts_metadata(run, unit="normalize")
+    quality = assess_results("normalize", ai.chain_models("normalize"), [o.result for o in run.served])
     return (
         fountain,
         f"{meta['provider']}/{meta['model']}",
         {**meta, "chunk_overlap_paragraphs": [c.overlap for c in chunks]},
+        quality,
     )
 
 
 @asset(
+    code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
-    check_specs=[CANONICAL_SCRIPT_PARSES],
+    check_specs=[CANONICAL_SCRIPT_PARSES, CANONICAL_SCRIPT_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="Canonical Fountain text (title page kept) and its parsed elements.",
@@ -263,9 +282,10 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     require_usable_upstream(context, "raw_input", bool(raw_input.text.strip()), "its text is blank")
     ai_meta: dict[str, Any] = {}
     normalized_by = "deterministic"
+    quality = not_served("normalize")
     text = raw_input.text
     if not _screenplay_shaped(raw_input):
-        text, normalized_by, ai_meta = _normalize_prose(context, ai, text)
+        text, normalized_by, ai_meta, quality = _normalize_prose(context, ai, text)
     script = parse_fountain(text)
     fountain = write_fountain(script)
     script = parse_fountain(fountain)  # element lines now refer to the canonical text
@@ -301,8 +321,11 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             "normalized_by": normalized_by,
             "fountain_lines": fountain.count("\n") + 1,
             **ai_meta,
+            **service_metadata(quality, ai.mode),
         },
-        check_results=[check],
+        check_results=[check, evaluate_served_by_preferred(CANONICAL_SCRIPT_SERVED, quality)],
+        # From the content, so a parser change that leaves this script's text as it was keeps scenes fresh.
+        data_version=DataVersion(content_version(artifact.model_dump_json())),
     )
 
 
@@ -312,7 +335,7 @@ def _enrich_scenes(
     title: str,
     records: list[SceneRecord],
     df: pd.DataFrame,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Any], ServiceQuality]:
     """Every scene's summary, mood and visual description from ``enrich_scenes``, in batches sized for the
     model the chain calls first; the step fails, naming them, if any scene is left without all three."""
     payload = enrich_scenes_payload(title, records)
@@ -327,7 +350,7 @@ def _enrich_scenes(
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
         # One call has nothing to keep for a partial retry: only split work goes through the cache.
-        cache=len(batches) > 1,
+        cache=len(batches) > 1 and not is_heal_run(context.run.tags),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}
@@ -344,13 +367,15 @@ def _enrich_scenes(
     for name in ("summary", "mood", "visual_description"):
         df[name] = [str(answers[n][name]).strip() for n in numbers]
     df["enriched_by"] = [served_by[n] for n in numbers]
-    return df, parts_metadata(run, unit="enrich")
+    quality = assess_results("extract_scenes", ai.chain_models("extract_scenes"), [o.result for o in run.served])
+    return df, {**parts_metadata(run, unit="enrich"), **service_metadata(quality, ai.mode)}, quality
 
 
 @asset(
+    code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
-    check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE],
+    check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE, SCENES_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
@@ -370,8 +395,9 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     df = scenes_dataframe(records)
     check = evaluate_scenes(df)
     ai_meta: dict[str, Any] = {}
+    quality = not_served("extract_scenes")
     if len(df):
-        df, ai_meta = _enrich_scenes(context, ai, canonical_script.title, records, df)
+        df, ai_meta, quality = _enrich_scenes(context, ai, canonical_script.title, records, df)
     return MaterializeResult(
         value=df,
         metadata={
@@ -383,7 +409,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
             else MetadataValue.md("_no scenes_"),
             **ai_meta,
         },
-        check_results=[check, plausible],
+        check_results=[check, plausible, evaluate_served_by_preferred(SCENES_SERVED, quality)],
     )
 
 
@@ -413,8 +439,10 @@ def _require_plausible_split(
 
 
 @asset(
+    code_version=code_version("project_config"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
+    check_specs=[PROJECT_CONFIG_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="Project settings for production: credits, runtime, cast, locations, splits, genre/tone/logline.",
@@ -445,6 +473,7 @@ def project_config(
         logline=result.value.logline,
         insights_by=f"{result.provider}/{result.model}",
     )
+    quality = assess_results("project_config", ai.chain_models("project_config"), [result])
     return MaterializeResult(
         value=artifact,
         metadata={
@@ -456,5 +485,7 @@ def project_config(
             "genre": artifact.genre,
             "logline": artifact.logline,
             **ai_metadata(result),
+            **service_metadata(quality, ai.mode),
         },
+        check_results=[evaluate_served_by_preferred(PROJECT_CONFIG_SERVED, quality)],
     )

@@ -28,10 +28,13 @@ from cineforge_assets.assets.ai_calls import (
     DagsterEventListener,
     _failure_metadata,
     attempts_table,
+    cost_metadata,
     tag_failure,
+    tag_spend,
 )
 from cineforge_assets.screenplay.batching import split_batch
 from resources.ai import AIProviderResource, AIResult
+from resources.resilience.budget import BudgetExceededError
 from resources.resilience.errors import AllProvidersOpenError, OutputTruncatedError, ProviderError
 
 # Error codes and messages by which the providers say a prompt is larger than the model's context window.
@@ -135,16 +138,22 @@ def part_caller(
     partition = context.partition_key if context.has_partition_key else None
 
     def call(part: range) -> AIResult[Any]:
-        return ai.run_task(
-            stage=stage,
-            task=task,
-            payload=payload_for(part),
-            listeners=[listener],
-            run_id=context.run_id,
-            partition=partition,
-            max_tokens=max_tokens,
-            cache=cache,
-        )
+        try:
+            result = ai.run_task(
+                stage=stage,
+                task=task,
+                payload=payload_for(part),
+                listeners=[listener],
+                run_id=context.run_id,
+                partition=partition,
+                max_tokens=max_tokens,
+                cache=cache,
+            )
+        except ProviderError:
+            tag_spend(context, ai, stage, None)  # what the run spent so far, this part's attempts included
+            raise
+        tag_spend(context, ai, stage, f"{result.provider}/{result.model}")
+        return result
 
     return call
 
@@ -153,6 +162,8 @@ def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:
     """Materialization metadata of a split stage: parts, calls, cache hits, who served, every attempt."""
     served_by = Counter(f"{o.result.provider}/{o.result.model}" for o in run.served if o.result is not None)
     attempts = [a for o in run.served if o.result is not None for a in o.result.attempts]
+    # What the parts cost, failed parts' calls included: they were paid for too.
+    paid = attempts + [a for o in run.failed if o.error is not None for a in o.error.attempts]
     main = served_by.most_common(1)[0][0] if served_by else "none/none"
     provider, _, model = main.partition("/")
     errors = [a.error_class for a in attempts if a.error_class]
@@ -168,6 +179,7 @@ def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:
         "attempt_count": sum(1 for a in attempts if a.outcome != "skipped"),
         "fallback_taken": any(a.decision.startswith("fallback") or a.decision == "skip_provider" for a in attempts),
         "attempts": MetadataValue.md(attempts_table(attempts)),
+        **cost_metadata(paid),
     }
 
 
@@ -192,10 +204,12 @@ def failure_for(
     first = errors[0]
     tag_failure(context, "transient" if retryable else "permanent", stage)
     reasons = Counter(f"{e.error_class} {e.error_code or type(e).__name__}" for e in errors)
+    # A spending cap is the operator's to raise: its message (cap, spend so far, call refused) is the reason.
+    budget = next((f"; {e}" for e in errors if isinstance(e, BudgetExceededError)), "")
     return Failure(
         description=(
             f"{stage}: no model answered for {what} {missing} "
-            f"({', '.join(f'{n} x {r}' for r, n in reasons.items())}){kept}"
+            f"({', '.join(f'{n} x {r}' for r, n in reasons.items())}){budget}{kept}"
         ),
         metadata={**_failure_metadata(first), "missing": missing, "failed_parts": len(errors)},
         allow_retries=retryable,

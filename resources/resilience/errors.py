@@ -103,8 +103,15 @@ PROVIDER_LEVEL_ERROR_CODES = frozenset(
         "insufficient_quota",
         "API_KEY_INVALID",
         "FAILED_PRECONDITION",
+        "BILLING_DISABLED",
     }
 )
+# Billing answers (a subset of the provider-level ones): OpenAI's 429 ``insufficient_quota`` and Google's
+# ErrorInfo reason ``BILLING_DISABLED``; Anthropic's has no code of its own (400 invalid_request_error with
+# "Your credit balance is too low"), so ``_BILLING_PATTERN`` below recognizes it by its message.
+BILLING_ERROR_CODES = frozenset({"insufficient_quota", "BILLING_DISABLED"})
+# Why a provider that refused billing is parked (skipped by every caller, ``BillingError``).
+BILLING_REFUSED = "billing_refused"
 _KNOWN_ERROR_CODES = PERMANENT_ERROR_CODES | TRANSIENT_ERROR_CODES | PROVIDER_LEVEL_ERROR_CODES
 # "This model does not take that parameter" (OpenAI's GPT-5 family and o-series on a non-default temperature
 # or on the legacy ``max_tokens``): a verdict on the model, not on the request or the provider. Another
@@ -221,6 +228,19 @@ class ProviderUnavailableError(ProviderError):
     error_class: ClassVar[ErrorClass] = "provider_unavailable"
 
 
+class BillingError(ProviderUnavailableError):
+    """The provider refuses to bill us (no credit, quota used up, billing disabled): provider-level.
+
+    Not retried and not a breaker failure (the provider is up); the executor skips the provider and parks it
+    in the breaker store (reason ``billing_refused``) so no worker calls it again until the hold ends. The
+    message starts with what the operator must do: "add credit to <provider>".
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        provider = kwargs.get("provider") or "the provider"
+        super().__init__(f"add credit to {provider} (billing refused the call): {message}", **kwargs)
+
+
 class UnsupportedParameterError(ProviderUnavailableError):
     """The model does not accept a parameter of the request (e.g. ``temperature`` on GPT-5): model-level.
 
@@ -307,7 +327,10 @@ class ProviderParkedError(BreakerOpenError):
 
 def describe_reasons(reasons: Mapping[str, str]) -> str:
     """``anthropic: provider_warming, openai: breaker_open``: every provider of a chain and why it did not serve."""
-    return ", ".join(f"{provider}: {why}" for provider, why in reasons.items())
+    return ", ".join(
+        f"{provider}: {why}" + (f", add credit to {provider}" if why == BILLING_REFUSED else "")
+        for provider, why in reasons.items()
+    )
 
 
 class AllProvidersOpenError(TransientProviderError):
@@ -573,6 +596,8 @@ def classify_http_error(
         or code in PROVIDER_LEVEL_ERROR_CODES
         or (status not in TRANSIENT_STATUSES and _BILLING_PATTERN.search(message))
     ):
+        if code in BILLING_ERROR_CODES or (status not in TRANSIENT_STATUSES and _BILLING_PATTERN.search(message)):
+            return BillingError(text, **kwargs)
         return ProviderUnavailableError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and (
         code in PERMANENT_ERROR_CODES or _SAFETY_PATTERN.search(message) or _CONTEXT_PATTERN.search(message)

@@ -40,6 +40,14 @@ fleet's retry budget for the provider   ``retry_budget_exhausted``  no further c
 spent (``retry_budget.py``; checked                                 to that provider; next provider at
 before every call after the first)                                  once (its own budget applies)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
+call's estimated cost over a spending   ``fallback_next_model``     next model (a cheaper one may fit);
+cap (``SpendLedger``)                   (``over_budget`` skip)      nothing fits: ``BudgetExceededError``
+                                                                    (permanent; the offline engine is not
+                                                                    a fit: see "Money" below)
+billing refused (``BillingError``:      ``skip_provider``           provider parked in the breaker store
+no credit, ``insufficient_quota``,                                  for ``billing_hold_seconds`` (default
+billing disabled)                                                   1 h): skipped by every caller, no
+                                                                    retry, breaker not opened
 every provider behind an open breaker   (skips only)                ``AllProvidersOpenError``
 provider warming, warm-up budget taken  ``skip_provider``           provider skipped for now, no wait;
 (``ProviderWarmingError``)              (``provider_warming``)      called over budget (its models in
@@ -54,6 +62,15 @@ it is not handed to the next model either. A fallback model with a smaller outpu
 did not fit here, and one with a larger limit would pay the whole output again for an answer the stage can
 get cheaper and bounded by splitting its work into smaller requests; so ``OutputTruncatedError`` goes
 straight to the stage, which splits.
+
+Money: every record carries ``cost_usd`` (the provider's reported usage at list price, ``resources.providers.
+prices``; ``None`` when the model is unpriced; 0 for a failed call, which providers do not bill) and
+``first_model_cost_usd`` (what the chain's first model would have cost for the same tokens: the premium of a
+fallback is the difference). With a ``SpendLedger`` every call first reserves its estimated cost (prompt
+estimate plus the whole output ceiling it sends, so the real cost cannot exceed it) and settles to the real
+cost after. A call the caps refuse is skipped for the next model; once a call was refused the offline engine
+does not serve the stage either: a run under a cap must not turn into degraded output without anyone asking
+for it, so the stage fails with ``BudgetExceededError`` naming the cap, the spend and the call refused.
 
 Every raised error carries ``attempts`` (the stage's ``AttemptRecord`` list) and names every provider of
 the chain and why it did not serve (``reasons``), and every record is also
@@ -72,12 +89,22 @@ from typing import Generic, TypeVar
 
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
 from resources.providers.limits import estimate_tokens, limits_for
+from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
+from resources.resilience.budget import (
+    DEFAULT_BILLING_HOLD_SECONDS,
+    BudgetExceededError,
+    Refusal,
+    Reservation,
+    SpendLedger,
+)
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
+    BILLING_REFUSED,
     DAILY_QUOTA_EXHAUSTED,
     AllProvidersOpenError,
+    BillingError,
     BreakerOpenError,
     ChainExhaustedError,
     ExhaustionReason,
@@ -111,6 +138,7 @@ _OVERLOADED = "provider_overloaded"
 _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
+_OVER_BUDGET = "over_budget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +174,12 @@ class _StageRun:
     last_error: ProviderError | None = None
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
+    prices: PriceTable | None = None
+    # the chain's first model: what a fallback's tokens would have cost there is its baseline
+    first: ModelRef | None = None
+    # the latest call a spending cap refused, and why
+    refusal: Refusal | None = None
+    refused: str | None = None
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -203,6 +237,10 @@ class _StageRun:
             output_tokens=completion.output_tokens if completion else None,
             max_tokens=completion.max_tokens if completion else None,
             truncated=completion.truncated if completion else False,
+            cost_usd=self.cost_of(ref, completion) if completion else 0.0,
+            first_model_cost_usd=(
+                self.cost_of(self.first, completion) if completion and self.first is not None else None
+            ),
         )
         self.attempts.append(record)
         for listener in self.listeners:
@@ -211,6 +249,12 @@ class _StageRun:
             except Exception:  # telemetry must never fail the stage
                 logger.warning("telemetry listener %r failed", listener, exc_info=True)
         return record
+
+    def cost_of(self, ref: ModelRef, completion: Completion) -> float | None:
+        """USD of ``completion``'s usage on ``ref`` at list price (None: ``ref`` is unpriced)."""
+        table = self.prices or price_table()
+        usage = TokenUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
+        return table.cost_of(ref.provider, ref.model, usage).usd
 
     def fail(self, error: ProviderError) -> ProviderError:
         error.attempts = list(self.attempts)
@@ -356,6 +400,9 @@ class ResilientCaller:
         repair: RepairRequest = append_validation_error,
         retry_budget: RetryBudget | None = None,
         hedger: Hedger | None = None,
+        ledger: SpendLedger | None = None,
+        prices: PriceTable | None = None,
+        billing_hold_seconds: float = DEFAULT_BILLING_HOLD_SECONDS,
     ) -> None:
         self.adapters = dict(adapters)
         self.breakers = breakers
@@ -372,6 +419,9 @@ class ResilientCaller:
         self._repair = repair
         self.retry_budget = retry_budget
         self.hedger = hedger
+        self.ledger = ledger
+        self.prices = prices
+        self.billing_hold_seconds = billing_hold_seconds
 
     def policy_for(self, stage: str) -> StagePolicy:
         return self.stage_policies.get(stage, self.policy)
@@ -402,6 +452,8 @@ class ResilientCaller:
             run_id=run_id if run_id is not None else self.run_id,
             partition=partition if partition is not None else self.partition,
             deadline=self._clock() + policy.deadline_seconds,
+            prices=self.prices,
+            first=refs[0] if refs else None,
         )
         if self.retry_budget is not None:
             self.retry_budget.note_first_attempt()
@@ -412,6 +464,11 @@ class ResilientCaller:
                 if outcome is not None:
                     return outcome
                 if run.stop_reason is not None:
+                    break
+                if run.refusal is not None:  # under a cap, no silent degraded answer (see "Money")
+                    run.log(
+                        ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap"
+                    )
                     break
             adapter = self._adapter_for(run, ref)
             if adapter is None:
@@ -497,6 +554,12 @@ class ResilientCaller:
             permit = self._acquire(run, refs, index, last_resort=last_resort)
             if permit is None:
                 return None
+            reservation = self._reserve(run, ref, current_request, permit)
+            if reservation is None:
+                if ceiling_raised or repaired:
+                    # A raise or repair is never handed to the next model (see the module docstring).
+                    raise run.fail(self._exhausted(run, refs))
+                return None
             run.calls += 1
             model_calls += 1
             started = self._clock()
@@ -504,11 +567,13 @@ class ResilientCaller:
                 if self.hedger is not None and ref.provider != OFFLINE and self.hedger.hedges(run.stage):
                     raced = self._race(run, refs, index, current_request, permit, parse, started)
                     if isinstance(raced, CallOutcome):
+                        self._settle_spend(reservation, 0.0)  # cancelled before it answered
                         return raced
                     completion = raced
                 else:
                     completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
+                self._settle_spend(reservation, 0.0)  # providers do not bill a failed call
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
                 if step.decision != "retry_same_model" or not self._within_retry_budget(run, ref):
                     return None
@@ -522,6 +587,11 @@ class ResilientCaller:
                 raise
             finished = self._clock()
             latency = finished - started
+            self._settle_spend(
+                reservation,
+                run.cost_of(ref, completion),
+                run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
+            )
             self.breakers.record(permit, success=True)
             if self.hedger is not None:
                 self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
@@ -629,9 +699,9 @@ class ResilientCaller:
 
     def _send_hedge(
         self, run: _StageRun, refs: Sequence[ModelRef], index: int, request: CompletionRequest, delay: float
-    ) -> tuple[ModelRef, Permit, Entrant[Completion]] | None:
+    ) -> tuple[ModelRef, Permit, Reservation, Entrant[Completion]] | None:
         """Start the hedge on the next entry of another provider whose breaker grants a permit, within the
-        attempt budget and the hedge quota; None if there is none."""
+        attempt budget, the cost budget and the hedge quota; None if there is none."""
         hedger = self.hedger
         assert hedger is not None
         if run.calls >= run.policy.max_attempts:
@@ -646,15 +716,26 @@ class ResilientCaller:
                 hedge_permit = self.breakers.acquire(candidate.provider)
             except BreakerOpenError:  # open, parked or warming: never hedge onto it
                 continue
-            if not hedger.quota.try_take():
+            reservation = self._reserve_hedge(run, candidate, request)
+            if reservation is None or not hedger.quota.try_take():
+                if reservation is not None:
+                    self._settle_spend(reservation, 0.0)
                 self.breakers.release(hedge_permit)
                 return None
             run.calls += 1
             run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=delay)
             timeout = run.request_timeout(self._clock())
             entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
-            return candidate, hedge_permit, entrant
+            return candidate, hedge_permit, reservation, entrant
         return None
+
+    def _reserve_hedge(self, run: _StageRun, ref: ModelRef, request: CompletionRequest) -> Reservation | None:
+        """The cost budget's reservation for a hedge, or None when the caps refuse it. Unlike ``_reserve`` a
+        refusal is not logged or kept for the stage's error: no hedge is sent, and nothing else changes."""
+        if self.ledger is None:
+            return Reservation((), 0.0)
+        answer = self.ledger.reserve(self.estimated_cost(ref, request), stage=run.stage)
+        return answer if isinstance(answer, Reservation) else None
 
     def _settle_race(
         self,
@@ -664,6 +745,7 @@ class ResilientCaller:
         primary: Entrant[Completion],
         hedge_ref: ModelRef,
         hedge_permit: Permit,
+        hedge_reservation: Reservation,
         hedge: Entrant[Completion],
         parse: Callable[[str], T],
     ) -> Completion | CallOutcome[T]:
@@ -686,6 +768,7 @@ class ResilientCaller:
             self._drop_entrant(permit, primary)
             completion = hedge.future.result()
             latency = self._clock() - hedge.started
+            self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, completion))
             self.breakers.record(hedge_permit, success=True)
             hedger.tracker.observe((hedge_ref.provider, hedge_ref.model, run.stage), latency)
             run.log(
@@ -699,6 +782,9 @@ class ResilientCaller:
             )
             return CallOutcome(values[id(completion)], hedge_ref.provider, hedge_ref.model, run.attempts, completion)
         problem = self._drop_entrant(hedge_permit, hedge)
+        # A hedge that answered second is billed; a cancelled or failed one is not.
+        answered = hedge.future.done() and hedge.future.exception() is None and not hedge.lease.cancelled
+        self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, hedge.future.result()) if answered else 0.0)
         run.log(
             hedge_ref,
             outcome="error" if problem else "skipped",
@@ -737,6 +823,42 @@ class ResilientCaller:
         run.excluded[ref.provider] = RETRY_BUDGET_EXHAUSTED
         run.log(ref, outcome="skipped", decision="retry_budget_exhausted", error_code=RETRY_BUDGET_EXHAUSTED)
         return False
+
+    def estimated_cost(self, ref: ModelRef, request: CompletionRequest) -> float | None:
+        """The most ``request`` can cost on ``ref``: its prompt estimate plus the whole output ceiling sent."""
+        usage = TokenUsage(
+            input_tokens=estimate_tokens(request.system + request.prompt),
+            output_tokens=limits_for(ref.provider, ref.model).output_ceiling(request.max_tokens),
+        )
+        return (self.prices or price_table()).cost_of(ref.provider, ref.model, usage).usd
+
+    def _reserve(
+        self, run: _StageRun, ref: ModelRef, request: CompletionRequest, permit: Permit
+    ) -> Reservation | None:
+        """The spend reservation for the next call (a no-op one without a ledger), or None when the caps refuse
+        it: the permit is handed back, the refusal logged as a skip and kept for the stage's error."""
+        if self.ledger is None:
+            return Reservation((), 0.0)
+        estimate = self.estimated_cost(ref, request)
+        try:
+            answer = self.ledger.reserve(estimate, stage=run.stage)
+        except BaseException:
+            self.breakers.release(permit)
+            raise
+        if isinstance(answer, Reservation):
+            return answer
+        self.breakers.release(permit)
+        # The latest refusal is the one to report: its spend figure is the most recent.
+        run.refusal, run.refused = answer, f"{run.stage} call to {ref}"
+        run.log(ref, outcome="skipped", decision="fallback_next_model", error_code=_OVER_BUDGET)
+        return None
+
+    def _settle_spend(
+        self, reservation: Reservation, actual_usd: float | None, first_model_usd: float | None = None
+    ) -> None:
+        if self.ledger is not None and reservation.keys:
+            premium = None if actual_usd is None or first_model_usd is None else actual_usd - first_model_usd
+            self.ledger.settle(reservation, actual_usd, premium_usd=premium)
 
     def _acquire(
         self, run: _StageRun, refs: Sequence[ModelRef], index: int, *, last_resort: bool = False
@@ -816,6 +938,9 @@ class ResilientCaller:
         run.failed[ref.provider] = error.error_code or error.error_class
         if isinstance(error, UnsupportedParameterError):
             pass  # model-level: the provider's other models may still take the request
+        elif isinstance(error, BillingError):
+            run.excluded[ref.provider] = BILLING_REFUSED
+            logger.error("%s (provider skipped by every caller for %.0f s)", error.message, self.billing_hold_seconds)
         elif isinstance(error, ProviderUnavailableError):
             run.excluded[ref.provider] = (
                 DAILY_QUOTA_EXHAUSTED if error.error_code == DAILY_QUOTA_EXHAUSTED else _UNAVAILABLE
@@ -831,6 +956,9 @@ class ResilientCaller:
         if error.error_code == DAILY_QUOTA_EXHAUSTED and error.retry_after:
             # Not an outage and not worth a retry: every caller skips the provider until the quota resets.
             self.breakers.park(permit, error.retry_after, DAILY_QUOTA_EXHAUSTED)
+        elif isinstance(error, BillingError):
+            # Nor is an unpaid bill: every caller skips the provider until someone adds credit (or the hold ends).
+            self.breakers.park(permit, self.billing_hold_seconds, BILLING_REFUSED)
         elif isinstance(error, UnsupportedParameterError):
             self.breakers.record(permit, success=True)  # an answer about the model: the provider is up
         elif isinstance(error, ProviderUnavailableError):
@@ -841,9 +969,11 @@ class ResilientCaller:
 
     def _exhausted(self, run: _StageRun, refs: Sequence[ModelRef]) -> ProviderError:
         """The error that ends a walk that served nothing; it names every provider of the chain and why."""
+        if run.refusal is not None:
+            return BudgetExceededError(run.stage, run.refusal.describe(run.refused or run.stage))
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
         reasons = {p: run.excluded.get(p) or run.failed.get(p) or "not_called" for p in providers}
-        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED}
+        idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED, BILLING_REFUSED}
         nothing_else_failed = all(run.excluded.get(p) in idle_reasons for p in providers)
         if run.reopens_at and nothing_else_failed:
             reopens_in = max(0.0, min(run.reopens_at.values()) - self._clock())

@@ -93,6 +93,11 @@ class AttemptRecord(BaseModel):
     output_tokens: int | None = None
     max_tokens: int | None = None
     truncated: bool = False
+    # USD at list price (``resources.providers.prices``) of the usage above; ``None``: the model is unpriced;
+    # 0 for a failed or skipped step. ``first_model_cost_usd``: the same usage on the chain's first model
+    # (the premium a fallback paid is the difference).
+    cost_usd: float | None = 0.0
+    first_model_cost_usd: float | None = None
 
     @classmethod
     def trusted(cls, **fields: Any) -> AttemptRecord:
@@ -167,8 +172,8 @@ def window_files(path: Path, since: float | None) -> list[Path]:
 class JsonlTelemetrySink:
     """Append attempts and breaker transitions to a JSON Lines file, safely across processes.
 
-    Lines carry ``"kind": "attempt"`` or ``"kind": "breaker_transition"``. ``clock`` (epoch seconds) says
-    which UTC day it is, for the daily rotation; tests inject it.
+    Lines carry ``"kind": "attempt"``, ``"kind": "breaker_transition"`` or ``"kind": "stage_cost"``. ``clock``
+    (epoch seconds) says which UTC day it is, for the daily rotation; tests inject it.
     """
 
     def __init__(
@@ -197,6 +202,10 @@ class JsonlTelemetrySink:
         # pydantic's serializer is several times faster than json.dumps(model_dump()); splice the kind in.
         body = record.model_dump_json().encode("utf-8")
         self._write(b'{"kind":"attempt",' + body[1:] + b"\n")
+
+    def on_stage_cost(self, summary: dict[str, Any]) -> None:
+        """A ``"kind": "stage_cost"`` line: one AI stage call's money (``resources.resilience.cost``)."""
+        self._write((json.dumps({"kind": "stage_cost", **summary}, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None:
         payload = {"kind": "breaker_transition", **dataclasses.asdict(transition)}

@@ -36,6 +36,7 @@ FaultKind = Literal[
     "overloaded_no_retry",
     "daily_quota",
     "echo_key",
+    "billing",
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -251,6 +252,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "flaky": ("`rate` (default 10%) of calls on every provider time out or are reset", _flaky),
     "safety": ("`rate` (default 25%) of calls on every provider are refused for safety", _safety),
     "auth": ("anthropic rejects the API key (401)", _auth),
+    "billing": (
+        "anthropic refuses to bill (400 credit balance too low); provider=openai: 429 insufficient_quota, "
+        "provider=gemini: 403 BILLING_DISABLED",
+        _kind_everywhere("billing", "anthropic"),
+    ),
     "server-errors": (
         "anthropic answers 500 (`rate`, default always)",
         _kind_everywhere("server_error", "anthropic"),

@@ -474,7 +474,14 @@ class ProviderSimulator:
     ) -> SimResponse:
         kind = rule.kind
         if kind in (
-            "overloaded", "rate_limit", "server_error", "auth", "bad_request", "overloaded_no_retry", "daily_quota"
+            "overloaded",
+            "rate_limit",
+            "server_error",
+            "auth",
+            "bad_request",
+            "overloaded_no_retry",
+            "daily_quota",
+            "billing",
         ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
         if kind == "echo_key":

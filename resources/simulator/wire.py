@@ -243,6 +243,16 @@ class AnthropicWire:
             return self._error(
                 401, "authentication_error", "invalid x-api-key", request_id, {"x-should-retry": "false"}
             )
+        if kind == "billing":
+            # An organization whose prepaid credit ran out: a 400 like any bad request, told apart by its text.
+            return self._error(
+                400,
+                "invalid_request_error",
+                "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to "
+                "upgrade or purchase credits.",
+                request_id,
+                {"x-should-retry": "false"},
+            )
         if kind == "bad_request":
             return self._error(
                 400,
@@ -488,6 +498,17 @@ class OpenAIWire:
                 request_id,
                 code="invalid_api_key",
             )
+        if kind == "billing":
+            # Out of credit / over the monthly spend limit: a 429 like a rate limit, but without retry-after.
+            return self._error(
+                429,
+                "insufficient_quota",
+                "You exceeded your current quota, please check your plan and billing details. For more "
+                "information on this error, read the docs: "
+                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                request_id,
+                code="insufficient_quota",
+            )
         if kind == "bad_request":
             return self._error(
                 400,
@@ -708,6 +729,24 @@ class GeminiWire:
                         "locale": "en-US",
                         "message": "API key not valid. Please pass a valid API key.",
                     },
+                ],
+            )
+        if kind == "billing":
+            # A paid-tier project whose Cloud billing account was disabled or closed.
+            return self._error(
+                403,
+                "PERMISSION_DENIED",
+                "This API method requires billing to be enabled. Please enable billing on project #1 by visiting "
+                "https://console.developers.google.com/billing/enable?project=1 then retry. If you enabled "
+                "billing for this project recently, wait a few minutes for the action to propagate to our "
+                "systems and retry.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "BILLING_DISABLED",
+                        "domain": "googleapis.com",
+                        "metadata": {"consumer": "projects/1", "service": "generativelanguage.googleapis.com"},
+                    }
                 ],
             )
         if kind == "bad_request":

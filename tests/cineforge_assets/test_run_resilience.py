@@ -301,7 +301,12 @@ def test_auto_retry_sensor_reexecutes_a_transient_failure_once_and_leaves_a_perm
     # scenes fails transiently on every attempt, step retries included.
     sim.set_profile("fault:kind=server_error,tasks=enrich_scenes")
     config = ai_config(sim, tmp_path)
-    failed = run_pipeline(instance, key, config)
+    from cineforge_assets.sources import current_source
+
+    source_tags = current_source(key).run_tags()
+    failed = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+        instance=instance, partition_key=key, run_config=config, tags=source_tags, raise_on_error=False
+    )
     assert not failed.success
     assert instance.get_run_by_id(failed.run_id).tags["cineforge/failure_class"] == "transient"
 
@@ -310,6 +315,8 @@ def test_auto_retry_sensor_reexecutes_a_transient_failure_once_and_leaves_a_perm
     assert request.partition_key == key
     assert [k.to_user_string() for k in request.asset_selection or []] == ["scenes", "project_config", "veo3_broll"]
     assert request.tags[RETRY_OF_TAG] == failed.run_id and request.tags[AUTO_RETRY_NUMBER_TAG] == "1"
+    # The retry reads the same source version as the run it retries.
+    assert {k: request.tags[k] for k in source_tags} == source_tags
 
     sim.set_profile("none")
     normalize_calls = calls(sim, "gpt-4.1")

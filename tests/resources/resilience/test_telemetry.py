@@ -74,6 +74,8 @@ def test_attempt_records_have_no_room_for_payloads() -> None:
         "output_tokens",
         "max_tokens",
         "truncated",
+        "cost_usd",
+        "first_model_cost_usd",
     }
 
 
