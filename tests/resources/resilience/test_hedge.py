@@ -15,7 +15,8 @@ from resources.providers.base import CompletionRequest, ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
 from resources.providers.openai import OpenAIAdapter
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
-from resources.resilience.chain import StagePolicy
+from resources.resilience.budget import BudgetCaps, MemorySpendStore, SpendLedger
+from resources.resilience.chain import ModelRef, StagePolicy
 from resources.resilience.errors import ProviderError
 from resources.resilience.executor import ResilientCaller
 from resources.resilience.hedge import (
@@ -103,6 +104,7 @@ def _world(
     policy: HedgePolicy,
     stage_policy: StagePolicy | None = None,
     breaker: CircuitBreaker | None = None,
+    ledger: SpendLedger | None = None,
 ) -> tuple[ResilientCaller, RecordingHedger]:
     make = _adapter_for(sim)
     clients = CancellableClients(make)  # type: ignore[arg-type]
@@ -117,6 +119,7 @@ def _world(
         chains={"normalize": CHAIN},
         rng=random.Random(3),
         hedger=hedger,
+        ledger=ledger,
     )
     return caller, hedger
 
@@ -185,6 +188,31 @@ def test_a_hedge_counts_against_the_attempt_budget(simulator: ProviderSimulator,
     assert "hedge_sent" not in [a.decision for a in raised.value.attempts]
     assert set(simulator.stats()["by_provider"]) == {"anthropic"}
     hedger.clients.close()
+
+
+def test_a_hedge_the_cost_cap_cannot_fit_is_not_sent(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    probe, _ = _world(simulator, http_client, policy=HedgePolicy(after_seconds=0.05))
+    one_call = probe.estimated_cost(ModelRef.of("claude-sonnet-4-6"), REQUEST)
+    assert one_call is not None
+    # Room for the primary's reservation, not for a second call beside it.
+    ledger = SpendLedger(MemorySpendStore(), BudgetCaps(run_usd=one_call * 1.5), run_id="r1")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        # Two calls allowed, so only the cost cap can stop the hedge.
+        stage_policy=StagePolicy(request_timeout_seconds=0.5, max_attempts=2, attempts_per_model=1),
+        ledger=ledger,
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    # No hedge: openai is only called as the fallback, after the primary's whole timeout.
+    assert [(a.provider, a.decision) for a in outcome.attempts] == [
+        ("anthropic", "fallback_next_model"),
+        ("openai", "success"),
+    ]
+    hedger.clients.close()
+    probe.hedger.clients.close()  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------------ the resource
