@@ -33,6 +33,10 @@ answer cut at its output ceiling        ``retry_same_model`` once   ceiling rais
 (``Completion.truncated``)                                          (less the prompt, within the context
                                                                     window); cut again, or no room to
                                         ``stop``                    raise: ``OutputTruncatedError``
+prompt over the model's context window ``fallback_next_model``     next model whose window is larger;
+(estimate says so before the call:                                  none left: ``ContextWindowExceededError``
+skipped, ``context_window_too_small``;                              (the stage splits its work)
+or the provider's 400 says so)
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
 ``unsupported_value``: GPT-5 and
 ``temperature``)
@@ -104,6 +108,7 @@ from resources.resilience.errors import (
     BillingError,
     BreakerOpenError,
     ChainExhaustedError,
+    ContextWindowExceededError,
     ExhaustionReason,
     InvalidModelOutputError,
     OutputTruncatedError,
@@ -114,6 +119,7 @@ from resources.resilience.errors import (
     ProviderWarmingError,
     UnsupportedParameterError,
     describe_reasons,
+    is_context_overflow,
     is_provider_overloaded,
 )
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
@@ -134,6 +140,7 @@ _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
 _OVER_BUDGET = "over_budget"
+_CONTEXT_TOO_SMALL = "context_window_too_small"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,11 @@ class _StageRun:
     # the latest call a spending cap refused, and why
     refusal: Refusal | None = None
     refused: str | None = None
+    # models the prompt does not fit (skipped on the estimate, or refused by the provider), the largest
+    # window a provider refused it in, and that refusal
+    unfit: set[ModelRef] = field(default_factory=set)
+    refused_window: int = 0
+    context_error: ProviderError | None = None
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -187,8 +199,10 @@ class _StageRun:
             return "deadline"
         return None
 
-    def request_timeout(self, now: float) -> float:
-        limit = self.policy.request_timeout_seconds
+    def request_timeout(self, now: float, output_tokens: int = 0) -> float:
+        """One call's timeout: the policy's, stretched for an answer of ``output_tokens`` (see
+        ``StagePolicy.timeout_for``), never past the deadline."""
+        limit = self.policy.timeout_for(output_tokens)
         remaining = self.remaining(now)
         return remaining if limit is None or remaining < limit else limit
 
@@ -278,6 +292,8 @@ def _after_failure(
 
     ``next_served_model_exists``: a model of a real provider (not the offline engine) is left in the chain.
     """
+    if is_context_overflow(error):  # model-level: a larger window may take it (``_fits`` picks which)
+        return _fallback("fallback_next_model", run, next_model_exists)
     if isinstance(error, PermanentProviderError):
         return _Step("stop", terminal_reason=error.error_code or "permanent_error")
     if isinstance(error, UnsupportedParameterError):
@@ -321,6 +337,12 @@ def _usable_after(
         r.provider not in excluded and r.provider != also_excluding and not (served_only and r.provider == OFFLINE)
         for r in refs[index + 1 :]
     )
+
+
+def _only_unfit(run: _StageRun, refs: Sequence[ModelRef]) -> bool:
+    """Was every real model of the chain (not offline) found too small for the prompt?"""
+    real = [ref for ref in refs if ref.provider != OFFLINE and run.excluded.get(ref.provider) != _NO_ADAPTER]
+    return bool(real) and all(ref in run.unfit for ref in real)
 
 
 def _invalid_output(
@@ -441,6 +463,8 @@ class ResilientCaller:
                     return outcome
                 if run.stop_reason is not None:
                     break
+                if _only_unfit(run, refs):  # too big for every model: the stage splits, no degraded answer
+                    break
                 if run.refusal is not None:  # under a cap, no silent degraded answer (see "Money")
                     run.log(
                         ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap"
@@ -519,6 +543,8 @@ class ResilientCaller:
 
         ``last_resort``: a warming provider's call goes through over its warm-up budget."""
         ref = refs[index]
+        if not self._fits(run, ref, request):
+            return None
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
@@ -536,7 +562,10 @@ class ResilientCaller:
             model_calls += 1
             started = self._clock()
             try:
-                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
+                ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
+                completion = adapter.complete(
+                    ref.model, current_request, timeout=run.request_timeout(started, ceiling)
+                )
             except ProviderError as error:
                 self._settle_spend(reservation, 0.0)  # providers do not bill a failed call
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
@@ -617,6 +646,28 @@ class ResilientCaller:
             )
             # The walk ends here, so its log is handed over rather than copied.
             return CallOutcome(value, ref.provider, ref.model, run.attempts, completion)
+
+    @staticmethod
+    def _fits(run: _StageRun, ref: ModelRef, request: CompletionRequest) -> bool:
+        """Can ``ref``'s context window take ``request`` (prompt estimate plus the output ceiling it would be
+        sent with)? If not, the model is skipped without a call, logged ``context_window_too_small``. A window
+        no larger than one a provider already refused the prompt in is not tried either: the estimate
+        under-counted there and would here too."""
+        limits = limits_for(ref.provider, ref.model)
+        needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+        if needed <= limits.context_window and limits.context_window > run.refused_window:
+            return True
+        run.unfit.add(ref)
+        if run.context_error is None:
+            run.context_error = ContextWindowExceededError(
+                f"the prompt needs ~{needed} tokens with its output ceiling, more than the context window of "
+                "any model of the chain; split the request",
+                provider=ref.provider,
+                model=ref.model,
+                error_code="context_length_exceeded",
+            )
+        run.log(ref, outcome="skipped", decision="fallback_next_model", error_code=_CONTEXT_TOO_SMALL)
+        return False
 
     @staticmethod
     def _raised_ceiling(
@@ -742,7 +793,11 @@ class ResilientCaller:
             latency_s=latency,
             breaker_state=permit.state,
         )
-        if isinstance(error, PermanentProviderError):
+        if is_context_overflow(error):
+            run.unfit.add(ref)
+            run.refused_window = max(run.refused_window, limits_for(ref.provider, ref.model).context_window)
+            run.context_error = error
+        elif isinstance(error, PermanentProviderError):
             raise run.fail(error) from None
         run.failed[ref.provider] = error.error_code or error.error_class
         if isinstance(error, UnsupportedParameterError):
@@ -780,6 +835,8 @@ class ResilientCaller:
         """The error that ends a walk that served nothing; it names every provider of the chain and why."""
         if run.refusal is not None:
             return BudgetExceededError(run.stage, run.refusal.describe(run.refused or run.stage))
+        if run.context_error is not None and _only_unfit(run, refs):
+            return run.context_error  # permanent: no model can take the prompt, the stage splits its work
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
         reasons = {p: run.excluded.get(p) or run.failed.get(p) or "not_called" for p in providers}
         idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED, BILLING_REFUSED}
