@@ -334,9 +334,7 @@ class AIProviderResource(ConfigurableResource):
         """
         key = None
         if cache:
-            # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
-            chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
-            key = cache_key(task, chain, prompt_version(system_prompt(task)), payload)
+            key = self.response_key(stage, task, payload)
             hit = self.response_cache().get(key)
             if hit is not None and hit.task == task:
                 value = RESPONSE_MODELS[task].model_validate(hit.value)
@@ -346,6 +344,12 @@ class AIProviderResource(ConfigurableResource):
             answer = CachedAnswer(task, result.provider, result.model, result.value.model_dump(mode="json"))
             self.response_cache().put(key, answer)
         return result
+
+    def response_key(self, stage: str, task: str, payload: dict[str, Any]) -> str:
+        """The response cache's key for ``task`` on ``payload`` through ``stage``'s chain in this mode."""
+        # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
+        chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
+        return cache_key(task, chain, prompt_version(system_prompt(task)), payload)
 
     def _call(
         self,

@@ -187,6 +187,8 @@ class _StageRun:
     unfit: set[ModelRef] = field(default_factory=set)
     refused_window: int = 0
     context_error: ProviderError | None = None
+    # the output ceiling of the call about to be sent (its timeout grows with it)
+    output_ceiling: int = 0
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -199,10 +201,10 @@ class _StageRun:
             return "deadline"
         return None
 
-    def request_timeout(self, now: float, output_tokens: int = 0) -> float:
-        """One call's timeout: the policy's, stretched for an answer of ``output_tokens`` (see
+    def request_timeout(self, now: float) -> float:
+        """The next call's timeout: the policy's, stretched for an answer of ``output_ceiling`` tokens (see
         ``StagePolicy.timeout_for``), never past the deadline."""
-        limit = self.policy.timeout_for(output_tokens)
+        limit = self.policy.timeout_for(self.output_ceiling)
         remaining = self.remaining(now)
         return remaining if limit is None or remaining < limit else limit
 
@@ -560,12 +562,10 @@ class ResilientCaller:
                 return None
             run.calls += 1
             model_calls += 1
+            run.output_ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
             started = self._clock()
             try:
-                ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
-                completion = adapter.complete(
-                    ref.model, current_request, timeout=run.request_timeout(started, ceiling)
-                )
+                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
                 self._settle_spend(reservation, 0.0)  # providers do not bill a failed call
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
