@@ -23,6 +23,7 @@ Results replace the ``chaos`` section of BENCHMARKS.md and the charts in ``bench
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -51,13 +52,20 @@ from bench.harness import (  # noqa: E402
     percentile,
     write_section,
 )
-from bench.workload import is_refusal_candidate  # noqa: E402
+from bench.workload import chaos_item, is_refusal_candidate  # noqa: E402
+from resources.providers import offline  # noqa: E402
+from resources.providers.limits import estimate_tokens  # noqa: E402
+from resources.providers.prices import PriceTable, TokenUsage, price_table  # noqa: E402
 
 START, END = "<!-- chaos:start -->", "<!-- chaos:end -->"
 CHARTS = REPO / "bench" / "charts"
 RESULTS = REPO / "bench" / "results"
 FAULT_OUTCOMES = frozenset({"overloaded", "rate_limit", "server_error", "timeout", "reset", "malformed_json"})
 PERMANENT_OUTCOMES = frozenset({"safety", "bad_request", "invalid_output"})
+# Answers that came back as HTTP 200 with a body: the provider bills them (a refusal bills the prompt only, its
+# answer is empty). Error statuses, timeouts and resets are not billed.
+BILLED_OUTCOMES = frozenset({"ok", "malformed_json", "invalid_output"})
+PROMPT_ONLY_OUTCOMES = frozenset({"safety"})
 PRIMARY = "anthropic"
 REDIS_URL = os.environ.get("CINEFORGE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every Redis key this invocation's contenders write starts with this (one sub-prefix per run).
@@ -150,6 +158,12 @@ class RunMetrics:
     p95_s: float
     served_by: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+
+    @property
+    def usd_per_success(self) -> float:
+        """Dollars per served request: everything billed, failed requests' calls included."""
+        return self.cost_usd / self.succeeded if self.succeeded else float("inf")
 
     @property
     def ratio(self) -> float:
@@ -183,6 +197,37 @@ def permanent_retries(trace: Trace) -> int:
         if outcome in PERMANENT_OUTCOMES:
             refused.add(number)
     return retries
+
+
+@functools.cache
+def request_usage(number: int) -> TokenUsage:
+    """What one answered call for workload request ``number`` uses: its prompt, and the simulator's answer
+    (the offline engine's, counted as the simulator counts it)."""
+    item = chaos_item(number)
+    request = item.request
+    answer = offline.answer(item.task, dict(request.payload or {}))
+    return TokenUsage(
+        input_tokens=estimate_tokens(request.system + request.prompt),
+        output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
+    )
+
+
+def trace_cost(trace: Trace, table: PriceTable | None = None) -> float:
+    """USD the providers would bill for every call of ``trace`` at list price (``resources.providers.prices``):
+    answered calls in full, refusals for their prompt, failed calls nothing. NaN if a called model is unpriced."""
+    prices = table or price_table()
+    total = 0.0
+    for number, provider, model, outcome, _arrival in trace:
+        if outcome not in BILLED_OUTCOMES and outcome not in PROMPT_ONLY_OUTCOMES:
+            continue
+        usage = request_usage(number)
+        if outcome in PROMPT_ONLY_OUTCOMES:
+            usage = TokenUsage(input_tokens=usage.input_tokens)
+        cost = prices.cost_of(provider, model, usage).usd
+        if cost is None:
+            return float("nan")
+        total += cost
+    return total
 
 
 def calls_after_first_fault(trace: Trace, provider: str, latency_s: float) -> int:
@@ -236,6 +281,7 @@ def measure(
         p95_s=percentile(latencies, 95),
         served_by=dict(Counter(r.provider for r in results if r.ok)),
         failures=dict(Counter(r.error for r in results if not r.ok)),
+        cost_usd=trace_cost(trace),
     )
 
 
@@ -359,14 +405,14 @@ def scenario_table(rows: Sequence[RunMetrics], scenario: Scenario) -> list[str]:
     down_col = scenario.down_provider is not None
     header = "| contender | layout | completion s | x oracle | faulted calls |"
     header += " calls to down primary | ... after its first fault answer |" if down_col else ""
-    header += " calls / success | permanent retries | p50 s | p95 s | failed | served by |"
+    header += " calls / success | permanent retries | p50 s | p95 s | failed | $ / served request | served by |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for m in rows:
         line = (
             f"| {m.contender} | {m.layout} | {m.completion_s:.2f} | {m.ratio:.2f} | {m.fault_calls} |"
             + (f" {m.down_provider_calls} | {m.down_calls_after_first_fault} |" if down_col else "")
             + f" {m.calls_per_success:.2f} | {m.permanent_retries} | {m.p50_s:.2f} | {m.p95_s:.2f} | {m.failed} |"
-            f" {_fmt_served(m.served_by)} |"
+            f" {m.usd_per_success:.6f} | {_fmt_served(m.served_by)} |"
         )
         lines.append(line)
     return lines
@@ -414,6 +460,20 @@ def target_lines(metrics: Sequence[RunMetrics], threshold: int, probes: int) -> 
                 f"- Scenario 1, {layout}: lower than every other contender on completion time {on_time}, "
                 f"on calls to the down primary {on_calls} (others: {summary})"
             )
+    for scenario in ("1", "2", "5"):
+        for layout in layouts:
+            ours = by.get((scenario, "ours", layout))
+            rivals = [by[(scenario, o, layout)] for o in others if (scenario, o, layout) in by]
+            if ours is None or not rivals:
+                continue
+            cheapest = compare(
+                round(ours.usd_per_success, 6), {r.contender: round(r.usd_per_success, 6) for r in rivals}
+            )
+            listed = ", ".join(f"{r.contender} {r.usd_per_success:.6f}" for r in rivals)
+            lines.append(
+                f"- Scenario {scenario}, {layout}: ${ours.usd_per_success:.6f} per served request, lowest of every "
+                f"contender {cheapest} (others: {listed})"
+            )
     ours_runs = [m for m in metrics if m.contender == "ours"]
     if ours_runs:
         perm = sum(m.permanent_retries for m in ours_runs)
@@ -437,6 +497,7 @@ COMPARED: tuple[tuple[str, str, float], ...] = (
     ("p50_s", "p50 latency", 0.05),
     ("p95_s", "p95 latency", 0.05),
     ("failed", "requests failed", 0.0),
+    ("usd_per_success", "dollars per served request", 0.0),
 )
 
 
@@ -453,7 +514,7 @@ def rival_wins(metrics: Sequence[RunMetrics]) -> list[str]:
             if attr == "down_provider_calls" and SCENARIOS[m.scenario].down_provider is None:
                 continue
             if theirs < our_value * (1 - tolerance) and theirs < our_value:
-                digits = ".2f" if isinstance(getattr(m, attr), float) else "d"
+                digits = ".6f" if attr == "usd_per_success" else ".2f" if isinstance(getattr(m, attr), float) else "d"
                 lines.append(
                     f"- scenario {m.scenario}, {m.layout}, {label}: {m.contender} {format(getattr(m, attr), digits)} "
                     f"vs ours {format(getattr(mine, attr), digits)}"
@@ -491,7 +552,10 @@ def render(
         "Columns: *x oracle* = completion time / the oracle's (every request straight to a healthy primary, "
         "same layout); *faulted calls* = calls the simulator answered with the scenario's fault (calls to an "
         "unhealthy provider); *calls / success* = all provider calls / requests served; *permanent retries* = "
-        "calls made for a request after it had been refused; p50/p95 = per-request latency.",
+        "calls made for a request after it had been refused; p50/p95 = per-request latency; *$ / served "
+        "request* = what every call of the run is billed at list price (`resources/providers/model_prices.json`: "
+        "answered calls for their prompt and answer, refusals for their prompt, failed calls nothing) / requests "
+        "served.",
         "",
     ]
     oracles = [m for m in metrics if m.scenario == "oracle"]

@@ -1,4 +1,5 @@
-"""Blocking asset checks: a bad artifact stops the run at the asset that made it.
+"""Asset checks. Blocking ones: a bad artifact stops the run at the asset that made it (the WARN check
+``served_by_preferred`` at the end of this module is the exception: it never blocks).
 
 The checks run inside the asset's own step (``check_specs``), so a failure blocks every downstream
 step of the same run and the message names the asset to re-materialize.
@@ -6,12 +7,24 @@ step of the same run and the message names the asset to re-materialize.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    MetadataValue,
+    PreviewWarning,
+)
 
+from cineforge_assets.degraded import ServiceQuality, degraded_from_metadata
+from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.elements import Element
 from cineforge_assets.screenplay.formats.reader import RawSource
 from cineforge_assets.screenplay.plausibility import SplitAssessment
@@ -109,4 +122,97 @@ def evaluate_scenes_plausible(assessment: SplitAssessment, file_name: str) -> As
         speaking_characters=assessment.speaking_characters,
         biggest_scene_share=assessment.biggest_scene_share,
         symptoms=MetadataValue.json(list(assessment.symptoms)),
+    )
+
+
+# ------------------------------------------------------------------------ non-blocking: degraded service
+# Who served an AI-backed asset is news, not a defect of the artifact: the check warns (severity WARN,
+# never blocking) while the latest materialization of a partition was served below the stage's preferred
+# model(s), and passes once a run (the heal sensor's, see ``heal.py``) is served by them again. Partitioned,
+# so each screenplay shows its own state.
+
+SERVED_BY_PREFERRED = "served_by_preferred"
+
+
+def served_by_preferred_spec(asset: str, description: str = "") -> AssetCheckSpec:
+    # A partitioned check spec is a Dagster "preview": without it the UI would show one state per asset,
+    # whichever screenplay ran last. The warning is silenced here, where the choice is made, not globally.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return AssetCheckSpec(
+            name=SERVED_BY_PREFERRED,
+            asset=AssetKey(asset),
+            blocking=False,
+            partitions_def=screenplay_partitions,
+            description=description
+            or "Warns while the latest materialization was served by the offline engine or a fallback "
+            "below the stage's preferred model(s) (cineforge_assets/degraded.py); the heal sensor re-runs it.",
+        )
+
+
+CANONICAL_SCRIPT_SERVED = served_by_preferred_spec("canonical_script")
+SCENES_SERVED = served_by_preferred_spec("scenes")
+PROJECT_CONFIG_SERVED = served_by_preferred_spec("project_config")
+
+
+def evaluate_served_by_preferred(spec: AssetCheckSpec, quality: ServiceQuality) -> AssetCheckResult:
+    """Passes unless ``quality`` is degraded; then a WARN naming who served and whether a heal will follow."""
+    return AssetCheckResult(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
+        passed=not quality.degraded,
+        severity=AssetCheckSeverity.WARN,
+        description=quality.describe(),
+        metadata={
+            "degraded": quality.degraded,
+            "cause": quality.cause,
+            "healable": quality.healable,
+            "preferred_models": ", ".join(quality.preferred),
+            "served_by": MetadataValue.json(dict(sorted(quality.served.items()))),
+            "offline_parts": quality.offline_parts,
+        },
+    )
+
+
+VEO3_BROLL_SERVED = served_by_preferred_spec(
+    "veo3_broll",
+    "Warns while the clips were drawn from scenes or a project_config served below their preferred models "
+    "(placeholder visual descriptions); the heal sensor re-runs it as their downstream.",
+)
+
+
+def degraded_upstream(instance: DagsterInstance, partition: str, assets: Sequence[str]) -> dict[str, str]:
+    """asset -> its ``service`` line, for each of ``assets`` whose latest materialization of ``partition``
+    (the one a step of the same run just read) was degraded."""
+    found: dict[str, str] = {}
+    for asset in assets:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+        ).records
+        event = records[0].asset_materialization if records else None
+        if event is None:
+            continue
+        degraded = degraded_from_metadata(event.metadata)[0]
+        if degraded:
+            service = event.metadata.get("service")
+            found[asset] = str(getattr(service, "value", service) or "degraded")
+    return found
+
+
+def evaluate_broll_inputs(degraded_inputs: Mapping[str, str], clips_requested: bool) -> AssetCheckResult:
+    """B-roll has no fallback chain of its own; its clips are as good as the descriptions they were drawn from."""
+    warn = clips_requested and bool(degraded_inputs)
+    if not clips_requested:
+        description = "no clip was requested (Veo not configured or no scene selected)"
+    elif warn:
+        description = "clips drawn from degraded inputs: " + "; ".join(degraded_inputs.values())
+    else:
+        description = "clips drawn from inputs served by their preferred models"
+    return AssetCheckResult(
+        asset_key=VEO3_BROLL_SERVED.asset_key,
+        check_name=VEO3_BROLL_SERVED.name,
+        passed=not warn,
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"degraded_inputs": MetadataValue.json(sorted(degraded_inputs)), "clips_requested": clips_requested},
     )

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
+PIPELINE_ASSET_NAMES = (*INGEST_ASSETS, "veo3_broll")  # as cineforge_assets.jobs, without importing Dagster
 EXIT_CODES = """exit codes:
   0  success
   1  the run failed (stderr says where, why, and the command that resumes it)
@@ -281,6 +282,9 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
         **registered.run_tags(),
         **run_worker_tags(),
     }
+    selection = _stale_selection(instance, job, partition, output, force=args.force)
+    if selection == []:
+        return _finish_up_to_date(partition, output)
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url:
         run_config = _ai_run_config(args.provider, sim_url)
         if executor_name() in ("in_process", "inprocess"):
@@ -291,6 +295,7 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
                     run_config=run_config,
                     raise_on_error=False,
                     tags=tags,
+                    asset_selection=selection,
                 )
             run_id, success = result.run_id, result.success
         else:
@@ -305,6 +310,7 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
                 run_config=run_config,
                 tags={**tags, "dagster/partition": partition},
                 raise_on_error=False,
+                asset_selection=selection,
             ) as executed:
                 run_id, success = executed.run_id, executed.success
     summary: dict[str, Any] = {
@@ -312,6 +318,8 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
         "run_id": run_id,
         "success": success,
         "artifacts": _artifact_paths(partition),
+        "up_to_date": False,
+        "materialized": [key.to_user_string() for key in selection] if selection else list(PIPELINE_ASSET_NAMES),
     }
     _add_served_by(instance, summary, _run_mode(run_config))
     if success:
@@ -328,6 +336,46 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
             done = [j for j in jobs if j.get("status") == "succeeded"]
             print(f"B-roll: {len(done)} of {len(jobs)} clips in {Path(broll_path).parent}")
     return _finish(instance, summary, "run", output)
+
+
+def _stale_selection(
+    instance: Any, job: Any, partition: str, output: RunOutput, *, force: bool
+) -> list[Any] | None:
+    """The assets this ingest must materialize: ``None`` for all of them (``--force``, or all stale),
+    ``[]`` when everything is up to date for this file and this code (no run, no provider call)."""
+    from dagster import AssetKey
+
+    from cineforge_assets.freshness import ingest_plan
+
+    if force:
+        return None
+    plan = ingest_plan(instance, job, partition, PIPELINE_ASSET_NAMES)
+    if len(plan.to_run) == len(PIPELINE_ASSET_NAMES):
+        return None
+    if plan.to_run:
+        fresh = [name for name in PIPELINE_ASSET_NAMES if name not in plan.to_run]
+        rerun = ", ".join(f"{name} ({plan.reasons[name]})" for name in plan.to_run)
+        output.say(f"up to date, kept: {', '.join(fresh)}; materializing: {rerun}")
+    return [AssetKey(name) for name in plan.to_run]
+
+
+def _finish_up_to_date(partition: str, output: RunOutput) -> int:
+    """An unchanged file with unchanged code: say so, and hand back the artifacts already there."""
+    output.say(
+        f"{partition} is up to date (same file, same code and prompts): nothing materialized, "
+        "no provider called; --force re-runs it"
+    )
+    summary: dict[str, Any] = {
+        "partition": partition,
+        "run_id": None,
+        "success": True,
+        "up_to_date": True,
+        "materialized": [],
+        "cost_usd": 0.0,  # nothing was called
+        "artifacts": _artifact_paths(partition),
+    }
+    print(json.dumps(summary))
+    return EXIT_OK
 
 
 def screen_file(path: Path, limits: Any, *, follow_symlinks: bool) -> None:
@@ -627,6 +675,23 @@ def _add_served_by(instance: Any, summary: dict[str, Any], mode: str) -> None:
             )
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Print what ingesting FILE would cost per stage and model; no provider is called, nothing is stored."""
+    from cineforge_assets.estimate import estimate_file, estimate_lines
+    from cineforge_assets.screenplay.formats.errors import SourceError
+
+    path = Path(args.file)
+    try:
+        estimate = estimate_file(path, broll_clips=args.broll_clips)
+    except (OSError, SourceError) as exc:
+        print(f"cineforge: cannot estimate {path}: {exc}", file=sys.stderr)
+        print(json.dumps({"file": str(path), "estimated_cost_usd": None, "error": str(exc)}))
+        return EXIT_REFUSED_INPUT
+    print("\n".join(estimate_lines(estimate)))
+    print(json.dumps(estimate.as_json()))
+    return EXIT_OK
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from resources.simulator.__main__ import main as simulator_main
 
@@ -687,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--seed", type=int, default=0)
     ingest.add_argument(
+        "--force", action="store_true", help="materialize everything even if the file and code are unchanged"
+    )
+    ingest.add_argument(
         "--replace",
         action="store_true",
         help="replace the partition's source even when it was registered from a differently named file",
@@ -713,6 +781,13 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--seed", type=int, default=0)
     resume.add_argument("--verbose", action="store_true", help="Dagster's event log on the terminal, not in a file")
     resume.set_defaults(func=cmd_resume)
+
+    estimate = sub.add_parser(
+        "estimate", help="what ingesting FILE would cost, per stage and model of its chain (calls no provider)"
+    )
+    estimate.add_argument("file")
+    estimate.add_argument("--broll-clips", type=int, default=3, help="B-roll clips to price (the asset's default: 3)")
+    estimate.set_defaults(func=cmd_estimate)
 
     status = sub.add_parser("status", help="breakers, last runs, inbox files waiting or refused, spend today")
     status.add_argument("--json", action="store_true", help="one JSON object instead of lines")

@@ -3,6 +3,9 @@
 * ``screenplay_inbox`` - a screenplay dropped into ``$CINEFORGE_DATA/inbox/`` becomes a dynamic partition
   and a ``screenplay_pipeline`` run, once per file content (the decisions live in ``inbox.py``).
 
+* ``degraded_heal`` - re-runs what the offline engine or a lower-quality fallback served, once the
+  preferred provider is healthy again (``heal.py``).
+
 Run-status sensors (e.g. re-executing runs that failed on a transient error class) belong here too:
 define them in this module and append them to ``sensors``.
 """
@@ -23,6 +26,7 @@ from dagster import (
     sensor,
 )
 
+from cineforge_assets.heal import degraded_heal_sensor
 from cineforge_assets.inbox import REFUSALS, AcceptedFile, InboxCursor, InboxPolicy, SeenFile, SkippedFile, scan_inbox
 from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
@@ -163,4 +167,4 @@ def build_inbox_sensor(
 
 screenplay_inbox_sensor = build_inbox_sensor()
 
-sensors: list[SensorDefinition] = [screenplay_inbox_sensor, transient_run_retry]
+sensors: list[SensorDefinition] = [screenplay_inbox_sensor, transient_run_retry, degraded_heal_sensor]

@@ -247,24 +247,32 @@ def read_inbox(instance: Any, now: float) -> list[InboxStatus]:
     return inbox_statuses(scan.skipped, scan.accepted)
 
 
-def read_spend() -> tuple[SpendStatus | None, list[str]]:
-    """Spend today against the daily budget.
+def read_spend(store_url: str, now: float) -> tuple[SpendStatus | None, list[str]]:
+    """Live spend today (UTC) from the fleet-wide ledger beside the breakers, against the daily cap.
 
-    HOOK(cost): the spend store (``resources/resilience/budget.py``, issue 15) is not on this branch's
-    main yet. Once it is, read today's total and the daily cap here and return a ``SpendStatus``.
+    The ledger (``resources/resilience/budget.py``) is what every worker reserves against, so this is the
+    figure the next call is judged by, not one host's telemetry. Simulated drills keep their own daily key
+    and are not counted here.
     """
+    from resources.resilience.budget import BudgetCaps, day_key, spend_store_from_url
+
     try:
-        import resources.resilience.budget  # noqa: F401
-    except ImportError:
-        return None, ["spend: not priced yet (the cost work, issue 15, has not landed)"]
-    return None, ["spend: the budget module exists but `cineforge status` does not read it yet"]
+        store = spend_store_from_url(store_url)
+        try:
+            key = day_key(now)
+            today = store.read([key]).get(key, 0.0)
+        finally:
+            store.close()
+    except Exception as exc:  # a status command reports what it cannot read; it never fails on it
+        return None, [f"spend: could not read the spend ledger ({type(exc).__name__})"]
+    return SpendStatus(today_usd=round(today, 6), daily_budget_usd=BudgetCaps.resolve().daily_usd), []
 
 
 def collect_status(
     instance: Any, *, store_url: str, telemetry: Path, runs: int, now: float | None = None
 ) -> StatusReport:
     moment = time.time() if now is None else now
-    spend, notes = read_spend()
+    spend, notes = read_spend(store_url, moment)
     return StatusReport(
         breakers=read_breakers(store_url, telemetry),
         runs=read_runs(instance, runs),

@@ -34,8 +34,10 @@ from cineforge_assets.broll.gate import (
 )
 from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, save_jobs, utc_now
 from cineforge_assets.broll.scenes import DEFAULT_LONGEST_COUNT, scene_prompts, select_scenes
+from cineforge_assets.checks import VEO3_BROLL_SERVED, degraded_upstream, evaluate_broll_inputs
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import artifacts_dir
+from cineforge_assets.versioning import code_version
 from resources.ai import AIProviderResource
 from resources.providers.prices import price_table
 from resources.veo3 import Veo3Resource
@@ -102,9 +104,11 @@ def _jobs_table(jobs: list[BrollJob]) -> str:
 
 
 @asset(
+    code_version=code_version(ASSET_NAME),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     pool="veo_calls",  # Veo has its own quotas, separate from the text providers
+    check_specs=[VEO3_BROLL_SERVED],
     description="Veo 3 B-roll clips (MP4) for chosen scenes, from each scene's visual description; "
     "materializes without clips when Veo fails, with the reasons in metadata.",
 )
@@ -182,4 +186,5 @@ def veo3_broll(
     }
     if choice.missing:
         metadata["missing_scenes"] = MetadataValue.json(choice.missing)
-    return MaterializeResult(metadata=metadata)
+    inputs = degraded_upstream(context.instance, partition, ("scenes", "project_config"))
+    return MaterializeResult(metadata=metadata, check_results=[evaluate_broll_inputs(inputs, not reason)])

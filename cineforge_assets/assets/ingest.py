@@ -8,7 +8,15 @@ from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import BaseModel, Field
 
 from cineforge_assets.assets.ai_calls import (
@@ -26,14 +34,19 @@ from cineforge_assets.assets.split_calls import (
 )
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
+    CANONICAL_SCRIPT_SERVED,
+    PROJECT_CONFIG_SERVED,
     RAW_INPUT_HAS_TEXT,
     SCENES_NOT_EMPTY,
     SCENES_PLAUSIBLE,
+    SCENES_SERVED,
     evaluate_canonical_script,
     evaluate_raw_input,
     evaluate_scenes,
     evaluate_scenes_plausible,
+    evaluate_served_by_preferred,
 )
+from cineforge_assets.degraded import ServiceQuality, assess_results, is_heal_run, not_served, service_metadata
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.screenplay.batching import (
     Budget,
@@ -63,6 +76,7 @@ from cineforge_assets.screenplay.plausibility import assess_scene_split
 from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
+from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
@@ -143,6 +157,7 @@ def _screenplay_shaped(raw: RawSource) -> bool:
 
 
 @asset(
+    code_version=code_version("raw_input"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
     check_specs=[RAW_INPUT_HAS_TEXT],
@@ -202,7 +217,7 @@ def raw_input(context: AssetExecutionContext):
             "warnings": MetadataValue.json(raw.warnings),
         },
         check_results=[check],
-        data_version=None,
+        data_version=DataVersion(raw.sha256),
     )
 
 
@@ -216,7 +231,7 @@ NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS = 2
 
 def _normalize_prose(
     context: AssetExecutionContext, ai: AIProviderResource, text: str
-) -> tuple[str, str, dict[str, Any]]:
+) -> tuple[str, str, dict[str, Any], ServiceQuality]:
     """Prose -> Fountain by the ``normalize`` task: one call when the prose fits one, else overlapping
     chunks cut at paragraph (page) boundaries, run together, their Fountain joined with the overlap once.
     A chunk (the single one too) whose answer is cut even at the model's limit is split again at its own
@@ -247,8 +262,15 @@ def _normalize_prose(
         task="normalize",
         payload_for=payload_for,
         max_tokens=limits.max_output_tokens if not whole else None,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache.
-        cache=True if not whole else (lambda part: part != range(len(paragraphs))),
+        # One call has nothing to keep for a partial retry: only split work goes through the cache. A heal
+        # run reads none of it (the cache holds the fallback's answers under an unchanged key).
+        cache=(
+            False
+            if is_heal_run(context.run.tags)
+            else True
+            if not whole
+            else (lambda part: part != range(len(paragraphs)))
+        ),
     )
     parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
     run = run_parts(
@@ -262,20 +284,23 @@ def _normalize_prose(
         raise failure_for(context, "normalize", run, describe_scene_numbers(numbers), "prose paragraphs")
     fountain = join_fountain([o.result.value.fountain for o in run.served if o.result is not None])
     meta = parts_metadata(run, unit="normalize")
+    quality = assess_results("normalize", ai.chain_models("normalize"), [o.result for o in run.served])
     if whole and len(run.outcomes) == 1 and run.outcomes[0].result is not None:
         result = run.outcomes[0].result  # one call: the single call's metadata, as before splitting existed
-        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result)
+        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result), quality
     return (
         fountain,
         f"{meta['provider']}/{meta['model']}",
         {**meta, "chunk_overlap_paragraphs": [c.overlap for c in chunks]},
+        quality,
     )
 
 
 @asset(
+    code_version=code_version("canonical_script"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
-    check_specs=[CANONICAL_SCRIPT_PARSES],
+    check_specs=[CANONICAL_SCRIPT_PARSES, CANONICAL_SCRIPT_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="Canonical Fountain text (title page kept) and its parsed elements.",
@@ -285,9 +310,10 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     require_usable_upstream(context, "raw_input", bool(raw_input.text.strip()), "its text is blank")
     ai_meta: dict[str, Any] = {}
     normalized_by = "deterministic"
+    quality = not_served("normalize")
     text = raw_input.text
     if not _screenplay_shaped(raw_input):
-        text, normalized_by, ai_meta = _normalize_prose(context, ai, text)
+        text, normalized_by, ai_meta, quality = _normalize_prose(context, ai, text)
     script = parse_fountain(text)
     fountain = write_fountain(script)
     script = parse_fountain(fountain)  # element lines now refer to the canonical text
@@ -323,8 +349,11 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
             "normalized_by": normalized_by,
             "fountain_lines": fountain.count("\n") + 1,
             **ai_meta,
+            **service_metadata(quality, ai.mode),
         },
-        check_results=[check],
+        check_results=[check, evaluate_served_by_preferred(CANONICAL_SCRIPT_SERVED, quality)],
+        # From the content, so a parser change that leaves this script's text as it was keeps scenes fresh.
+        data_version=DataVersion(content_version(artifact.model_dump_json())),
     )
 
 
@@ -334,7 +363,7 @@ def _enrich_scenes(
     title: str,
     records: list[SceneRecord],
     df: pd.DataFrame,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Any], ServiceQuality]:
     """Every scene's summary, mood and visual description from ``enrich_scenes``, in batches sized for the
     model the chain calls first; the step fails, naming them, if any scene is left without all three."""
     payload = enrich_scenes_payload(title, records)
@@ -349,8 +378,14 @@ def _enrich_scenes(
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
         # One call has nothing to keep for a partial retry: only split work goes through the cache (the
-        # halves of a single batch that had to be split too).
-        cache=True if len(batches) > 1 else (lambda batch: batch != batches[0]),
+        # halves of a single batch that had to be split too); a heal run reads none of it.
+        cache=(
+            False
+            if is_heal_run(context.run.tags)
+            else True
+            if len(batches) > 1
+            else (lambda batch: batch != batches[0])
+        ),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}
@@ -367,13 +402,15 @@ def _enrich_scenes(
     for name in ("summary", "mood", "visual_description"):
         df[name] = [str(answers[n][name]).strip() for n in numbers]
     df["enriched_by"] = [served_by[n] for n in numbers]
-    return df, parts_metadata(run, unit="enrich")
+    quality = assess_results("extract_scenes", ai.chain_models("extract_scenes"), [o.result for o in run.served])
+    return df, {**parts_metadata(run, unit="enrich"), **service_metadata(quality, ai.mode)}, quality
 
 
 @asset(
+    code_version=code_version("scenes"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
-    check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE],
+    check_specs=[SCENES_NOT_EMPTY, SCENES_PLAUSIBLE, SCENES_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="One row per scene: heading, INT/EXT, location, time of day, speakers, size, screen time, "
@@ -393,8 +430,9 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
     df = scenes_dataframe(records)
     check = evaluate_scenes(df)
     ai_meta: dict[str, Any] = {}
+    quality = not_served("extract_scenes")
     if len(df):
-        df, ai_meta = _enrich_scenes(context, ai, canonical_script.title, records, df)
+        df, ai_meta, quality = _enrich_scenes(context, ai, canonical_script.title, records, df)
     return MaterializeResult(
         value=df,
         metadata={
@@ -406,7 +444,7 @@ def scenes(context: AssetExecutionContext, ai: AIProviderResource, canonical_scr
             else MetadataValue.md("_no scenes_"),
             **ai_meta,
         },
-        check_results=[check, plausible],
+        check_results=[check, plausible, evaluate_served_by_preferred(SCENES_SERVED, quality)],
     )
 
 
@@ -436,8 +474,10 @@ def _require_plausible_split(
 
 
 @asset(
+    code_version=code_version("project_config"),
     partitions_def=screenplay_partitions,
     group_name=GROUP,
+    check_specs=[PROJECT_CONFIG_SERVED],
     retry_policy=AI_RETRY_POLICY,
     pool="provider_calls",
     description="Project settings for production: credits, runtime, cast, locations, splits, genre/tone/logline.",
@@ -468,6 +508,7 @@ def project_config(
         logline=result.value.logline,
         insights_by=f"{result.provider}/{result.model}",
     )
+    quality = assess_results("project_config", ai.chain_models("project_config"), [result])
     return MaterializeResult(
         value=artifact,
         metadata={
@@ -479,5 +520,7 @@ def project_config(
             "genre": artifact.genre,
             "logline": artifact.logline,
             **ai_metadata(result),
+            **service_metadata(quality, ai.mode),
         },
+        check_results=[evaluate_served_by_preferred(PROJECT_CONFIG_SERVED, quality)],
     )

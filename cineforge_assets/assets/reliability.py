@@ -1,5 +1,7 @@
-"""``reliability_report``: per provider and model, what failed and what the system did about it."""
+"""``reliability_report``: per provider and model, what failed and what the system did about it, what it
+cost, and a chart of the report's own window an operator reads at a glance."""
 
+import os
 import time
 
 from dagster import (
@@ -12,34 +14,76 @@ from dagster import (
     RunsFilter,
     asset,
 )
+from pydantic import Field
 
 from cineforge_assets.paths import artifacts_dir, telemetry_path
 from cineforge_assets.reporting import (
-    failures_over_time,
+    build_operator_chart,
+    figure_png,
     read_telemetry,
     reliability_frame,
-    render_chart,
     report_markdown,
+    report_window,
+    spend_summary,
 )
 from resources.io_manager import atomic_write_bytes
 
 RESUME_TAGS = ("cineforge/resumed_from", "cineforge/retry_of", "dagster/parent_run_id")
+DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
+BREAKER_STORE_ENV = "CINEFORGE_BREAKER_STORE_URL"
 
 
 class ReliabilityReportConfig(Config):
-    window_hours: float = 24.0
-    bucket: str = "1min"
+    window_hours: float = Field(
+        default=24.0, gt=0, description="the span reported: up to 48 h in hourly buckets, longer in daily ones"
+    )
+    daily_budget_usd: float | None = Field(
+        default=None, ge=0, description=f"the daily cap to show headroom against (default: ${DAILY_BUDGET_ENV})"
+    )
+
+
+def fleet_spend_today(now: float) -> float | None:
+    """Today's live spend from the spend ledger every worker settles into (the breakers' store): the
+    fleet-wide figure the daily cap is enforced against, where telemetry files are per host. None when the
+    store cannot be read (the report then falls back to its telemetry)."""
+    from resources.resilience.breaker import default_store_url
+    from resources.resilience.budget import SpendLedger, spend_store_from_url
+
+    try:
+        store = spend_store_from_url(os.environ.get(BREAKER_STORE_ENV) or default_store_url())
+        try:
+            return float(SpendLedger(store, clock=lambda: now).spent()["day"])
+        finally:
+            store.close()
+    except Exception:  # the report must still materialize when the store is down
+        return None
+
+
+def _daily_budget(config: ReliabilityReportConfig) -> float | None:
+    if config.daily_budget_usd is not None:
+        return config.daily_budget_usd
+    raw = os.environ.get(DAILY_BUDGET_ENV, "").strip()
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
 
 
 @asset(
     group_name="operations",
     description="Per provider/model: calls, transient and permanent failures, retries, fallbacks, breaker "
-    "openings, time lost waiting; run-level step retries and resumed runs; a PNG chart over time.",
+    "openings, time lost waiting; spend by day, provider, model and stage, the fallbacks' premium and the "
+    "daily budget's headroom; run-level step retries and resumed runs; a PNG chart of the window.",
 )
 def reliability_report(context: AssetExecutionContext, config: ReliabilityReportConfig):
-    since = time.time() - config.window_hours * 3600.0
+    now = time.time()
+    window = report_window(now, config.window_hours)
+    since = window.since
     records = list(read_telemetry(telemetry_path(), since=since))
     frame = reliability_frame(records)
+    spend = spend_summary(
+        records, window, now=now, daily_budget_usd=_daily_budget(config), spent_today_usd=fleet_spend_today(now)
+    )
 
     instance = context.instance
     step_retries = len(
@@ -53,15 +97,17 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     failed_runs = sum(1 for r in runs if r.status.value == "FAILURE")
 
     chart_path = artifacts_dir() / "reliability_report" / "failures_over_time.png"
-    atomic_write_bytes(
-        chart_path, render_chart(failures_over_time(records, bucket=config.bucket), "Failures and fallbacks")
-    )
+    atomic_write_bytes(chart_path, figure_png(build_operator_chart(records, window, "Provider attempts")))
 
     totals = frame.sum(numeric_only=True) if len(frame) else None
+    spend_meta = spend.as_metadata()
     return MaterializeResult(
         value=frame,
         metadata={
             "window_hours": config.window_hours,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "bucket": window.bucket,
             "providers": len(set(frame["provider"])) if len(frame) else 0,
             "calls": int(totals["calls"]) if totals is not None else 0,
             "transient_failures": int(totals["transient_failures"]) if totals is not None else 0,
@@ -73,6 +119,7 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
             "runs": len(runs),
             "failed_runs": failed_runs,
             "runs_resumed": resumed,
+            **{k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in spend_meta.items() if v is not None},
             "report": MetadataValue.md(report_markdown(frame)),
             "chart_path": MetadataValue.path(str(chart_path)),
         },

@@ -45,3 +45,8 @@ def test_ours_serves_everything_from_the_fallback_while_the_primary_answers_529(
     assert ours.failed == 0
     assert "anthropic" not in ours.served_by
     assert 1 <= ours.down_provider_calls <= ours.total_calls
+
+
+def test_every_run_is_priced_and_a_served_request_costs_something(runs: dict) -> None:
+    for metrics in runs.values():
+        assert metrics.cost_usd > 0 and metrics.usd_per_success > 0

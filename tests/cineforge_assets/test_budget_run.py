@@ -39,8 +39,8 @@ def total_calls(sim: ProviderSimulator) -> int:
     return sum(int(counts.get("total", 0)) for counts in sim.stats()["by_provider"].values())
 
 
-def ingest(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
-    code = cineforge_main(["ingest", str(path), "--provider", "simulated"])
+def ingest(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any], str]:
+    code = cineforge_main(["ingest", str(path), "--provider", "simulated", *extra])
     captured = capsys.readouterr()
     return code, json.loads(captured.out.strip().splitlines()[-1]), captured.err
 
@@ -85,7 +85,8 @@ def test_a_run_under_a_cap_below_its_cost_fails_with_the_budget_message_and_neve
     # Forget the split stages' cached answers: the capped run must pay for its calls again.
     shutil.rmtree(data_root / "cache", ignore_errors=True)
     calls_before = total_calls(sim)
-    code, capped, stderr = ingest(screenplay, capsys)
+    # --force: the file and code are unchanged, so a plain ingest would (rightly) find nothing to do.
+    code, capped, stderr = ingest(screenplay, capsys, "--force")
     allowed_calls = total_calls(sim) - calls_before
 
     assert code == 1 and capped["success"] is False

@@ -121,3 +121,25 @@ def test_an_open_breaker_whose_cooldown_is_over_says_it_goes_half_open_at_the_ne
     assert breaker_line(row, now=150.0) == (
         f"anthropic (live u): open, time over since {clock_time(100.0)} (half-open at the next call): probe failed"
     )
+
+
+def test_status_shows_live_spend_today_from_the_ledger_against_the_daily_budget(
+    dagster_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resources.resilience.budget import day_key, spend_store_from_url
+
+    monkeypatch.setenv("CINEFORGE_DAILY_BUDGET_USD", "5")
+    store = spend_store_from_url(default_store_url(dagster_home))
+    try:
+        now = time.time()
+        store.update([day_key(now)], lambda _values: ({day_key(now): 1.25}, None))
+        # A simulated drill's spend has its own daily key and is not today's live spend.
+        store.update([day_key(now, "simulated")], lambda _values: ({day_key(now, "simulated"): 7.0}, None))
+    finally:
+        store.close()
+
+    assert cineforge_main(["status"]) == 0
+    assert "spend today: $1.25 of $5.00 daily budget" in capsys.readouterr().out
+    assert cineforge_main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["spend"] == {"today_usd": 1.25, "daily_budget_usd": 5.0}

@@ -197,10 +197,13 @@ def test_gemini_daily_quota_is_provider_level_and_parks_the_provider_until_its_r
     record = world.breaker.store.read("gemini")
     assert record.state == "closed" and record.consecutive_failures == 0  # the breaker did not count it
 
-    # Another process, hours later but before the reset, does not call Gemini at all.
-    world.clock.advance(3600)
+    # Another process, later but before the reset, does not call Gemini at all. The hold is the time to
+    # midnight Pacific as of the real moment the answer came, so the test waits a share of it rather than
+    # a fixed hour (an hour is past the reset when the suite runs between 23:00 and midnight Pacific).
+    held_for = record.parked_until - world.clock()
+    assert 0 < held_for <= 24 * 3600
     later = Loopback(simulator, http, tmp_path / "b.sqlite")
-    later.clock.advance(3600)
+    later.clock.advance(held_for * 0.9)
     again = later.call(["gemini-3-flash-preview", "gpt-4.1"])
     assert again.provider == "openai" and calls(simulator, "gemini") == 1
     assert steps(again)[0] == ("gemini", "skipped", "skip_provider", DAILY_QUOTA_EXHAUSTED)
