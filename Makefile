@@ -22,6 +22,8 @@ demo: install
 	$(BIN)/cineforge ingest $(SAMPLE)
 
 test: install
+	# Load the code location the way a deployment does (VIRTUAL_ENV: dg wants the project's venv active).
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 	# The B-roll await gate must stay >= 90% covered (path form: the dotted form trips numpy's
 	# single-import guard under coverage).
 	$(BIN)/python -m pytest -q --cov=cineforge_assets/broll --cov-report= tests/broll

@@ -104,6 +104,11 @@ class Scenario:
     title: str
     profile: Callable[[float], str]
     down_provider: str | None = None
+    # Workload length in seconds of the oracle's pace (None: ``Settings.requests``): scenarios whose fault
+    # window must be spanned, or followed by a recovery, run long enough for it (scaled like the windows).
+    span_s: float | None = None
+    # When the primary recovers, in seconds from the start at window scale 1 (the recovery scenario).
+    recovers_at_s: float | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -126,7 +131,23 @@ SCENARIOS: dict[str, Scenario] = {
         lambda k: "fault:kind=safety,rate=1,tasks=project_insights",
     ),
     "5": Scenario("5", "primary down (529) for the whole run", lambda k: "primary-down:provider=anthropic", PRIMARY),
+    "6": Scenario(
+        "6",
+        "brownout: every provider answers 30 % of calls with an overload (503; Anthropic's 529) for 30 s",
+        lambda k: f"fault:kind=overloaded,provider=*,rate=0.3,duration={30 * k:g}",
+        span_s=36.0,
+    ),
+    "7": Scenario(
+        "7",
+        "outage then recovery: the primary answers 529 for 20 s, then is healthy (a 60 s workload)",
+        lambda k: f"overload-storm:provider=anthropic,duration={20 * k:g}",
+        PRIMARY,
+        span_s=60.0,
+        recovers_at_s=20.0,
+    ),
 }
+# Scenarios whose own measures (below) are reported beside the common columns.
+HEDGE_SCENARIO, BROWNOUT_SCENARIO, RECOVERY_SCENARIO = "3", "6", "7"
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,8 @@ class RunMetrics:
     served_by: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
+    # Scenario-specific measures (``scenario_measures``): hedges, recovery time, preferred-model share.
+    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def usd_per_success(self) -> float:
@@ -243,6 +266,45 @@ def calls_after_first_fault(trace: Trace, provider: str, latency_s: float) -> in
     return sum(1 for t in arrivals if t > first_answer)
 
 
+def overlapping_calls(trace: Trace, latency_s: float, timeout_s: float) -> int:
+    """Calls sent for a request while its previous call was still in flight: hedges (a retry or fallback
+    starts only after the previous call ended). A call is in flight ``latency_s`` after its arrival, or
+    ``timeout_s`` when the simulator held it (``timeout``); a reset ends it at once."""
+    last: dict[int, tuple[float, str]] = {}
+    count = 0
+    for number, _provider, _model, outcome, arrival in sorted(trace, key=lambda row: row[4]):
+        previous = last.get(number)
+        if previous is not None:
+            prev_arrival, prev_outcome = previous
+            busy = timeout_s if prev_outcome == "timeout" else 0.0 if prev_outcome == "reset" else latency_s
+            count += arrival < prev_arrival + busy * 0.95
+        last[number] = (arrival, outcome)
+    return count
+
+
+def recovery_measures(
+    results: Sequence[RequestResult], start: float, trace: Trace, recovers_at: float, bin_s: float = 1.0
+) -> dict[str, float]:
+    """Outage-then-recovery measures: seconds from recovery to the first ``bin_s`` bin (by request start)
+    in which >= 90 % of requests were served by the primary; the primary's share of all requests; calls to
+    the primary while it was down."""
+    bins: dict[int, list[bool]] = {}
+    for r in results:
+        offset = r.start - start - recovers_at
+        if offset >= 0:
+            bins.setdefault(int(offset // bin_s), []).append(r.ok and r.provider == PRIMARY)
+    back = next(
+        (index * bin_s for index in sorted(bins) if sum(bins[index]) >= 0.9 * len(bins[index])), float("nan")
+    )
+    primary = sum(1 for r in results if r.ok and r.provider == PRIMARY)
+    in_outage = sum(1 for _n, p, _m, _o, t in trace if p == PRIMARY and t < recovers_at)
+    return {
+        "back_on_primary_s": back,
+        "primary_share": primary / len(results) if results else 0.0,
+        "primary_calls_in_outage": float(in_outage),
+    }
+
+
 def measure(
     scenario: str,
     contender: str,
@@ -254,6 +316,7 @@ def measure(
     oracle_s: float,
     down_provider: str | None,
     latency_s: float,
+    extras: dict[str, float] | None = None,
 ) -> RunMetrics:
     completion = max(r.end for r in results) - start
     latencies = [r.latency for r in results]
@@ -282,6 +345,7 @@ def measure(
         served_by=dict(Counter(r.provider for r in results if r.ok)),
         failures=dict(Counter(r.error for r in results if not r.ok)),
         cost_usd=trace_cost(trace),
+        extras=extras or {},
     )
 
 
@@ -322,11 +386,17 @@ def run_one(
     settings: Settings,
     oracle_s: float,
 ) -> RunMetrics:
+    requests = requests_for(scenario, settings)
     with fresh_config(sim, contender, settings, "") as config:
         profile = scenario.profile(settings.window_scale) if scenario else "none"
         sim.configure(profile, settings.latency_s, settings.seed)
-        start, results = pool.run(specs_for(contender, config, layout, settings.requests), before_start=sim.reset)
+        start, results = pool.run(specs_for(contender, config, layout, requests), before_start=sim.reset)
         stats, trace = sim.stats(), sim.trace()
+    extras = {"hedges": float(overlapping_calls(trace, settings.latency_s, config.request_timeout_s))}
+    if scenario is not None and scenario.recovers_at_s is not None:
+        extras |= recovery_measures(results, start, trace, scenario.recovers_at_s * settings.window_scale)
+    # The oracle ran Settings.requests; a longer scenario is compared with the oracle's pace.
+    oracle_s *= requests / settings.requests
     return measure(
         scenario.key if scenario else "oracle",
         contender,
@@ -338,7 +408,17 @@ def run_one(
         oracle_s,
         scenario.down_provider if scenario else None,
         settings.latency_s,
+        extras,
     )
+
+
+def requests_for(scenario: Scenario | None, settings: Settings) -> int:
+    """Requests of one run: ``Settings.requests``, or enough to span the scenario's ``span_s`` at the pace
+    of a healthy primary (one call of ``latency_s`` per request and worker), scaled like its windows."""
+    if scenario is None or scenario.span_s is None:
+        return settings.requests
+    pace = settings.concurrency / settings.latency_s
+    return max(settings.requests, math.ceil(scenario.span_s * settings.window_scale * pace))
 
 
 WARM_UP_PROFILE = "fault:kind=overloaded,provider=anthropic,rate=0.5"
@@ -401,11 +481,24 @@ def _fmt_served(served: dict[str, int]) -> str:
     return ", ".join(f"{p} {n}" for p, n in sorted(served.items(), key=lambda kv: -kv[1])) or "-"
 
 
+# Scenario-specific columns: (extras key, header, format).
+EXTRA_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    HEDGE_SCENARIO: (("hedges", "calls sent while the request's previous call was in flight (hedges)", ".0f"),),
+    RECOVERY_SCENARIO: (
+        ("back_on_primary_s", "s from recovery to >= 90 % served by the primary", ".1f"),
+        ("primary_share", "share served by the primary", ".1%"),
+        ("primary_calls_in_outage", "calls to the primary during the outage", ".0f"),
+    ),
+}
+
+
 def scenario_table(rows: Sequence[RunMetrics], scenario: Scenario) -> list[str]:
     down_col = scenario.down_provider is not None
+    extra_cols = EXTRA_COLUMNS.get(scenario.key, ())
     header = "| contender | layout | completion s | x oracle | faulted calls |"
     header += " calls to down primary | ... after its first fault answer |" if down_col else ""
     header += " calls / success | permanent retries | p50 s | p95 s | failed | $ / served request | served by |"
+    header += "".join(f" {label} |" for _key, label, _fmt in extra_cols)
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for m in rows:
         line = (
@@ -413,8 +506,70 @@ def scenario_table(rows: Sequence[RunMetrics], scenario: Scenario) -> list[str]:
             + (f" {m.down_provider_calls} | {m.down_calls_after_first_fault} |" if down_col else "")
             + f" {m.calls_per_success:.2f} | {m.permanent_retries} | {m.p50_s:.2f} | {m.p95_s:.2f} | {m.failed} |"
             f" {m.usd_per_success:.6f} | {_fmt_served(m.served_by)} |"
+            + "".join(f" {format(m.extras.get(key, float('nan')), fmt)} |" for key, _label, fmt in extra_cols)
         )
         lines.append(line)
+    return lines
+
+
+def issue18_target_lines(
+    metrics: Sequence[RunMetrics], failure_threshold: int, cooldown_s: float, window_scale: float
+) -> list[str]:
+    """Issue 18's targets for the hedging, brownout and recovery scenarios, checked against this run."""
+    lines: list[str] = []
+    by = {(m.scenario, m.contender, m.layout): m for m in metrics}
+    oracle = {m.layout: m for m in metrics if m.scenario == "oracle"}
+    layouts = sorted({m.layout for m in metrics if m.scenario != "oracle"})
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    def rivals(scenario: str, layout: str) -> list[RunMetrics]:
+        return [m for (s, c, lay), m in by.items() if s == scenario and lay == layout and c not in ("ours", "oracle")]
+
+    for layout in layouts:
+        ours = by.get((HEDGE_SCENARIO, "ours", layout))
+        if ours is not None and layout in oracle:
+            p95_ratio = ours.p95_s / oracle[layout].p95_s if oracle[layout].p95_s else float("nan")
+            share = ours.extras.get("hedges", 0.0) / ours.requests
+            others = rivals(HEDGE_SCENARIO, layout)
+            ahead = all(ours.completion_s < r.completion_s and ours.p95_s < r.p95_s for r in others)
+            lines.append(
+                f"- Scenario 3 with hedging, {layout}: completion {ours.ratio:.2f} x oracle (target <= 1.3): "
+                f"{verdict(ours.ratio <= 1.3)}; p95 {p95_ratio:.2f} x the oracle's (target <= 2.5): "
+                f"{verdict(p95_ratio <= 2.5)}; hedges {share:.1%} of requests (target <= 10 %): "
+                f"{verdict(share <= 0.10)}; ahead of every contender on completion and p95: {verdict(ahead)} ("
+                + ", ".join(f"{r.contender} {r.ratio:.2f}x / p95 {r.p95_s:.2f} s" for r in others)
+                + ")"
+            )
+        ours = by.get((BROWNOUT_SCENARIO, "ours", layout))
+        if ours is not None:
+            others = rivals(BROWNOUT_SCENARIO, layout)
+            lower = all(ours.calls_per_success < r.calls_per_success for r in others)
+            lines.append(
+                f"- Brownout, {layout}: calls per served request {ours.calls_per_success:.2f} (target <= 1.3): "
+                f"{verdict(ours.calls_per_success <= 1.3)}; lower than every contender: {verdict(lower)} ("
+                + ", ".join(f"{r.contender} {r.calls_per_success:.2f}" for r in others)
+                + f"); requests failed by ours {ours.failed}"
+            )
+        ours = by.get((RECOVERY_SCENARIO, "ours", layout))
+        if ours is not None:
+            back = ours.extras.get("back_on_primary_s", float("nan"))
+            outage_s = 20.0 * window_scale
+            probes_allowed = math.ceil(outage_s / cooldown_s)
+            bound = failure_threshold + probes_allowed
+            others = rivals(RECOVERY_SCENARIO, layout)
+            higher = all(ours.extras.get("primary_share", 0) > r.extras.get("primary_share", 0) for r in others)
+            lines.append(
+                f"- Outage then recovery, {layout}: back on the primary {back:.1f} s after recovery (target <= "
+                f"cooldown + 5 = {cooldown_s + 5:.0f} s): {verdict(back <= cooldown_s + 5)}; faulted calls to the "
+                f"primary during the outage {ours.down_provider_calls} (target <= threshold {failure_threshold} + "
+                f"one probe per {cooldown_s:.0f} s cooldown in the {outage_s:.0f} s outage = {bound}): "
+                f"{verdict(ours.down_provider_calls <= bound)}; preferred-model share "
+                f"{ours.extras.get('primary_share', 0):.1%}, higher than every contender: {verdict(higher)} ("
+                + ", ".join(f"{r.contender} {r.extras.get('primary_share', 0):.1%}" for r in others)
+                + ")"
+            )
     return lines
 
 
@@ -571,12 +726,20 @@ def render(
         if not rows:
             continue
         lines += [f"### Scenario {scenario.key}: {scenario.title}", ""]
+        if scenario.span_s is not None:
+            lines += [
+                f"Workload: {requests_for(scenario, settings)} requests (about "
+                f"{scenario.span_s * settings.window_scale:g} s at the oracle's pace); *x oracle* compares with the "
+                "oracle's time scaled to that many requests.",
+                "",
+            ]
         lines += scenario_table(rows, scenario)
         if scenario.key in charts:
             lines += ["", f"![scenario {scenario.key}]({charts[scenario.key]})"]
         lines.append("")
     lines += ["### Targets (computed from this run)", ""]
     lines += target_lines(metrics, config.failure_threshold, 1)
+    lines += issue18_target_lines(metrics, config.failure_threshold, config.cooldown_s, settings.window_scale)
     wins = rival_wins(metrics)
     lines += [
         "",
@@ -588,7 +751,9 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], quick: bool) -> dict[str, str]:
+def draw_charts(
+    metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], quick: bool, section: str = "chaos"
+) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -631,7 +796,7 @@ def draw_charts(metrics: Sequence[RunMetrics], scenarios: Sequence[Scenario], qu
         suffix = " (quick mode)" if quick else ""
         fig.suptitle(f"Scenario {scenario.key}: {scenario.title}{suffix}", fontsize=11)
         fig.tight_layout()
-        name = f"chaos-scenario-{scenario.key}.png"
+        name = f"{section}-scenario-{scenario.key}.png"
         fig.savefig(CHARTS / name, dpi=110)
         plt.close(fig)
         paths[scenario.key] = f"bench/charts/{name}"
@@ -651,11 +816,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 requests, fault windows x0.4")
     parser.add_argument("--requests", type=int, help="override the number of requests")
     parser.add_argument("--latency", type=float, default=0.2, help="simulated seconds per call")
-    parser.add_argument("--scenarios", default="1,2,3,4,5")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7")
     parser.add_argument("--contenders", default=",".join(CONTENDERS + SHARED_STATE_CONTENDERS))
     parser.add_argument("--layouts", default="1x16,4x4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md and charts alone")
+    parser.add_argument(
+        "--section",
+        default="chaos",
+        help="BENCHMARKS.md section (markers <!-- NAME:start/end -->) and results file name; a run of some "
+        "scenarios only (e.g. issue 18's 3,6,7) goes to its own section so it does not replace the full table",
+    )
     args = parser.parse_args(argv)
 
     settings = Settings(latency_s=args.latency, seed=args.seed)
@@ -674,15 +845,22 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     metrics = run_all(settings, scenarios, contenders, layouts)
     wall = time.time() - began
-    charts = {} if args.no_write else draw_charts(metrics, scenarios, settings.quick)
+    charts = {} if args.no_write else draw_charts(metrics, scenarios, settings.quick, args.section)
     section = render(metrics, settings, scenarios, command.strip(), host, wall, charts)
+    start, end = START, END
+    if args.section != "chaos":
+        start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
+    if args.section != "chaos":
+        section = section.replace(START, start).replace(END, end).replace(
+            "## Chaos: outage recovery and wasted calls", f"## Chaos ({args.section}): hedging, brownout, recovery", 1
+        )
     print(section)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "chaos.json").write_text(
+        (RESULTS / f"{args.section}.json").write_text(
             json.dumps({"settings": asdict(settings), "runs": [asdict(m) for m in metrics]}, indent=1) + "\n"
         )
-        write_section(section, START, END)
+        write_section(section, start, end)
     return 0
 
 

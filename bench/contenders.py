@@ -10,7 +10,8 @@ same simulator endpoints through its own clients (``api_base``), which is how it
 
 * ``oracle``   - one call straight to the primary, no retries; run only against a healthy simulator.
 * ``ours``     - ``ResilientCaller`` + ``CircuitBreaker`` over ``SQLiteBreakerStore`` (shared by every
-  worker process of a run), default ``StagePolicy``/``BreakerPolicy`` except the per-call timeout.
+  worker process of a run), default ``StagePolicy``/``BreakerPolicy`` except the per-call timeout, with the
+  fleet-wide retry budget (same SQLite file) and hedging of the stage at the default learned p95.
 * ``naive``    - three tries per model with a fixed 0.5 s pause, any error retried, then the next model;
   a per-process in-memory breaker (consecutive failures per provider).
 * ``tenacity`` - tenacity ``Retrying`` (3 attempts, ``wait_random_exponential``, retry only transient
@@ -25,6 +26,7 @@ same simulator endpoints through its own clients (``api_base``), which is how it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -51,6 +53,8 @@ from resources.resilience.errors import (
     TransientProviderError,
 )
 from resources.resilience.executor import ResilientCaller
+from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
+from resources.resilience.retry_budget import RetryBudget, SQLiteBudgetStore
 
 SIM_KEY = "sim-key-not-a-secret"
 CONTENDERS = ("ours", "naive", "tenacity", "litellm")
@@ -73,6 +77,7 @@ class BenchConfig:
     seed: int = 0
     redis_url: str = ""  # for the *-redis contenders
     redis_prefix: str = ""
+    hedging: bool = True  # ours: hedge the stage (learned p95); False to measure without it
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,14 @@ class OursContender:
             ),
             chains={STAGE: list(config.chain)},
             rng=random.Random(config.seed * 7919 + os.getpid()),
+            retry_budget=RetryBudget(SQLiteBudgetStore(Path(config.breaker_dir) / "breakers.sqlite"), scope="bench"),
+            hedger=self._hedger(config, threads) if config.hedging else None,
         )
+
+    @staticmethod
+    def _hedger(config: BenchConfig, threads: int) -> Hedger:
+        clients = CancellableClients(lambda provider, client: _adapters(config, client)[provider], keep=threads * 2)
+        return Hedger(HedgePolicy(), clients, stages=frozenset({STAGE}))
 
     def serve(self, item: BenchRequest) -> str:
         task = item.task
@@ -182,6 +194,11 @@ class OursContender:
 
     def close(self) -> None:
         self.caller.breakers.store.close()
+        if self.caller.retry_budget is not None:
+            self.caller.retry_budget.flush()
+            self.caller.retry_budget.store.close()
+        if self.caller.hedger is not None:
+            self.caller.hedger.clients.close()
         self._client.close()
 
 
@@ -439,6 +456,8 @@ BUILDERS: dict[str, Callable[[BenchConfig, int], Contender]] = {
     "naive": NaiveContender,
     "tenacity": TenacityContender,
     "litellm": LiteLLMContender,
+    # ours without hedging (on request, for comparison: ``--contenders ours,ours-nohedge``)
+    "ours-nohedge": lambda config, threads: OursContender(dataclasses.replace(config, hedging=False), threads),
     "tenacity-redis": TenacityRedisContender,
     "litellm-redis": LiteLLMRedisContender,
 }

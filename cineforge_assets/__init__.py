@@ -1,10 +1,4 @@
-"""CineForge Pipeline: a Dagster code location that turns a screenplay into production assets.
+"""CineForge Pipeline. The code location is ``cineforge_assets.definitions`` (``defs``).
 
-``dagster ... -m cineforge_assets`` finds ``defs`` here. (Dagster's module autodiscovery scans module
-attributes, so ``defs`` cannot be loaded lazily; the domain modules under ``screenplay/`` themselves
-never import Dagster.)
+Kept empty so importing a parser does not build the pipeline.
 """
-
-from cineforge_assets.definitions import defs
-
-__all__ = ["defs"]

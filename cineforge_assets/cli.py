@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cineforge_assets.asset_names import BROLL_ASSET_NAME, INGEST_ASSET_NAMES, PIPELINE_ASSET_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-INGEST_ASSETS = ("raw_input", "canonical_script", "scenes", "project_config")
-PIPELINE_ASSET_NAMES = (*INGEST_ASSETS, "veo3_broll")  # as cineforge_assets.jobs, without importing Dagster
 EXIT_CODES = """exit codes:
   0  success
   1  the run failed (stderr says where, why, and the command that resumes it)
@@ -222,19 +222,21 @@ def _finish(instance: Any, summary: dict[str, Any], what: str, output: RunOutput
 
 
 def _artifact_paths(partition: str) -> dict[str, str]:
+    from cineforge_assets.broll.jobs import jobs_file_path
     from cineforge_assets.paths import artifacts_dir
+    from resources.io_manager import artifact_path
 
     root = artifacts_dir()
     out: dict[str, str] = {}
-    for asset in INGEST_ASSETS:
+    for asset in INGEST_ASSET_NAMES:
         for ext in ("json", "parquet"):
-            path = root / asset / f"{partition}.{ext}"
+            path = artifact_path(root, asset, partition, ext)
             if path.exists():
                 out[asset] = str(path)
                 break
-    broll_jobs = root / "veo3_broll" / partition / "jobs.json"
+    broll_jobs = jobs_file_path(root, BROLL_ASSET_NAME, partition)
     if broll_jobs.exists():
-        out["veo3_broll"] = str(broll_jobs)
+        out[BROLL_ASSET_NAME] = str(broll_jobs)
     return out
 
 
@@ -478,7 +480,6 @@ def _resume(args: argparse.Namespace, output: RunOutput) -> int:
     )
 
     from cineforge_assets.definitions import defs, screenplay_pipeline_job_def
-    from cineforge_assets.jobs import PIPELINE_ASSET_NAMES
 
     instance = DagsterInstance.get()
     run = instance.get_run_by_id(args.run_id)
@@ -629,7 +630,11 @@ def _reachable_run_config(
             new_ai: dict[str, Any] = {"config": ai_config}
         else:  # the run took its config from the environment: restate it around the new simulator
             new_ai = ai_run_config("simulated", sim.base_url)["resources"]["ai"]
-        return {**run_config, "resources": {**(run_config.get("resources") or {}), "ai": new_ai}}
+        resources = {**(run_config.get("resources") or {}), "ai": new_ai}
+        veo3 = (resources.get("veo3") or {}).get("config") or {}
+        if veo3.get("mode") == "simulated":  # B-roll follows its stages onto the new simulator
+            resources["veo3"] = {"config": {**veo3, "simulator_url": sim.base_url}}
+        return {**run_config, "resources": resources}
     if mode == "live":
         problems = {
             provider: f"{url} ({why})"

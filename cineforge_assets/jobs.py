@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from cineforge_assets.asset_names import INGEST_ASSET_NAMES, PIPELINE_ASSET_NAMES
 from cineforge_assets.partitions import screenplay_partitions
 
-INGEST_ASSET_NAMES = ("raw_input", "canonical_script", "scenes", "project_config")
-# B-roll is part of "the pipeline" a user runs; it never fails a run (the gate degrades to no clips).
-PIPELINE_ASSET_NAMES = (*INGEST_ASSET_NAMES, "veo3_broll")
 INGEST_ASSETS = AssetSelection.assets(*INGEST_ASSET_NAMES)
 PIPELINE_ASSETS = AssetSelection.assets(*PIPELINE_ASSET_NAMES)
 

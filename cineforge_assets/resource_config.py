@@ -63,7 +63,29 @@ def ai_run_config(mode: str, simulator_url: str | None = None) -> dict[str, Any]
             config[field] = os.environ[var]
     if simulator_url:
         config["simulator_url"] = simulator_url
-    return {"resources": {"ai": {"config": config}}}
+    return {"resources": {"ai": {"config": config}, "veo3": {"config": veo3_config(mode, simulator_url)}}}
+
+
+def veo3_config(mode: str, simulator_url: str | None = None) -> dict[str, Any]:
+    """The ``veo3`` resource's config in the same mode as the ``ai`` resource.
+
+    Without it, ``--provider simulated`` left B-roll on the mode the code location was loaded with
+    (offline): its clips were priced at zero and the simulator's faults never reached Veo; and
+    ``--provider offline`` with ``GEMINI_API_KEY`` set would have generated billed live clips.
+    """
+    config: dict[str, Any] = {"mode": mode}
+    if os.environ.get("GEMINI_API_KEY"):
+        config["api_key"] = {"env": "GEMINI_API_KEY"}
+    for field, var in (
+        ("base_url", "GEMINI_BASE_URL"),
+        ("simulator_url", "CINEFORGE_SIMULATOR_URL"),
+        ("model", "CINEFORGE_VEO_MODEL"),
+    ):
+        if os.environ.get(var):
+            config[field] = os.environ[var]
+    if simulator_url:
+        config["simulator_url"] = simulator_url
+    return config
 
 
 def build_resources() -> dict[str, Any]:

@@ -2,12 +2,9 @@
 
 * ``screenplay_inbox`` - a screenplay dropped into ``$CINEFORGE_DATA/inbox/`` becomes a dynamic partition
   and a ``screenplay_pipeline`` run, once per file content (the decisions live in ``inbox.py``).
-
+* ``transient_run_retry`` - re-executes a run that failed on a transient error class (``run_retry.py``).
 * ``degraded_heal`` - re-runs what the offline engine or a lower-quality fallback served, once the
   preferred provider is healthy again (``heal.py``).
-
-Run-status sensors (e.g. re-executing runs that failed on a transient error class) belong here too:
-define them in this module and append them to ``sensors``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Modes:
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,8 @@ from resources.resilience.chain import (
 from resources.resilience.cost import attempts_cost, stage_cost_summary
 from resources.resilience.errors import ProviderError
 from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
+from resources.resilience.retry_budget import RetryBudget, RetryBudgetPolicy, budget_store_from_url
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
 
@@ -64,6 +67,8 @@ ProviderMode = Literal["offline", "simulated", "live"]
 SIMULATED_KEY = "sim-key-not-a-secret"
 # The resource's defaults are the resilience core's, read from it rather than repeated here.
 _BREAKER_DEFAULTS = BreakerPolicy()
+_RETRY_BUDGET_DEFAULTS = RetryBudgetPolicy()
+_HEDGE_DEFAULTS = HedgePolicy()
 # The output ceiling one call of a stage that splits its work asks for, when the resource does not say
 # (``call_output_tokens``): an answer's time grows with its length (tens of tokens a second), and one call
 # must finish well inside ``request_timeout_seconds`` and the stage's deadline.
@@ -154,6 +159,26 @@ class AIProviderResource(ConfigurableResource):
         default=_BREAKER_DEFAULTS.warm_up_calls,
         description="calls a provider with no recent success gets before one must succeed",
     )
+    retry_budget_enabled: bool = Field(
+        default=True, description="limit the fleet's retries and fallback calls per provider (retry_budget.py)"
+    )
+    retry_budget_ratio: float = Field(
+        default=_RETRY_BUDGET_DEFAULTS.ratio, description="extra calls per provider, as a share of first attempts"
+    )
+    retry_budget_min_per_window: int = Field(
+        default=_RETRY_BUDGET_DEFAULTS.min_per_window, description="extra calls per provider always allowed"
+    )
+    retry_budget_window_seconds: float = _RETRY_BUDGET_DEFAULTS.window_seconds
+    hedge_stages: list[str] = Field(
+        default_factory=list, description="stages whose slow calls are hedged on the next provider (opt-in)"
+    )
+    hedge_after_seconds: float | None = Field(
+        default=None, description="hedge after this delay; None: the learned hedge_quantile of the model's latency"
+    )
+    hedge_quantile: float = _HEDGE_DEFAULTS.quantile
+    hedge_min_after_seconds: float = _HEDGE_DEFAULTS.min_after_seconds
+    hedge_max_after_seconds: float = _HEDGE_DEFAULTS.max_after_seconds
+    hedge_max_share: float = Field(default=_HEDGE_DEFAULTS.max_share, description="share of calls hedged at most")
     telemetry_path: str = Field(
         default="", description="JSONL file; default $CINEFORGE_DATA/telemetry/events.jsonl"
     )
@@ -216,6 +241,36 @@ class AIProviderResource(ConfigurableResource):
         return CircuitBreaker(
             store, self.breaker_policy(), clock=clock, listeners=tuple(listeners), identities=self.breaker_identities()
         )
+
+    def retry_budget(self, *, clock: Callable[[], float] = time.time) -> RetryBudget | None:
+        """The fleet's retry budget, in the breakers' store, scoped to this mode's provider endpoints (a
+        simulated drill never spends the live budget); None when disabled or offline."""
+        if not self.retry_budget_enabled or self.mode == "offline":
+            return None
+        policy = RetryBudgetPolicy(
+            ratio=self.retry_budget_ratio,
+            min_per_window=self.retry_budget_min_per_window,
+            window_seconds=self.retry_budget_window_seconds,
+        )
+        scope = hashlib.sha256("|".join(sorted(self.breaker_identities().values())).encode()).hexdigest()[:16]
+        store = budget_store_from_url(self.breaker_store_url or default_store_url())
+        return RetryBudget(store, policy, scope=f"{self.mode}:{scope}", clock=clock)
+
+    def hedge_policy(self) -> HedgePolicy:
+        return HedgePolicy(
+            after_seconds=self.hedge_after_seconds,
+            quantile=self.hedge_quantile,
+            min_after_seconds=self.hedge_min_after_seconds,
+            max_after_seconds=self.hedge_max_after_seconds,
+            max_share=self.hedge_max_share,
+        )
+
+    def hedger(self, *, clock: Callable[[], float] = time.time) -> Hedger | None:
+        """Hedging for the opted-in stages (each racing call on a client of its own), or None."""
+        if not self.hedge_stages or self.mode == "offline":
+            return None
+        clients = CancellableClients(lambda provider, client: self.adapters(client)[provider])
+        return Hedger(self.hedge_policy(), clients, stages=frozenset(self.hedge_stages), clock=clock)
 
     def breaker_identities(self) -> dict[str, str]:
         """provider -> the key its breaker is stored under in this mode (see ``breaker_identity``)."""
@@ -368,6 +423,8 @@ class AIProviderResource(ConfigurableResource):
         rng = random.Random(self.seed) if self.seed is not None else random.Random()
         # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
         # owns every retry.
+        retry_budget = self.retry_budget(clock=clock)
+        hedger = self.hedger(clock=clock)
         ledger = self.ledger(run_id, clock=clock)
         with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
             caller = ResilientCaller(
@@ -380,6 +437,8 @@ class AIProviderResource(ConfigurableResource):
                 listeners=all_listeners,
                 run_id=run_id,
                 partition=partition,
+                retry_budget=retry_budget,
+                hedger=hedger,
                 ledger=ledger,
                 prices=price_table(self.prices_file or None),
                 billing_hold_seconds=self.billing_hold_seconds,
@@ -396,6 +455,11 @@ class AIProviderResource(ConfigurableResource):
                 _report_cost(sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
             finally:
                 caller.breakers.store.close()
+                if hedger is not None:
+                    hedger.clients.close()
+                if retry_budget is not None:
+                    retry_budget.flush()
+                    retry_budget.store.close()
                 ledger.store.close()
                 sink.close()
         return AIResult(

@@ -64,6 +64,11 @@ class BrollJobsFile(BaseModel):
     jobs: list[BrollJob] = Field(default_factory=list)
 
 
+def jobs_file_path(artifacts_root: Path, asset_name: str, partition: str) -> Path:
+    """Where a partition's ``jobs.json`` lives: B-roll keeps a folder per partition, not one artifact file."""
+    return artifacts_root / asset_name / partition / "jobs.json"
+
+
 def clip_path(jobs_path: Path, scene: int) -> Path:
     """Where the clip of ``scene`` lives: next to ``jobs.json``."""
     return jobs_path.parent / f"scene-{scene}.mp4"

@@ -84,6 +84,14 @@ class _DigestBuilder:
         self.speeches.append(Speech(name, normalise_speech(" ".join(lines))))
 
     def digest(self) -> ScriptDigest:
+        # Speakers per scene as the scenes table counts them: a group cue (``ABED / TROY``) for each member.
+        try:
+            from cineforge_assets.screenplay.scenes import speakers_of_cue
+        except ImportError:
+            return ScriptDigest(scenes=self.scenes, speeches=self.speeches)
+        known = {speech.character for speech in self.speeches}
+        for scene in self.scenes:
+            scene.characters = {speaker for name in scene.characters for speaker in speakers_of_cue(name, known)}
         return ScriptDigest(scenes=self.scenes, speeches=self.speeches)
 
 

@@ -32,9 +32,10 @@ transition ending in ``<`` (read as centered), and text containing ``[[``, ``]]`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
+from resources.providers.screenplay_grammar import SCENE_HEADING_RE
 
 __all__ = [
     "parse_fountain",
@@ -53,9 +54,6 @@ _LINEBREAK_RE = re.compile(r"\r\n|\r")
 _TITLE_KEY_RE = re.compile(r"([A-Za-z][\w .'-]*?)\s*:\s*(.*)$")
 _TITLE_VALUE_RE = re.compile(r"(?:\s{3,}|\t)(\S.*)$")
 
-# Scene heading prefixes from the spec: INT, EXT, EST, INT./EXT, INT/EXT, I/E, followed by a dot
-# or a space. Matched case-insensitively, as the spec (and screenplain) do.
-_HEADING_PREFIX_RE = re.compile(r"(?:INT\.?/EXT\.?|I/E|INT|EXT|EST)[ .]", re.IGNORECASE)
 # A forced heading starts with a single "." (``...`` opens an ordinary line of action).
 _FORCED_HEADING_RE = re.compile(r"\.(?!\.)\s*(\S.*?)\s*$")
 _SCENE_NUMBER_RE = re.compile(r"(.*?)\s*#([\w\-.]+)#\s*$")
@@ -257,71 +255,101 @@ def _dialogue_elements(lines: Sequence[str], numbers: Sequence[int]) -> list[Ele
 
 
 def _parse_block(lines: list[str], numbers: list[int]) -> list[Element]:
-    """Classify one block of non-blank lines (the order mirrors screenplain's)."""
-    if any("[[" in line for line in lines):
-        joined = "\n".join(lines)
-        if not _NOTE_RE.sub("", joined).strip():
-            return [
-                _element(
-                    ElementType.NOTE, match.group(1).strip(), numbers[joined.count("\n", 0, match.start())]
-                )
-                for match in _NOTE_RE.finditer(joined)
-            ]
-        stripped, new_numbers, touched = _remove_spans(joined, numbers, _NOTE_RE)
-        kept = [i for i, line in enumerate(stripped) if line.strip() or not touched[i]]
-        lines = [stripped[i].rstrip() if touched[i] else stripped[i] for i in kept]
-        numbers = [new_numbers[i] for i in kept]
-        if not lines:
-            return []
+    """Classify one block of non-blank lines: notes first, then the first reader that claims the rest.
 
+    ``_BLOCK_READERS`` lists the readers in screenplain's order; a block nobody claims is action.
+    """
+    notes = _notes_only(lines, numbers)
+    if notes is not None:
+        return notes
+    lines, numbers = _without_inline_notes(lines, numbers)
+    if not lines:
+        return []
+    for read in _BLOCK_READERS:
+        elements = read(lines, numbers)
+        if elements is not None:
+            return elements
+    return [_action(lines, numbers[0])]
+
+
+def _notes_only(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    """A block holding nothing but ``[[notes]]`` becomes NOTE elements, else None."""
+    if not any("[[" in line for line in lines):
+        return None
+    joined = "\n".join(lines)
+    if _NOTE_RE.sub("", joined).strip():
+        return None
+    return [
+        _element(ElementType.NOTE, match.group(1).strip(), numbers[joined.count("\n", 0, match.start())])
+        for match in _NOTE_RE.finditer(joined)
+    ]
+
+
+def _without_inline_notes(lines: list[str], numbers: list[int]) -> tuple[list[str], list[int]]:
+    """The block with its inline notes removed, and the lines that held only a note dropped."""
+    if not any("[[" in line for line in lines):
+        return lines, numbers
+    stripped, new_numbers, touched = _remove_spans("\n".join(lines), numbers, _NOTE_RE)
+    kept = [i for i, line in enumerate(stripped) if line.strip() or not touched[i]]
+    return [stripped[i].rstrip() if touched[i] else stripped[i] for i in kept], [new_numbers[i] for i in kept]
+
+
+def _forced_action(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    return [_action(lines, numbers[0])] if lines[0].startswith("!") else None
+
+
+def _page_break(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    if len(lines) == 1 and _PAGE_BREAK_RE.match(lines[0]):
+        return [_element(ElementType.PAGE_BREAK, "", numbers[0])]
+    return None
+
+
+def _single_line_heading(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    heading = _heading(lines[0], numbers[0]) if len(lines) == 1 else None
+    return [heading] if heading is not None else None
+
+
+def _centered(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    matches = [_CENTERED_RE.match(line) for line in lines]
+    if not all(matches):
+        return None
+    text = "\n".join(match.group(1) for match in matches if match)
+    return [_element(ElementType.CENTERED, text, numbers[0])]
+
+
+def _lyrics(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    if not lines[0].lstrip().startswith("~"):
+        return None
+    text = "\n".join(line.strip()[1:].strip() if line.strip().startswith("~") else line.strip() for line in lines)
+    return [_element(ElementType.LYRICS, text, numbers[0])]
+
+
+def _speech(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    """A cue (forced with ``@``, or upper case before any extension) followed by dialogue."""
     first = lines[0]
-    count = len(lines)
-    start = numbers[0]
+    if len(lines) < 2 or first.endswith(_TWO_SPACES):
+        return None
+    if first.startswith("@") and len(first) >= 2:
+        cue = first[1:]
+    elif first.split("(", 1)[0].isupper():
+        cue = first
+    else:
+        return None
+    name, extension, dual = _split_cue(cue)
+    character = _element(ElementType.CHARACTER, name, numbers[0], extension=extension, dual=dual)
+    return [character, *_dialogue_elements(lines[1:], numbers[1:])]
 
-    if first.startswith("!"):
-        return [_action(lines, start)]
 
-    if count == 1 and _PAGE_BREAK_RE.match(first):
-        return [_element(ElementType.PAGE_BREAK, "", start)]
-
-    structural = _structural_elements(lines, numbers)
-    if structural is not None:
-        return structural
-
-    if count == 1:
-        heading = _heading(first, start)
-        if heading is not None:
-            return [heading]
-
-    if all(_CENTERED_RE.match(line) for line in lines):
-        text = "\n".join(_CENTERED_RE.match(line).group(1) for line in lines)  # type: ignore[union-attr]
-        return [_element(ElementType.CENTERED, text, start)]
-
-    if first.lstrip().startswith("~"):
-        text = "\n".join(
-            line.strip()[1:].strip() if line.strip().startswith("~") else line.strip() for line in lines
-        )
-        return [_element(ElementType.LYRICS, text, start)]
-
-    if count >= 2 and not first.endswith(_TWO_SPACES):
-        cue: str | None = None
-        if first.startswith("@") and len(first) >= 2:
-            cue = first[1:]
-        elif first.split("(", 1)[0].isupper():
-            cue = first
-        if cue is not None:
-            name, extension, dual = _split_cue(cue)
-            character = _element(ElementType.CHARACTER, name, start, extension=extension, dual=dual)
-            return [character, *_dialogue_elements(lines[1:], numbers[1:])]
-
-    if count == 1:
-        stripped_first = first.strip()
-        if stripped_first.startswith(">"):
-            return [_element(ElementType.TRANSITION, stripped_first[1:].strip(), start)]
-        if stripped_first.isupper() and stripped_first.endswith("TO:") and len(stripped_first) > 3:
-            return [_element(ElementType.TRANSITION, stripped_first, start)]
-
-    return [_action(lines, start)]
+def _transition(lines: list[str], numbers: list[int]) -> list[Element] | None:
+    """One line, forced with ``>`` or upper case ending in ``TO:``."""
+    text = lines[0].strip()
+    if len(lines) != 1:
+        return None
+    if text.startswith(">"):
+        return [_element(ElementType.TRANSITION, text[1:].strip(), numbers[0])]
+    if text.isupper() and text.endswith("TO:") and len(text) > 3:
+        return [_element(ElementType.TRANSITION, text, numbers[0])]
+    return None
 
 
 def _action(lines: Sequence[str], start: int) -> Element:
@@ -333,7 +361,7 @@ def _heading(line: str, number: int) -> Element | None:
     forced = _FORCED_HEADING_RE.match(line)
     if forced:
         text = forced.group(1)
-    elif _HEADING_PREFIX_RE.match(line):
+    elif SCENE_HEADING_RE.match(line):
         text = line.strip()
     else:
         return None
@@ -359,6 +387,18 @@ def _structural_elements(lines: Sequence[str], numbers: Sequence[int]) -> list[E
         else:
             return None
     return elements
+
+
+_BLOCK_READERS: tuple[Callable[[list[str], list[int]], list[Element] | None], ...] = (
+    _forced_action,
+    _page_break,
+    _structural_elements,
+    _single_line_heading,
+    _centered,
+    _lyrics,
+    _speech,
+    _transition,
+)
 
 
 def parse_fountain(text: str) -> Script:

@@ -15,14 +15,15 @@ Rules (documented here because downstream consumers rely on them):
 * Splits (``int_ext_split``, ``day_night_split``) count scenes; scenes with no value are counted
   under ``"UNSPECIFIED"``.
 * Title page: ``title`` is the title page's title unless it is empty or a template's placeholder
-  (``TITLE``), then ``fallback_title`` (the file's name); ``authors`` holds one name per writer
-  (``Dan Harmon & Chris McKenna`` is two); lines the readers could not place (see
+  (``TITLE``), then ``fallback_title`` (the file's name, read as words: ``Big-Fish`` -> ``Big Fish``);
+  ``authors`` holds one name per writer (``Dan Harmon & Chris McKenna`` is two); lines the readers could not place (see
   :func:`~cineforge_assets.screenplay.formats.emit.classify_title_lines`) and placeholders are listed in
   ``title_page_left_out``, never in ``authors``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -35,8 +36,10 @@ from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SECONDS_PER_PAGE,
     SceneRecord,
+    cue_names,
     estimate_page_count,
     estimate_printed_lines,
+    speakers_of_cue,
 )
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "LocationSummary",
     "ProjectConfig",
     "build_project_config",
+    "title_from_file_name",
 ]
 
 PRIMARY_SHARE_OF_SPEECHES = 0.05
@@ -98,6 +102,21 @@ def _title_value(script: Script, *keys: str) -> list[str]:
     return []
 
 
+def title_from_file_name(stem: str) -> str:
+    """A readable title from a file's name when the script has no title page of its own.
+
+    ``Big-Fish`` -> ``Big Fish``, ``a_study_in_scarlet`` -> ``A Study In Scarlet``: a name without
+    spaces has its ``-``/``_`` separators read as spaces, and an all-lower-case one is capitalized, so
+    an FDX export without a title page is not titled with a file slug. A name with spaces is kept.
+    """
+    name = stem.strip()
+    if " " not in name:
+        name = re.sub(r"[-_]+", " ", name).strip() or name
+    if name == name.lower():
+        name = " ".join(word[:1].upper() + word[1:] for word in name.split())
+    return name
+
+
 def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[str], list[str]]:
     """(title, authors, left out): placeholders and non-names never become the title or a writer."""
     left_out = _title_value(script, LEFT_OUT_KEY.lower())
@@ -109,18 +128,19 @@ def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[s
     for line in _title_value(script, "author", "authors"):
         for name in split_names(line):
             (left_out if is_placeholder(name) else authors).append(name)
-    return title or fallback_title, authors, left_out
+    return title or title_from_file_name(fallback_title), authors, left_out
 
 
 def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[CharacterSummary]:
     speeches: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
+    known = cue_names(script.elements)
     for element in script.elements:
         if element.type is ElementType.CHARACTER:
-            name = character_name(element.text)  # the same bare name the scenes table holds
-            if name:
-                speeches[name] += 1
-                first_seen.setdefault(name, len(first_seen))
+            name = character_name(element.text)  # the same bare names the scenes table holds
+            for speaker in speakers_of_cue(name, known) if name else []:
+                speeches[speaker] += 1
+                first_seen.setdefault(speaker, len(first_seen))
     scene_counts: Counter[str] = Counter(name for scene in scenes for name in scene.characters)
     names = sorted(speeches, key=lambda name: (-speeches[name], first_seen[name]))
     return [

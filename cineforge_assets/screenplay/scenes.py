@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 import pandas as pd
@@ -35,6 +35,8 @@ __all__ = [
     "SceneRecord",
     "SceneSplit",
     "parse_heading",
+    "cue_names",
+    "speakers_of_cue",
     "is_shot_heading",
     "normalize_time_of_day",
     "estimate_printed_lines",
@@ -118,6 +120,7 @@ _TIME_WORDS: dict[str, str] = {
     "CONTINUOUS": "CONTINUOUS",
     "CONTINUED": "CONTINUOUS",
     "LATER": "LATER",
+    "EARLIER": "EARLIER",
     "SAME": "SAME",
 }
 _TIME_PHRASES = {"MAGIC HOUR": "MAGIC HOUR", "GOLDEN HOUR": "MAGIC HOUR"}
@@ -132,6 +135,50 @@ _SHOT_RE = re.compile(
 )
 
 
+# A clock time as headings print it: ``9:30 AM``, ``4:30AM``, ``10 P.M.``, ``THREE FIFTY FIVE PM``.
+_HOUR_WORDS = (
+    "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN", "TWELVE",
+)
+_CLOCK_RE = re.compile(
+    r"\b(?:(?P<hour>\d{1,2})(?:[:.]\d{2})?\s*"
+    r"|(?P<hour_word>" + "|".join(_HOUR_WORDS) + r")(?:\s+[A-Z-]+){0,3}?\s+)"
+    r"(?P<half>[AP])\.?\s?M\b"
+)
+# Words a part of a heading may hold and still be only a time (``5 MINUTES LATER``,
+# ``A LITTLE LATER``), so it is no part of the location.
+_RELATIVE_TIME_WORDS = frozenset(
+    {
+        "A", "AN", "FEW", "SOME", "LITTLE", "BIT", "MOMENT", "MOMENTS", "MINUTE", "MINUTES",
+        "HOUR", "HOURS", "SECONDS", "SHORTLY", "MUCH", "THAT", "THE", "NEXT", "SAME", "TIME",
+    }
+)
+
+
+def _clock_time_of_day(segment: str) -> str:
+    """The part of the day a printed clock time falls in: a heading's ``9:00 PM`` is NIGHT.
+
+    Buckets: 5-11 AM MORNING, noon-4 PM AFTERNOON, 5-8 PM EVENING, 9 PM-4 AM NIGHT, so the
+    day/night split of a schedule counts a clock-timed scene with the others of its light.
+    """
+    match = _CLOCK_RE.search(segment)
+    if match is None:
+        return ""
+    if match.group("hour") is not None:
+        hour = int(match.group("hour"))
+    else:
+        hour = _HOUR_WORDS.index(match.group("hour_word")) + 1
+    if not 1 <= hour <= 12:
+        return ""
+    hour24 = hour % 12 + (12 if match.group("half") == "P" else 0)
+    if 5 <= hour24 <= 11:
+        return "MORNING"
+    if 12 <= hour24 <= 16:
+        return "AFTERNOON"
+    if 17 <= hour24 <= 20:
+        return "EVENING"
+    return "NIGHT"
+
+
 def _time_word(segment: str) -> str:
     for phrase, normalized in _TIME_PHRASES.items():
         if phrase in segment:
@@ -139,7 +186,17 @@ def _time_word(segment: str) -> str:
     for word in _WORD_RE.findall(segment):
         if word in _TIME_WORDS:
             return _TIME_WORDS[word]
-    return ""
+    return _clock_time_of_day(segment)
+
+
+def _is_time_only(part: str) -> bool:
+    """A heading part that says when, not where: ``5 MINUTES LATER``, ``9:30 AM``, ``NIGHT``."""
+    if not normalize_time_of_day(part):
+        return False
+    if _clock_time_of_day(part):
+        return True
+    words = _WORD_RE.findall(_BRACKETED_RE.sub(" ", part.upper()))
+    return all(word in _TIME_WORDS or word in _RELATIVE_TIME_WORDS for word in words)
 
 
 def normalize_time_of_day(segment: str) -> str:
@@ -172,7 +229,9 @@ def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     ``INT. SAN FRANCISCO APARTMENT, DAY`` -> ("INT", "SAN FRANCISCO APARTMENT", "DAY");
     a forced heading without a prefix (``.BACK IN THE APARTMENT``) has int_ext "".
     The time is taken from the last `` - ``-separated part (or, when there is no dash, the
-    last comma-separated part) when that part names a time of day.
+    last comma-separated part) when that part names a time of day; a clock time counts as the
+    part of the day it falls in (``- 9:00 PM`` -> NIGHT), and parts before it that are only a
+    time (``5 MINUTES LATER``) or a trailing bracketed remark are no part of the location.
     """
     text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper()
     if text.startswith(".") and not text.startswith(".."):
@@ -193,11 +252,19 @@ def parse_heading(heading: str) -> tuple[IntExt, str, str]:
     if len(parts) == 1 and "," in text:
         parts = text.split(",")
         separator = ", "
+    # A trailing remark in brackets alone (``NIGHT - [THE STORM]``) says neither where nor when.
+    while len(parts) > 2 and not _BRACKETED_RE.sub("", parts[-1]).strip():
+        parts = parts[:-1]
+        location = separator.join(part.strip() for part in parts)
     if len(parts) > 1:
         candidate = normalize_time_of_day(parts[-1])
         if candidate:
             time_of_day = candidate
-            location = separator.join(part.strip() for part in parts[:-1])
+            parts = parts[:-1]
+            # ``OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT``: the earlier time is no place either.
+            while len(parts) > 1 and _is_time_only(parts[-1]):
+                parts = parts[:-1]
+            location = separator.join(part.strip() for part in parts)
     return int_ext, location.strip(" .,-"), time_of_day
 
 
@@ -281,13 +348,35 @@ def _word_count(elements: Sequence[Element]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _speaking_characters(elements: Sequence[Element]) -> list[str]:
+# How a cue names several speakers at once: ``ABED / TROY``, ``SHIRLEY AND BRITTA``, ``JEFF & ANNIE``.
+_GROUP_CUE_SPLIT_RE = re.compile(r"\s*(?:/|&|\bAND\b)\s*")
+
+
+def cue_names(elements: Sequence[Element]) -> frozenset[str]:
+    """Every bare name a character cue of ``elements`` carries, as written (group cues included)."""
+    return frozenset(
+        name for element in elements if element.type is ElementType.CHARACTER if (name := character_name(element.text))
+    )
+
+
+def speakers_of_cue(name: str, known: Collection[str]) -> list[str]:
+    """The speakers of a bare cue: ``ABED / TROY`` -> ABED and TROY when both speak alone elsewhere
+    (``known``), so a group line counts for each and no ``ABED / TROY`` joins the cast; a cue whose parts
+    are not all such speakers (``MR. AND MRS. SMITH``, ``EVERYONE BUT JEFF``) stays one speaker."""
+    parts = [part for part in _GROUP_CUE_SPLIT_RE.split(name) if part]
+    if len(parts) > 1 and all(part in known for part in parts):
+        return parts
+    return [name]
+
+
+def _speaking_characters(elements: Sequence[Element], known: Collection[str]) -> list[str]:
     seen: dict[str, None] = {}
     for element in elements:
         if element.type is ElementType.CHARACTER:
             name = character_name(element.text)
             if name:
-                seen.setdefault(name, None)
+                for speaker in speakers_of_cue(name, known):
+                    seen.setdefault(speaker, None)
     return list(seen)
 
 
@@ -314,6 +403,7 @@ def _scene_record(
     text_lines: Sequence[str],
     start: int,
     end: int,
+    known_speakers: Collection[str],
 ) -> SceneRecord:
     plain_heading = plain_text(heading.text)
     int_ext, location, time_of_day = parse_heading(plain_heading)
@@ -326,7 +416,7 @@ def _scene_record(
         int_ext=int_ext,
         location=location,
         time_of_day=time_of_day,
-        characters=_speaking_characters(elements),
+        characters=_speaking_characters(elements, known_speakers),
         line_start=start,
         line_end=end,
         word_count=_word_count(elements),
@@ -375,13 +465,16 @@ def split_scenes_with_preamble(script: Script, fountain_text: str | None = None)
         preamble = "\n".join(text_lines[preamble_start - 1 : preamble_end])
 
     scenes: list[SceneRecord] = []
+    known_speakers = cue_names(elements)
     for ordinal, index in enumerate(heading_indexes, start=1):
         next_index = heading_indexes[ordinal] if ordinal < len(heading_indexes) else len(elements)
         start = element_lines[index]
         boundary = element_lines[next_index] - 1 if next_index < len(elements) else total_lines
         end = _last_content_line(text_lines, start, boundary)
         scenes.append(
-            _scene_record(ordinal, elements[index], elements[index:next_index], text_lines, start, end)
+            _scene_record(
+                ordinal, elements[index], elements[index:next_index], text_lines, start, end, known_speakers
+            )
         )
     return SceneSplit(
         preamble=preamble, preamble_line_start=preamble_start, preamble_line_end=preamble_end, scenes=scenes

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from resources.providers import limits, prompts
 from resources.providers.base import Completion, CompletionRequest
+from resources.providers.screenplay_grammar import SCENE_HEADING_PREFIX
 
 # ---------------------------------------------------------------- lexicons
 
@@ -278,7 +279,7 @@ SPEECH_VERBS: Final[str] = (
 
 _WORD = re.compile(r"[a-z']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_HEADING = re.compile(r"^(?:\.(?!\.)|(?:INT|EXT|EST|INT\.?/EXT|I/E)[.\s])", re.IGNORECASE)
+_HEADING = re.compile(rf"^(?:\.(?!\.)|{SCENE_HEADING_PREFIX}[.\s])", re.IGNORECASE)
 _CUE = re.compile(r"^[A-Z][A-Z0-9 .'\-]*(?:\s*\([^)]*\))*\s*\^?$")
 _TRANSITION = re.compile(r"^[A-Z\s]+TO:$")
 _PLACE = re.compile(
@@ -353,7 +354,7 @@ def _heading_parts(heading: str) -> tuple[str, str, str]:
     """``INT. HOUSE - NIGHT`` -> (``INT``, ``HOUSE``, ``NIGHT``); missing parts are empty."""
     text = heading.strip().lstrip(".").strip()
     text = re.sub(r"\s*#[^#]*#\s*$", "", text)  # scene number
-    match = re.match(r"^(INT\.?/EXT|I/E|INT|EXT|EST)[.\s]+(.*)$", text, re.IGNORECASE)
+    match = re.match(rf"^({SCENE_HEADING_PREFIX})[.\s]+(.*)$", text, re.IGNORECASE)
     prefix, rest = (match.group(1).upper().rstrip("."), match.group(2)) if match else ("", text)
     place, _, time = rest.rpartition(" - ")
     if not place:

@@ -40,6 +40,9 @@ or the provider's 400 says so)
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
 ``unsupported_value``: GPT-5 and
 ``temperature``)
+fleet's retry budget for the provider   ``retry_budget_exhausted``  no further call of this request goes
+spent (``retry_budget.py``; checked                                 to that provider; next provider at
+before every call after the first)                                  once (its own budget applies)
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 call's estimated cost over a spending   ``fallback_next_model``     next model (a cheaper one may fit);
 cap (``SpendLedger``)                   (``over_budget`` skip)      nothing fits: ``BudgetExceededError``
@@ -122,6 +125,8 @@ from resources.resilience.errors import (
     is_context_overflow,
     is_provider_overloaded,
 )
+from resources.resilience.hedge import Entrant, Hedger, first_valid
+from resources.resilience.retry_budget import RETRY_BUDGET_EXHAUSTED, RetryBudget
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
 
 logger = logging.getLogger(__name__)
@@ -326,6 +331,19 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
     return _Step(decision)
 
 
+def _completer(model: str, request: CompletionRequest, timeout: float) -> Callable[[ProviderAdapter], Completion]:
+    return lambda adapter: adapter.complete(model, request, timeout=timeout)
+
+
+def wait_done(entrant: Entrant[Completion], seconds: float) -> bool:
+    """Did ``entrant``'s call return within ``seconds`` (real time: the hedge delay is a real wait)?"""
+    try:
+        entrant.future.exception(timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 def _usable_after(
     refs: Sequence[ModelRef],
     index: int,
@@ -404,6 +422,8 @@ class ResilientCaller:
         run_id: str | None = None,
         partition: str | None = None,
         repair: RepairRequest = append_validation_error,
+        retry_budget: RetryBudget | None = None,
+        hedger: Hedger | None = None,
         ledger: SpendLedger | None = None,
         prices: PriceTable | None = None,
         billing_hold_seconds: float = DEFAULT_BILLING_HOLD_SECONDS,
@@ -421,6 +441,8 @@ class ResilientCaller:
         self.partition = partition
         self._chain_cache: dict[tuple[str, int], tuple[ModelRef, ...]] = {}
         self._repair = repair
+        self.retry_budget = retry_budget
+        self.hedger = hedger
         self.ledger = ledger
         self.prices = prices
         self.billing_hold_seconds = billing_hold_seconds
@@ -457,6 +479,8 @@ class ResilientCaller:
             prices=self.prices,
             first=refs[0] if refs else None,
         )
+        if self.retry_budget is not None:
+            self.retry_budget.note_first_attempt()
         for index, ref in enumerate(refs):
             if ref.provider == OFFLINE:
                 # A warming provider is unproven, not down: it is called before the degraded offline answer.
@@ -550,7 +574,11 @@ class ResilientCaller:
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
+        budget_checked = False  # a retry's budget is checked before its backoff sleep
         while True:
+            if run.calls and not budget_checked and not self._within_retry_budget(run, ref):
+                return None
+            budget_checked = False
             permit = self._acquire(run, refs, index, last_resort=last_resort)
             if permit is None:
                 return None
@@ -565,12 +593,20 @@ class ResilientCaller:
             run.output_ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
             started = self._clock()
             try:
-                completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
+                if self.hedger is not None and ref.provider != OFFLINE and self.hedger.hedges(run.stage):
+                    raced = self._race(run, refs, index, current_request, permit, parse, started)
+                    if isinstance(raced, CallOutcome):
+                        self._settle_spend(reservation, 0.0)  # cancelled before it answered
+                        return raced
+                    completion = raced
+                else:
+                    completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
                 self._settle_spend(reservation, 0.0)  # providers do not bill a failed call
                 step = self._on_failure(run, refs, index, permit, error, model_calls, retries, started)
-                if step.decision != "retry_same_model":
+                if step.decision != "retry_same_model" or not self._within_retry_budget(run, ref):
                     return None
+                budget_checked = True
                 retries += 1
                 if step.delay_s > 0:
                     self._sleep(step.delay_s)
@@ -586,6 +622,8 @@ class ResilientCaller:
                 run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
             )
             self.breakers.record(permit, success=True)
+            if self.hedger is not None:
+                self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
                 run.log(
@@ -683,6 +721,159 @@ class ResilientCaller:
         sent = completion.max_tokens or request.max_tokens
         room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
         return room if room > sent else None
+
+    def _race(
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
+        permit: Permit,
+        parse: Callable[[str], T],
+        started: float,
+    ) -> Completion | CallOutcome[T]:
+        """The call to ``refs[index]``, hedged after the hedger's delay (hedge.py). Returns the primary's
+        completion (or raises its error) for the walk to handle as usual, or the hedge's served outcome."""
+        hedger = self.hedger
+        assert hedger is not None
+        ref = refs[index]
+        timeout = run.request_timeout(started)
+        primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
+        hedger.quota.note_call()
+        delay = hedger.delay(ref.provider, ref.model, run.stage)
+        if delay is not None and delay < timeout and not wait_done(primary, delay):
+            sent = self._send_hedge(run, refs, index, request, delay)
+            if sent is not None:
+                return self._settle_race(run, ref, permit, primary, *sent, parse)
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _send_hedge(
+        self, run: _StageRun, refs: Sequence[ModelRef], index: int, request: CompletionRequest, delay: float
+    ) -> tuple[ModelRef, Permit, Reservation, Entrant[Completion]] | None:
+        """Start the hedge on the next entry of another provider whose breaker grants a permit, within the
+        attempt budget, the cost budget and the hedge quota; None if there is none."""
+        hedger = self.hedger
+        assert hedger is not None
+        if run.calls >= run.policy.max_attempts:
+            return None
+        ref = refs[index]
+        for candidate in refs[index + 1 :]:
+            if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
+                continue
+            if candidate.provider not in self.adapters:
+                continue
+            try:
+                hedge_permit = self.breakers.acquire(candidate.provider)
+            except BreakerOpenError:  # open, parked or warming: never hedge onto it
+                continue
+            reservation = self._reserve_hedge(run, candidate, request)
+            if reservation is None or not hedger.quota.try_take():
+                if reservation is not None:
+                    self._settle_spend(reservation, 0.0)
+                self.breakers.release(hedge_permit)
+                return None
+            run.calls += 1
+            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=delay)
+            timeout = run.request_timeout(self._clock())
+            entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
+            return candidate, hedge_permit, reservation, entrant
+        return None
+
+    def _reserve_hedge(self, run: _StageRun, ref: ModelRef, request: CompletionRequest) -> Reservation | None:
+        """The cost budget's reservation for a hedge, or None when the caps refuse it. Unlike ``_reserve`` a
+        refusal is not logged or kept for the stage's error: no hedge is sent, and nothing else changes."""
+        if self.ledger is None:
+            return Reservation((), 0.0)
+        answer = self.ledger.reserve(self.estimated_cost(ref, request), stage=run.stage)
+        return answer if isinstance(answer, Reservation) else None
+
+    def _settle_race(
+        self,
+        run: _StageRun,
+        ref: ModelRef,
+        permit: Permit,
+        primary: Entrant[Completion],
+        hedge_ref: ModelRef,
+        hedge_permit: Permit,
+        hedge_reservation: Reservation,
+        hedge: Entrant[Completion],
+        parse: Callable[[str], T],
+    ) -> Completion | CallOutcome[T]:
+        """First valid answer wins; the loser is cancelled (its connection shut) and its permit handed back."""
+        hedger = self.hedger
+        assert hedger is not None
+        values: dict[int, T] = {}
+
+        def valid(completion: Completion) -> bool:
+            if completion.truncated:
+                return False
+            try:
+                values[id(completion)] = parse(completion.text)
+            except INVALID_OUTPUT_ERRORS:
+                return False
+            return True
+
+        winner, _still_running = first_valid([primary, hedge], valid)
+        if winner is hedge:
+            self._drop_entrant(permit, primary)
+            completion = hedge.future.result()
+            latency = self._clock() - hedge.started
+            self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, completion))
+            self.breakers.record(hedge_permit, success=True)
+            hedger.tracker.observe((hedge_ref.provider, hedge_ref.model, run.stage), latency)
+            run.log(
+                hedge_ref,
+                outcome="success",
+                decision="hedge_won",
+                latency_s=latency,
+                breaker_state=hedge_permit.state,
+                request_id=completion.request_id,
+                completion=completion,
+            )
+            return CallOutcome(values[id(completion)], hedge_ref.provider, hedge_ref.model, run.attempts, completion)
+        problem = self._drop_entrant(hedge_permit, hedge)
+        # A hedge that answered second is billed; a cancelled or failed one is not.
+        answered = hedge.future.done() and hedge.future.exception() is None and not hedge.lease.cancelled
+        self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, hedge.future.result()) if answered else 0.0)
+        run.log(
+            hedge_ref,
+            outcome="error" if problem else "skipped",
+            decision="skip_provider",
+            error=problem,
+            error_code=None if problem else "hedge_cancelled",
+        )
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _drop_entrant(self, permit: Permit, entrant: Entrant[Completion]) -> ProviderError | None:
+        """Settle a race's loser: cancel it if still running (permit released), else tell the breaker what its
+        answer said. Returns its provider error, if it failed with one."""
+        hedger = self.hedger
+        assert hedger is not None
+        if not entrant.future.done():
+            hedger.cancel(entrant)
+            self.breakers.release(permit)
+            return None
+        hedger.finish(entrant)
+        error = entrant.future.exception()
+        if isinstance(error, ProviderError):
+            self._settle(permit, error)
+            return error
+        if error is None:
+            self.breakers.record(permit, success=True)  # it answered (invalid or cut): the provider is up
+        else:
+            self.breakers.release(permit)
+        return None
+
+    def _within_retry_budget(self, run: _StageRun, ref: ModelRef) -> bool:
+        """May this request's further call (retry, repair or fallback) go to ``ref``? If the fleet spent the
+        provider's retry budget, the provider is skipped for this request (logged) and the walk moves on."""
+        if self.retry_budget is None or ref.provider == OFFLINE or self.retry_budget.try_extra_call(ref.provider):
+            return True
+        run.excluded[ref.provider] = RETRY_BUDGET_EXHAUSTED
+        run.log(ref, outcome="skipped", decision="retry_budget_exhausted", error_code=RETRY_BUDGET_EXHAUSTED)
+        return False
 
     def estimated_cost(self, ref: ModelRef, request: CompletionRequest) -> float | None:
         """The most ``request`` can cost on ``ref``: its prompt estimate plus the whole output ceiling sent."""

@@ -52,6 +52,11 @@ Decision = Literal[
     "fallback_next_provider",
     "skip_provider",
     "stop",
+    # a further call not made: the fleet spent the provider's retry budget (retry_budget.py)
+    "retry_budget_exhausted",
+    # a second call raced the first after ``hedge_after`` (hedge.py); ``hedge_won``: it answered first
+    "hedge_sent",
+    "hedge_won",
 ]
 
 

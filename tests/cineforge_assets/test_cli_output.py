@@ -146,3 +146,20 @@ def test_version_help_with_exit_codes_and_an_unknown_run_id() -> None:
 def test_resuming_an_unknown_run_id_is_exit_2(tmp_path: Path) -> None:
     proc = cineforge(cli_env(tmp_path), "resume", "no-such-run")
     assert proc.returncode == 2 and "no run no-such-run" in proc.stderr
+
+
+def test_a_simulated_run_prices_its_b_roll_on_the_simulator_like_its_ai_stages(tmp_path: Path, script: Path) -> None:
+    """Fail before: ``--provider simulated`` left Veo in the code location's own mode (offline), so B-roll, the
+    largest item of a real run's bill, showed as $0 and the simulator's faults never reached it."""
+    from cineforge_assets.broll.budget import clip_price
+
+    proc = cineforge(cli_env(tmp_path), "ingest", str(script), "--provider", "simulated")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    jobs = json.loads(Path(summary["artifacts"]["veo3_broll"]).read_text())["jobs"]
+    clips = [job for job in jobs if job["status"] == "succeeded"]
+    assert clips, jobs
+    price = clip_price(summary["stages"]["veo3_broll"]["model"])
+    assert price
+    assert summary["stages"]["veo3_broll"]["cost_usd"] == pytest.approx(len(clips) * price)
+    assert summary["cost_usd"] >= len(clips) * price

@@ -1,6 +1,6 @@
 """Smoke test of the code location through Dagster's own CLI, as an operator would run it.
 
-``dagster asset materialize -m cineforge_assets --select '*' --partition KEY`` in a subprocess, on a
+``dagster asset materialize -m cineforge_assets.definitions --select '*' --partition KEY`` in a subprocess, on a
 temporary DAGSTER_HOME and CINEFORGE_DATA with one registered partition, offline (no API keys). ``'*'``
 is every asset of the code location, including ones added later (reports, b-roll): all of them must
 materialize offline.
@@ -38,7 +38,8 @@ def test_dagster_asset_materialize_every_asset_for_one_partition(tmp_path: Path)
         instance.add_dynamic_partitions("screenplays", [key])
 
     dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster), "asset", "materialize", "-m", "cineforge_assets", "--select", "*", "--partition", key]
+    code_location = ["-m", "cineforge_assets.definitions"]
+    command = [str(dagster), "asset", "materialize", *code_location, "--select", "*", "--partition", key]
     proc = subprocess.run(
         command, cwd=REPO_ROOT, env=offline_env(home, data), capture_output=True, text=True, timeout=600
     )

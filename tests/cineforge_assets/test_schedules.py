@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType, DailyPartitionsDefinition, asset
 
+from cineforge_assets.assets.reliability import reliability_report
 from cineforge_assets.definitions import defs
 from cineforge_assets.health import (
     HEALTH_STAGE,
@@ -27,7 +28,6 @@ from cineforge_assets.schedules import (
     HEALTH_SCHEDULE_NAME,
     RELIABILITY_JOB_NAME,
     RELIABILITY_SCHEDULE_NAME,
-    find_asset,
     provider_health_schedule,
     reliability_report_schedule,
     schedules,
@@ -66,12 +66,6 @@ def test_every_schedule_job_is_loadable() -> None:
         assert repo.get_job(schedule.job_name) is not None
 
 
-def test_without_the_report_asset_there_is_no_report_schedule() -> None:
-    assert find_asset("cineforge_assets.assets.no_such_module", AssetKey("reliability_report")) is None
-    assert find_asset("cineforge_assets.assets.ingest", AssetKey("reliability_report")) is None
-    assert reliability_report_schedule(None) is None
-
-
 def test_a_partitioned_report_gets_no_guessed_schedule() -> None:
     @asset(name="reliability_report", partitions_def=DailyPartitionsDefinition(start_date="2026-01-01"))
     def partitioned_report() -> None:
@@ -82,8 +76,7 @@ def test_a_partitioned_report_gets_no_guessed_schedule() -> None:
 
 
 def test_report_job_selects_only_the_report() -> None:
-    report = find_asset("cineforge_assets.assets.reliability", AssetKey("reliability_report"))
-    schedule = reliability_report_schedule(report)
+    schedule = reliability_report_schedule(reliability_report)
     assert schedule is not None
     selection = schedule.job.selection  # type: ignore[union-attr]
     assert selection == AssetSelection.assets(AssetKey("reliability_report"))

@@ -12,6 +12,7 @@ from cineforge_assets.screenplay.project import (
     UNSPECIFIED,
     ProjectConfig,
     build_project_config,
+    title_from_file_name,
 )
 from cineforge_assets.screenplay.scenes import split_scenes
 from tests.screenplay.reference import read_corpus_fountain
@@ -168,3 +169,26 @@ def test_corpus_big_fish_cast_and_locations(corpus_dir: Path) -> None:
     assert config.int_ext_split["INT"] > config.int_ext_split["EXT"]
     assert config.day_night_split["DAY"] > config.day_night_split["NIGHT"]
     assert (config.page_count, config.page_count_estimated) == (122, False)
+
+
+@pytest.mark.parametrize(
+    ("stem", "title"),
+    [
+        ("Big-Fish", "Big Fish"),
+        ("a-study-in-scarlet", "A Study In Scarlet"),
+        ("the_last__birthday_card", "The Last Birthday Card"),
+        ("The Ledger (v2)", "The Ledger (v2)"),
+        ("BRIGHT", "BRIGHT"),
+        ("---", "---"),
+    ],
+)
+def test_title_from_file_name(stem: str, title: str) -> None:
+    assert title_from_file_name(stem) == title
+
+
+def test_a_script_without_a_title_page_is_titled_from_its_file_name_as_words() -> None:
+    """Fail before: Final Draft exports without a title page (the corpus FDX files) were titled 'Big-Fish'."""
+    text = "INT. KITCHEN - DAY\n\nBOB\nHi.\n"
+    script = parse_fountain(text)
+    config = build_project_config(script, split_scenes(script, text), source_format="fdx", fallback_title="Big-Fish")
+    assert config.title == "Big Fish"

@@ -9,12 +9,14 @@ import pytest
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+from cineforge_assets.screenplay.project import build_project_config
 from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SceneRecord,
     estimate_printed_lines,
     parse_heading,
     scenes_dataframe,
+    speakers_of_cue,
     split_scenes,
     split_scenes_with_preamble,
 )
@@ -84,6 +86,22 @@ Nobody speaks here.
         (".BACK IN THE APARTMENT", ("", "BACK IN THE APARTMENT", "")),
         ("THE PAIR, DRINKING BEER.", ("", "THE PAIR, DRINKING BEER", "")),
         ("INT. HOUSE - DAY #12#", ("INT", "HOUSE", "DAY")),
+        # Real-world headings (Suits, Dexter, Bright, Community, Big Fish): a clock time is the part
+        # of the day it falls in, and a time or remark between place and time is no place.
+        ("EXT. MANHATTAN SKYLINE - 9:00 PM", ("EXT", "MANHATTAN SKYLINE", "NIGHT")),
+        ("INT. KATHERINE'S OFFICE/HALLWAY - 9:30 AM", ("INT", "KATHERINE'S OFFICE/HALLWAY", "MORNING")),
+        ("INT. LOBBY - 10 P.M.", ("INT", "LOBBY", "NIGHT")),
+        ("EXT. HARVARD LAW LIBRARY - THREE FIFTY FIVE PM", ("EXT", "HARVARD LAW LIBRARY", "AFTERNOON")),
+        (
+            "EXT. BOSTON WHALER - CANALS - MIAMI, FL - 4:30AM",
+            ("EXT", "BOSTON WHALER - CANALS - MIAMI, FL", "NIGHT"),
+        ),
+        ("INT. OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT", ("INT", "OLD MAN'S HOUSE", "NIGHT")),
+        ("INT. LIVING ROOM - MINUTES EARLIER", ("INT", "LIVING ROOM", "EARLIER")),
+        ("INT. EDWARD'S CAR - NIGHT - [THE STORM]", ("INT", "EDWARD'S CAR", "NIGHT")),
+        ("INT. ROOM 12 - 12 PM", ("INT", "ROOM 12", "AFTERNOON")),
+        ("INT. SPAM FACTORY - ONE SPAM", ("INT", "SPAM FACTORY - ONE SPAM", "")),
+        ("INT. DAY ROOM - NIGHT", ("INT", "DAY ROOM", "NIGHT")),
     ],
 )
 def test_parse_heading(heading: str, expected: tuple[str, str, str]) -> None:
@@ -318,3 +336,51 @@ def test_a_montage_or_shot_line_does_not_replace_the_real_heading() -> None:
 def test_a_shot_line_before_any_real_heading_still_opens_a_scene() -> None:
     text = ".MONTAGE\n\nThings happen.\n\nINT. GYM - DAY\n\nLater.\n"
     assert [s.heading for s in split_scenes(parse_fountain(text), text)] == ["MONTAGE", "INT. GYM - DAY"]
+
+
+@pytest.mark.parametrize(
+    ("cue", "speakers"),
+    [
+        ("ABED / TROY", ["ABED", "TROY"]),
+        ("PIERCE/TROY/ABED", ["PIERCE", "TROY", "ABED"]),
+        ("SHIRLEY AND BRITTA", ["SHIRLEY", "BRITTA"]),
+        ("JEFF & ANNIE", ["JEFF", "ANNIE"]),
+        ("MR. AND MRS. SMITH", ["MR. AND MRS. SMITH"]),  # the parts speak nowhere alone
+        ("EVERYONE BUT JEFF", ["EVERYONE BUT JEFF"]),
+        ("ABED / PIZZA GUY", ["ABED / PIZZA GUY"]),  # one part never speaks alone
+        ("TROY", ["TROY"]),
+    ],
+)
+def test_speakers_of_cue(cue: str, speakers: list[str]) -> None:
+    known = {"ABED", "TROY", "PIERCE", "SHIRLEY", "BRITTA", "JEFF", "ANNIE", "MR. AND MRS. SMITH"}
+    assert speakers_of_cue(cue, known) == speakers
+
+
+GROUP_CUES = """INT. LIVING ROOM - NIGHT
+
+ABED
+Cool.
+
+TROY
+Cool cool.
+
+ABED / TROY
+Cool cool cool.
+
+EXT. PORCH - NIGHT
+
+TROY AND ABED
+(singing)
+Troy and Abed in the morning!
+"""
+
+
+def test_a_group_cue_counts_for_each_speaker_and_is_no_cast_member_of_its_own() -> None:
+    """Fail before: Community's ``ABED / TROY`` and ``PIERCE/TROY/BRITTA/ABED/ANNIE`` were cast members (18
+    speaking characters for an episode of 8)."""
+    script = parse_fountain(GROUP_CUES)
+    scenes = split_scenes(script, GROUP_CUES)
+    assert [scene.characters for scene in scenes] == [["ABED", "TROY"], ["TROY", "ABED"]]
+    config = build_project_config(script, scenes, source_format="fountain")
+    assert {c.name: c.dialogue_lines for c in config.characters} == {"ABED": 3, "TROY": 3}
+    assert {c.name: c.scene_count for c in config.characters} == {"ABED": 2, "TROY": 2}

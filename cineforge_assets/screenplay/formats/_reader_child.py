@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ def main(argv: list[str]) -> int:
     limit_values = json.loads(argv[1])
     ceiling = int(limit_values["reader_memory_bytes"])
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    _install_packages_without_dagster()
+    sys.path.insert(0, str(PACKAGE_ROOT))  # run by path under -P: the package root is not on it
     from cineforge_assets.screenplay.formats.errors import SourceError
     from cineforge_assets.screenplay.formats.isolated import memory_error
     from cineforge_assets.screenplay.formats.limits import SourceLimits
@@ -50,16 +49,6 @@ def _error_json(exc: Any) -> dict[str, Any]:
         "hint": exc.hint,
         "limit": getattr(exc, "limit", None),
     }
-
-
-def _install_packages_without_dagster() -> None:
-    """Make ``cineforge_assets`` importable without running its ``__init__``, which loads Dagster and the
-    whole code location: ~100 MiB the reader never uses, spent from its memory ceiling and start-up time."""
-    sys.path.insert(0, str(PACKAGE_ROOT))
-    for name in ("cineforge_assets", "cineforge_assets.screenplay"):
-        module = types.ModuleType(name)
-        module.__path__ = [str(PACKAGE_ROOT.joinpath(*name.split(".")))]
-        sys.modules[name] = module
 
 
 if __name__ == "__main__":

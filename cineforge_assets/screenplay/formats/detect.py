@@ -18,6 +18,7 @@ from cineforge_assets.screenplay.formats.errors import (
     EmptySourceError,
     UnsupportedSourceError,
 )
+from resources.providers.screenplay_grammar import SCENE_HEADING_RE
 
 FORMATS = ("fountain", "text", "fdx", "pdf", "docx")
 
@@ -25,7 +26,7 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _TEXT_EXTENSIONS = {".fountain", ".spmd", ".txt", ".text", ".md", ""}
 _FOUNTAIN_EXTENSIONS = {".fountain", ".spmd"}
 
-HEADING_RE = re.compile(r"^(?:INT|EXT|EST|INT\.?/EXT|I/E)[ .]", re.IGNORECASE)
+HEADING_RE = SCENE_HEADING_RE  # the name the PDF/DOCX readers and the emitter import
 FORCED_HEADING_RE = re.compile(r"^\.[^.\s]")
 TRANSITION_RE = re.compile(r"^[A-Z0-9 .'\-]+TO:$")
 TITLE_KEY_RE = re.compile(

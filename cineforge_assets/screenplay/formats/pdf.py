@@ -385,43 +385,15 @@ def _mode(values: Iterable[float], default: float) -> float:
 
 
 def learn_layout(rows: list[Row]) -> Layout:
+    """The document's columns, measured from where its lines start (no fixed template: every program and
+    every writer sets the margins a little differently)."""
     segments = [s for r in rows for s in r.segments]
     size = _mode((s.size for s in segments), 12.0)
     char = size * COURIER_ADVANCE
-    gaps = [
-        round(a.y - b.y, 1)
-        for a, b in zip(rows, rows[1:], strict=False)
-        if a.page == b.page and 0 < a.y - b.y < 3 * size
-    ]
-    # Line spacing: the commonest gap near one line height (blank lines make 2x gaps common in short texts).
-    leading = _mode((g for g in gaps if 0.8 * size <= g <= 1.6 * size), size)
+    leading = _line_spacing(rows, size)
     action = action_margin(rows)
-    cues: list[float] = []
-    after_cue: list[Segment] = []
-    for row, nxt in zip(rows, rows[1:], strict=False):
-        seg = row.first
-        if len(row.segments) != 1 or nxt.page != row.page or not (0 < row.y - nxt.y < 1.5 * leading):
-            continue
-        follower = nxt.first
-        if (
-            seg.x > action + 10 * char
-            and len(seg.text) < 45
-            and _CAPS_RE.match(_strip_extensions(seg.text) or "x")
-            and action + 2 * char < follower.x < seg.x - char
-        ):
-            cues.append(seg.x)
-            after_cue.append(follower)
-    cue = _mode(cues, action + 22 * char)
-    dialogue = _mode((s.x for s in after_cue if not s.text.startswith("(")), action + 10 * char)
-    parenthetical = _mode((s.x for s in after_cue if s.text.startswith("(")), dialogue + 6 * char)
-    full_lines = [s.x_end for s in segments if abs(s.x - action) < char and len(s.text) >= 50]
-    # The right margin from full action lines; a short document may have too few, so assume 6in.
-    right = max(full_lines) if len(full_lines) >= 10 else action + 60 * char
-    action_width = max((len(s.text) for s in segments if abs(s.x - action) < char), default=60)
-    dialogue_width = max((len(s.text) for s in segments if abs(s.x - dialogue) < char), default=35)
-    bottom = min((r.y for r in rows), default=0.0)
-    headings = [s for s in segments if abs(s.x - action) < char and HEADING_RE.match(s.text)]
-    bold_headings = bool(headings) and sum(s.bold for s in headings) >= 0.8 * len(headings)
+    cue, dialogue, parenthetical = _speech_columns(rows, action, char, leading)
+    right = _right_margin(segments, action, char)
     return Layout(
         char=char,
         leading=leading,
@@ -431,11 +403,65 @@ def learn_layout(rows: list[Row]) -> Layout:
         cue=cue,
         right=right,
         center=(action + right) / 2,
-        action_width=action_width,
-        dialogue_width=dialogue_width,
-        bottom=bottom,
-        bold_headings=bold_headings,
+        action_width=_column_width(segments, action, char, default=60),
+        dialogue_width=_column_width(segments, dialogue, char, default=35),
+        bottom=min((r.y for r in rows), default=0.0),
+        bold_headings=_headings_are_bold(segments, action, char),
     )
+
+
+def _line_spacing(rows: list[Row], size: float) -> float:
+    """The commonest gap near one line height (blank lines make 2x gaps common in short texts)."""
+    gaps = [
+        round(a.y - b.y, 1)
+        for a, b in zip(rows, rows[1:], strict=False)
+        if a.page == b.page and 0 < a.y - b.y < 3 * size
+    ]
+    return _mode((g for g in gaps if 0.8 * size <= g <= 1.6 * size), size)
+
+
+def _speech_columns(rows: list[Row], action: float, char: float, leading: float) -> tuple[float, float, float]:
+    """(cue, dialogue, parenthetical) x: from each cue-like line and the line right under it."""
+    cues: list[float] = []
+    after_cue: list[Segment] = []
+    for row, nxt in zip(rows, rows[1:], strict=False):
+        if _is_cue_over(row, nxt, action, char, leading):
+            cues.append(row.first.x)
+            after_cue.append(nxt.first)
+    cue = _mode(cues, action + 22 * char)
+    dialogue = _mode((s.x for s in after_cue if not s.text.startswith("(")), action + 10 * char)
+    parenthetical = _mode((s.x for s in after_cue if s.text.startswith("(")), dialogue + 6 * char)
+    return cue, dialogue, parenthetical
+
+
+def _is_cue_over(row: Row, nxt: Row, action: float, char: float, leading: float) -> bool:
+    """``row`` looks like a character cue: short, upper case, well right of action, and ``nxt`` (on the
+    next line of the same page) starts between the action column and the cue."""
+    if len(row.segments) != 1 or nxt.page != row.page or not (0 < row.y - nxt.y < 1.5 * leading):
+        return False
+    seg = row.first
+    return (
+        seg.x > action + 10 * char
+        and len(seg.text) < 45
+        and bool(_CAPS_RE.match(_strip_extensions(seg.text) or "x"))
+        and action + 2 * char < nxt.first.x < seg.x - char
+    )
+
+
+def _right_margin(segments: list[Segment], action: float, char: float) -> float:
+    """From full action lines; a short document may have too few, so assume 6in."""
+    full_lines = [s.x_end for s in segments if abs(s.x - action) < char and len(s.text) >= 50]
+    return max(full_lines) if len(full_lines) >= 10 else action + 60 * char
+
+
+def _column_width(segments: list[Segment], column: float, char: float, *, default: int) -> int:
+    """The longest line (in characters) that starts at ``column``."""
+    return max((len(s.text) for s in segments if abs(s.x - column) < char), default=default)
+
+
+def _headings_are_bold(segments: list[Segment], action: float, char: float) -> bool:
+    headings = [s for s in segments if abs(s.x - action) < char and HEADING_RE.match(s.text)]
+    return bool(headings) and sum(s.bold for s in headings) >= 0.8 * len(headings)
 
 
 def _strip_extensions(text: str) -> str:

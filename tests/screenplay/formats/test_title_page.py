@@ -110,7 +110,7 @@ def test_project_config_keeps_placeholders_and_left_out_lines_out_of_authors() -
     config = build_project_config(
         script, split_scenes(script, text), source_format="fountain", fallback_title="remedial-chaos"
     )
-    assert config.title == "remedial-chaos"
+    assert config.title == "Remedial Chaos"  # the file name, read as words
     assert config.authors == ["Dan Harmon", "Chris McKenna"]
     assert config.title_page_left_out == ["Directed by", "Jeff Melman", "TITLE"]
 

@@ -1,0 +1,328 @@
+"""Hedged calls: when a call is slow, race the same request on the next healthy provider; first valid wins.
+
+Why: a call that hangs costs the whole per-call timeout before any retry or fallback starts, which is what
+sets a stage's tail latency when a few percent of calls time out. Polly and Envoy hedge; the rules here:
+
+* **When.** After ``hedge_after``: a fixed delay, or a quantile (default p95) of the model's recent
+  latencies for the stage, learned in this process (``LatencyTracker``) and clamped to
+  ``[min_after_seconds, max_after_seconds]``. Until enough latencies are known (``min_samples``) and no
+  fixed delay is set, nothing is hedged.
+* **How often.** At most ``max_share`` of calls (default 10 %) are hedged (``HedgeQuota``, a token bucket
+  filled by every first call): a brownout must not double the fleet's load.
+* **Where to.** The executor picks the next entry of the chain whose provider is another one, is not
+  excluded for this request, and whose breaker grants a permit (never an open breaker); the hedge counts
+  against the stage's attempt budget like any call.
+* **Cancelling the loser.** Each racing call runs on a pool thread with an httpx client of its own
+  (``CancellableClients``); the loser's sockets are shut down (``shutdown(SHUT_RDWR)``: closing the client
+  alone does not wake a thread blocked in ``recv``, and the peer would not see the connection end until the
+  blocked read timed out) and its client is discarded, so the provider sees the connection close at once.
+
+Hand-written: no Python HTTP or resilience library races two calls and closes the loser's connection
+(tenacity and httpx-retries retry one callable in sequence). The sockets are found through httpcore's
+public ``trace`` request extension (``connection.connect_tcp.complete`` hands over the network stream),
+set by a request event hook, so no httpx internals are touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import certifi
+import httpx
+
+from resources.providers.base import Completion, ProviderAdapter
+
+R = TypeVar("R")
+
+_SAMPLES = 256  # latencies kept per (provider, model, stage): enough for a p95 that follows the last minutes
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """When and how often to hedge (see the module docstring). ``after_seconds=None``: the learned quantile."""
+
+    after_seconds: float | None = None
+    quantile: float = 0.95
+    min_after_seconds: float = 0.05
+    max_after_seconds: float = 30.0
+    min_samples: int = 10
+    max_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.after_seconds is not None and self.after_seconds < 0:
+            raise ValueError("after_seconds must be >= 0")
+        if not 0.0 < self.quantile < 1.0:
+            raise ValueError("quantile must be in (0, 1)")
+        if not 0.0 <= self.min_after_seconds <= self.max_after_seconds:
+            raise ValueError("need 0 <= min_after_seconds <= max_after_seconds")
+        if self.min_samples < 1:
+            raise ValueError("min_samples must be >= 1")
+        if not 0.0 <= self.max_share <= 1.0:
+            raise ValueError("max_share must be in [0, 1]")
+
+
+class LatencyTracker:
+    """Recent successful-call latencies per (provider, model, stage), for this process."""
+
+    def __init__(self, samples: int = _SAMPLES) -> None:
+        self._samples = samples
+        self._latencies: dict[tuple[str, str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, key: tuple[str, str, str], seconds: float) -> None:
+        with self._lock:
+            window = self._latencies.get(key)
+            if window is None:
+                window = self._latencies[key] = deque(maxlen=self._samples)
+            window.append(seconds)
+
+    def quantile(self, key: tuple[str, str, str], q: float, min_samples: int) -> float | None:
+        """The ``q`` quantile (nearest rank) of the kept latencies, or None with fewer than ``min_samples``."""
+        with self._lock:
+            window = self._latencies.get(key)
+            if window is None or len(window) < min_samples:
+                return None
+            ordered = sorted(window)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def hedge_delay(policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, str, str]) -> float | None:
+    """How long to wait for ``key``'s call before hedging it, or None (not enough history, no fixed delay)."""
+    if policy.after_seconds is not None:
+        return policy.after_seconds
+    learned = tracker.quantile(key, policy.quantile, policy.min_samples)
+    if learned is None:
+        return None
+    return min(policy.max_after_seconds, max(policy.min_after_seconds, learned))
+
+
+class HedgeQuota:
+    """At most ``share`` of calls hedged: each first call adds ``share`` of a token (up to ``burst``), a hedge
+    takes one. A token bucket rather than a ratio of totals, so a quiet hour cannot save up a storm; ``burst``
+    lets a few slow calls that come together (one struggling connection pool) all be hedged. It starts with one
+    token, so the first slow call of a process can be hedged."""
+
+    def __init__(self, share: float, burst: float = 5.0) -> None:
+        self.share = share
+        self.burst = max(1.0, burst)
+        self._tokens = 1.0 if share > 0 else 0.0
+        self._lock = threading.Lock()
+
+    def note_call(self) -> None:
+        with self._lock:
+            self._tokens = min(self.burst, self._tokens + self.share)
+
+    def try_take(self) -> bool:
+        with self._lock:
+            if self._tokens < 1.0 - 1e-9:  # ten additions of 0.1 make 0.999...9
+                return False
+            self._tokens -= 1.0
+            return True
+
+
+# ------------------------------------------------------------------------------------ cancellable calls
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every lease: building one loads the CA bundle (tens of ms of CPU), which a fresh
+    client per racing call would otherwise pay each time."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class _Lease:
+    """One client (and the adapter bound to it) lent to one call at a time; knows the sockets it opened."""
+
+    def __init__(self, provider: str, make_adapter: Callable[[str, httpx.Client], ProviderAdapter]) -> None:
+        self.provider = provider
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.cancelled = False
+        self.client = httpx.Client(
+            transport=httpx.HTTPTransport(retries=0, verify=_tls_context()),
+            follow_redirects=False,
+            timeout=None,
+            event_hooks={"request": [self._trace_request]},
+        )
+        self.adapter = make_adapter(provider, self.client)
+
+    def _trace_request(self, request: httpx.Request) -> None:
+        request.extensions["trace"] = self._trace
+
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        # TLS wraps (and detaches) the TCP socket: the socket to shut down is then the TLS stream's.
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets = [s for s in self._sockets if s.fileno() != -1]
+                    self._sockets.append(sock)
+
+    def cancel(self) -> None:
+        """Abort the call in flight: shut its sockets down (wakes the blocked read, the peer sees the close)."""
+        self.cancelled = True
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+class CancellableClients:
+    """Leases of per-call clients per provider; a lease that finished normally is kept for reuse (its
+    keep-alive connection included), a cancelled one is closed."""
+
+    def __init__(self, make_adapter: Callable[[str, httpx.Client], ProviderAdapter], keep: int = 32) -> None:
+        self._make_adapter = make_adapter
+        self._keep = keep
+        self._idle: dict[str, list[_Lease]] = {}
+        self._lock = threading.Lock()
+
+    def lease(self, provider: str) -> _Lease:
+        with self._lock:
+            idle = self._idle.get(provider)
+            if idle:
+                return idle.pop()
+        return _Lease(provider, self._make_adapter)
+
+    def give_back(self, lease: _Lease) -> None:
+        if lease.cancelled:
+            lease.close()
+            return
+        with self._lock:
+            idle = self._idle.setdefault(lease.provider, [])
+            if len(idle) < self._keep:
+                idle.append(lease)
+                return
+        lease.close()
+
+    def close(self) -> None:
+        with self._lock:
+            leases = [lease for idle in self._idle.values() for lease in idle]
+            self._idle.clear()
+        for lease in leases:
+            lease.close()
+
+
+# ------------------------------------------------------------------------------------------------ race
+
+
+@dataclass(slots=True)
+class Entrant(Generic[R]):
+    """One racing call: its lease, its future, and (once done) its result or error."""
+
+    lease: _Lease
+    future: Future[R]
+    started: float
+
+
+@dataclass(slots=True)
+class RaceResult(Generic[R]):
+    """How a race ended. ``winner`` is ``"primary"``, ``"hedge"`` or None (no hedge was sent)."""
+
+    primary: Entrant[R]
+    hedge: Entrant[R] | None = None
+    winner: str | None = None
+    losers: list[Entrant[R]] = field(default_factory=list)
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def race_pool() -> ThreadPoolExecutor:
+    """The process's threads for racing calls (two per hedged call in flight; idle threads are reused). A
+    forked child gets its own: the parent's threads do not exist in it."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=256, thread_name_prefix="cineforge-hedge"))
+        return _POOL[1]
+
+
+class Hedger:
+    """Races a slow call against a hedge (see the module docstring); the executor decides where the hedge goes.
+
+    ``tracker`` and ``quota`` default to this process's shared ones (latencies are learned per process).
+    ``clock`` must be the executor's (a hedge's latency is its clock's now minus the entrant's start).
+    """
+
+    def __init__(
+        self,
+        policy: HedgePolicy,
+        clients: CancellableClients,
+        *,
+        stages: frozenset[str] | None = None,
+        tracker: LatencyTracker | None = None,
+        quota: HedgeQuota | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.clients = clients
+        self.stages = stages
+        self.tracker = tracker if tracker is not None else PROCESS_TRACKER
+        self.quota = quota if quota is not None else process_quota(policy.max_share)
+        self._clock = clock
+
+    def hedges(self, stage: str) -> bool:
+        return self.stages is None or stage in self.stages
+
+    def delay(self, provider: str, model: str, stage: str) -> float | None:
+        return hedge_delay(self.policy, self.tracker, (provider, model, stage))
+
+    def start(self, provider: str, call: Callable[[ProviderAdapter], R]) -> Entrant[R]:
+        lease = self.clients.lease(provider)
+        return Entrant(lease, race_pool().submit(call, lease.adapter), self._clock())
+
+    def finish(self, entrant: Entrant[R]) -> None:
+        """Hand the entrant's client back once its call has returned (cancelled ones are closed)."""
+        entrant.future.add_done_callback(lambda _f: self.clients.give_back(entrant.lease))
+
+    def cancel(self, entrant: Entrant[R]) -> None:
+        entrant.lease.cancel()
+        self.finish(entrant)
+
+
+def first_valid(
+    entrants: list[Entrant[Completion]], is_valid: Callable[[Completion], bool]
+) -> tuple[Entrant[Completion] | None, list[Entrant[Completion]]]:
+    """Wait until one entrant answered validly (returned with the rest still running) or all finished
+    (None). An entrant that failed or answered invalidly drops out of the race, not the others."""
+    running = list(entrants)
+    while running:
+        done, _ = wait([e.future for e in running], return_when=FIRST_COMPLETED)
+        for entrant in [e for e in running if e.future in done]:
+            running.remove(entrant)
+            if entrant.future.exception() is None and is_valid(entrant.future.result()):
+                return entrant, running
+    return None, []
+
+
+PROCESS_TRACKER = LatencyTracker()
+_QUOTAS: dict[float, HedgeQuota] = {}
+
+
+def process_quota(share: float) -> HedgeQuota:
+    """This process's hedge quota for ``share`` (callers built per call, like the resource's, share it)."""
+    with _POOL_LOCK:
+        quota = _QUOTAS.get(share)
+        if quota is None:
+            quota = _QUOTAS[share] = HedgeQuota(share)
+        return quota

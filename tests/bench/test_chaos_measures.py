@@ -1,0 +1,48 @@
+"""The issue 18 measures of the chaos benchmark, on hand-made traces (pure functions, no processes)."""
+
+from __future__ import annotations
+
+import math
+
+from bench.chaos import SCENARIOS, Settings, overlapping_calls, recovery_measures, requests_for
+from bench.harness import RequestResult
+
+
+def test_a_call_sent_while_the_previous_one_was_in_flight_is_a_hedge() -> None:
+    trace = [
+        (1, "anthropic", "m", "timeout", 0.0),  # held: in flight for the 1 s timeout
+        (1, "openai", "m", "ok", 0.25),  # hedge
+        (2, "anthropic", "m", "reset", 0.0),  # a reset ends at once ...
+        (2, "anthropic", "m", "ok", 0.3),  # ... so this is a retry
+        (3, "anthropic", "m", "ok", 0.0),
+        (3, "openai", "m", "ok", 0.1),  # sent before the 0.2 s call could have answered: a hedge
+        (4, "anthropic", "m", "timeout", 0.0),
+        (4, "anthropic", "m", "ok", 1.05),  # after the timeout: a retry
+    ]
+    assert overlapping_calls(trace, latency_s=0.2, timeout_s=1.0) == 2
+
+
+def _result(number: int, start: float, provider: str) -> RequestResult:
+    return RequestResult(number, True, provider, "", start, start + 0.2)
+
+
+def test_recovery_is_the_first_second_after_it_with_90_percent_on_the_primary() -> None:
+    results = [_result(n, 100.0 + n * 0.1, "openai") for n in range(300)]  # 30 s on the fallback
+    results += [_result(300 + n, 130.0 + n * 0.1, "anthropic") for n in range(300)]  # then the primary
+    trace = [(0, "anthropic", "m", "overloaded", 0.5), (1, "anthropic", "m", "overloaded", 25.0)]
+    measures = recovery_measures(results, start=100.0, trace=trace, recovers_at=20.0)
+    assert measures["back_on_primary_s"] == 10.0
+    assert measures["primary_share"] == 0.5
+    assert measures["primary_calls_in_outage"] == 1  # the call at 25 s came after the recovery
+
+
+def test_never_back_is_nan() -> None:
+    results = [_result(n, 100.0 + n * 0.1, "openai") for n in range(300)]
+    assert math.isnan(recovery_measures(results, 100.0, [], 20.0)["back_on_primary_s"])
+
+
+def test_long_scenarios_get_a_workload_that_spans_their_window() -> None:
+    settings = Settings()  # 16 workers, 0.2 s a call: 80 requests a second at the oracle's pace
+    assert requests_for(SCENARIOS["3"], settings) == settings.requests
+    assert requests_for(SCENARIOS["6"], settings) == 36 * 80
+    assert requests_for(SCENARIOS["7"], settings) == 60 * 80

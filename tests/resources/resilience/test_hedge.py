@@ -1,0 +1,240 @@
+"""Hedged calls: the pure rules (delay, quota), then races over real loopback HTTP against the simulator, where
+the primary hangs (a ``timeout`` fault holding the answer for 30 s) and the loser's connection must be shut."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from resources.providers.anthropic import AnthropicAdapter
+from resources.providers.base import CompletionRequest, ProviderAdapter
+from resources.providers.gemini import GeminiAdapter
+from resources.providers.openai import OpenAIAdapter
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.budget import BudgetCaps, MemorySpendStore, SpendLedger
+from resources.resilience.chain import ModelRef, StagePolicy
+from resources.resilience.errors import ProviderError
+from resources.resilience.executor import ResilientCaller
+from resources.resilience.hedge import (
+    CancellableClients,
+    Entrant,
+    HedgePolicy,
+    HedgeQuota,
+    Hedger,
+    LatencyTracker,
+    hedge_delay,
+)
+from resources.simulator import ProviderSimulator
+
+KEY = "sim-key-not-a-secret"
+REQUEST = CompletionRequest(system="s", prompt="INT. LAB - NIGHT", stage="normalize", task="normalize")
+CHAIN = ["claude-sonnet-4-6", "gpt-4.1", "gemini-2.5-pro"]
+
+
+# ------------------------------------------------------------------------------------------ pure rules
+
+
+def test_learned_delay_is_the_quantile_clamped() -> None:
+    tracker = LatencyTracker()
+    key = ("anthropic", "claude-sonnet-4-6", "normalize")
+    policy = HedgePolicy(quantile=0.9, min_samples=10, min_after_seconds=0.1, max_after_seconds=2.0)
+    assert hedge_delay(policy, tracker, key) is None  # no history, no fixed delay: never hedge blind
+    for ms in range(1, 11):
+        tracker.observe(key, ms / 10)  # 0.1 .. 1.0 s
+    assert hedge_delay(policy, tracker, key) == pytest.approx(0.9)
+    for _ in range(20):
+        tracker.observe(key, 9.0)
+    assert hedge_delay(policy, tracker, key) == 2.0  # bounded above
+    assert hedge_delay(HedgePolicy(after_seconds=0.3), tracker, key) == 0.3
+
+
+def test_quota_caps_hedges_to_a_share_of_calls() -> None:
+    quota = HedgeQuota(0.1)
+    taken = 0
+    for _ in range(100):
+        quota.note_call()
+        taken += quota.try_take()
+    assert taken == 11  # the one a process starts with, then one per ten calls
+    assert not quota.try_take()
+    for _ in range(1000):  # a quiet spell saves up at most the burst
+        quota.note_call()
+    assert sum(quota.try_take() for _ in range(100)) == 5
+
+
+# ------------------------------------------------------------------------------------------ races
+
+
+class RecordingHedger(Hedger):
+    """The real hedger; keeps the entrants it cancelled so the test can see their calls really ended."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.cancelled: list[Entrant[object]] = []
+
+    def cancel(self, entrant: Entrant[object]) -> None:  # type: ignore[override]
+        self.cancelled.append(entrant)
+        super().cancel(entrant)  # type: ignore[arg-type]
+
+
+def _adapter_for(sim: ProviderSimulator) -> object:
+    def make(provider: str, client: httpx.Client) -> ProviderAdapter:
+        if provider == "anthropic":
+            return AnthropicAdapter(KEY, sim.anthropic_url, client)
+        if provider == "openai":
+            return OpenAIAdapter(KEY, sim.openai_url, client)
+        return GeminiAdapter(KEY, sim.gemini_url, client)
+
+    return make
+
+
+@pytest.fixture
+def http_client() -> Iterator[httpx.Client]:
+    with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
+        yield client
+
+
+def _world(
+    sim: ProviderSimulator,
+    client: httpx.Client,
+    *,
+    policy: HedgePolicy,
+    stage_policy: StagePolicy | None = None,
+    breaker: CircuitBreaker | None = None,
+    ledger: SpendLedger | None = None,
+) -> tuple[ResilientCaller, RecordingHedger]:
+    make = _adapter_for(sim)
+    clients = CancellableClients(make)  # type: ignore[arg-type]
+    hedger = RecordingHedger(
+        policy, clients, stages=frozenset({"normalize"}), quota=HedgeQuota(1.0), tracker=LatencyTracker()
+    )
+    adapters = {p: make(p, client) for p in ("anthropic", "openai", "gemini")}  # type: ignore[operator]
+    caller = ResilientCaller(
+        adapters,  # type: ignore[arg-type]
+        breaker or CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5)),
+        policy=stage_policy or StagePolicy(request_timeout_seconds=20.0),
+        chains={"normalize": CHAIN},
+        rng=random.Random(3),
+        hedger=hedger,
+        ledger=ledger,
+    )
+    return caller, hedger
+
+
+def test_a_hung_primary_is_hedged_the_hedge_wins_and_the_primary_connection_is_shut(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    caller, hedger = _world(simulator, http_client, policy=HedgePolicy(after_seconds=0.05))
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+
+    assert (outcome.provider, outcome.model) == ("openai", "gpt-4.1")
+    assert [(a.provider, a.decision) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent"),
+        ("openai", "hedge_won"),
+    ]
+    # The hung call was cancelled, and its thread came back long before the 30 s hold: the socket was shut.
+    assert len(hedger.cancelled) == 1
+    error = hedger.cancelled[0].future.exception(timeout=5)
+    assert isinstance(error, ProviderError) and error.provider == "anthropic"
+    # The lost race says nothing about anthropic's health.
+    assert caller.breakers.snapshot()["anthropic"].consecutive_failures == 0
+    hedger.clients.close()
+
+
+def test_a_fast_primary_is_not_hedged(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
+    caller, hedger = _world(simulator, http_client, policy=HedgePolicy(after_seconds=10.0))
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "anthropic"
+    assert [a.decision for a in outcome.attempts] == ["success"]
+    assert simulator.stats()["by_provider"].get("openai") is None
+    # Its latency was learned for the quantile rule.
+    assert hedger.tracker.quantile(("anthropic", "claude-sonnet-4-6", "normalize"), 0.5, 1) is not None
+    hedger.clients.close()
+
+
+def test_never_hedges_onto_an_open_breaker(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    breaker = CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(failure_threshold=1, warm_up_calls=1))
+    for provider in ("openai", "gemini"):
+        breaker.record(breaker.acquire(provider), success=False)  # open
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=0.5, attempts_per_model=1, max_attempts=1),
+        breaker=breaker,
+    )
+    with pytest.raises(ProviderError) as raised:
+        caller.call("normalize", REQUEST, lambda text: text)
+    assert "hedge_sent" not in [a.decision for a in raised.value.attempts]
+    assert set(simulator.stats()["by_provider"]) == {"anthropic"}
+    hedger.clients.close()
+
+
+def test_a_hedge_counts_against_the_attempt_budget(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=0.5, max_attempts=1),
+    )
+    with pytest.raises(ProviderError) as raised:
+        caller.call("normalize", REQUEST, lambda text: text)
+    assert "hedge_sent" not in [a.decision for a in raised.value.attempts]
+    assert set(simulator.stats()["by_provider"]) == {"anthropic"}
+    hedger.clients.close()
+
+
+def test_a_hedge_the_cost_cap_cannot_fit_is_not_sent(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    probe, _ = _world(simulator, http_client, policy=HedgePolicy(after_seconds=0.05))
+    one_call = probe.estimated_cost(ModelRef.of("claude-sonnet-4-6"), REQUEST)
+    assert one_call is not None
+    # Room for the primary's reservation, not for a second call beside it.
+    ledger = SpendLedger(MemorySpendStore(), BudgetCaps(run_usd=one_call * 1.5), run_id="r1")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        # Two calls allowed, so only the cost cap can stop the hedge.
+        stage_policy=StagePolicy(request_timeout_seconds=0.5, max_attempts=2, attempts_per_model=1),
+        ledger=ledger,
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    # No hedge: openai is only called as the fallback, after the primary's whole timeout.
+    assert [(a.provider, a.decision) for a in outcome.attempts] == [
+        ("anthropic", "fallback_next_model"),
+        ("openai", "success"),
+    ]
+    hedger.clients.close()
+    probe.hedger.clients.close()  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------ the resource
+
+
+def test_resource_hedges_only_the_stages_that_opt_in(tmp_path: Path, simulator: ProviderSimulator) -> None:
+    from resources.ai import AIProviderResource
+
+    payload = {"title": "Big Fish", "characters": ["EDWARD", "WILL"], "excerpt": "a witch", "scene_count": 1}
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    resource = AIProviderResource(
+        mode="simulated",
+        simulator_url=simulator.base_url,
+        breaker_store_url=f"sqlite:///{tmp_path / 'breakers.sqlite'}",
+        breaker_warm_up_calls=5,
+        telemetry_path=str(tmp_path / "events.jsonl"),
+        hedge_stages=["project_config"],
+        hedge_after_seconds=0.05,
+        hedge_max_share=1.0,
+    )
+    served = resource.run_task(stage="project_config", task="project_insights", payload=payload)
+    assert served.provider != "anthropic"
+    assert [a.decision for a in served.attempts] == ["hedge_sent", "hedge_won"]
+    events = (tmp_path / "events.jsonl").read_text()
+    assert '"hedge_won"' in events and KEY not in events
