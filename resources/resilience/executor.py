@@ -359,6 +359,14 @@ def _usable_after(
     )
 
 
+def _window_short_by(ref: ModelRef, request: CompletionRequest) -> int:
+    """Tokens by which ``request`` (prompt estimate plus the output ceiling ``ref`` would be sent) exceeds
+    ``ref``'s context window; 0 or less when it fits."""
+    limits = limits_for(ref.provider, ref.model)
+    needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+    return needed - limits.context_window
+
+
 def _only_unfit(run: _StageRun, refs: Sequence[ModelRef]) -> bool:
     """Was every real model of the chain (not offline) found too small for the prompt?"""
     real = [ref for ref in refs if ref.provider != OFFLINE and run.excluded.get(ref.provider) != _NO_ADAPTER]
@@ -692,9 +700,9 @@ class ResilientCaller:
         no larger than one a provider already refused the prompt in is not tried either: the estimate
         under-counted there and would here too."""
         limits = limits_for(ref.provider, ref.model)
-        needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
-        if needed <= limits.context_window and limits.context_window > run.refused_window:
+        if _window_short_by(ref, request) <= 0 and limits.context_window > run.refused_window:
             return True
+        needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
         run.unfit.add(ref)
         if run.context_error is None:
             run.context_error = ContextWindowExceededError(
@@ -761,8 +769,8 @@ class ResilientCaller:
         for candidate in refs[index + 1 :]:
             if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
                 continue
-            if candidate.provider not in self.adapters:
-                continue
+            if candidate.provider not in self.adapters or _window_short_by(candidate, request) > 0:
+                continue  # (nor onto a model whose context window cannot take the prompt)
             try:
                 hedge_permit = self.breakers.acquire(candidate.provider)
             except BreakerOpenError:  # open, parked or warming: never hedge onto it
