@@ -73,6 +73,10 @@ _HEDGE_DEFAULTS = HedgePolicy()
 # (``call_output_tokens``): an answer's time grows with its length (tens of tokens a second), and one call
 # must finish well inside ``request_timeout_seconds`` and the stage's deadline.
 SPLIT_OUTPUT_TOKENS: dict[str, int] = {"normalize": 8192, "enrich_scenes": 4096}
+# Output speed the per-call timeout assumes at worst: about a third of what the chains' models keep in
+# practice (~70 tokens/s for Claude Sonnet and GPT-4.1, more for Gemini Flash), so a loaded provider's
+# slow answer still finishes. A 4,096-token call gets 60 s + 4096 / 25 s = ~224 s (the deadline still bounds it).
+DEFAULT_OUTPUT_TOKENS_PER_SECOND_FLOOR = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,16 @@ class AIProviderResource(ConfigurableResource):
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     attempts_per_model: int = DEFAULT_ATTEMPTS_PER_MODEL
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
-    request_timeout_seconds: float = 60.0
+    request_timeout_seconds: float = Field(
+        default=60.0,
+        description="base timeout of one call (a hung call's allowance); a call gets its output ceiling's "
+        "time at output_tokens_per_second_floor on top, within the stage's deadline",
+    )
+    output_tokens_per_second_floor: float = Field(
+        default=DEFAULT_OUTPUT_TOKENS_PER_SECOND_FLOOR,
+        gt=0,
+        description="slowest output rate (tokens/s) a healthy model keeps; sizes a long answer's timeout",
+    )
     backoff_base_seconds: float = DEFAULT_BASE_SECONDS
     backoff_cap_seconds: float = DEFAULT_CAP_SECONDS
     retry_after_cap_seconds: float = DEFAULT_RETRY_AFTER_CAP_SECONDS
@@ -217,6 +230,7 @@ class AIProviderResource(ConfigurableResource):
             deadline_seconds=self.deadline_seconds,
             attempts_per_model=self.attempts_per_model,
             request_timeout_seconds=self.request_timeout_seconds,
+            output_tokens_per_second_floor=self.output_tokens_per_second_floor,
             retry_after_fallback_seconds=self.retry_after_fallback_seconds,
             backoff=BackoffPolicy(
                 base=self.backoff_base_seconds,
@@ -391,9 +405,7 @@ class AIProviderResource(ConfigurableResource):
         """
         key = None
         if cache:
-            # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
-            chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
-            key = cache_key(task, chain, prompt_version(system_prompt(task)), payload)
+            key = self.response_key(stage, task, payload)
             hit = self.response_cache().get(key)
             if hit is not None and hit.task == task:
                 value = RESPONSE_MODELS[task].model_validate(hit.value)
@@ -403,6 +415,12 @@ class AIProviderResource(ConfigurableResource):
             answer = CachedAnswer(task, result.provider, result.model, result.value.model_dump(mode="json"))
             self.response_cache().put(key, answer)
         return result
+
+    def response_key(self, stage: str, task: str, payload: dict[str, Any]) -> str:
+        """The response cache's key for ``task`` on ``payload`` through ``stage``'s chain in this mode."""
+        # The mode is part of the chain's identity: a simulated answer must never stand in for a live one.
+        chain = [f"{self.mode}:{model}" for model in self.chain_models(stage)]
+        return cache_key(task, chain, prompt_version(system_prompt(task)), payload)
 
     def _call(
         self,

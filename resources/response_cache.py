@@ -13,6 +13,11 @@ temporary file in the same folder and renamed over (atomic on POSIX), so a crash
 answering the same part leave one whole entry, never a torn one. A file that does not parse is treated
 as a miss (and overwritten by the next answer).
 
+A part whose answer did not fit its model (cut at the output ceiling, or a prompt over every window) and was
+split in two leaves a **split note** under its own key (``<key>.split``, empty): a resumed run goes straight
+to the halves, whose answers are cached under their own keys, instead of paying once more for the call that
+gets cut.
+
 Why hand-written: diskcache and joblib.Memory would add a dependency for ~60 lines, and neither knows the
 key this cache needs (the prompt version and the chain); the store is plain JSON files an operator can
 read or delete (``rm -r $CINEFORGE_DATA/cache/responses``).
@@ -96,6 +101,15 @@ class ResponseCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def mark_split(self, key: str) -> None:
+        """Note that the part under ``key`` was split because its answer did not fit (see the module docstring)."""
+        path = self._path(key).with_suffix(".split")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    def was_split(self, key: str) -> bool:
+        return self._path(key).with_suffix(".split").exists()
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.exists() else 0

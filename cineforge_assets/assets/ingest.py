@@ -55,7 +55,9 @@ from cineforge_assets.screenplay.batching import (
     join_fountain,
     missing_enrichment,
     plan_batches,
+    prose_paragraphs,
     split_prose,
+    split_with_overlap,
 )
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
@@ -222,13 +224,18 @@ def raw_input(context: AssetExecutionContext):
 # Paragraphs a normalize chunk repeats from the one before: at least this share of a chunk's budget, so
 # the scene running across the cut is seen whole, with what leads into it, by the later chunk.
 NORMALIZE_OVERLAP_SHARE = 0.1
+# Paragraphs the two pieces of a chunk share when its answer was cut even at the model's output limit and
+# the chunk is split again (down to one paragraph, the floor: a paragraph is never cut).
+NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS = 2
 
 
 def _normalize_prose(
     context: AssetExecutionContext, ai: AIProviderResource, text: str
 ) -> tuple[str, str, dict[str, Any], ServiceQuality]:
     """Prose -> Fountain by the ``normalize`` task: one call when the prose fits one, else overlapping
-    chunks cut at paragraph (page) boundaries, run together, their Fountain joined with the overlap once."""
+    chunks cut at paragraph (page) boundaries, run together, their Fountain joined with the overlap once.
+    A chunk (the single one too) whose answer is cut even at the model's limit is split again at its own
+    paragraph boundaries; a single paragraph that still does not fit fails the step naming it."""
     limits = ai.planning_limits("normalize", "normalize")
     budget = Budget.of(
         CallLimits(limits.context_window, limits.max_output_tokens), normalize_fixed_cost(estimate_tokens)
@@ -240,26 +247,47 @@ def _normalize_prose(
         overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
         estimate_tokens=estimate_tokens,
     )
-    if len(chunks) <= 1:
-        result = run_ai_task(context, ai, stage="normalize", task="normalize", payload={"text": text})
-        quality = assess_results("normalize", ai.chain_models("normalize"), [result])
-        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result), quality
+    paragraphs = prose_paragraphs(text)
+    whole = len(chunks) <= 1
+
+    def payload_for(part: range) -> dict[str, Any]:
+        if whole and part == range(len(paragraphs)):
+            return {"text": text}  # one part: the prose as it came (the single call's payload, as ever)
+        return {"text": "\n\n".join(paragraphs[part.start : part.stop])}
+
     call = part_caller(
         context,
         ai,
         stage="normalize",
         task="normalize",
-        payload_for=lambda part: {"text": chunks[part.start].text},
-        max_tokens=limits.max_output_tokens,
-        cache=not is_heal_run(context.run.tags),
+        payload_for=payload_for,
+        max_tokens=limits.max_output_tokens if not whole else None,
+        # One call has nothing to keep for a partial retry: only split work goes through the cache. A heal
+        # run reads none of it (the cache holds the fallback's answers under an unchanged key).
+        cache=(
+            False
+            if is_heal_run(context.run.tags)
+            else True
+            if not whole
+            else (lambda part: part != range(len(paragraphs)))
+        ),
     )
-    run = run_parts([range(i, i + 1) for i in range(len(chunks))], call, concurrency=ai.batch_concurrency)
+    parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
+    run = run_parts(
+        parts,
+        call,
+        concurrency=ai.batch_concurrency,
+        split=lambda part: split_with_overlap(part, NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS),
+    )
     if run.failed:
-        paragraphs = ", ".join(f"{chunks[o.part.start].start + 1}-{chunks[o.part.start].stop}" for o in run.failed)
-        raise failure_for(context, "normalize", run, paragraphs, "prose paragraphs")
+        numbers = sorted({n + 1 for o in run.failed for n in o.part})  # pieces may share paragraphs
+        raise failure_for(context, "normalize", run, describe_scene_numbers(numbers), "prose paragraphs")
     fountain = join_fountain([o.result.value.fountain for o in run.served if o.result is not None])
     meta = parts_metadata(run, unit="normalize")
     quality = assess_results("normalize", ai.chain_models("normalize"), [o.result for o in run.served])
+    if whole and len(run.outcomes) == 1 and run.outcomes[0].result is not None:
+        result = run.outcomes[0].result  # one call: the single call's metadata, as before splitting existed
+        return result.value.fountain, f"{result.provider}/{result.model}", ai_metadata(result), quality
     return (
         fountain,
         f"{meta['provider']}/{meta['model']}",
@@ -349,8 +377,15 @@ def _enrich_scenes(
         task="enrich_scenes",
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache.
-        cache=len(batches) > 1 and not is_heal_run(context.run.tags),
+        # One call has nothing to keep for a partial retry: only split work goes through the cache (the
+        # halves of a single batch that had to be split too); a heal run reads none of it.
+        cache=(
+            False
+            if is_heal_run(context.run.tags)
+            else True
+            if len(batches) > 1
+            else (lambda batch: batch != batches[0])
+        ),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}

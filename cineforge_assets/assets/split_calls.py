@@ -5,8 +5,10 @@ resource, the first alone and the rest on a bounded thread pool inside the step 
 slot of the ``provider_calls`` pool). Each part walks the stage's fallback chain on its own: a part that
 fails is retried or falls back by the resilience layer without touching the others, and a part whose answer
 does not fit its model (cut at the output ceiling, or a prompt over the context window) is split in two and
-each half sent again. Parts a model answered are kept in the response cache, so when the step fails and is
-retried or resumed, only the missing parts are paid for.
+each half sent again (``split``: ``split_batch`` for scenes, ``split_with_overlap`` for prose paragraphs).
+Parts a model answered are kept in the response cache, so when the step fails and is retried or resumed,
+only the missing parts are paid for; a part that had to be split leaves a note there too (``SplitMemory``),
+so the rerun goes straight to its halves instead of paying again for the call that gets cut.
 
 ``failure_for`` turns what went wrong into the one thing the step raises: a ``RetryRequested`` when every
 failed part met open breakers only, a retryable ``Failure`` when all failures are transient, otherwise a
@@ -19,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, RetryRequested
 
@@ -35,7 +37,12 @@ from cineforge_assets.assets.ai_calls import (
 from cineforge_assets.screenplay.batching import split_batch
 from resources.ai import AIProviderResource, AIResult
 from resources.resilience.budget import BudgetExceededError
-from resources.resilience.errors import AllProvidersOpenError, OutputTruncatedError, ProviderError
+from resources.resilience.errors import (
+    AllProvidersOpenError,
+    OutputTruncatedError,
+    ProviderError,
+    is_context_overflow,
+)
 
 # Error codes and messages by which the providers say a prompt is larger than the model's context window.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "request_too_large"})
@@ -49,7 +56,7 @@ _CONTEXT_PHRASES = (
 
 def needs_smaller_parts(error: ProviderError) -> bool:
     """Does ``error`` say the part was too big for the model (so halves may succeed where it failed)?"""
-    if isinstance(error, OutputTruncatedError) or error.error_code in _CONTEXT_CODES:
+    if isinstance(error, OutputTruncatedError) or is_context_overflow(error) or error.error_code in _CONTEXT_CODES:
         return True
     message = str(error).lower()
     return any(phrase in message for phrase in _CONTEXT_PHRASES)
@@ -90,36 +97,54 @@ class PartsRun:
 
 
 PartCall = Callable[[range], AIResult[Any]]
+Splitter = Callable[[range], tuple[range, range]]
 
 
-def _run_part(part: range, call: PartCall) -> list[PartOutcome]:
-    try:
-        return [PartOutcome(part, result=call(part))]
-    except ProviderError as error:
-        if not needs_smaller_parts(error) or len(part) < 2:
-            return [PartOutcome(part, error=error)]
-    halves = [outcome for half in split_batch(part) for outcome in _run_part(half, call)]
+@runtime_checkable
+class SplitMemory(Protocol):
+    """Where a part that had to be split is remembered across runs (the response cache, by the part's key)."""
+
+    def was_split(self, part: range) -> bool: ...
+
+    def remember_split(self, part: range) -> None: ...
+
+
+def _run_part(part: range, call: PartCall, split: Splitter) -> list[PartOutcome]:
+    memory = call if isinstance(call, SplitMemory) else None
+    if not (len(part) >= 2 and memory is not None and memory.was_split(part)):
+        try:
+            return [PartOutcome(part, result=call(part))]
+        except ProviderError as error:
+            if not needs_smaller_parts(error) or len(part) < 2:
+                return [PartOutcome(part, error=error)]
+        if memory is not None:
+            memory.remember_split(part)
+    halves = [outcome for piece in split(part) for outcome in _run_part(piece, call, split)]
     for outcome in halves:
         outcome.splits += 1
     return halves
 
 
-def run_parts(parts: Sequence[range], call: PartCall, *, concurrency: int) -> PartsRun:
+def run_parts(
+    parts: Sequence[range], call: PartCall, *, concurrency: int, split: Splitter = split_batch
+) -> PartsRun:
     """Run ``call`` for each part: the first alone, then the rest ``concurrency`` at a time; outcomes come
-    back in item order.
+    back in item order. A part whose answer does not fit its model is cut in two by ``split`` and each
+    piece run the same way (down to one item); a part ``call`` remembers as split (``SplitMemory``) goes
+    to its pieces without a call.
 
     The first part goes alone because a provider nobody has seen succeed lately gets only two warm-up calls
     fleet-wide (see the breaker): parts sent together to a cold provider would be pushed to a fallback
     model, or all meet a dead provider at once. After one answer the breaker knows who is up.
     """
-    outcomes = _run_part(parts[0], call) if parts else []
+    outcomes = _run_part(parts[0], call, split) if parts else []
     rest = list(parts[1:])
     if len(rest) <= 1 or concurrency <= 1:
-        outcomes += [o for part in rest for o in _run_part(part, call)]
+        outcomes += [o for part in rest for o in _run_part(part, call, split)]
     else:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(rest)), thread_name_prefix="split-part") as pool:
-            outcomes += [o for found in pool.map(lambda p: _run_part(p, call), rest) for o in found]
-    return PartsRun(sorted(outcomes, key=lambda o: o.part.start))
+            outcomes += [o for found in pool.map(lambda p: _run_part(p, call, split), rest) for o in found]
+    return PartsRun(sorted(outcomes, key=lambda o: (o.part.start, o.part.stop)))
 
 
 def part_caller(
@@ -130,32 +155,58 @@ def part_caller(
     task: str,
     payload_for: Callable[[range], dict[str, Any]],
     max_tokens: int | None,
-    cache: bool,
+    cache: bool | Callable[[range], bool],
 ) -> PartCall:
-    """One part's call through the resource, its attempts mirrored into the run's event log; ``cache``:
-    read and keep the answer in the response cache."""
-    listener = DagsterEventListener(context)
-    partition = context.partition_key if context.has_partition_key else None
+    """One part's call through the resource, its attempts mirrored into the run's event log; ``cache`` (for
+    every part, or those it says yes to): read and keep the answer in the response cache. Which parts had
+    to be split is remembered there for every part (a note costs nothing until a part is split)."""
+    return _PartCaller(context, ai, stage, task, payload_for, max_tokens, cache)
 
-    def call(part: range) -> AIResult[Any]:
+
+class _PartCaller:
+    """``part_caller``'s call; with the cache on, also the ``SplitMemory`` of its parts."""
+
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        ai: AIProviderResource,
+        stage: str,
+        task: str,
+        payload_for: Callable[[range], dict[str, Any]],
+        max_tokens: int | None,
+        cache: bool | Callable[[range], bool],
+    ) -> None:
+        self.context, self.ai, self.stage, self.task = context, ai, stage, task
+        self.payload_for, self.max_tokens, self.cache = payload_for, max_tokens, cache
+        self.listener = DagsterEventListener(context)
+        self.partition = context.partition_key if context.has_partition_key else None
+
+    def __call__(self, part: range) -> AIResult[Any]:
         try:
-            result = ai.run_task(
-                stage=stage,
-                task=task,
-                payload=payload_for(part),
-                listeners=[listener],
-                run_id=context.run_id,
-                partition=partition,
-                max_tokens=max_tokens,
-                cache=cache,
+            result = self.ai.run_task(
+                stage=self.stage,
+                task=self.task,
+                payload=self.payload_for(part),
+                listeners=[self.listener],
+                run_id=self.context.run_id,
+                partition=self.partition,
+                max_tokens=self.max_tokens,
+                cache=self.cache(part) if callable(self.cache) else self.cache,
             )
         except ProviderError:
-            tag_spend(context, ai, stage, None)  # what the run spent so far, this part's attempts included
+            tag_spend(self.context, self.ai, self.stage, None)  # the run's spend so far, this part's included
             raise
-        tag_spend(context, ai, stage, f"{result.provider}/{result.model}")
+        tag_spend(self.context, self.ai, self.stage, f"{result.provider}/{result.model}")
         return result
 
-    return call
+    def _key(self, part: range) -> str:
+        return self.ai.response_key(self.stage, self.task, self.payload_for(part))
+
+    def was_split(self, part: range) -> bool:
+        return self.ai.response_cache().was_split(self._key(part))
+
+    def remember_split(self, part: range) -> None:
+        self.ai.response_cache().mark_split(self._key(part))
 
 
 def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:

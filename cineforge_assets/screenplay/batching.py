@@ -7,7 +7,8 @@ Pure functions on token counts and text; they know nothing of providers, Dagster
   and then evened out, so concurrent batches finish together and no batch is a tiny remainder.
 * ``minimum_calls``: the lower bound any packing must meet (what "within 10 % of the minimum" is measured
   against).
-* ``split_batch``: halves of a batch, for a batch a model could not answer within its ceiling.
+* ``split_batch``: halves of a batch, for a batch a model could not answer within its ceiling;
+  ``split_with_overlap`` the same for prose paragraphs, the halves sharing a few paragraphs.
 * ``missing_enrichment``: the scenes that have no usable summary, mood or visual description.
 * ``split_prose`` / ``join_fountain``: long prose -> overlapping chunks cut at paragraph (page) boundaries,
   and the chunks' Fountain back into one script with the overlap written once.
@@ -167,6 +168,18 @@ def split_batch(batch: range) -> tuple[range, range]:
         raise ValueError("a batch of one item cannot be split")
     middle = batch.start + len(batch) // 2
     return range(batch.start, middle), range(middle, batch.stop)
+
+
+def split_with_overlap(part: range, overlap: int) -> tuple[range, range]:
+    """Two smaller pieces of ``part``, the second repeating up to ``overlap`` items of the first (for prose
+    paragraphs: the scene running across the cut is seen whole by the later piece), at most a quarter of the
+    part, so pieces that are split again do not multiply the repeated work. Each piece is shorter than
+    ``part``; ``ValueError`` for one item (the floor: a paragraph is not cut)."""
+    if len(part) < 2:
+        raise ValueError("a part of one item cannot be split")
+    middle = part.start + len(part) // 2
+    repeat = max(0, min(overlap, len(part) // 4))
+    return range(part.start, middle), range(middle - repeat, part.stop)
 
 
 ENRICHMENT_FIELDS: tuple[str, ...] = ("summary", "mood", "visual_description")

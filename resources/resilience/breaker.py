@@ -107,7 +107,6 @@ import json
 import logging
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -118,6 +117,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
+from resources.resilience.pg_table import PostgresTable
 
 logger = logging.getLogger(__name__)
 
@@ -692,7 +692,6 @@ class SQLiteBreakerStore(BreakerStore):
             self._conn = None
 
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class PostgresBreakerStore(BreakerStore):
@@ -707,39 +706,20 @@ class PostgresBreakerStore(BreakerStore):
     """
 
     def __init__(self, dsn: str, table: str = DEFAULT_TABLE, *, database_clock: bool = True) -> None:
-        if not _IDENTIFIER.match(table):
-            raise ValueError(f"invalid table name {table!r}")
-        self.dsn = dsn
-        self.table = table
+        self._db = PostgresTable(
+            dsn,
+            table,
+            "provider TEXT PRIMARY KEY, state TEXT NOT NULL, record TEXT NOT NULL,"
+            " updated_at DOUBLE PRECISION NOT NULL",
+        )
+        self.dsn, self.table, self._lock = dsn, self._db.table, self._db.lock
         self.database_clock = database_clock
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._pid = 0
 
     def _connection(self) -> Any:
-        import psycopg2
-        from psycopg2 import errors as pg_errors
-        from psycopg2 import sql
-
-        if self._conn is not None and not self._conn.closed and self._pid == os.getpid():
-            return self._conn
-        conn = psycopg2.connect(self.dsn)
-        create = sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (provider TEXT PRIMARY KEY, state TEXT NOT NULL,"
-            " record TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)"
-        ).format(sql.Identifier(self.table))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(create)
-        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
-            pass  # another process created it concurrently (IF NOT EXISTS is not race-free)
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        return self._db.connection()
 
     def _sql(self, template: str) -> Any:
-        from psycopg2 import sql
-
-        return sql.SQL(template).format(table=sql.Identifier(self.table))
+        return self._db.sql(template)
 
     def read(self, provider: str) -> BreakerRecord:
         with self._lock:
@@ -822,10 +802,7 @@ class PostgresBreakerStore(BreakerStore):
             return result
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
 
 def store_from_url(url: str) -> BreakerStore:

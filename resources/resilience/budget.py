@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -38,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from resources.resilience.errors import PermanentProviderError
+from resources.resilience.pg_table import PostgresTable
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ RUN_BUDGET_ENV = "CINEFORGE_RUN_BUDGET_USD"
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
 BUDGET_TABLE = "cineforge_budget"
 DEFAULT_BILLING_HOLD_SECONDS = 3600.0
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 _R = TypeVar("_R")
 Values = dict[str, float]
@@ -289,43 +288,22 @@ class PostgresSpendStore:
     """The budget table in the breakers' PostgreSQL database: rows locked ``FOR UPDATE`` in key order."""
 
     def __init__(self, dsn: str, table: str = BUDGET_TABLE) -> None:
-        if not _IDENTIFIER.match(table):
-            raise ValueError(f"invalid table name {table!r}")
-        self.dsn = dsn
-        self.table = table
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._pid = 0
+        # synchronous_commit off, for this session only: a commit returns before its WAL record is flushed.
+        # Locks and atomicity are unchanged (no worker can pass a cap); a server crash may forget the last
+        # few milliseconds of spend, which costs far less than an fsync per provider call (BENCHMARKS.md).
+        self._db = PostgresTable(
+            dsn,
+            table,
+            "scope TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+            session_setup=["SET synchronous_commit = off"],
+        )
+        self.dsn, self.table, self._lock = dsn, self._db.table, self._db.lock
 
     def _connection(self) -> Any:
-        import psycopg2
-        from psycopg2 import errors as pg_errors
-        from psycopg2 import sql
-
-        if self._conn is not None and not self._conn.closed and self._pid == os.getpid():
-            return self._conn
-        conn = psycopg2.connect(self.dsn)
-        create = sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (scope TEXT PRIMARY KEY, value DOUBLE PRECISION NOT NULL,"
-            " updated_at DOUBLE PRECISION NOT NULL)"
-        ).format(sql.Identifier(self.table))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(create)
-        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
-            pass  # another process created it concurrently (IF NOT EXISTS is not race-free)
-        with conn, conn.cursor() as cur:
-            # This session only: a commit returns before its WAL record is flushed. Locks and atomicity are
-            # unchanged (no worker can pass a cap); a server crash may forget the last few milliseconds of
-            # spend, which costs far less than an fsync per provider call (see BENCHMARKS.md).
-            cur.execute("SET synchronous_commit = off")
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        return self._db.connection()
 
     def _sql(self, template: str) -> Any:
-        from psycopg2 import sql
-
-        return sql.SQL(template).format(table=sql.Identifier(self.table))
+        return self._db.sql(template)
 
     def update(self, keys: Sequence[str], change: Callable[[Values], tuple[Values, _R]]) -> _R:
         from psycopg2.extras import execute_values
@@ -378,10 +356,7 @@ class PostgresSpendStore:
                 return {scope: float(value) for scope, value in cur.fetchall()}
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
 
 def spend_store_from_url(url: str) -> SpendStore:

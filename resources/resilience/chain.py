@@ -108,7 +108,12 @@ class StagePolicy:
     * ``deadline_seconds`` - wall-clock budget per stage; no call starts and no backoff sleep is begun
       that would end past it, and each call's timeout is cut to the time left.
     * ``attempts_per_model`` - transient failures tolerated on one model before falling to the next.
-    * ``request_timeout_seconds`` - upper bound for one call (``None``: the time left before the deadline).
+    * ``request_timeout_seconds`` - upper bound for one call (``None``: the time left before the deadline);
+      with ``output_tokens_per_second_floor`` it is the *base* a call gets whatever its length (a hung
+      call's allowance: connection, queueing, reading the prompt).
+    * ``output_tokens_per_second_floor`` - the slowest output rate a healthy model is expected to keep; a call
+      whose output ceiling is N tokens gets ``N / floor`` seconds on top of the base, so a long answer is not
+      killed by the timeout meant for a hung call (``timeout_for``). ``None``: the base alone.
     * ``retry_after_fallback_seconds`` - a provider that asks (``retry-after``) for a longer wait than this
       is not waited for when another provider's model is left in the chain: the next model is tried at
       once. A short hint (a per-second rate-limit blip) is cheaper to wait out than a switch of model;
@@ -122,6 +127,15 @@ class StagePolicy:
     attempts_per_model: int = DEFAULT_ATTEMPTS_PER_MODEL
     request_timeout_seconds: float | None = None
     retry_after_fallback_seconds: float = DEFAULT_RETRY_AFTER_FALLBACK_SECONDS
+    output_tokens_per_second_floor: float | None = None
+
+    def timeout_for(self, output_tokens: int) -> float | None:
+        """The timeout of one call whose output ceiling is ``output_tokens`` (None: no bound of its own, the
+        deadline applies): the base plus the time the whole ceiling takes at the floor rate."""
+        base = self.request_timeout_seconds
+        if base is None or self.output_tokens_per_second_floor is None:
+            return base
+        return base + max(0, output_tokens) / self.output_tokens_per_second_floor
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -134,3 +148,5 @@ class StagePolicy:
             raise ValueError("request_timeout_seconds must be > 0")
         if self.retry_after_fallback_seconds < 0:
             raise ValueError("retry_after_fallback_seconds must be >= 0")
+        if self.output_tokens_per_second_floor is not None and self.output_tokens_per_second_floor <= 0:
+            raise ValueError("output_tokens_per_second_floor must be > 0")

@@ -12,6 +12,10 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
   request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
   the request (GPT-5 and ``temperature``): skip that model only.
 
+``ContextWindowExceededError`` (permanent) is a prompt over the *model's* context window: permanent for that
+model only; the executor moves on to a model of the chain whose window is larger, and raises it only when no
+model of the chain can take the prompt (the stage then splits its work).
+
 ``OutputTruncatedError`` (permanent) is not an HTTP answer: the executor raises it when an answer is still
 cut at its output ceiling after the ceiling was raised to the model's limit; the stage splits its work.
 
@@ -126,8 +130,11 @@ OVERLOAD_STATUSES = frozenset({503, 529})
 OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
 _SAFETY_PATTERN = re.compile(r"safety|content[ _-]?policy|content[ _-]?filter|refus", re.IGNORECASE)
 _CONTEXT_PATTERN = re.compile(
-    r"context[ _-]?(length|window)|too many tokens|prompt is too long", re.IGNORECASE
+    r"context[ _-]?(length|window|limit)|too many tokens|prompt is too long|exceeds the maximum number of tokens",
+    re.IGNORECASE,
 )
+# Codes by which a provider says the prompt (plus the output ceiling) is larger than the model's window.
+CONTEXT_ERROR_CODES = frozenset({"context_length_exceeded", "request_too_large"})
 # Anthropic answers an empty balance with 400 invalid_request_error "Your credit balance is too low ...".
 # Only consulted for non-transient statuses: Gemini's ordinary per-minute 429 says "check your plan and
 # billing details" too, and that one *is* worth waiting for.
@@ -249,6 +256,23 @@ class UnsupportedParameterError(ProviderUnavailableError):
     provider. It is a ``ProviderUnavailableError`` so that, if it ends a stage, it is reported and treated
     as "no usable model" rather than as a bad request.
     """
+
+
+class ContextWindowExceededError(PermanentProviderError):
+    """The prompt (with the output ceiling it asks for) does not fit the model's context window.
+
+    Permanent for this model, not for the request: a model with a larger window may take it unchanged, so the
+    executor falls to the next model whose window is larger. It ends a stage only when no model of the chain
+    can take the prompt; the stage then splits its work. ``error_code`` stays the provider's own
+    (``context_length_exceeded``, Anthropic's ``invalid_request_error``, Gemini's ``INVALID_ARGUMENT``).
+    """
+
+
+def is_context_overflow(error: ProviderError) -> bool:
+    """Does ``error`` say the prompt is larger than the model's context window?"""
+    return isinstance(error, ContextWindowExceededError) or (
+        isinstance(error, PermanentProviderError) and error.error_code in CONTEXT_ERROR_CODES
+    )
 
 
 class OutputTruncatedError(PermanentProviderError):
@@ -602,11 +626,12 @@ def classify_http_error(
     if status not in TRANSIENT_STATUSES and (
         code in PERMANENT_ERROR_CODES or _SAFETY_PATTERN.search(message) or _CONTEXT_PATTERN.search(message)
     ):
+        context = code in CONTEXT_ERROR_CODES or (
+            not _SAFETY_PATTERN.search(message) and bool(_CONTEXT_PATTERN.search(message))
+        )
         if not code:
-            kwargs["error_code"] = (
-                "safety_refusal" if _SAFETY_PATTERN.search(message) else "context_length_exceeded"
-            )
-        return PermanentProviderError(text, **kwargs)
+            kwargs["error_code"] = "context_length_exceeded" if context else "safety_refusal"
+        return (ContextWindowExceededError if context else PermanentProviderError)(text, **kwargs)
     if status in TRANSIENT_STATUSES or code in TRANSIENT_ERROR_CODES:
         return TransientProviderError(text, **kwargs)
     if kwargs["should_retry"] is True:

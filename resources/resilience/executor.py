@@ -33,6 +33,10 @@ answer cut at its output ceiling        ``retry_same_model`` once   ceiling rais
 (``Completion.truncated``)                                          (less the prompt, within the context
                                                                     window); cut again, or no room to
                                         ``stop``                    raise: ``OutputTruncatedError``
+prompt over the model's context window ``fallback_next_model``     next model whose window is larger;
+(estimate says so before the call:                                  none left: ``ContextWindowExceededError``
+skipped, ``context_window_too_small``;                              (the stage splits its work)
+or the provider's 400 says so)
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
 ``unsupported_value``: GPT-5 and
 ``temperature``)
@@ -107,6 +111,7 @@ from resources.resilience.errors import (
     BillingError,
     BreakerOpenError,
     ChainExhaustedError,
+    ContextWindowExceededError,
     ExhaustionReason,
     InvalidModelOutputError,
     OutputTruncatedError,
@@ -117,6 +122,7 @@ from resources.resilience.errors import (
     ProviderWarmingError,
     UnsupportedParameterError,
     describe_reasons,
+    is_context_overflow,
     is_provider_overloaded,
 )
 from resources.resilience.hedge import Entrant, Hedger, first_valid
@@ -139,6 +145,7 @@ _UNAVAILABLE = "provider_unavailable"
 _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
 _OVER_BUDGET = "over_budget"
+_CONTEXT_TOO_SMALL = "context_window_too_small"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +187,13 @@ class _StageRun:
     # the latest call a spending cap refused, and why
     refusal: Refusal | None = None
     refused: str | None = None
+    # models the prompt does not fit (skipped on the estimate, or refused by the provider), the largest
+    # window a provider refused it in, and that refusal
+    unfit: set[ModelRef] = field(default_factory=set)
+    refused_window: int = 0
+    context_error: ProviderError | None = None
+    # the output ceiling of the call about to be sent (its timeout grows with it)
+    output_ceiling: int = 0
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -193,7 +207,9 @@ class _StageRun:
         return None
 
     def request_timeout(self, now: float) -> float:
-        limit = self.policy.request_timeout_seconds
+        """The next call's timeout: the policy's, stretched for an answer of ``output_ceiling`` tokens (see
+        ``StagePolicy.timeout_for``), never past the deadline."""
+        limit = self.policy.timeout_for(self.output_ceiling)
         remaining = self.remaining(now)
         return remaining if limit is None or remaining < limit else limit
 
@@ -283,6 +299,8 @@ def _after_failure(
 
     ``next_served_model_exists``: a model of a real provider (not the offline engine) is left in the chain.
     """
+    if is_context_overflow(error):  # model-level: a larger window may take it (``_fits`` picks which)
+        return _fallback("fallback_next_model", run, next_model_exists)
     if isinstance(error, PermanentProviderError):
         return _Step("stop", terminal_reason=error.error_code or "permanent_error")
     if isinstance(error, UnsupportedParameterError):
@@ -339,6 +357,20 @@ def _usable_after(
         r.provider not in excluded and r.provider != also_excluding and not (served_only and r.provider == OFFLINE)
         for r in refs[index + 1 :]
     )
+
+
+def _window_short_by(ref: ModelRef, request: CompletionRequest) -> int:
+    """Tokens by which ``request`` (prompt estimate plus the output ceiling ``ref`` would be sent) exceeds
+    ``ref``'s context window; 0 or less when it fits."""
+    limits = limits_for(ref.provider, ref.model)
+    needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+    return needed - limits.context_window
+
+
+def _only_unfit(run: _StageRun, refs: Sequence[ModelRef]) -> bool:
+    """Was every real model of the chain (not offline) found too small for the prompt?"""
+    real = [ref for ref in refs if ref.provider != OFFLINE and run.excluded.get(ref.provider) != _NO_ADAPTER]
+    return bool(real) and all(ref in run.unfit for ref in real)
 
 
 def _invalid_output(
@@ -465,6 +497,8 @@ class ResilientCaller:
                     return outcome
                 if run.stop_reason is not None:
                     break
+                if _only_unfit(run, refs):  # too big for every model: the stage splits, no degraded answer
+                    break
                 if run.refusal is not None:  # under a cap, no silent degraded answer (see "Money")
                     run.log(
                         ref, outcome="skipped", decision="stop", error_code=_OVER_BUDGET, terminal_reason="budget_cap"
@@ -543,6 +577,8 @@ class ResilientCaller:
 
         ``last_resort``: a warming provider's call goes through over its warm-up budget."""
         ref = refs[index]
+        if not self._fits(run, ref, request):
+            return None
         model_calls = retries = 0
         repaired = ceiling_raised = False
         current_request = request
@@ -562,6 +598,7 @@ class ResilientCaller:
                 return None
             run.calls += 1
             model_calls += 1
+            run.output_ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
             started = self._clock()
             try:
                 if self.hedger is not None and ref.provider != OFFLINE and self.hedger.hedges(run.stage):
@@ -657,6 +694,28 @@ class ResilientCaller:
             return CallOutcome(value, ref.provider, ref.model, run.attempts, completion)
 
     @staticmethod
+    def _fits(run: _StageRun, ref: ModelRef, request: CompletionRequest) -> bool:
+        """Can ``ref``'s context window take ``request`` (prompt estimate plus the output ceiling it would be
+        sent with)? If not, the model is skipped without a call, logged ``context_window_too_small``. A window
+        no larger than one a provider already refused the prompt in is not tried either: the estimate
+        under-counted there and would here too."""
+        limits = limits_for(ref.provider, ref.model)
+        if _window_short_by(ref, request) <= 0 and limits.context_window > run.refused_window:
+            return True
+        needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+        run.unfit.add(ref)
+        if run.context_error is None:
+            run.context_error = ContextWindowExceededError(
+                f"the prompt needs ~{needed} tokens with its output ceiling, more than the context window of "
+                "any model of the chain; split the request",
+                provider=ref.provider,
+                model=ref.model,
+                error_code="context_length_exceeded",
+            )
+        run.log(ref, outcome="skipped", decision="fallback_next_model", error_code=_CONTEXT_TOO_SMALL)
+        return False
+
+    @staticmethod
     def _raised_ceiling(
         run: _StageRun, ref: ModelRef, request: CompletionRequest, completion: Completion, already_raised: bool
     ) -> int | None:
@@ -710,8 +769,8 @@ class ResilientCaller:
         for candidate in refs[index + 1 :]:
             if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
                 continue
-            if candidate.provider not in self.adapters:
-                continue
+            if candidate.provider not in self.adapters or _window_short_by(candidate, request) > 0:
+                continue  # (nor onto a model whose context window cannot take the prompt)
             try:
                 hedge_permit = self.breakers.acquire(candidate.provider)
             except BreakerOpenError:  # open, parked or warming: never hedge onto it
@@ -933,7 +992,11 @@ class ResilientCaller:
             latency_s=latency,
             breaker_state=permit.state,
         )
-        if isinstance(error, PermanentProviderError):
+        if is_context_overflow(error):
+            run.unfit.add(ref)
+            run.refused_window = max(run.refused_window, limits_for(ref.provider, ref.model).context_window)
+            run.context_error = error
+        elif isinstance(error, PermanentProviderError):
             raise run.fail(error) from None
         run.failed[ref.provider] = error.error_code or error.error_class
         if isinstance(error, UnsupportedParameterError):
@@ -971,6 +1034,8 @@ class ResilientCaller:
         """The error that ends a walk that served nothing; it names every provider of the chain and why."""
         if run.refusal is not None:
             return BudgetExceededError(run.stage, run.refusal.describe(run.refused or run.stage))
+        if run.context_error is not None and _only_unfit(run, refs):
+            return run.context_error  # permanent: no model can take the prompt, the stage splits its work
         providers = tuple(dict.fromkeys(ref.provider for ref in refs))
         reasons = {p: run.excluded.get(p) or run.failed.get(p) or "not_called" for p in providers}
         idle_reasons = {_BREAKER_OPEN, _UNAVAILABLE, _NO_ADAPTER, _WARMING, DAILY_QUOTA_EXHAUSTED, BILLING_REFUSED}

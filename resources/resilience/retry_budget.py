@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -41,12 +40,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from resources.resilience.pg_table import PostgresTable
+
 logger = logging.getLogger(__name__)
 
 RETRY_BUDGET_EXHAUSTED = "retry_budget_exhausted"
 DEFAULT_TABLE = "cineforge_retry_budget"
 WINDOW_BUCKETS = 10
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,38 +266,16 @@ class PostgresBudgetStore:
     update, so hosts spending the same scope's budget serialize on its row."""
 
     def __init__(self, dsn: str, table: str = DEFAULT_TABLE) -> None:
-        if not _IDENTIFIER.match(table):
-            raise ValueError(f"invalid table name {table!r}")
-        self.dsn = dsn
-        self.table = table
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._pid = 0
+        self._db = PostgresTable(
+            dsn, table, "scope TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL"
+        )
+        self.dsn, self.table, self._lock = dsn, self._db.table, self._db.lock
 
     def _connection(self) -> Any:
-        import psycopg2
-        from psycopg2 import errors as pg_errors
-        from psycopg2 import sql
-
-        if self._conn is not None and not self._conn.closed and self._pid == os.getpid():
-            return self._conn
-        conn = psycopg2.connect(self.dsn)
-        create = sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (scope TEXT PRIMARY KEY, record TEXT NOT NULL,"
-            " updated_at DOUBLE PRECISION NOT NULL)"
-        ).format(sql.Identifier(self.table))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(create)
-        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
-            pass  # created concurrently by another process (IF NOT EXISTS is not race-free)
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        return self._db.connection()
 
     def _sql(self, template: str) -> Any:
-        from psycopg2 import sql
-
-        return sql.SQL(template).format(table=sql.Identifier(self.table))
+        return self._db.sql(template)
 
     def read(self, scope: str) -> BudgetRecord:
         with self._lock:
@@ -327,10 +305,7 @@ class PostgresBudgetStore:
             return result
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
 
 def budget_store_from_url(url: str) -> BudgetStore:

@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="simulated seconds per provider call")
     parser.add_argument("--list-profiles", action="store_true")
+    parser.add_argument(
+        "--output-tokens-per-s",
+        type=float,
+        default=None,
+        help="pace answers: each output token adds 1/N s to --latency (e.g. 70, a real model's speed)",
+    )
     parser.add_argument("--log-requests", action="store_true")
     return parser
 
@@ -44,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile=args.faults,
             seed=args.seed,
             latency_s=args.latency,
+            output_tokens_per_s=args.output_tokens_per_s,
             log_requests=args.log_requests,
         )
     except ValueError as exc:

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from resources.providers import offline
-from resources.providers.limits import limits_for
+from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prompts import extract_task_and_input
 from resources.simulator.faults import Clock, FaultInjector, FaultProfile, FaultRule
 from resources.simulator.routing import RouteHandler, Router, SimRequest, SimResponse
@@ -207,11 +207,14 @@ class ProviderSimulator:
         seed: int = 0,
         latency_s: float = 0.0,
         *,
+        output_tokens_per_s: float | None = None,
         clock: Clock = time.monotonic,
         extensions: Iterable[Extension] | None = None,
         log_requests: bool = False,
     ) -> None:
         self.latency_s = latency_s
+        # Pacing: a model writes its answer at a rate, so a long answer takes longer (None: no pacing).
+        self.output_tokens_per_s = output_tokens_per_s
         self.log_requests = log_requests
         self.clock = clock
         self.faults = FaultInjector(profile, seed=seed, clock=clock)
@@ -403,6 +406,7 @@ class ProviderSimulator:
                 "profile": self.faults.profile.model_dump(mode="json"),
                 "seed": self.faults.seed,
                 "latency_s": self.latency_s,
+                "output_tokens_per_s": self.output_tokens_per_s,
             },
         )
 
@@ -419,6 +423,9 @@ class ProviderSimulator:
                 seed = int(raw["seed"]) if raw.get("seed") is not None else None
                 if raw.get("latency_s") is not None:
                     self.latency_s = float(raw["latency_s"])
+                if "output_tokens_per_s" in raw:
+                    rate = raw["output_tokens_per_s"]
+                    self.output_tokens_per_s = float(rate) if rate else None
             else:
                 spec = raw or "none"
             profile = self.set_profile(spec, seed=seed)
@@ -450,24 +457,32 @@ class ProviderSimulator:
             task, _ = extract_task_and_input(parsed.system, parsed.prompt)
             rule = self.decide_fault(wire.provider, parsed.model, task)
             self.record(wire.provider, parsed.model, rule.kind if rule else "ok")
-            response = self._answer(wire, parsed, task, rule)
-            self.wait(self.latency_s - (time.monotonic() - arrived))
+            response, output_tokens = self._answer(wire, parsed, task, rule)
+            self.wait(self.answer_seconds(output_tokens) - (time.monotonic() - arrived))
             return response
 
         return handle
 
+    def answer_seconds(self, output_tokens: int) -> float:
+        """How long an answer of ``output_tokens`` takes from the request's arrival: ``latency_s``, plus the
+        tokens at ``output_tokens_per_s`` when pacing is on."""
+        rate = self.output_tokens_per_s
+        return self.latency_s + (output_tokens / rate if rate else 0.0)
+
     def _answer(
         self, wire: WireFormat, call: ChatCall, task: str | None, rule: FaultRule | None
-    ) -> SimResponse:
+    ) -> tuple[SimResponse, int]:
+        """The answer and the output tokens it carries (what pacing waits for; 0 for a fault)."""
         request_id = wire.new_request_id()
         if rule is None:
-            return wire.success(call, self._model_text(call), request_id)
+            text = self._model_text(call)
+            return wire.success(call, text, request_id), min(estimate_tokens(text), call.ceiling())
         response = self._fault_answer(wire, call, task, rule, request_id)
         if rule.headers:
             replaced = {name.lower() for name in rule.headers}
             response.headers = [h for h in response.headers if h[0].lower() not in replaced]
             response.headers += list(rule.headers.items())
-        return response
+        return response, 0
 
     def _fault_answer(
         self, wire: WireFormat, call: ChatCall, task: str | None, rule: FaultRule, request_id: str
