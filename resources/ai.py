@@ -155,6 +155,19 @@ class AIProviderResource(ConfigurableResource):
     breaker_failure_threshold: int = _BREAKER_DEFAULTS.failure_threshold
     breaker_cooldown_seconds: float = _BREAKER_DEFAULTS.cooldown_seconds
     breaker_half_open_probes: int = _BREAKER_DEFAULTS.half_open_max_probes
+    breaker_failure_rate_threshold: float = Field(
+        default=_BREAKER_DEFAULTS.failure_rate_threshold,
+        description="open when this share of the calls in the breaker window failed (over the minimum calls)",
+    )
+    breaker_min_calls_in_window: int = Field(
+        default=_BREAKER_DEFAULTS.min_calls_in_window,
+        description="calls in the breaker window before its failure rate may open it",
+    )
+    breaker_streak_chance_limit: float = Field(
+        default=_BREAKER_DEFAULTS.streak_chance_limit,
+        description="a failure streak opens the breaker only if the provider's earlier failure ratio would "
+        "produce it by chance with at most this probability (a brownout is not an outage)",
+    )
     breaker_warm_up_calls: int = Field(
         default=_BREAKER_DEFAULTS.warm_up_calls,
         description="calls a provider with no recent success gets before one must succeed",
@@ -232,6 +245,9 @@ class AIProviderResource(ConfigurableResource):
             cooldown_seconds=self.breaker_cooldown_seconds,
             half_open_max_probes=self.breaker_half_open_probes,
             warm_up_calls=self.breaker_warm_up_calls,
+            failure_rate_threshold=self.breaker_failure_rate_threshold,
+            min_calls_in_window=self.breaker_min_calls_in_window,
+            streak_chance_limit=self.breaker_streak_chance_limit,
         )
 
     def breaker(self, listeners: Sequence[Any] = (), *, clock: Callable[[], float] = time.time) -> CircuitBreaker:

@@ -9,7 +9,8 @@ deployments) and every state change is one read-modify-write transaction.
 State machine (all transitions are decided in ``_on_acquire`` / ``_on_record``, pure functions of the
 stored ``BreakerRecord``; stores only make them atomic)::
 
-    closed --(N consecutive transient failures, or failure rate >= R over >= M calls in the window)--> open
+    closed --(failure rate >= R over >= M calls in the window, or a failure streak the provider's
+              observed failure rate would not explain: see "degraded, not down" below)--> open
     open --(cooldown elapsed; the first acquire after it)--> half_open
     half_open --(a probe succeeds)--> closed
     half_open --(a probe fails)--> open (a new full cooldown)
@@ -34,6 +35,17 @@ half-open bounds its probes::
   fallback chain at once; for the chain's last usable real provider it asks ``acquire(...,
   last_resort=True)``, which lets the call through over budget (warming never fails a request, nor hands
   it to the offline engine, on its own).
+* Degraded, not down (issue 18's brownout): the window's failure rate is the rule (resilience4j's
+  failure-rate threshold over a minimum number of calls, Polly's failure ratio over a minimum throughput);
+  ``failure_threshold`` consecutive failures is only a fast path for a provider that fails *everything*.
+  A provider answering 30 % of calls with 503 produces 5 failures in a row every few hundred calls by
+  chance, so the streak needed grows with the failure ratio the newest buckets showed besides the streak
+  (its upper confidence bound, as a few dozen calls are a noisy sample): the shortest streak that a
+  provider failing at that ratio would produce by chance with probability at most ``streak_chance_limit``
+  (``ratio ** streak <= limit``), never shorter than ``failure_threshold``.
+  A healthy provider that goes down (no earlier failures), or one with fewer than
+  ``min_calls_in_window`` calls before the streak (no evidence either way), opens after
+  ``failure_threshold`` failures as before; a 30 % brownout needs 12 in a row (0.3 ** 12 ~ 5e-7).
 * A half-open probe's success closes the breaker *proven* (the probe's success goes into the window).
 * At most ``half_open_max_probes`` calls are let through in half-open, counted inside the store
   transaction, so the bound holds across processes. A probe holds a lease of ``probe_lease_seconds``: a
@@ -121,16 +133,23 @@ Clock = Callable[[], float]
 WINDOW_BUCKETS = 60
 DEFAULT_TABLE = "cineforge_breakers"
 _UNTRACKED_GENERATION = -1
+# How far above the observed earlier failure ratio a streak is judged against (about 98 % one-sided).
+_RATIO_BOUND_Z = 2.0
+# Calls besides a streak its earlier failure ratio is read from (newest first, whole buckets): a dozen
+# calls of a 30 % brownout show no failure at all 1-2 % of the time, a hundred practically never.
+_RATIO_SAMPLE_CALLS = 100
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
     """When a provider's breaker opens and how it recovers.
 
-    Defaults: open after 5 consecutive transient failures, or when >= 50 % of >= 10 calls in the last
-    60 s failed; stay open 30 s; then let 1 probe through (its lease expires after 120 s if its process
-    never reports back). A cold provider (see "warming" in the module docstring) gets 2 warm-up calls,
-    and opens if both fail. Closed-state reads are cached in-process for 1 s.
+    Defaults: open when >= 50 % of >= 10 calls in the last 60 s failed, or after 5 consecutive transient
+    failures of a provider that had no failures before them (a longer streak for one that was already
+    failing some calls: ``streak_chance_limit``, see "degraded, not down" in the module docstring); stay
+    open 30 s; then let 1 probe through (its lease expires after 120 s if its process never reports back).
+    A cold provider (see "warming" in the module docstring) gets 2 warm-up calls, and opens if both fail.
+    Closed-state reads are cached in-process for 1 s.
     """
 
     failure_threshold: int = 5
@@ -138,6 +157,9 @@ class BreakerPolicy:
     window_seconds: float = 60.0
     failure_rate_threshold: float = 0.5
     min_calls_in_window: int = 10
+    # The most a failure streak may be explained by chance, at the window's earlier failure ratio, and
+    # still open the breaker (0 would turn the streak rule off for a provider with any earlier failure).
+    streak_chance_limit: float = 1e-6
     cooldown_seconds: float = 30.0
     half_open_max_probes: int = 1
     probe_lease_seconds: float = 120.0
@@ -154,6 +176,8 @@ class BreakerPolicy:
             raise ValueError("failure_rate_threshold must be in (0, 1]")
         if self.min_calls_in_window < 1:
             raise ValueError("min_calls_in_window must be >= 1")
+        if not 0.0 <= self.streak_chance_limit < 1.0:
+            raise ValueError("streak_chance_limit must be in [0, 1)")
         if self.cooldown_seconds < 0:
             raise ValueError("cooldown_seconds must be >= 0")
         if self.half_open_max_probes < 1:
@@ -344,6 +368,51 @@ def _is_warming(record: BreakerRecord, now: float, policy: BreakerPolicy) -> boo
     return last is None or last < _bucket(now, policy) - WINDOW_BUCKETS + 1
 
 
+def _failure_ratio_upper_bound(failures: int, calls: int) -> float:
+    """Wilson score upper bound (z = ``_RATIO_BOUND_Z``) of a failure ratio seen as ``failures`` of ``calls``.
+
+    Why an upper bound and not ``failures / calls``: a few dozen calls of a 30 % brownout often show 10-15 %
+    by chance, which would make a chance streak look like an outage; erring high only lengthens the streak
+    a degraded provider needs, while a provider with no earlier failure never gets here.
+    """
+    ratio = failures / calls
+    z2 = _RATIO_BOUND_Z * _RATIO_BOUND_Z
+    spread = _RATIO_BOUND_Z * math.sqrt(ratio * (1.0 - ratio) / calls + z2 / (4.0 * calls * calls))
+    return min(1.0, (ratio + z2 / (2.0 * calls) + spread) / (1.0 + z2 / calls))
+
+
+def streak_to_open(
+    window: tuple[tuple[int, int, int], ...], streak: int, policy: BreakerPolicy
+) -> int | None:
+    """Consecutive failures that open a closed breaker, given the live ``window`` (the streak's own
+    ``streak`` failures included, as its newest failures); None: no streak does, the failure rate alone
+    decides (the provider fails some calls, and ``streak_chance_limit`` is 0).
+
+    The streak is the outage fast path: it must be unlikely for a provider that is only degraded at the
+    failure ratio it showed just before the streak (see "degraded, not down" in the module docstring).
+    That ratio is read from the newest buckets holding ``_RATIO_SAMPLE_CALLS`` calls besides the streak
+    (or all the window has; fewer than ``min_calls_in_window`` is no evidence), not the whole window: a
+    brownout that began a second ago must not be diluted by a healthy minute.
+    """
+    unattributed, earlier_calls, earlier_failures = streak, 0, 0
+    for _, calls, failures in reversed(window):
+        of_streak = min(failures, unattributed)
+        unattributed -= of_streak
+        earlier_calls += calls - of_streak
+        earlier_failures += failures - of_streak
+        if earlier_calls >= max(policy.min_calls_in_window, _RATIO_SAMPLE_CALLS):
+            break
+    if earlier_failures == 0 or earlier_calls < policy.min_calls_in_window:
+        return policy.failure_threshold
+    if policy.streak_chance_limit <= 0.0:
+        return None
+    ratio = _failure_ratio_upper_bound(earlier_failures, earlier_calls)
+    if ratio >= 1.0:
+        return policy.failure_threshold
+    unexplained = math.ceil(math.log(policy.streak_chance_limit) / math.log(ratio) - 1e-9)
+    return max(policy.failure_threshold, unexplained)
+
+
 @dataclass(frozen=True, slots=True)
 class _Decision:
     """What an acquire decided: a permit, or the time the caller may try again."""
@@ -433,7 +502,8 @@ def _on_record(
     streak = 1 if earlier_successes else record.consecutive_failures + 1
     calls, failures = _window_totals(window)
     reason: TransitionReason | None = None
-    if streak >= policy.failure_threshold:
+    needed = streak_to_open(window, streak, policy)
+    if needed is not None and streak >= needed:
         reason = "consecutive_failures"
     elif streak >= policy.warm_up_budget and _last_success_bucket(window) is None:
         # Nothing has succeeded in the window and the whole warm-up budget failed: what half-open does
