@@ -271,6 +271,7 @@ def _normalize_prose(
             if not whole
             else (lambda part: part != range(len(paragraphs)))
         ),
+        total_items=len(paragraphs),
     )
     parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
     run = run_parts(
@@ -386,6 +387,7 @@ def _enrich_scenes(
             if len(batches) > 1
             else (lambda batch: batch != batches[0])
         ),
+        total_items=sum(len(batch) for batch in batches),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
     answers: dict[int, dict[str, Any]] = {}

@@ -17,13 +17,14 @@ permanent ``Failure``; the description always names the items (scenes, paragraph
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from dagster import AssetExecutionContext, Failure, MetadataValue, RetryRequested
+from dagster import AssetExecutionContext, AssetObservation, Failure, MetadataValue, RetryRequested
 
 from cineforge_assets.assets.ai_calls import (
     BREAKER_RETRY_LIMIT,
@@ -156,11 +157,14 @@ def part_caller(
     payload_for: Callable[[range], dict[str, Any]],
     max_tokens: int | None,
     cache: bool | Callable[[range], bool],
+    total_items: int | None = None,
 ) -> PartCall:
     """One part's call through the resource, its attempts mirrored into the run's event log; ``cache`` (for
     every part, or those it says yes to): read and keep the answer in the response cache. Which parts had
-    to be split is remembered there for every part (a note costs nothing until a part is split)."""
-    return _PartCaller(context, ai, stage, task, payload_for, max_tokens, cache)
+    to be split is remembered there for every part (a note costs nothing until a part is split).
+    ``total_items``: after each answered part, an observation with ``done``/``total`` items answered, which
+    ``cineforge ingest`` shows as the stage's progress bar."""
+    return _PartCaller(context, ai, stage, task, payload_for, max_tokens, cache, total_items)
 
 
 class _PartCaller:
@@ -175,9 +179,13 @@ class _PartCaller:
         payload_for: Callable[[range], dict[str, Any]],
         max_tokens: int | None,
         cache: bool | Callable[[range], bool],
+        total_items: int | None = None,
     ) -> None:
         self.context, self.ai, self.stage, self.task = context, ai, stage, task
         self.payload_for, self.max_tokens, self.cache = payload_for, max_tokens, cache
+        self.total_items = total_items
+        self._answered: set[int] = set()  # items of answered parts (normalize's parts overlap)
+        self._progress_lock = threading.Lock()
         self.listener = DagsterEventListener(context)
         self.partition = context.partition_key if context.has_partition_key else None
 
@@ -197,7 +205,22 @@ class _PartCaller:
             tag_spend(self.context, self.ai, self.stage, None)  # the run's spend so far, this part's included
             raise
         tag_spend(self.context, self.ai, self.stage, f"{result.provider}/{result.model}")
+        self._report_progress(part)
         return result
+
+    def _report_progress(self, part: range) -> None:
+        if self.total_items is None:
+            return
+        with self._progress_lock:
+            self._answered.update(part)
+            done = len(self._answered)
+            self.context.log_event(
+                AssetObservation(
+                    asset_key=self.context.asset_key,
+                    partition=self.partition,
+                    metadata={"event": f"{self.task} parts", "done": done, "total": self.total_items},
+                )
+            )
 
     def _key(self, part: range) -> str:
         return self.ai.response_key(self.stage, self.task, self.payload_for(part))

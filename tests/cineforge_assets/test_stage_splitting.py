@@ -165,6 +165,14 @@ def test_big_fish_scenes_are_enriched_by_models_in_batches_that_fit_the_limits(
     assert len(calls) <= 1.1 * minimum
     meta = instance.get_latest_materialization_event(AssetKey("scenes")).asset_materialization.metadata
     assert meta["enrich_parts"].value == len(calls) and meta["parts_from_models"].value == len(calls)
+    # Progress for the CLI's bar: one observation per answered batch, counting up to every scene.
+    progress = [
+        r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata
+        for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_OBSERVATION).records
+    ]
+    done = [m["done"].value for m in progress if "done" in m]
+    assert len(done) == len(calls) and sorted(done) == done and done[-1] == 190
+    assert {m["total"].value for m in progress if "total" in m} == {190}
 
 
 def test_big_fish_completes_on_the_fallbacks_with_the_chains_first_model_down(
