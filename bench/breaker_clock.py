@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 from bench.harness import machine, percentile, write_section
 from resources.resilience.breaker import BreakerRecord, PostgresBreakerStore
+from tests.postgres import scratch_database
 
 START, END = "<!-- breaker-clock:start -->", "<!-- breaker-clock:end -->"
 BATCH = 50
@@ -28,21 +28,8 @@ BATCH = 50
 
 @contextmanager
 def private_database() -> Iterator[str]:
-    import psycopg2
-    from psycopg2 import sql
-
-    name = f"cineforge_bench_{uuid.uuid4().hex}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
-
+    with scratch_database("cineforge_bench") as dsn:
+        yield dsn
 
 def _bump(record: BreakerRecord, now: float) -> tuple[BreakerRecord, None]:
     # A write every time (a failure streak growing), as a failing provider's records are.

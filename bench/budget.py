@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from resources.providers.base import Completion, CompletionRequest  # noqa: E402
 from resources.resilience.breaker import CircuitBreaker, SQLiteBreakerStore  # noqa: E402
 from resources.resilience.budget import BudgetCaps, SpendLedger, SpendStore, spend_store_from_url  # noqa: E402
 from resources.resilience.executor import ResilientCaller  # noqa: E402
+from tests.postgres import PostgresUnavailable, scratch_database  # noqa: E402
 
 BATCH = 100
 REQUEST = CompletionRequest(system="<task>normalize</task>", prompt='<input>{"text": "INT. ROOM - DAY"}</input>')
@@ -52,28 +52,12 @@ class CannedAdapter:
 
 @contextmanager
 def postgres_url() -> Iterator[str | None]:
+    """A scratch database on the machine's PostgreSQL, or None where there is none."""
     try:
-        import psycopg2
-        from psycopg2 import sql
-    except ImportError:
+        with scratch_database("cineforge_bench", connect_timeout=3) as dsn:
+            yield dsn
+    except (ImportError, PostgresUnavailable):
         yield None
-        return
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3)
-    except psycopg2.OperationalError:
-        yield None
-        return
-    admin.autocommit = True
-    name = f"cineforge_bench_{uuid.uuid4().hex}"
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
-
 
 def caller(tmp: Path, label: str, ledger: SpendLedger | None) -> ResilientCaller:
     return ResilientCaller(

@@ -7,7 +7,6 @@ import multiprocessing
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from resources.resilience.breaker import (
     streak_to_open,
 )
 from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
+from tests.postgres import PostgresUnavailable, scratch_database
 from tests.resources.resilience.fakes import FakeClock, RecordingListener
 
 POLICY = BreakerPolicy(
@@ -51,25 +51,12 @@ StoreFactory = Callable[[], BreakerStore]
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
     """A private database ``cineforge_test_<uuid>`` on the local PostgreSQL, dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    from psycopg2 import sql
-
-    name = f"cineforge_test_{uuid.uuid4().hex}"
+    pytest.importorskip("psycopg2")
     try:
-        admin = psycopg2.connect(
-            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5
-        )
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+        with scratch_database("cineforge_test") as dsn:
+            yield dsn
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.services)])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from resources.resilience.chain import StagePolicy
 from resources.resilience.cost import attempts_cost, fallback_premium
 from resources.resilience.errors import BillingError, ProviderError
 from resources.resilience.executor import ResilientCaller
+from tests.postgres import PostgresUnavailable, scratch_database
 from tests.resources.resilience.fakes import (
     FakeAdapter,
     FakeClock,
@@ -125,23 +125,12 @@ def test_daily_cap_rolls_over_at_utc_midnight() -> None:
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
     """A private database ``cineforge_budget_<uuid>`` on the local PostgreSQL, dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    from psycopg2 import sql
-
-    name = f"cineforge_budget_{uuid.uuid4().hex}"
+    pytest.importorskip("psycopg2")
     try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+        with scratch_database("cineforge_budget") as dsn:
+            yield dsn
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
