@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from resources.resilience.errors import PermanentProviderError
 from resources.resilience.pg_table import PostgresTable
+from resources.resilience.sqlite_table import SqliteTable
 
 logger = logging.getLogger(__name__)
 
@@ -214,28 +214,16 @@ class SQLiteSpendStore:
     """The budget table in the breakers' SQLite file: ``BEGIN IMMEDIATE`` makes read-decide-write atomic."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_seconds: float = 30.0) -> None:
-        self.path = Path(path)
-        self._busy_timeout = busy_timeout_seconds
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+        self._db = SqliteTable(
+            path,
+            f"CREATE TABLE IF NOT EXISTS {BUDGET_TABLE} (scope TEXT PRIMARY KEY, value REAL NOT NULL, "
+            "updated_at REAL NOT NULL)",
+            busy_timeout_seconds=busy_timeout_seconds,
+        )
+        self.path, self._lock = self._db.path, self._db.lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(
-            "PRAGMA synchronous = NORMAL"
-        )  # as the breakers: WAL stays consistent, a crash may lose the last commits
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {BUDGET_TABLE} (scope TEXT PRIMARY KEY, value REAL NOT NULL,"
-            " updated_at REAL NOT NULL)"
-        )
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        return self._db.connection()
 
     def update(self, keys: Sequence[str], change: Callable[[Values], tuple[Values, _R]]) -> _R:
         with self._lock:
@@ -278,10 +266,7 @@ class SQLiteSpendStore:
             return {scope: float(value) for scope, value in rows}
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
 
 class PostgresSpendStore:

@@ -36,11 +36,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from resources.resilience.pg_table import PostgresTable
+from resources.resilience.sqlite_table import SqliteTable
 
 logger = logging.getLogger(__name__)
 
@@ -208,25 +208,16 @@ class SQLiteBudgetStore:
     the host's processes (the breaker store's reasoning, see ``SQLiteBreakerStore``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_seconds: float = 30.0) -> None:
-        self.path = Path(path)
-        self._busy_timeout = busy_timeout_seconds
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+        self._db = SqliteTable(
+            path,
+            f"CREATE TABLE IF NOT EXISTS {DEFAULT_TABLE} (scope TEXT PRIMARY KEY, record TEXT NOT NULL, "
+            "updated_at REAL NOT NULL)",
+            busy_timeout_seconds=busy_timeout_seconds,
+        )
+        self.path, self._lock = self._db.path, self._db.lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {DEFAULT_TABLE} (scope TEXT PRIMARY KEY, record TEXT NOT NULL,"
-            " updated_at REAL NOT NULL)"
-        )
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        return self._db.connection()
 
     def read(self, scope: str) -> BudgetRecord:
         with self._lock:
@@ -255,10 +246,7 @@ class SQLiteBudgetStore:
             return result
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
 
 class PostgresBudgetStore:
