@@ -114,11 +114,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
 from resources.resilience.pg_table import PostgresTable
 from resources.resilience.sqlite_table import SqliteTable
+from resources.resilience.store_url import parse_store_url
 
 logger = logging.getLogger(__name__)
 
@@ -788,20 +788,12 @@ class PostgresBreakerStore(BreakerStore):
 
 def store_from_url(url: str) -> BreakerStore:
     """Build a store from a URL (see ``BreakerStore.from_url``)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        path = unquote(parts.path)
-        # sqlite:///rel.db -> "/rel.db" -> "rel.db"; sqlite:////abs.db -> "//abs.db" -> "/abs.db"
-        path = path[1:] if path.startswith("/") else path
-        if not path or path == ":memory:":
-            raise ValueError("a SQLite breaker store needs a file path (':memory:' is not shared)")
-        return SQLiteBreakerStore(path)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresBreakerStore(url)
-    if scheme == "memory":
-        return MemoryBreakerStore()
-    raise ValueError(f"unsupported breaker store URL scheme {parts.scheme!r}")
+    kind, location = parse_store_url(url, "breaker")
+    if kind == "sqlite":
+        return SQLiteBreakerStore(location)
+    if kind == "postgresql":
+        return PostgresBreakerStore(location)
+    return MemoryBreakerStore()
 
 
 def default_store_url(dagster_home: str | os.PathLike[str] | None = None) -> str:

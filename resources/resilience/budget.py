@@ -33,11 +33,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from resources.resilience.errors import PermanentProviderError
 from resources.resilience.pg_table import PostgresTable
 from resources.resilience.sqlite_table import SqliteTable
+from resources.resilience.store_url import parse_store_url
 
 logger = logging.getLogger(__name__)
 
@@ -346,19 +346,12 @@ class PostgresSpendStore:
 
 def spend_store_from_url(url: str) -> SpendStore:
     """The spend store in the database a breaker store URL names (``breaker.store_from_url``'s schemes)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        path = unquote(parts.path)
-        path = path[1:] if path.startswith("/") else path
-        if not path or path == ":memory:":
-            raise ValueError("a SQLite budget store needs a file path (':memory:' is not shared)")
-        return SQLiteSpendStore(path)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresSpendStore(url)
-    if scheme == "memory":
-        return MemorySpendStore()
-    raise ValueError(f"unsupported budget store URL scheme {parts.scheme!r}")
+    kind, location = parse_store_url(url, "budget")
+    if kind == "sqlite":
+        return SQLiteSpendStore(location)
+    if kind == "postgresql":
+        return PostgresSpendStore(location)
+    return MemorySpendStore()
 
 
 LIVE_NAMESPACE = "live"

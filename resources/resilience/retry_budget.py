@@ -37,10 +37,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from resources.resilience.pg_table import PostgresTable
 from resources.resilience.sqlite_table import SqliteTable
+from resources.resilience.store_url import parse_store_url
 
 logger = logging.getLogger(__name__)
 
@@ -299,19 +299,12 @@ class PostgresBudgetStore:
 def budget_store_from_url(url: str) -> BudgetStore:
     """The budget store beside the breakers': the same ``sqlite:///``, ``postgresql://`` or ``memory:`` URL
     the breaker store is built from (``breaker.store_from_url``)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        path = unquote(parts.path)
-        path = path[1:] if path.startswith("/") else path
-        if not path or path == ":memory:":
-            raise ValueError("a SQLite retry-budget store needs a file path (':memory:' is not shared)")
-        return SQLiteBudgetStore(path)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresBudgetStore(url)
-    if scheme == "memory":
-        return MemoryBudgetStore()
-    raise ValueError(f"unsupported retry-budget store URL scheme {parts.scheme!r}")
+    kind, location = parse_store_url(url, "retry-budget")
+    if kind == "sqlite":
+        return SQLiteBudgetStore(location)
+    if kind == "postgresql":
+        return PostgresBudgetStore(location)
+    return MemoryBudgetStore()
 
 
 # ---------------------------------------------------------------------------------------------- budget
