@@ -27,8 +27,8 @@ from cineforge_assets.assets.ai_calls import (
     tag_failure,
 )
 from cineforge_assets.assets.split_calls import (
+    PartCaller,
     failure_for,
-    part_caller,
     parts_metadata,
     run_parts,
 )
@@ -255,7 +255,7 @@ def _normalize_prose(
             return {"text": text}  # one part: the prose as it came (the single call's payload, as ever)
         return {"text": "\n\n".join(paragraphs[part.start : part.stop])}
 
-    call = part_caller(
+    call = PartCaller(
         context,
         ai,
         stage="normalize",
@@ -371,7 +371,7 @@ def _enrich_scenes(
     limits = ai.planning_limits("extract_scenes", "enrich_scenes")
     fixed, costs = enrich_scenes_costs(payload, estimate_tokens)
     batches = plan_batches(costs, Budget.of(CallLimits(limits.context_window, limits.max_output_tokens), fixed))
-    call = part_caller(
+    call = PartCaller(
         context,
         ai,
         stage="extract_scenes",

@@ -148,32 +148,19 @@ def run_parts(
     return PartsRun(sorted(outcomes, key=lambda o: (o.part.start, o.part.stop)))
 
 
-def part_caller(
-    context: AssetExecutionContext,
-    ai: AIProviderResource,
-    *,
-    stage: str,
-    task: str,
-    payload_for: Callable[[range], dict[str, Any]],
-    max_tokens: int | None,
-    cache: bool | Callable[[range], bool],
-    total_items: int | None = None,
-) -> PartCall:
+class PartCaller:
     """One part's call through the resource, its attempts mirrored into the run's event log; ``cache`` (for
     every part, or those it says yes to): read and keep the answer in the response cache. Which parts had
-    to be split is remembered there for every part (a note costs nothing until a part is split).
-    ``total_items``: after each answered part, an observation with ``done``/``total`` items answered, which
-    ``cineforge ingest`` shows as the stage's progress bar."""
-    return _PartCaller(context, ai, stage, task, payload_for, max_tokens, cache, total_items)
-
-
-class _PartCaller:
-    """``part_caller``'s call; with the cache on, also the ``SplitMemory`` of its parts."""
+    to be split is remembered there for every part (a note costs nothing until a part is split), so with
+    the cache on it is also the ``SplitMemory`` of its parts. ``total_items``: after each answered part, an
+    observation with ``done``/``total`` items answered, which ``cineforge ingest`` shows as the stage's
+    progress bar."""
 
     def __init__(
         self,
         context: AssetExecutionContext,
         ai: AIProviderResource,
+        *,
         stage: str,
         task: str,
         payload_for: Callable[[range], dict[str, Any]],
