@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,7 @@ from resources.resilience.budget import Reservation
 from resources.resilience.chain import DEFAULT_CHAINS
 from resources.resilience.telemetry import AttemptRecord
 from resources.simulator import ProviderSimulator
+from tests.cineforge_assets.daemon_runs import wait_for_tagged_run
 from tests.conftest import REPO_ROOT
 
 # ------------------------------------------------------------------------------------ preferred models
@@ -552,15 +552,8 @@ def test_dagster_daemon_heals_a_partition_the_offline_engine_served(
     assert outage.success and latest_metadata(instance, "scenes", key)["degraded"] is True
     sim.set_profile("none")  # recovery; from here on nobody presses a button
 
-    deadline = time.monotonic() + 240.0  # the breakers' 30 s cooldown, a probe run, a heal run
-    status = None
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(filters=RunsFilter(tags={HEAL_TAG: "true"}))
-        if runs:
-            status = runs[0].status
-            if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
-                break
-        time.sleep(1.0)  # polling the instance: the bound is the deadline above, not this interval
+    # The bound covers the breakers' 30 s cooldown, a probe run and a heal run.
+    status = wait_for_tagged_run(instance, {HEAL_TAG: "true"}, timeout_s=240.0)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     assert status == DagsterRunStatus.SUCCESS, f"heal run status {status}; daemon log tail:\n{tail}"
     (run,) = instance.get_runs(filters=RunsFilter(tags={HEAL_TAG: "true"}))

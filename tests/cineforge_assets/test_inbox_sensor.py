@@ -42,6 +42,7 @@ from cineforge_assets.inbox import (
 from cineforge_assets.paths import inbox_dir
 from cineforge_assets.sensors import INBOX_TRIGGER_TAG, SOURCE_TAG, build_inbox_sensor, sensors
 from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG, source_for
+from tests.cineforge_assets.daemon_runs import wait_for_tagged_run
 from tests.conftest import REPO_ROOT
 
 NOW = 1_900_000_000.0  # an arbitrary fixed "now" (epoch seconds)
@@ -422,15 +423,7 @@ def test_dagster_daemon_turns_a_dropped_pdf_into_a_successful_run(
     shutil.copyfile(pdf, partial)
     partial.rename(inbox / pdf.name)
 
-    deadline = time.monotonic() + 300.0
-    status = None
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(filters=RunsFilter(tags={INBOX_TRIGGER_TAG: "inbox"}))
-        if runs:
-            status = runs[0].status
-            if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
-                break
-        time.sleep(1.0)  # polling the instance: the bound is the deadline above, not this interval
+    status = wait_for_tagged_run(instance, {INBOX_TRIGGER_TAG: "inbox"}, timeout_s=300.0)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     assert status == DagsterRunStatus.SUCCESS, f"run status {status}; daemon log tail:\n{tail}"
     (run,) = instance.get_runs(filters=RunsFilter(tags={INBOX_TRIGGER_TAG: "inbox"}))
