@@ -26,7 +26,8 @@ from pydantic import Field
 from resources.ai import AIProviderResource
 from resources.providers.base import ProviderAdapter
 from resources.providers.prompts import build_request, parse_response
-from resources.resilience.breaker import BreakerSnapshot, BreakerTransition, CircuitBreaker
+from resources.resilience.breaker import CircuitBreaker
+from resources.resilience.breaker_state import BreakerSnapshot, BreakerTransition
 from resources.resilience.chain import DEFAULT_CHAINS, OFFLINE, StagePolicy, provider_for
 from resources.resilience.errors import ProviderError
 from resources.resilience.executor import ResilientCaller

@@ -37,13 +37,8 @@ from resources.resilience.backoff import (
     DEFAULT_RETRY_AFTER_CAP_SECONDS,
     BackoffPolicy,
 )
-from resources.resilience.breaker import (
-    BreakerPolicy,
-    CircuitBreaker,
-    breaker_identity,
-    default_store_url,
-    store_from_url,
-)
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, breaker_identity
+from resources.resilience.breaker_store import default_store_url, store_from_url
 from resources.resilience.budget import DEFAULT_BILLING_HOLD_SECONDS, BudgetCaps, SpendLedger, spend_store_from_url
 from resources.resilience.chain import (
     DEFAULT_ATTEMPTS_PER_MODEL,

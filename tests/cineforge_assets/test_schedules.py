@@ -33,7 +33,9 @@ from cineforge_assets.schedules import (
     schedules,
 )
 from resources.ai import AIProviderResource
-from resources.resilience.breaker import BreakerPolicy, BreakerSnapshot, CircuitBreaker, store_from_url
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_state import BreakerSnapshot
+from resources.resilience.breaker_store import store_from_url
 from resources.simulator import ProviderSimulator
 
 # ------------------------------------------------------------------------------------ schedules
