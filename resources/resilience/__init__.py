@@ -16,4 +16,6 @@ without pulling in the executor):
 * ``chain``     - ``DEFAULT_CHAINS``, ``ModelRef``, ``provider_for``, ``fallback_chain_for``, ``StagePolicy``.
 * ``executor``  - ``ResilientCaller``, ``CallOutcome``.
 * ``telemetry`` - ``AttemptRecord``, ``TelemetryListener``, ``JsonlTelemetrySink``.
+* ``health_probe`` - ``plan_probes``, ``probe_model_for``, ``probe_provider``: the provider health probe's
+  decisions and its one call (the Dagster job around them is ``cineforge_assets/health.py``).
 """
