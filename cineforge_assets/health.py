@@ -9,15 +9,12 @@ This module is only the Dagster shell: the op, its config and the job.
 
 # No ``from __future__ import annotations``: Dagster reads the op's config/resource annotations at
 # decoration time and cannot resolve them from strings.
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import Config, MetadataValue, Nothing, OpExecutionContext, Out, Output, job, op
 from pydantic import Field
 
-from resources.ai import AIProviderResource
-from resources.providers.base import ProviderAdapter
-from resources.resilience.breaker import CircuitBreaker
+from resources.ai import AIProviderResource, ProviderSession
 from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.health_probe import (
     ProbePlan,
@@ -28,7 +25,7 @@ from resources.resilience.health_probe import (
     probe_provider,
     states_table,
 )
-from resources.resilience.telemetry import AttemptRecord, TelemetryListener
+from resources.resilience.telemetry import AttemptRecord
 
 HEALTH_JOB_NAME = "provider_health"
 
@@ -78,9 +75,7 @@ def probe_provider_health(
             context.log.info(f"{describe(before[plan.provider])} -> {plan.reason}")
         for plan in plans:
             if plan.action == "probe":
-                results[plan.provider] = _probe_one(
-                    context, ai, config, plan, session.adapters, session.breaker, session.listeners
-                )
+                results[plan.provider] = _probe_one(context, ai, config, plan, session)
         after = session.breaker.snapshot()
     for provider, result in sorted(results.items()):
         context.log.info(f"probe {provider}/{result.model}: {result.outcome} - {result.detail}")
@@ -102,12 +97,10 @@ def _probe_one(
     ai: AIProviderResource,
     config: HealthProbeConfig,
     plan: ProbePlan,
-    adapters: Mapping[str, ProviderAdapter],
-    breaker: CircuitBreaker,
-    listeners: Sequence[TelemetryListener],
+    session: ProviderSession,
 ) -> ProbeResult:
     model = probe_model_for(plan.provider, ai.chains or None, config.probe_models)
-    adapter = adapters.get(plan.provider)
+    adapter = session.adapters.get(plan.provider)
     if model is None or adapter is None:
         why = "no model configured" if model is None else f"no adapter in mode {ai.mode!r} (key missing?)"
         return ProbeResult(plan.provider, model or "", "not_probed", why)
@@ -115,9 +108,9 @@ def _probe_one(
         plan.provider,
         model,
         adapter,
-        breaker,
+        session.breaker,
         timeout_seconds=config.request_timeout_seconds,
-        listeners=listeners,
+        listeners=session.listeners,
         run_id=context.run_id,
     )
 
