@@ -711,7 +711,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from cineforge_assets.paths import telemetry_path
     from cineforge_assets.status import collect_status, render
-    from resources.resilience.breaker import default_store_url
+    from resources.resilience.breaker_store import default_store_url
 
     store_url = args.breaker_store or os.environ.get("CINEFORGE_BREAKER_STORE_URL") or default_store_url()
     telemetry = Path(os.environ.get("CINEFORGE_TELEMETRY_PATH") or telemetry_path())

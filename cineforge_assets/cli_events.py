@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cineforge_assets.console import ProgressDisplay, StepEvent, error_words, provider_name
-from resources.resilience.breaker import BreakerTransition
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord
 
 logger = logging.getLogger(__name__)

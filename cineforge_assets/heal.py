@@ -53,7 +53,7 @@ from cineforge_assets.health import HEALTH_JOB_NAME, provider_health_job
 from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
 from resources.ai import AIProviderResource
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 
 HEAL_SENSOR_NAME = "degraded_heal"
 HEALS_TAG = "cineforge/heals"  # the degraded materializations (asset@storage id) a heal run replaces

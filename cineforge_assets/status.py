@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 
 TRANSITION_WORDS: Mapping[str, str] = {
     "consecutive_failures": "consecutive transient failures reached the threshold",
@@ -202,7 +202,8 @@ def read_transitions(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[di
 
 
 def read_breakers(store_url: str, telemetry: Path) -> list[BreakerStatus]:
-    from resources.resilience.breaker import CircuitBreaker, store_from_url
+    from resources.resilience.breaker import CircuitBreaker
+    from resources.resilience.breaker_store import store_from_url
 
     store = store_from_url(store_url)
     try:

@@ -34,7 +34,7 @@ from dagster import (
 )
 
 from resources.ai import AIProviderResource, AIResult
-from resources.resilience.breaker import BreakerTransition
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.budget import BudgetExceededError, run_spend
 from resources.resilience.cost import attempts_cost, fallback_premium
 from resources.resilience.errors import AllProvidersOpenError, ProviderError

@@ -46,7 +46,7 @@ def fleet_spend_today(now: float) -> float | None:
     """Today's live spend from the spend ledger every worker settles into (the breakers' store): the
     fleet-wide figure the daily cap is enforced against, where telemetry files are per host. None when the
     store cannot be read (the report then falls back to its telemetry)."""
-    from resources.resilience.breaker import default_store_url
+    from resources.resilience.breaker_store import default_store_url
     from resources.resilience.budget import SpendLedger, spend_store_from_url
 
     try:

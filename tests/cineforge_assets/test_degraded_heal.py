@@ -62,7 +62,7 @@ from cineforge_assets.health import provider_health_job
 from cineforge_assets.sensors import sensors
 from cineforge_assets.sources import register_source
 from resources.ai import AIProviderResource
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 from resources.resilience.budget import Reservation
 from resources.resilience.chain import DEFAULT_CHAINS
 from resources.resilience.telemetry import AttemptRecord
