@@ -24,6 +24,8 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import BaseModel, Field, PrivateAttr
 
+from resources.data_root import response_cache_dir as default_response_cache_dir
+from resources.data_root import telemetry_path as default_telemetry_path
 from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
@@ -326,9 +328,7 @@ class AIProviderResource(ConfigurableResource):
     def telemetry_file(self) -> str:
         if self.telemetry_path:
             return self.telemetry_path
-        from cineforge_assets.paths import telemetry_path
-
-        return str(telemetry_path())
+        return str(default_telemetry_path())
 
     def _chains(self) -> Mapping[str, Sequence[str]] | None:
         if self.mode == "offline":
@@ -356,9 +356,7 @@ class AIProviderResource(ConfigurableResource):
     def response_cache(self) -> ResponseCache:
         if self.response_cache_dir:
             return ResponseCache(self.response_cache_dir)
-        from cineforge_assets.paths import data_root
-
-        return ResponseCache(data_root() / "cache" / "responses")
+        return ResponseCache(default_response_cache_dir())
 
     def chain_models(self, stage: str) -> list[str]:
         """The models ``stage`` walks, in order (the offline engine alone in offline mode)."""

@@ -26,7 +26,7 @@ from cineforge_assets.reporting import (
     report_window,
     spend_summary,
 )
-from resources.io_manager import atomic_write_bytes
+from resources.atomic_files import atomic_write_bytes
 
 RESUME_TAGS = ("cineforge/resumed_from", "cineforge/retry_of", "dagster/parent_run_id")
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"

@@ -43,7 +43,7 @@ from cineforge_assets.broll.jobs import (
     save_jobs,
     utc_now,
 )
-from resources.io_manager import atomic_write_bytes
+from resources.atomic_files import atomic_write_bytes
 from resources.providers.veo import VideoOperation
 from resources.resilience.errors import ProviderError
 
