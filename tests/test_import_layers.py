@@ -116,6 +116,13 @@ def test_no_import_cycle_between_the_subpackages_and_modules_of_resources(repo_e
     assert cycle_between_parts(repo_edges, "resources") is None
 
 
+def test_no_module_of_ours_imports_a_module_that_imports_it_back(repo_edges: set[Edge]) -> None:
+    """Module level, every import counted (inside functions and under ``TYPE_CHECKING`` too): a loop only
+    type checkers follow still means neither module can be read, moved or tested without the other."""
+    assert ("resources.resilience.breaker", "resources.resilience.breaker_state") in repo_edges
+    assert first_cycle(repo_edges) is None
+
+
 @pytest.mark.parametrize(
     "module", ["resources.atomic_files", "resources.data_root", "resources.providers.screenplay_grammar"]
 )
@@ -168,3 +175,16 @@ def test_a_cycle_between_two_parts_is_reported_and_one_inside_a_part_is_not(tmp_
     write_package(tmp_path, {"pkg/b.py": "from pkg.a.one import y\nx = 1\n"})
     edges = import_edges(module_files(tmp_path, ("pkg",)))
     assert set(cycle_between_parts(edges, "pkg") or ()) == {"pkg.a", "pkg.b"}
+
+
+def test_a_cycle_through_a_type_checking_import_is_found(tmp_path: Path) -> None:
+    write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from pkg.b import B\n",
+            "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n",
+        },
+    )
+    edges = import_edges(module_files(tmp_path, ("pkg",)))
+    assert set(first_cycle(edges) or ()) == {"pkg.a", "pkg.b"}
