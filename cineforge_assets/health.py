@@ -23,6 +23,7 @@ import httpx
 from dagster import Config, MetadataValue, Nothing, OpExecutionContext, Out, Output, job, op
 from pydantic import Field
 
+from cineforge_assets.run_tags import JOB_KIND_TAG
 from resources.ai import AIProviderResource
 from resources.providers.base import ProviderAdapter
 from resources.providers.prompts import build_request, parse_response
@@ -307,7 +308,7 @@ def _probe_one(
 @job(
     name=HEALTH_JOB_NAME,
     description="Provider health: logs breaker states; one half-open probe per provider past its cooldown.",
-    tags={"cineforge/kind": "health"},
+    tags={JOB_KIND_TAG: "health"},
 )
 def provider_health_job() -> None:
     probe_provider_health()
