@@ -5,7 +5,6 @@ Every call's attempts go to the run's event log and its spend to the run's tags
 (``cineforge_assets.run_events``); what the step raises when calls fail is decided by
 ``cineforge_assets.step_failures``.
 
-
 ``run_parts`` sends each part (an ``enrich_scenes`` batch, a ``normalize`` chunk) through the provider
 resource, the first alone and the rest on a bounded thread pool inside the step (the step itself holds one
 slot of the ``provider_calls`` pool). Each part walks the stage's fallback chain on its own: a part that
@@ -32,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, RetryRequested
 
+from cineforge_assets.degraded import is_heal_run
 from cineforge_assets.run_events import RunEventLog, attempts_table, cost_metadata, fallback_taken, tag_spend
 from cineforge_assets.screenplay.batching import split_batch
 from cineforge_assets.step_failures import (
@@ -65,14 +65,15 @@ def run_ai_task(
 ) -> AIResult[Any]:
     """One call of ``task`` through the stage's chain; a failure is raised as the step's classified
     ``Failure``, or ``RetryRequested`` when every provider's breaker is open."""
+    events = RunEventLog(context)
     try:
         result = ai.run_task(
             stage=stage,
             task=task,
             payload=payload,
-            listeners=[RunEventLog(context)],
+            listeners=[events],
             run_id=context.run_id,
-            partition=context.partition_key if context.has_partition_key else None,
+            partition=events.partition,
         )
         tag_spend(context, ai, stage, f"{result.provider}/{result.model}")
         return result
@@ -175,6 +176,18 @@ def run_parts(
         with ThreadPoolExecutor(max_workers=min(concurrency, len(rest)), thread_name_prefix="split-part") as pool:
             outcomes += [o for found in pool.map(lambda p: _run_part(p, call, split), rest) for o in found]
     return PartsRun(sorted(outcomes, key=lambda o: (o.part.start, o.part.stop)))
+
+
+def cached_parts(context: AssetExecutionContext, parts: Sequence[range]) -> bool | Callable[[range], bool]:
+    """Which of a stage's parts go through the response cache (``PartCaller``'s ``cache``): split work only.
+    One call has nothing to keep for a partial retry, so a stage of one part caches only the pieces it may
+    be split into; a heal run reads none of it (the cache holds the very fallback answers the heal replaces,
+    under an unchanged key)."""
+    if is_heal_run(context.run.tags):
+        return False
+    if len(parts) > 1:
+        return True
+    return lambda part: part != parts[0]
 
 
 class PartCaller:

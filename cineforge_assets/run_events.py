@@ -29,7 +29,7 @@ from resources.resilience.cost import attempts_cost, fallback_premium
 from resources.resilience.telemetry import AttemptRecord
 
 # The attempts worth an event: a retry, a fallback or the end of the chain (a plain success is only logged).
-EVENT_FOR_DECISION = {
+_EVENT_FOR_DECISION = {
     "retry_same_model": "stage_retrying",
     "fallback_next_model": "stage_fallback",
     "fallback_next_provider": "stage_fallback",
@@ -61,7 +61,7 @@ class RunEventLog:
         )
 
     def on_attempt(self, record: AttemptRecord) -> None:
-        event = EVENT_FOR_DECISION.get(record.decision)
+        event = _EVENT_FOR_DECISION.get(record.decision)
         line = (
             f"[{record.stage}] attempt {record.attempt} {record.provider}/{record.model}: {record.outcome}"
             f" {record.error_code or ''} -> {record.decision}"

@@ -26,9 +26,16 @@ from cineforge_assets.checks import (
     evaluate_scenes_plausible,
     evaluate_served_by_preferred,
 )
-from cineforge_assets.degraded import ServiceQuality, assess_results, is_heal_run, not_served, service_metadata
+from cineforge_assets.degraded import ServiceQuality, assess_results, not_served, service_metadata
 from cineforge_assets.partitions import screenplay_partitions
-from cineforge_assets.provider_calls import PartCaller, failure_for, parts_metadata, run_ai_task, run_parts
+from cineforge_assets.provider_calls import (
+    PartCaller,
+    cached_parts,
+    failure_for,
+    parts_metadata,
+    run_ai_task,
+    run_parts,
+)
 from cineforge_assets.run_events import ai_metadata
 from cineforge_assets.screenplay.artifacts import (
     CanonicalScript,
@@ -150,6 +157,8 @@ def _normalize_prose(
     paragraphs = prose_paragraphs(text)
     whole = len(chunks) <= 1
 
+    parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
+
     def payload_for(part: range) -> dict[str, Any]:
         if whole and part == range(len(paragraphs)):
             return {"text": text}  # one part: the prose as it came (the single call's payload, as ever)
@@ -162,18 +171,9 @@ def _normalize_prose(
         task="normalize",
         payload_for=payload_for,
         max_tokens=limits.max_output_tokens if not whole else None,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache. A heal
-        # run reads none of it (the cache holds the fallback's answers under an unchanged key).
-        cache=(
-            False
-            if is_heal_run(context.run.tags)
-            else True
-            if not whole
-            else (lambda part: part != range(len(paragraphs)))
-        ),
+        cache=cached_parts(context, parts),
         total_items=len(paragraphs),
     )
-    parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
     run = run_parts(
         parts,
         call,
@@ -262,15 +262,7 @@ def _enrich_scenes(
         task="enrich_scenes",
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache (the
-        # halves of a single batch that had to be split too); a heal run reads none of it.
-        cache=(
-            False
-            if is_heal_run(context.run.tags)
-            else True
-            if len(batches) > 1
-            else (lambda batch: batch != batches[0])
-        ),
+        cache=cached_parts(context, batches),
         total_items=sum(len(batch) for batch in batches),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
