@@ -14,6 +14,7 @@ from typing import Any
 from dagster import Config, MetadataValue, Nothing, OpExecutionContext, Out, Output, job, op
 from pydantic import Field
 
+from cineforge_assets.run_tags import JOB_KIND_TAG
 from resources.ai import AIProviderResource, ProviderSession
 from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.health_probe import (
@@ -118,7 +119,7 @@ def _probe_one(
 @job(
     name=HEALTH_JOB_NAME,
     description="Provider health: logs breaker states; one half-open probe per provider past its cooldown.",
-    tags={"cineforge/kind": "health"},
+    tags={JOB_KIND_TAG: "health"},
 )
 def provider_health_job() -> None:
     probe_provider_health()

@@ -33,12 +33,11 @@ from filelock import FileLock
 
 from cineforge_assets.partitions import partition_key_for, source_stem
 from cineforge_assets.paths import data_root, sources_dir, state_dir
+from cineforge_assets.run_tags import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
 from cineforge_assets.screenplay.formats.errors import NotARegularFileError
 from cineforge_assets.screenplay.formats.limits import SourceLimits, check_size
 from resources.atomic_files import atomic_write_bytes, atomic_writer
 
-SOURCE_PATH_TAG = "cineforge/source_path"
-SOURCE_SHA256_TAG = "cineforge/sha256"
 MANIFEST_NAME = "current.json"
 REPLACE_ENV = "CINEFORGE_REPLACE_SOURCES"
 _COPY_CHUNK = 1024 * 1024

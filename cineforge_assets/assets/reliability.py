@@ -26,9 +26,9 @@ from cineforge_assets.reporting import (
     report_window,
     spend_summary,
 )
+from cineforge_assets.run_tags import RESUME_TAGS
 from resources.atomic_files import atomic_write_bytes
 
-RESUME_TAGS = ("cineforge/resumed_from", "cineforge/retry_of", "dagster/parent_run_id")
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
 BREAKER_STORE_ENV = "CINEFORGE_BREAKER_STORE_URL"
 
