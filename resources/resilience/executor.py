@@ -764,6 +764,7 @@ class ResilientCaller:
         hedger = self.hedger
         assert hedger is not None
         if run.calls >= run.policy.max_attempts:
+            logger.debug("%s: no hedge (attempt budget spent)", run.stage)
             return None
         ref = refs[index]
         for candidate in refs[index + 1 :]:
@@ -773,10 +774,12 @@ class ResilientCaller:
                 continue  # (nor onto a model whose context window cannot take the prompt)
             try:
                 hedge_permit = self.breakers.acquire(candidate.provider)
-            except BreakerOpenError:  # open, parked or warming: never hedge onto it
+            except BreakerOpenError as closed_door:  # open, parked or warming: never hedge onto it
+                logger.debug("%s: no hedge to %s (%s)", run.stage, candidate, type(closed_door).__name__)
                 continue
             reservation = self._reserve_hedge(run, candidate, request)
             if reservation is None or not hedger.quota.try_take():
+                logger.debug("%s: no hedge (%s)", run.stage, "cost cap" if reservation is None else "hedge quota")
                 if reservation is not None:
                     self._settle_spend(reservation, 0.0)
                 self.breakers.release(hedge_permit)
@@ -786,6 +789,7 @@ class ResilientCaller:
             timeout = run.request_timeout(self._clock())
             entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
             return candidate, hedge_permit, reservation, entrant
+        logger.debug("%s: no hedge (no other provider's model left to race)", run.stage)
         return None
 
     def _reserve_hedge(self, run: _StageRun, ref: ModelRef, request: CompletionRequest) -> Reservation | None:
