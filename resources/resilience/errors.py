@@ -52,6 +52,9 @@ if TYPE_CHECKING:  # telemetry imports nothing from here at runtime either; keep
 ErrorClass = Literal["transient", "permanent", "provider_unavailable"]
 ExhaustionReason = Literal["budget", "deadline", "chain"]
 
+# The connection broke before any answer came back (reset, closed mid-request): retried at once the first
+# time (``backoff.delay_for``).
+CONNECTION_RESET = "connection_reset"
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 PROVIDER_LEVEL_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_ERROR_CODES = frozenset(
@@ -72,7 +75,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "insufficient_quota_retryable",
         # transport
         "timeout",
-        "connection_reset",
+        CONNECTION_RESET,
         "connection_error",
     }
 )
@@ -645,7 +648,7 @@ def transport_error(provider: str, model: str, exc: BaseException) -> TransientP
     """Timeouts and connection failures below HTTP are transient by definition."""
     import httpx
 
-    code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_reset"
+    code = "timeout" if isinstance(exc, httpx.TimeoutException) else CONNECTION_RESET
     if isinstance(exc, httpx.ConnectError):
         code = "connection_error"
     detail = str(exc)
