@@ -202,7 +202,7 @@ class OursContender:
     def _traced_serve(self, item: BenchRequest, trace: RequestTraceWriter) -> str:
         first = self.config.chain[0]
         hedger = self.caller.hedger
-        delay = hedger.delay(provider_for(first), first, STAGE) if hedger is not None else None
+        delay = hedger.delay(provider_for(first), first, STAGE, self.config.request_timeout_s) if hedger else None
         trace.log.begin()
         start = time.time()
         try:

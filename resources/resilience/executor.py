@@ -87,7 +87,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -125,7 +126,7 @@ from resources.resilience.errors import (
     is_context_overflow,
     is_provider_overloaded,
 )
-from resources.resilience.hedge import Entrant, Hedger, first_valid
+from resources.resilience.hedge import Entrant, Hedger
 from resources.resilience.retry_budget import RETRY_BUDGET_EXHAUSTED, RetryBudget
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
 
@@ -275,6 +276,18 @@ class _StageRun:
     def fail(self, error: ProviderError) -> ProviderError:
         error.attempts = list(self.attempts)
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class _Hedge:
+    """A hedge in a race: its model, breaker permit, spend reservation and call; ``late_at`` (monotonic): when
+    it is late itself by its model's hedge delay."""
+
+    ref: ModelRef
+    permit: Permit
+    reservation: Reservation
+    entrant: Entrant[Completion]
+    late_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -748,19 +761,26 @@ class ResilientCaller:
         timeout = run.request_timeout(started)
         primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
         hedger.quota.note_call()
-        delay = hedger.delay(ref.provider, ref.model, run.stage)
-        if delay is not None and delay < timeout and not wait_done(primary, delay):
+        delay = hedger.delay(ref.provider, ref.model, run.stage, timeout)
+        if delay < timeout and not wait_done(primary, delay):
             sent = self._send_hedge(run, refs, index, request, delay)
             if sent is not None:
-                return self._settle_race(run, ref, permit, primary, *sent, parse)
+                return self._settle_race(run, refs, index, request, permit, primary, sent, parse)
         hedger.finish(primary)
         return primary.future.result()
 
     def _send_hedge(
-        self, run: _StageRun, refs: Sequence[ModelRef], index: int, request: CompletionRequest, delay: float
-    ) -> tuple[ModelRef, Permit, Reservation, Entrant[Completion]] | None:
-        """Start the hedge on the next entry of another provider whose breaker grants a permit, within the
-        attempt budget, the cost budget and the hedge quota; None if there is none."""
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
+        waited: float,
+        avoid: Collection[str] = (),
+    ) -> _Hedge | None:
+        """Start a hedge on the next entry of another provider (none of ``avoid``: already in this race) whose
+        breaker grants a permit, within the attempt budget, the cost budget and the hedge quota; None if there
+        is none. ``waited``: how long the slow call has been out (logged)."""
         hedger = self.hedger
         assert hedger is not None
         if run.calls >= run.policy.max_attempts:
@@ -770,7 +790,9 @@ class ResilientCaller:
         for candidate in refs[index + 1 :]:
             if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
                 continue
-            if candidate.provider not in self.adapters or _window_short_by(candidate, request) > 0:
+            if candidate.provider in avoid or candidate.provider not in self.adapters:
+                continue
+            if _window_short_by(candidate, request) > 0:
                 continue  # (nor onto a model whose context window cannot take the prompt)
             try:
                 hedge_permit = self.breakers.acquire(candidate.provider)
@@ -785,10 +807,12 @@ class ResilientCaller:
                 self.breakers.release(hedge_permit)
                 return None
             run.calls += 1
-            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=delay)
+            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=waited)
             timeout = run.request_timeout(self._clock())
             entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
-            return candidate, hedge_permit, reservation, entrant
+            # When the hedge is itself late (by its own model's delay) while the slow call is still out.
+            late_at = time.monotonic() + hedger.delay(candidate.provider, candidate.model, run.stage, timeout)
+            return _Hedge(candidate, hedge_permit, reservation, entrant, late_at)
         logger.debug("%s: no hedge (no other provider's model left to race)", run.stage)
         return None
 
@@ -803,21 +827,29 @@ class ResilientCaller:
     def _settle_race(
         self,
         run: _StageRun,
-        ref: ModelRef,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
         permit: Permit,
         primary: Entrant[Completion],
-        hedge_ref: ModelRef,
-        hedge_permit: Permit,
-        hedge_reservation: Reservation,
-        hedge: Entrant[Completion],
+        first_hedge: _Hedge,
         parse: Callable[[str], T],
     ) -> Completion | CallOutcome[T]:
-        """First valid answer wins; the loser is cancelled (its connection shut) and its permit handed back."""
+        """First valid answer wins; the losers are cancelled (connections shut) and their permits handed back.
+
+        While the slow call is still out, a hedge that failed (or answered unusably), or that is late itself
+        by its own model's hedge delay, is followed at once by the next hedge on another provider, within the
+        same attempt budget, cost caps and quota: a hedge that met the same fault as the slow call must not
+        leave the request waiting out the slow call's whole timeout. Once the slow call has failed, the
+        hedges still out are waited for, and no new one is sent: the walk's retry or fallback takes over."""
         hedger = self.hedger
         assert hedger is not None
         values: dict[int, T] = {}
 
-        def valid(completion: Completion) -> bool:
+        def valid(entrant: Entrant[Completion]) -> bool:
+            if entrant.future.exception() is not None:
+                return False
+            completion = entrant.future.result()
             if completion.truncated:
                 return False
             try:
@@ -826,37 +858,80 @@ class ResilientCaller:
                 return False
             return True
 
-        winner, _still_running = first_valid([primary, hedge], valid)
-        if winner is hedge:
-            self._drop_entrant(permit, primary)
-            completion = hedge.future.result()
-            latency = self._clock() - hedge.started
-            self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, completion))
-            self.breakers.record(hedge_permit, success=True)
-            hedger.tracker.observe((hedge_ref.provider, hedge_ref.model, run.stage), latency)
-            run.log(
-                hedge_ref,
-                outcome="success",
-                decision="hedge_won",
-                latency_s=latency,
-                breaker_state=hedge_permit.state,
-                request_id=completion.request_id,
-                completion=completion,
-            )
-            return CallOutcome(values[id(completion)], hedge_ref.provider, hedge_ref.model, run.attempts, completion)
-        problem = self._drop_entrant(hedge_permit, hedge)
-        # A hedge that answered second is billed; a cancelled or failed one is not.
-        answered = hedge.future.done() and hedge.future.exception() is None and not hedge.lease.cancelled
-        self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, hedge.future.result()) if answered else 0.0)
+        raced = {first_hedge.ref.provider}
+        out = [first_hedge]  # hedges still running, oldest first
+        primary_out, hedging = True, True
+        while primary_out or out:
+            late_in = max(0.0, out[-1].late_at - time.monotonic()) if primary_out and out and hedging else None
+            futures = [hedge.entrant.future for hedge in out] + ([primary.future] if primary_out else [])
+            done, _ = wait(futures, timeout=late_in, return_when=FIRST_COMPLETED)
+            if primary_out and primary.future in done:
+                primary_out = False
+                if valid(primary):
+                    for hedge in out:
+                        self._drop_hedge(run, hedge)
+                    hedger.finish(primary)
+                    return primary.future.result()
+            for hedge in [hedge for hedge in out if hedge.entrant.future in done]:
+                out.remove(hedge)
+                if valid(hedge.entrant):
+                    return self._hedge_won(run, permit, primary, hedge, out, values)
+                self._drop_hedge(run, hedge)
+            if primary_out and hedging and (not out or out[-1].late_at <= time.monotonic()):
+                sent = self._send_hedge(run, refs, index, request, self._clock() - primary.started, raced)
+                if sent is None:
+                    hedging = False  # nothing left to race: wait for the calls out
+                else:
+                    raced.add(sent.ref.provider)
+                    out.append(sent)
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _hedge_won(
+        self,
+        run: _StageRun,
+        permit: Permit,
+        primary: Entrant[Completion],
+        winner: _Hedge,
+        others: Sequence[_Hedge],
+        values: Mapping[int, T],
+    ) -> CallOutcome[T]:
+        """Settle a race a hedge won: the slow call and the other hedges out are cancelled or settled."""
+        hedger = self.hedger
+        assert hedger is not None
+        self._drop_entrant(permit, primary)
+        for hedge in others:
+            self._drop_hedge(run, hedge)
+        completion = winner.entrant.future.result()
+        latency = self._clock() - winner.entrant.started
+        self._settle_spend(winner.reservation, run.cost_of(winner.ref, completion))
+        self.breakers.record(winner.permit, success=True)
+        hedger.tracker.observe((winner.ref.provider, winner.ref.model, run.stage), latency)
         run.log(
-            hedge_ref,
+            winner.ref,
+            outcome="success",
+            decision="hedge_won",
+            latency_s=latency,
+            breaker_state=winner.permit.state,
+            request_id=completion.request_id,
+            completion=completion,
+        )
+        return CallOutcome(values[id(completion)], winner.ref.provider, winner.ref.model, run.attempts, completion)
+
+    def _drop_hedge(self, run: _StageRun, hedge: _Hedge) -> None:
+        """Settle a hedge that did not win: cancelled if still out, its breaker, spend and log settled."""
+        problem = self._drop_entrant(hedge.permit, hedge.entrant)
+        entrant = hedge.entrant
+        # A hedge that answered (second, or unusably) is billed; a cancelled or failed one is not.
+        answered = entrant.future.done() and entrant.future.exception() is None and not entrant.lease.cancelled
+        self._settle_spend(hedge.reservation, run.cost_of(hedge.ref, entrant.future.result()) if answered else 0.0)
+        run.log(
+            hedge.ref,
             outcome="error" if problem else "skipped",
             decision="skip_provider",
             error=problem,
             error_code=None if problem else "hedge_cancelled",
         )
-        hedger.finish(primary)
-        return primary.future.result()
 
     def _drop_entrant(self, permit: Permit, entrant: Entrant[Completion]) -> ProviderError | None:
         """Settle a race's loser: cancel it if still running (permit released), else tell the breaker what its

@@ -4,9 +4,14 @@ Why: a call that hangs costs the whole per-call timeout before any retry or fall
 sets a stage's tail latency when a few percent of calls time out. Polly and Envoy hedge; the rules here:
 
 * **When.** After ``hedge_after``: a fixed delay, or a quantile (default p95) of the model's recent
-  latencies for the stage, learned in this process (``LatencyTracker``) and clamped to
-  ``[min_after_seconds, max_after_seconds]``. Until enough latencies are known (``min_samples``) and no
-  fixed delay is set, nothing is hedged.
+  latencies for the stage, learned in this process (``LatencyTracker``), never later than ``timeout_share``
+  (half) of the call's own timeout, and clamped to ``[min_after_seconds, max_after_seconds]``. Until
+  ``min_samples`` latencies are known the delay is that half of the timeout: a process that just started
+  knows nothing of the model, but a call that has used half its timeout is late by the operator's own
+  measure, and waiting the other half for a hung call is what hedging is for. The same bound keeps a few
+  slow first calls (connection set-up, a process's first imports) from pushing the learned quantile past
+  the timeout, where no call would ever be hedged. ``min_samples`` defaults to 20: the nearest-rank p95 of
+  fewer samples is their maximum, so one slow call would set it.
 * **How often.** At most ``max_share`` of calls (default 10 %) are hedged (``HedgeQuota``, a token bucket
   filled by every first call): a brownout must not double the fleet's load.
 * **Where to.** The executor picks the next entry of the chain whose provider is another one, is not
@@ -35,14 +40,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import certifi
 import httpx
 
-from resources.providers.base import Completion, ProviderAdapter
+from resources.providers.base import ProviderAdapter
 
 R = TypeVar("R")
 
@@ -57,8 +62,9 @@ class HedgePolicy:
     quantile: float = 0.95
     min_after_seconds: float = 0.05
     max_after_seconds: float = 30.0
-    min_samples: int = 10
+    min_samples: int = 20
     max_share: float = 0.1
+    timeout_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.after_seconds is not None and self.after_seconds < 0:
@@ -71,6 +77,8 @@ class HedgePolicy:
             raise ValueError("min_samples must be >= 1")
         if not 0.0 <= self.max_share <= 1.0:
             raise ValueError("max_share must be in [0, 1]")
+        if not 0.0 < self.timeout_share <= 1.0:
+            raise ValueError("timeout_share must be in (0, 1]")
 
 
 class LatencyTracker:
@@ -98,14 +106,19 @@ class LatencyTracker:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def hedge_delay(policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, str, str]) -> float | None:
-    """How long to wait for ``key``'s call before hedging it, or None (not enough history, no fixed delay)."""
+def hedge_delay(
+    policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, str, str], timeout: float | None = None
+) -> float:
+    """How long to wait for ``key``'s call (timing out after ``timeout`` s; None: no bound of its own) before
+    hedging it: the fixed delay, else the learned quantile, never past ``timeout_share`` of the timeout and
+    that share until the quantile is known (see the module docstring)."""
     if policy.after_seconds is not None:
         return policy.after_seconds
+    latest = policy.max_after_seconds
+    if timeout is not None:
+        latest = min(latest, policy.timeout_share * timeout)
     learned = tracker.quantile(key, policy.quantile, policy.min_samples)
-    if learned is None:
-        return None
-    return min(policy.max_after_seconds, max(policy.min_after_seconds, learned))
+    return max(policy.min_after_seconds, latest if learned is None else min(latest, learned))
 
 
 class HedgeQuota:
@@ -284,8 +297,8 @@ class Hedger:
     def hedges(self, stage: str) -> bool:
         return self.stages is None or stage in self.stages
 
-    def delay(self, provider: str, model: str, stage: str) -> float | None:
-        return hedge_delay(self.policy, self.tracker, (provider, model, stage))
+    def delay(self, provider: str, model: str, stage: str, timeout: float | None = None) -> float:
+        return hedge_delay(self.policy, self.tracker, (provider, model, stage), timeout)
 
     def start(self, provider: str, call: Callable[[ProviderAdapter], R]) -> Entrant[R]:
         lease = self.clients.lease(provider)
@@ -298,21 +311,6 @@ class Hedger:
     def cancel(self, entrant: Entrant[R]) -> None:
         entrant.lease.cancel()
         self.finish(entrant)
-
-
-def first_valid(
-    entrants: list[Entrant[Completion]], is_valid: Callable[[Completion], bool]
-) -> tuple[Entrant[Completion] | None, list[Entrant[Completion]]]:
-    """Wait until one entrant answered validly (returned with the rest still running) or all finished
-    (None). An entrant that failed or answered invalidly drops out of the race, not the others."""
-    running = list(entrants)
-    while running:
-        done, _ = wait([e.future for e in running], return_when=FIRST_COMPLETED)
-        for entrant in [e for e in running if e.future in done]:
-            running.remove(entrant)
-            if entrant.future.exception() is None and is_valid(entrant.future.result()):
-                return entrant, running
-    return None, []
 
 
 PROCESS_TRACKER = LatencyTracker()

@@ -42,7 +42,6 @@ def test_learned_delay_is_the_quantile_clamped() -> None:
     tracker = LatencyTracker()
     key = ("anthropic", "claude-sonnet-4-6", "normalize")
     policy = HedgePolicy(quantile=0.9, min_samples=10, min_after_seconds=0.1, max_after_seconds=2.0)
-    assert hedge_delay(policy, tracker, key) is None  # no history, no fixed delay: never hedge blind
     for ms in range(1, 11):
         tracker.observe(key, ms / 10)  # 0.1 .. 1.0 s
     assert hedge_delay(policy, tracker, key) == pytest.approx(0.9)
@@ -50,6 +49,33 @@ def test_learned_delay_is_the_quantile_clamped() -> None:
         tracker.observe(key, 9.0)
     assert hedge_delay(policy, tracker, key) == 2.0  # bounded above
     assert hedge_delay(HedgePolicy(after_seconds=0.3), tracker, key) == 0.3
+
+
+def test_before_the_latency_is_learned_a_call_is_hedged_at_half_its_timeout() -> None:
+    tracker = LatencyTracker()
+    key = ("anthropic", "claude-sonnet-4-6", "normalize")
+    policy = HedgePolicy()
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
+    # No timeout of its own: the longest delay the policy allows.
+    assert hedge_delay(policy, tracker, key) == policy.max_after_seconds
+    for _ in range(19):
+        tracker.observe(key, 0.2)
+    # 19 samples: their p95 would be their maximum, not yet a quantile worth trusting.
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
+    tracker.observe(key, 0.2)
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.2)
+
+
+def test_a_learned_delay_never_passes_half_the_call_timeout() -> None:
+    # A process's first calls were slow (connection set-up, first imports): their latencies alone must not
+    # push the delay past the timeout, where no hung call would ever be hedged.
+    tracker = LatencyTracker()
+    key = ("anthropic", "claude-sonnet-4-6", "normalize")
+    for seconds in [1.2] * 3 + [0.2] * 20:
+        tracker.observe(key, seconds)
+    policy = HedgePolicy()
+    assert hedge_delay(policy, tracker, key) == pytest.approx(1.2)
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
 
 
 def test_quota_caps_hedges_to_a_share_of_calls() -> None:
@@ -142,6 +168,75 @@ def test_a_hung_primary_is_hedged_the_hedge_wins_and_the_primary_connection_is_s
     assert isinstance(error, ProviderError) and error.provider == "anthropic"
     # The lost race says nothing about anthropic's health.
     assert caller.breakers.snapshot()["anthropic"].consecutive_failures == 0
+    hedger.clients.close()
+
+
+def test_a_hung_primary_is_hedged_at_half_its_timeout_before_any_latency_is_known(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    caller, hedger = _world(
+        simulator, http_client, policy=HedgePolicy(), stage_policy=StagePolicy(request_timeout_seconds=0.4)
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "openai"
+    sent, won = outcome.attempts
+    assert (sent.provider, sent.decision, won.decision) == ("anthropic", "hedge_sent", "hedge_won")
+    assert sent.latency_s == pytest.approx(0.2)  # the delay it waited: half the 0.4 s timeout
+    assert simulator.stats()["by_provider"]["anthropic"]["total"] == 1  # never waited out and retried
+    hedger.clients.close()
+
+
+def test_a_hedge_that_fails_while_the_primary_hangs_is_followed_by_the_next_hedge_at_once(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=reset,provider=openai,rate=1")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("openai", "skip_provider", "connection_reset"),
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("gemini", "hedge_won", None),
+    ]
+    # The hung primary was not waited out (3 s) and retried: it was cancelled when gemini answered.
+    assert outcome.attempts[2].latency_s is not None and outcome.attempts[2].latency_s < 1.0
+    assert simulator.stats()["by_provider"]["anthropic"]["total"] == 1
+    assert [e.lease.provider for e in hedger.cancelled] == ["anthropic"]
+    hedger.clients.close()
+
+
+def test_a_hedge_that_hangs_too_is_followed_by_the_next_hedge_after_its_own_delay(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("anthropic", "hedge_sent", "slow_call"),  # the first hedge (openai) was late by its own 0.05 s
+        ("openai", "skip_provider", "hedge_cancelled"),
+        ("gemini", "hedge_won", None),
+    ]
+    # Both hung calls were cancelled (their connections shut) once gemini answered.
+    assert sorted(e.lease.provider for e in hedger.cancelled) == ["anthropic", "openai"]
+    assert {p: c["total"] for p, c in simulator.stats()["by_provider"].items()} == {
+        "anthropic": 1,
+        "openai": 1,
+        "gemini": 1,
+    }
     hedger.clients.close()
 
 
