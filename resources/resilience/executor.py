@@ -837,11 +837,12 @@ class ResilientCaller:
     ) -> Completion | CallOutcome[T]:
         """First valid answer wins; the losers are cancelled (connections shut) and their permits handed back.
 
-        While the slow call is still out, a hedge that failed (or answered unusably), or that is late itself
-        by its own model's hedge delay, is followed at once by the next hedge on another provider, within the
-        same attempt budget, cost caps and quota: a hedge that met the same fault as the slow call must not
-        leave the request waiting out the slow call's whole timeout. Once the slow call has failed, the
-        hedges still out are waited for, and no new one is sent: the walk's retry or fallback takes over."""
+        While a call is still out and none of those out is on time (the slow call is late by definition; a
+        hedge is late once its own model's hedge delay has passed, or gone once it failed or answered
+        unusably), the next hedge goes at once to another provider, within the same attempt budget, cost caps
+        and quota: a hedge that met the same fault as the slow call must not leave the request waiting out
+        a hung call's whole timeout. Once nothing is out, the slow call's own answer or error goes back to
+        the walk, whose retry or fallback takes over."""
         hedger = self.hedger
         assert hedger is not None
         values: dict[int, T] = {}
@@ -862,7 +863,7 @@ class ResilientCaller:
         out = [first_hedge]  # hedges still running, oldest first
         primary_out, hedging = True, True
         while primary_out or out:
-            late_in = max(0.0, out[-1].late_at - time.monotonic()) if primary_out and out and hedging else None
+            late_in = max(0.0, out[-1].late_at - time.monotonic()) if out and hedging else None
             futures = [hedge.entrant.future for hedge in out] + ([primary.future] if primary_out else [])
             done, _ = wait(futures, timeout=late_in, return_when=FIRST_COMPLETED)
             if primary_out and primary.future in done:
@@ -877,7 +878,7 @@ class ResilientCaller:
                 if valid(hedge.entrant):
                     return self._hedge_won(run, permit, primary, hedge, out, values)
                 self._drop_hedge(run, hedge)
-            if primary_out and hedging and (not out or out[-1].late_at <= time.monotonic()):
+            if (primary_out or out) and hedging and (not out or out[-1].late_at <= time.monotonic()):
                 sent = self._send_hedge(run, refs, index, request, self._clock() - primary.started, raced)
                 if sent is None:
                     hedging = False  # nothing left to race: wait for the calls out

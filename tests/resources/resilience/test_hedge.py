@@ -240,6 +240,34 @@ def test_a_hedge_that_hangs_too_is_followed_by_the_next_hedge_after_its_own_dela
     hedger.clients.close()
 
 
+def test_a_late_hedge_is_followed_by_the_next_one_even_after_the_primary_timed_out(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        # The primary times out (0.5 s) while the hedge sent at 0.3 s is out and not yet late (0.6 s).
+        policy=HedgePolicy(after_seconds=0.3),
+        stage_policy=StagePolicy(request_timeout_seconds=0.5),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent"),
+        ("anthropic", "hedge_sent"),
+        ("openai", "skip_provider"),
+        ("gemini", "hedge_won"),
+    ]
+    # Neither hung call was waited out and retried.
+    assert {p: c["total"] for p, c in simulator.stats()["by_provider"].items()} == {
+        "anthropic": 1,
+        "openai": 1,
+        "gemini": 1,
+    }
+    hedger.clients.close()
+
+
 def test_a_fast_primary_is_not_hedged(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
     caller, hedger = _world(simulator, http_client, policy=HedgePolicy(after_seconds=10.0))
     outcome = caller.call("normalize", REQUEST, lambda text: text)
