@@ -6,7 +6,10 @@ sets a stage's tail latency when a few percent of calls time out. Polly and Envo
 * **When.** After ``hedge_after``: a fixed delay, or a quantile (default p95) of the model's recent
   latencies for the stage, learned in this process (``LatencyTracker``), never later than ``timeout_share``
   (half) of the call's own timeout, and clamped to ``[min_after_seconds, max_after_seconds]``. Until
-  ``min_samples`` latencies are known the delay is that half of the timeout: a process that just started
+  ``min_samples`` latencies of the model are known, the quantile of every model's latencies for the stage
+  stands in (a fallback model, or the hedge's own model when the hedge is late itself, is called too
+  rarely to learn its own: the task's size is the stage's whatever the model); until even those are
+  known the delay is that half of the timeout: a process that just started
   knows nothing of the model, but a call that has used half its timeout is late by the operator's own
   measure, and waiting the other half for a hung call is what hedging is for. The same bound keeps a few
   slow first calls (connection set-up, a process's first imports) from pushing the learned quantile past
@@ -81,8 +84,14 @@ class HedgePolicy:
             raise ValueError("timeout_share must be in (0, 1]")
 
 
+def stage_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The key under which every model's latencies for ``key``'s stage are also kept."""
+    return ("", "", key[2])
+
+
 class LatencyTracker:
-    """Recent successful-call latencies per (provider, model, stage), for this process."""
+    """Recent successful-call latencies per (provider, model, stage), for this process; each also goes into
+    its stage's pool (``stage_key``), which stands in for a model without enough history of its own."""
 
     def __init__(self, samples: int = _SAMPLES) -> None:
         self._samples = samples
@@ -91,10 +100,11 @@ class LatencyTracker:
 
     def observe(self, key: tuple[str, str, str], seconds: float) -> None:
         with self._lock:
-            window = self._latencies.get(key)
-            if window is None:
-                window = self._latencies[key] = deque(maxlen=self._samples)
-            window.append(seconds)
+            for each in (key, stage_key(key)):
+                window = self._latencies.get(each)
+                if window is None:
+                    window = self._latencies[each] = deque(maxlen=self._samples)
+                window.append(seconds)
 
     def quantile(self, key: tuple[str, str, str], q: float, min_samples: int) -> float | None:
         """The ``q`` quantile (nearest rank) of the kept latencies, or None with fewer than ``min_samples``."""
@@ -118,6 +128,8 @@ def hedge_delay(
     if timeout is not None:
         latest = min(latest, policy.timeout_share * timeout)
     learned = tracker.quantile(key, policy.quantile, policy.min_samples)
+    if learned is None:
+        learned = tracker.quantile(stage_key(key), policy.quantile, policy.min_samples)
     return max(policy.min_after_seconds, latest if learned is None else min(latest, learned))
 
 

@@ -66,6 +66,21 @@ def test_before_the_latency_is_learned_a_call_is_hedged_at_half_its_timeout() ->
     assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.2)
 
 
+def test_a_model_without_history_of_its_own_is_hedged_at_its_stage_learned_delay() -> None:
+    tracker = LatencyTracker()
+    sonnet = ("anthropic", "claude-sonnet-4-6", "normalize")
+    for _ in range(20):
+        tracker.observe(sonnet, 0.2)
+    policy = HedgePolicy()
+    # A fallback model (or a hedge's model) with no calls of its own yet: the stage's latencies stand in.
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "normalize"), timeout=1.0) == pytest.approx(0.2)
+    # Another stage learned nothing: half the timeout.
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "scenes"), timeout=1.0) == pytest.approx(0.5)
+    for _ in range(20):
+        tracker.observe(("openai", "gpt-4.1", "normalize"), 0.4)
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "normalize"), timeout=1.0) == pytest.approx(0.4)
+
+
 def test_a_learned_delay_never_passes_half_the_call_timeout() -> None:
     # A process's first calls were slow (connection set-up, first imports): their latencies alone must not
     # push the delay past the timeout, where no hung call would ever be hedged.
