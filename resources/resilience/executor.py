@@ -19,8 +19,9 @@ transient overload (529/503/overloaded  ``fallback_next_provider``  provider's o
 /UNAVAILABLE), any transient answer
 with ``x-should-retry: false``, or
 breaker open
-other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
-                                                                    honoured, capped; else full jitter)
+other transient (429, 500, timeout,     ``retry_same_model``        after ``delay_for`` (retry-after
+connection reset)                                                   honoured, capped; a first reset at
+                                                                    once; else full jitter)
   ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
   wait would end past the deadline, or
   the provider asks for more than
