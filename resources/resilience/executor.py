@@ -196,6 +196,9 @@ class _StageRun:
     context_error: ProviderError | None = None
     # the output ceiling of the call about to be sent (its timeout grows with it)
     output_ceiling: int = 0
+    # when a raced call went out, its client leased: the start of its latency as the hedge delay learns it
+    # (a process's first calls spend up to a second setting clients up under load, which is not the model's)
+    raced_from: float = 0.0
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -621,6 +624,7 @@ class ResilientCaller:
                         self._settle_spend(reservation, 0.0)  # cancelled before it answered
                         return raced
                     completion = raced
+                    started = run.raced_from
                 else:
                     completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
@@ -761,6 +765,7 @@ class ResilientCaller:
         ref = refs[index]
         timeout = run.request_timeout(started)
         primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
+        run.raced_from = primary.started
         hedger.quota.note_call()
         delay = hedger.delay(ref.provider, ref.model, run.stage, timeout)
         if delay < timeout and not wait_done(primary, delay):

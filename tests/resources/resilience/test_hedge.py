@@ -29,6 +29,7 @@ from resources.resilience.hedge import (
     hedge_delay,
 )
 from resources.simulator import ProviderSimulator
+from tests.resources.resilience.fakes import FakeClock
 
 KEY = "sim-key-not-a-secret"
 REQUEST = CompletionRequest(system="s", prompt="INT. LAB - NIGHT", stage="normalize", task="normalize")
@@ -292,6 +293,40 @@ def test_a_fast_primary_is_not_hedged(simulator: ProviderSimulator, http_client:
     assert simulator.stats()["by_provider"].get("openai") is None
     # Its latency was learned for the quantile rule.
     assert hedger.tracker.quantile(("anthropic", "claude-sonnet-4-6", "normalize"), 0.5, 1) is not None
+    hedger.clients.close()
+
+
+def test_the_latency_a_raced_call_teaches_leaves_out_its_client_set_up(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    clock = FakeClock()
+    make = _adapter_for(simulator)
+
+    def slow_to_set_up(provider: str, client: httpx.Client) -> ProviderAdapter:
+        clock.advance(5.0)  # a process's first client: CA bundle, imports, a contended GIL
+        return make(provider, client)  # type: ignore[operator,no-any-return]
+
+    tracker = LatencyTracker()
+    hedger = Hedger(
+        HedgePolicy(after_seconds=10.0),
+        CancellableClients(slow_to_set_up),
+        stages=frozenset({"normalize"}),
+        tracker=tracker,
+        quota=HedgeQuota(1.0),
+        clock=clock,
+    )
+    caller = ResilientCaller(
+        {p: make(p, http_client) for p in ("anthropic", "openai")},  # type: ignore[operator]
+        CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5), clock=clock),
+        policy=StagePolicy(request_timeout_seconds=20.0),
+        chains={"normalize": CHAIN},
+        clock=clock,
+        hedger=hedger,
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "anthropic"
+    learned = tracker.quantile(("anthropic", "claude-sonnet-4-6", "normalize"), 0.5, 1)
+    assert learned is not None and learned < 5.0  # the call's own time (the fake clock did not move in it)
     hedger.clients.close()
 
 
