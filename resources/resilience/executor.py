@@ -108,6 +108,7 @@ from resources.resilience.budget import (
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
     BILLING_REFUSED,
+    CONNECTION_RESET,
     DAILY_QUOTA_EXHAUSTED,
     AllProvidersOpenError,
     BillingError,
@@ -847,8 +848,9 @@ class ResilientCaller:
         hedge is late once its own model's hedge delay has passed, or gone once it failed or answered
         unusably), the next hedge goes at once to another provider, within the same attempt budget, cost caps
         and quota: a hedge that met the same fault as the slow call must not leave the request waiting out
-        a hung call's whole timeout. Once nothing is out, the slow call's own answer or error goes back to
-        the walk, whose retry or fallback takes over."""
+        a hung call's whole timeout. When no other provider is left, one whose hedge was reset races again (a
+        reset is its connection's fault, backoff.py). Once nothing is out, the slow call's own answer or error
+        goes back to the walk, whose retry or fallback takes over."""
         hedger = self.hedger
         assert hedger is not None
         values: dict[int, T] = {}
@@ -866,6 +868,7 @@ class ResilientCaller:
             return True
 
         raced = {first_hedge.ref.provider}
+        reset: set[str] = set()  # raced providers whose hedge was reset (not out any more)
         out = [first_hedge]  # hedges still running, oldest first
         primary_out, hedging = True, True
         while primary_out or out:
@@ -883,9 +886,14 @@ class ResilientCaller:
                 out.remove(hedge)
                 if valid(hedge.entrant):
                     return self._hedge_won(run, permit, primary, hedge, out, values)
-                self._drop_hedge(run, hedge)
+                if self._drop_hedge(run, hedge) == CONNECTION_RESET:
+                    reset.add(hedge.ref.provider)
             if (primary_out or out) and hedging and (not out or out[-1].late_at <= time.monotonic()):
-                sent = self._send_hedge(run, refs, index, request, self._clock() - primary.started, raced)
+                waited = self._clock() - primary.started
+                sent = self._send_hedge(run, refs, index, request, waited, raced)
+                if sent is None and reset:
+                    sent = self._send_hedge(run, refs, index, request, waited, raced - reset)
+                    reset.clear()
                 if sent is None:
                     hedging = False  # nothing left to race: wait for the calls out
                 else:
@@ -925,8 +933,9 @@ class ResilientCaller:
         )
         return CallOutcome(values[id(completion)], winner.ref.provider, winner.ref.model, run.attempts, completion)
 
-    def _drop_hedge(self, run: _StageRun, hedge: _Hedge) -> None:
-        """Settle a hedge that did not win: cancelled if still out, its breaker, spend and log settled."""
+    def _drop_hedge(self, run: _StageRun, hedge: _Hedge) -> str | None:
+        """Settle a hedge that did not win: cancelled if still out, its breaker, spend and log settled. Returns
+        the error code it failed with, if it failed."""
         problem = self._drop_entrant(hedge.permit, hedge.entrant)
         entrant = hedge.entrant
         # A hedge that answered (second, or unusably) is billed; a cancelled or failed one is not.
@@ -939,6 +948,7 @@ class ResilientCaller:
             error=problem,
             error_code=None if problem else "hedge_cancelled",
         )
+        return problem.error_code if problem else None
 
     def _drop_entrant(self, permit: Permit, entrant: Entrant[Completion]) -> ProviderError | None:
         """Settle a race's loser: cancel it if still running (permit released), else tell the breaker what its
