@@ -649,7 +649,7 @@ class ResilientCaller:
                 run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
             )
             self.breakers.record(permit, success=True)
-            if self.hedger is not None:
+            if self.hedger is not None and self.hedger.hedges(run.stage):  # (what no hedge reads is not kept)
                 self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
