@@ -9,17 +9,19 @@ sets a stage's tail latency when a few percent of calls time out. Polly and Envo
   ``min_samples`` latencies of the model are known, the quantile of every model's latencies for the stage
   stands in (a fallback model, or the hedge's own model when the hedge is late itself, is called too
   rarely to learn its own: the task's size is the stage's whatever the model); until even those are
-  known the delay is that half of the timeout: a process that just started
-  knows nothing of the model, but a call that has used half its timeout is late by the operator's own
-  measure, and waiting the other half for a hung call is what hedging is for. The same bound keeps a few
-  slow first calls (connection set-up, a process's first imports) from pushing the learned quantile past
-  the timeout, where no call would ever be hedged. ``min_samples`` defaults to 20: the nearest-rank p95 of
-  fewer samples is their maximum, so one slow call would set it.
+  known the delay is that half of the timeout: a process that just started knows nothing of the model,
+  but a call that has used half its timeout is late by the operator's own measure, and waiting the other
+  half for a hung call is what hedging is for. The same bound keeps a few slow first calls (a process's
+  first imports, a contended GIL) from pushing the learned quantile past the timeout, where no call would
+  ever be hedged. ``min_samples`` defaults to 20: the nearest-rank p95 of fewer samples is their maximum,
+  so one slow call would set it. A latency is counted from when the request went out, not from before
+  its client was leased.
 * **How often.** At most ``max_share`` of calls (default 10 %) are hedged (``HedgeQuota``, a token bucket
-  filled by every first call): a brownout must not double the fleet's load.
+  of 10 filled by every call): a brownout must not double the fleet's load.
 * **Where to.** The executor picks the next entry of the chain whose provider is another one, is not
   excluded for this request, and whose breaker grants a permit (never an open breaker); the hedge counts
-  against the stage's attempt budget like any call.
+  against the stage's attempt budget like any call. A hedge that fails, or is late itself, while the
+  race still has a call out is followed by the next one (``ResilientCaller._settle_race``).
 * **Cancelling the loser.** Each racing call runs on a pool thread with an httpx client of its own
   (``CancellableClients``); the loser's sockets are shut down (``shutdown(SHUT_RDWR)``: closing the client
   alone does not wake a thread blocked in ``recv``, and the peer would not see the connection end until the
