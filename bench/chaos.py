@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.attempt_trace import TRACE_DIR_ENV  # noqa: E402
 from bench.contenders import CONTENDERS, SHARED_STATE_CONTENDERS, BenchConfig  # noqa: E402
 from bench.harness import (  # noqa: E402
     RequestResult,
@@ -827,7 +828,14 @@ def main(argv: list[str] | None = None) -> int:
         help="BENCHMARKS.md section (markers <!-- NAME:start/end -->) and results file name; a run of some "
         "scenarios only (e.g. issue 18's 3,6,7) goes to its own section so it does not replace the full table",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="ours: write per-request attempt traces to DIR (read them with python -m bench.attempt_trace DIR)",
+    )
     args = parser.parse_args(argv)
+    if args.trace:
+        os.environ[TRACE_DIR_ENV] = str(Path(args.trace).resolve())  # BenchConfig's default, in every run
 
     settings = Settings(latency_s=args.latency, seed=args.seed)
     if args.quick:

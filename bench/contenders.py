@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from bench.attempt_trace import TRACE_DIR_ENV, RequestTraceWriter
 from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import CompletionRequest, ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
@@ -79,6 +80,8 @@ class BenchConfig:
     redis_url: str = ""  # for the *-redis contenders
     redis_prefix: str = ""
     hedging: bool = True  # ours: hedge the stage (learned p95); False to measure without it
+    # ours: write per-request attempt traces here (``bench/attempt_trace.py``; chaos.py ``--trace``)
+    trace_dir: str = dataclasses.field(default_factory=lambda: os.environ.get(TRACE_DIR_ENV, ""))
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,9 @@ class OursContender:
             retry_budget=RetryBudget(SQLiteBudgetStore(Path(config.breaker_dir) / "breakers.sqlite"), scope="bench"),
             hedger=self._hedger(config, threads) if config.hedging else None,
         )
+        self._trace = (
+            RequestTraceWriter(config.trace_dir, Path(config.breaker_dir).name, self.name) if config.trace_dir else None
+        )
 
     @staticmethod
     def _hedger(config: BenchConfig, threads: int) -> Hedger:
@@ -190,7 +196,22 @@ class OursContender:
 
     def serve(self, item: BenchRequest) -> str:
         task = item.task
-        outcome = self.caller.call(STAGE, item.request, lambda text: parse_response(task, text))
+        if self._trace is None:
+            return self.caller.call(STAGE, item.request, lambda text: parse_response(task, text)).provider
+        return self._traced_serve(item, self._trace)
+
+    def _traced_serve(self, item: BenchRequest, trace: RequestTraceWriter) -> str:
+        first = self.config.chain[0]
+        hedger = self.caller.hedger
+        delay = hedger.delay(provider_for(first), first, STAGE, self.config.request_timeout_s) if hedger else None
+        trace.log.begin()
+        start = time.time()
+        try:
+            outcome = self.caller.call(STAGE, item.request, lambda text: parse_response(item.task, text))
+        except ProviderError as error:
+            trace.write(item.number, start, time.time(), False, delay, error.attempts)
+            raise
+        trace.write(item.number, start, time.time(), True, delay, outcome.attempts)
         return outcome.provider
 
     def close(self) -> None:

@@ -1,12 +1,19 @@
 """How long to wait before retrying the same model.
 
-Two rules, in this order:
+Three rules, in this order:
 
-1. If the provider said how long (``retry-after`` / ``retry-after-ms``, already parsed onto the error as
+1. A connection reset (the connection broke before any answer came back: ``connection_reset``) is retried
+   at once the first time. A reset is most often a property of that one connection (a keep-alive
+   connection a load balancer or proxy dropped, one replica restarting), not of the provider's load, and
+   the retry goes out on a fresh connection; waiting first only adds the backoff to the request's latency.
+   The second reset in a row waits like any other failure (urllib3's ``Retry`` likewise sleeps nothing
+   before its first retry), and a provider that resets everything still meets the breaker and the
+   fleet's retry budget.
+2. If the provider said how long (``retry-after`` / ``retry-after-ms``, already parsed onto the error as
    ``retry_after``; only a finite, positive hint counts), wait that long, but never more than
    ``retry_after_cap``: a provider asking for minutes is better answered by falling back than by sleeping
    (the caller compares the delay with its deadline).
-2. Otherwise AWS "full jitter": ``uniform(0, min(cap, base * 2**attempt))``. Full jitter spreads the
+3. Otherwise AWS "full jitter": ``uniform(0, min(cap, base * 2**attempt))``. Full jitter spreads the
    retries of many workers that failed together, which is what an overload needs.
 
 tenacity's ``wait_random_exponential`` computes the same curve, but it cannot see the error's
@@ -20,7 +27,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from resources.resilience.errors import ProviderError
+from resources.resilience.errors import CONNECTION_RESET, ProviderError
 
 DEFAULT_BASE_SECONDS = 0.5
 DEFAULT_CAP_SECONDS = 20.0
@@ -59,12 +66,15 @@ def full_jitter_delay(attempt: int, policy: BackoffPolicy, rng: random.Random) -
 
 
 def delay_for(error: ProviderError, attempt: int, policy: BackoffPolicy, rng: random.Random) -> float:
-    """The wait before retrying after ``error``: its ``retry_after`` (capped) if any, else full jitter.
+    """The wait before the ``attempt``-th retry (0-based) after ``error``: none for a first connection reset,
+    else its ``retry_after`` (capped) if any, else full jitter.
 
     The rng is not consumed when ``retry_after`` decides, so a seeded sequence only depends on the
     jittered retries. A ``retry_after`` that is not finite and positive is no hint: a wait of 0 would send
     every worker that failed together back in lockstep, so those get full jitter like an answer without one.
     """
+    if attempt == 0 and error.error_code == CONNECTION_RESET:
+        return 0.0
     hint = error.retry_after
     if hint is not None and math.isfinite(hint) and hint > 0:
         return min(hint, policy.retry_after_cap)

@@ -53,6 +53,9 @@ if TYPE_CHECKING:  # keep the contract import-light: adapters import this module
 
 ExhaustionReason = Literal["budget", "deadline", "chain"]
 
+# The connection broke before any answer came back (reset, closed mid-request): retried at once the first
+# time (``backoff.delay_for``).
+CONNECTION_RESET = "connection_reset"
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 PROVIDER_LEVEL_STATUSES = frozenset({401, 403, 404})
 TRANSIENT_ERROR_CODES = frozenset(
@@ -73,7 +76,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "insufficient_quota_retryable",
         # transport
         "timeout",
-        "connection_reset",
+        CONNECTION_RESET,
         "connection_error",
     }
 )
@@ -646,7 +649,7 @@ def transport_error(provider: str, model: str, exc: BaseException) -> TransientP
     """Timeouts and connection failures below HTTP are transient by definition."""
     import httpx
 
-    code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_reset"
+    code = "timeout" if isinstance(exc, httpx.TimeoutException) else CONNECTION_RESET
     if isinstance(exc, httpx.ConnectError):
         code = "connection_error"
     detail = str(exc)

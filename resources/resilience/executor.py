@@ -19,8 +19,9 @@ transient overload (529/503/overloaded  ``fallback_next_provider``  provider's o
 /UNAVAILABLE), any transient answer
 with ``x-should-retry: false``, or
 breaker open
-other transient (429, 500, timeout)     ``retry_same_model``        after ``delay_for`` (retry-after
-                                                                    honoured, capped; else full jitter)
+other transient (429, 500, timeout,     ``retry_same_model``        after ``delay_for`` (retry-after
+connection reset)                                                   honoured, capped; a first reset at
+                                                                    once; else full jitter)
   ... model's attempts used up, the     ``fallback_next_model``     next model in the chain, no wait
   wait would end past the deadline, or
   the provider asks for more than
@@ -87,7 +88,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -107,6 +109,7 @@ from resources.resilience.budget import (
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
 from resources.resilience.errors import (
     BILLING_REFUSED,
+    CONNECTION_RESET,
     DAILY_QUOTA_EXHAUSTED,
     AllProvidersOpenError,
     BillingError,
@@ -126,7 +129,7 @@ from resources.resilience.errors import (
     is_context_overflow,
     is_provider_overloaded,
 )
-from resources.resilience.hedge import Entrant, Hedger, first_valid
+from resources.resilience.hedge import Entrant, Hedger
 from resources.resilience.retry_budget import RETRY_BUDGET_EXHAUSTED, RetryBudget
 from resources.resilience.telemetry import AttemptOutcome, AttemptRecord, Decision, TelemetryListener
 
@@ -195,6 +198,9 @@ class _StageRun:
     context_error: ProviderError | None = None
     # the output ceiling of the call about to be sent (its timeout grows with it)
     output_ceiling: int = 0
+    # when a raced call went out, its client leased: the start of its latency as the hedge delay learns it
+    # (a process's first calls spend up to a second setting clients up under load, which is not the model's)
+    raced_from: float = 0.0
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -276,6 +282,18 @@ class _StageRun:
     def fail(self, error: ProviderError) -> ProviderError:
         error.attempts = list(self.attempts)
         return error
+
+
+@dataclass(frozen=True, slots=True)
+class _Hedge:
+    """A hedge in a race: its model, breaker permit, spend reservation and call; ``late_at`` (monotonic): when
+    it is late itself by its model's hedge delay."""
+
+    ref: ModelRef
+    permit: Permit
+    reservation: Reservation
+    entrant: Entrant[Completion]
+    late_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,6 +626,7 @@ class ResilientCaller:
                         self._settle_spend(reservation, 0.0)  # cancelled before it answered
                         return raced
                     completion = raced
+                    started = run.raced_from
                 else:
                     completion = adapter.complete(ref.model, current_request, timeout=run.request_timeout(started))
             except ProviderError as error:
@@ -631,7 +650,7 @@ class ResilientCaller:
                 run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
             )
             self.breakers.record(permit, success=True)
-            if self.hedger is not None:
+            if self.hedger is not None and self.hedger.hedges(run.stage):  # (what no hedge reads is not kept)
                 self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
@@ -748,45 +767,61 @@ class ResilientCaller:
         ref = refs[index]
         timeout = run.request_timeout(started)
         primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
+        run.raced_from = primary.started
         hedger.quota.note_call()
-        delay = hedger.delay(ref.provider, ref.model, run.stage)
-        if delay is not None and delay < timeout and not wait_done(primary, delay):
+        delay = hedger.delay(ref.provider, ref.model, run.stage, timeout)
+        if delay < timeout and not wait_done(primary, delay):
             sent = self._send_hedge(run, refs, index, request, delay)
             if sent is not None:
-                return self._settle_race(run, ref, permit, primary, *sent, parse)
+                return self._settle_race(run, refs, index, request, permit, primary, sent, parse)
         hedger.finish(primary)
         return primary.future.result()
 
     def _send_hedge(
-        self, run: _StageRun, refs: Sequence[ModelRef], index: int, request: CompletionRequest, delay: float
-    ) -> tuple[ModelRef, Permit, Reservation, Entrant[Completion]] | None:
-        """Start the hedge on the next entry of another provider whose breaker grants a permit, within the
-        attempt budget, the cost budget and the hedge quota; None if there is none."""
+        self,
+        run: _StageRun,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
+        waited: float,
+        avoid: Collection[str] = (),
+    ) -> _Hedge | None:
+        """Start a hedge on the next entry of another provider (none of ``avoid``: already in this race) whose
+        breaker grants a permit, within the attempt budget, the cost budget and the hedge quota; None if there
+        is none. ``waited``: how long the slow call has been out (logged)."""
         hedger = self.hedger
         assert hedger is not None
         if run.calls >= run.policy.max_attempts:
+            logger.debug("%s: no hedge (attempt budget spent)", run.stage)
             return None
         ref = refs[index]
         for candidate in refs[index + 1 :]:
             if candidate.provider in (ref.provider, OFFLINE) or candidate.provider in run.excluded:
                 continue
-            if candidate.provider not in self.adapters or _window_short_by(candidate, request) > 0:
+            if candidate.provider in avoid or candidate.provider not in self.adapters:
+                continue
+            if _window_short_by(candidate, request) > 0:
                 continue  # (nor onto a model whose context window cannot take the prompt)
             try:
                 hedge_permit = self.breakers.acquire(candidate.provider)
-            except BreakerOpenError:  # open, parked or warming: never hedge onto it
+            except BreakerOpenError as closed_door:  # open, parked or warming: never hedge onto it
+                logger.debug("%s: no hedge to %s (%s)", run.stage, candidate, type(closed_door).__name__)
                 continue
             reservation = self._reserve_hedge(run, candidate, request)
             if reservation is None or not hedger.quota.try_take():
+                logger.debug("%s: no hedge (%s)", run.stage, "cost cap" if reservation is None else "hedge quota")
                 if reservation is not None:
                     self._settle_spend(reservation, 0.0)
                 self.breakers.release(hedge_permit)
                 return None
             run.calls += 1
-            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=delay)
+            run.log(ref, outcome="error", decision="hedge_sent", error_code="slow_call", latency_s=waited)
             timeout = run.request_timeout(self._clock())
             entrant = hedger.start(candidate.provider, _completer(candidate.model, request, timeout))
-            return candidate, hedge_permit, reservation, entrant
+            # When the hedge is itself late (by its own model's delay) while the slow call is still out.
+            late_at = time.monotonic() + hedger.delay(candidate.provider, candidate.model, run.stage, timeout)
+            return _Hedge(candidate, hedge_permit, reservation, entrant, late_at)
+        logger.debug("%s: no hedge (no other provider's model left to race)", run.stage)
         return None
 
     def _reserve_hedge(self, run: _StageRun, ref: ModelRef, request: CompletionRequest) -> Reservation | None:
@@ -800,21 +835,31 @@ class ResilientCaller:
     def _settle_race(
         self,
         run: _StageRun,
-        ref: ModelRef,
+        refs: Sequence[ModelRef],
+        index: int,
+        request: CompletionRequest,
         permit: Permit,
         primary: Entrant[Completion],
-        hedge_ref: ModelRef,
-        hedge_permit: Permit,
-        hedge_reservation: Reservation,
-        hedge: Entrant[Completion],
+        first_hedge: _Hedge,
         parse: Callable[[str], T],
     ) -> Completion | CallOutcome[T]:
-        """First valid answer wins; the loser is cancelled (its connection shut) and its permit handed back."""
+        """First valid answer wins; the losers are cancelled (connections shut) and their permits handed back.
+
+        While a call is still out and none of those out is on time (the slow call is late by definition; a
+        hedge is late once its own model's hedge delay has passed, or gone once it failed or answered
+        unusably), the next hedge goes at once to another provider, within the same attempt budget, cost caps
+        and quota: a hedge that met the same fault as the slow call must not leave the request waiting out
+        a hung call's whole timeout. When no other provider is left, one whose hedge was reset races again (a
+        reset is its connection's fault, backoff.py). Once nothing is out, the slow call's own answer or error
+        goes back to the walk, whose retry or fallback takes over."""
         hedger = self.hedger
         assert hedger is not None
         values: dict[int, T] = {}
 
-        def valid(completion: Completion) -> bool:
+        def valid(entrant: Entrant[Completion]) -> bool:
+            if entrant.future.exception() is not None:
+                return False
+            completion = entrant.future.result()
             if completion.truncated:
                 return False
             try:
@@ -823,37 +868,88 @@ class ResilientCaller:
                 return False
             return True
 
-        winner, _still_running = first_valid([primary, hedge], valid)
-        if winner is hedge:
-            self._drop_entrant(permit, primary)
-            completion = hedge.future.result()
-            latency = self._clock() - hedge.started
-            self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, completion))
-            self.breakers.record(hedge_permit, success=True)
-            hedger.tracker.observe((hedge_ref.provider, hedge_ref.model, run.stage), latency)
-            run.log(
-                hedge_ref,
-                outcome="success",
-                decision="hedge_won",
-                latency_s=latency,
-                breaker_state=hedge_permit.state,
-                request_id=completion.request_id,
-                completion=completion,
-            )
-            return CallOutcome(values[id(completion)], hedge_ref.provider, hedge_ref.model, run.attempts, completion)
-        problem = self._drop_entrant(hedge_permit, hedge)
-        # A hedge that answered second is billed; a cancelled or failed one is not.
-        answered = hedge.future.done() and hedge.future.exception() is None and not hedge.lease.cancelled
-        self._settle_spend(hedge_reservation, run.cost_of(hedge_ref, hedge.future.result()) if answered else 0.0)
+        raced = {first_hedge.ref.provider}
+        reset: set[str] = set()  # raced providers whose hedge was reset (not out any more)
+        out = [first_hedge]  # hedges still running, oldest first
+        primary_out, hedging = True, True
+        while primary_out or out:
+            late_in = max(0.0, out[-1].late_at - time.monotonic()) if out and hedging else None
+            futures = [hedge.entrant.future for hedge in out] + ([primary.future] if primary_out else [])
+            done, _ = wait(futures, timeout=late_in, return_when=FIRST_COMPLETED)
+            if primary_out and primary.future in done:
+                primary_out = False
+                if valid(primary):
+                    for hedge in out:
+                        self._drop_hedge(run, hedge)
+                    hedger.finish(primary)
+                    return primary.future.result()
+            for hedge in [hedge for hedge in out if hedge.entrant.future in done]:
+                out.remove(hedge)
+                if valid(hedge.entrant):
+                    return self._hedge_won(run, permit, primary, hedge, out, values)
+                if self._drop_hedge(run, hedge) == CONNECTION_RESET:
+                    reset.add(hedge.ref.provider)
+            if (primary_out or out) and hedging and (not out or out[-1].late_at <= time.monotonic()):
+                waited = self._clock() - primary.started
+                sent = self._send_hedge(run, refs, index, request, waited, raced)
+                if sent is None and reset:
+                    sent = self._send_hedge(run, refs, index, request, waited, raced - reset)
+                    reset.clear()
+                if sent is None:
+                    hedging = False  # nothing left to race: wait for the calls out
+                else:
+                    raced.add(sent.ref.provider)
+                    out.append(sent)
+        hedger.finish(primary)
+        return primary.future.result()
+
+    def _hedge_won(
+        self,
+        run: _StageRun,
+        permit: Permit,
+        primary: Entrant[Completion],
+        winner: _Hedge,
+        others: Sequence[_Hedge],
+        values: Mapping[int, T],
+    ) -> CallOutcome[T]:
+        """Settle a race a hedge won: the slow call and the other hedges out are cancelled or settled."""
+        hedger = self.hedger
+        assert hedger is not None
+        self._drop_entrant(permit, primary)
+        for hedge in others:
+            self._drop_hedge(run, hedge)
+        completion = winner.entrant.future.result()
+        latency = self._clock() - winner.entrant.started
+        self._settle_spend(winner.reservation, run.cost_of(winner.ref, completion))
+        self.breakers.record(winner.permit, success=True)
+        hedger.tracker.observe((winner.ref.provider, winner.ref.model, run.stage), latency)
         run.log(
-            hedge_ref,
+            winner.ref,
+            outcome="success",
+            decision="hedge_won",
+            latency_s=latency,
+            breaker_state=winner.permit.state,
+            request_id=completion.request_id,
+            completion=completion,
+        )
+        return CallOutcome(values[id(completion)], winner.ref.provider, winner.ref.model, run.attempts, completion)
+
+    def _drop_hedge(self, run: _StageRun, hedge: _Hedge) -> str | None:
+        """Settle a hedge that did not win: cancelled if still out, its breaker, spend and log settled. Returns
+        the error code it failed with, if it failed."""
+        problem = self._drop_entrant(hedge.permit, hedge.entrant)
+        entrant = hedge.entrant
+        # A hedge that answered (second, or unusably) is billed; a cancelled or failed one is not.
+        answered = entrant.future.done() and entrant.future.exception() is None and not entrant.lease.cancelled
+        self._settle_spend(hedge.reservation, run.cost_of(hedge.ref, entrant.future.result()) if answered else 0.0)
+        run.log(
+            hedge.ref,
             outcome="error" if problem else "skipped",
             decision="skip_provider",
             error=problem,
             error_code=None if problem else "hedge_cancelled",
         )
-        hedger.finish(primary)
-        return primary.future.result()
+        return problem.error_code if problem else None
 
     def _drop_entrant(self, permit: Permit, entrant: Entrant[Completion]) -> ProviderError | None:
         """Settle a race's loser: cancel it if still running (permit released), else tell the breaker what its

@@ -4,14 +4,24 @@ Why: a call that hangs costs the whole per-call timeout before any retry or fall
 sets a stage's tail latency when a few percent of calls time out. Polly and Envoy hedge; the rules here:
 
 * **When.** After ``hedge_after``: a fixed delay, or a quantile (default p95) of the model's recent
-  latencies for the stage, learned in this process (``LatencyTracker``) and clamped to
-  ``[min_after_seconds, max_after_seconds]``. Until enough latencies are known (``min_samples``) and no
-  fixed delay is set, nothing is hedged.
+  latencies for the stage, learned in this process (``LatencyTracker``), never later than ``timeout_share``
+  (half) of the call's own timeout, and clamped to ``[min_after_seconds, max_after_seconds]``. Until
+  ``min_samples`` latencies of the model are known, the quantile of every model's latencies for the stage
+  stands in (a fallback model, or the hedge's own model when the hedge is late itself, is called too
+  rarely to learn its own: the task's size is the stage's whatever the model); until even those are
+  known the delay is that half of the timeout: a process that just started knows nothing of the model,
+  but a call that has used half its timeout is late by the operator's own measure, and waiting the other
+  half for a hung call is what hedging is for. The same bound keeps a few slow first calls (a process's
+  first imports, a contended GIL) from pushing the learned quantile past the timeout, where no call would
+  ever be hedged. ``min_samples`` defaults to 20: the nearest-rank p95 of fewer samples is their maximum,
+  so one slow call would set it. A latency is counted from when the request went out, not from before
+  its client was leased.
 * **How often.** At most ``max_share`` of calls (default 10 %) are hedged (``HedgeQuota``, a token bucket
-  filled by every first call): a brownout must not double the fleet's load.
+  of 10 filled by every call): a brownout must not double the fleet's load.
 * **Where to.** The executor picks the next entry of the chain whose provider is another one, is not
   excluded for this request, and whose breaker grants a permit (never an open breaker); the hedge counts
-  against the stage's attempt budget like any call.
+  against the stage's attempt budget like any call. A hedge that fails, or is late itself, while the
+  race still has a call out is followed by the next one (``ResilientCaller._settle_race``).
 * **Cancelling the loser.** Each racing call runs on a pool thread with an httpx client of its own
   (``CancellableClients``); the loser's sockets are shut down (``shutdown(SHUT_RDWR)``: closing the client
   alone does not wake a thread blocked in ``recv``, and the peer would not see the connection end until the
@@ -35,14 +45,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import certifi
 import httpx
 
-from resources.providers.base import Completion, ProviderAdapter
+from resources.providers.base import ProviderAdapter
 
 R = TypeVar("R")
 
@@ -57,8 +67,9 @@ class HedgePolicy:
     quantile: float = 0.95
     min_after_seconds: float = 0.05
     max_after_seconds: float = 30.0
-    min_samples: int = 10
+    min_samples: int = 20
     max_share: float = 0.1
+    timeout_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.after_seconds is not None and self.after_seconds < 0:
@@ -71,10 +82,18 @@ class HedgePolicy:
             raise ValueError("min_samples must be >= 1")
         if not 0.0 <= self.max_share <= 1.0:
             raise ValueError("max_share must be in [0, 1]")
+        if not 0.0 < self.timeout_share <= 1.0:
+            raise ValueError("timeout_share must be in (0, 1]")
+
+
+def stage_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The key under which every model's latencies for ``key``'s stage are also kept."""
+    return ("", "", key[2])
 
 
 class LatencyTracker:
-    """Recent successful-call latencies per (provider, model, stage), for this process."""
+    """Recent successful-call latencies per (provider, model, stage), for this process; each also goes into
+    its stage's pool (``stage_key``), which stands in for a model without enough history of its own."""
 
     def __init__(self, samples: int = _SAMPLES) -> None:
         self._samples = samples
@@ -83,10 +102,11 @@ class LatencyTracker:
 
     def observe(self, key: tuple[str, str, str], seconds: float) -> None:
         with self._lock:
-            window = self._latencies.get(key)
-            if window is None:
-                window = self._latencies[key] = deque(maxlen=self._samples)
-            window.append(seconds)
+            for each in (key, stage_key(key)):
+                window = self._latencies.get(each)
+                if window is None:
+                    window = self._latencies[each] = deque(maxlen=self._samples)
+                window.append(seconds)
 
     def quantile(self, key: tuple[str, str, str], q: float, min_samples: int) -> float | None:
         """The ``q`` quantile (nearest rank) of the kept latencies, or None with fewer than ``min_samples``."""
@@ -98,26 +118,38 @@ class LatencyTracker:
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def hedge_delay(policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, str, str]) -> float | None:
-    """How long to wait for ``key``'s call before hedging it, or None (not enough history, no fixed delay)."""
+def hedge_delay(
+    policy: HedgePolicy, tracker: LatencyTracker, key: tuple[str, str, str], timeout: float | None = None
+) -> float:
+    """How long to wait for ``key``'s call (timing out after ``timeout`` s; None: no bound of its own) before
+    hedging it: the fixed delay, else the learned quantile, never past ``timeout_share`` of the timeout and
+    that share until the quantile is known (see the module docstring)."""
     if policy.after_seconds is not None:
         return policy.after_seconds
+    latest = policy.max_after_seconds
+    if timeout is not None:
+        latest = min(latest, policy.timeout_share * timeout)
     learned = tracker.quantile(key, policy.quantile, policy.min_samples)
     if learned is None:
-        return None
-    return min(policy.max_after_seconds, max(policy.min_after_seconds, learned))
+        learned = tracker.quantile(stage_key(key), policy.quantile, policy.min_samples)
+    return max(policy.min_after_seconds, latest if learned is None else min(latest, learned))
 
 
 class HedgeQuota:
-    """At most ``share`` of calls hedged: each first call adds ``share`` of a token (up to ``burst``), a hedge
-    takes one. A token bucket rather than a ratio of totals, so a quiet hour cannot save up a storm; ``burst``
-    lets a few slow calls that come together (one struggling connection pool) all be hedged. It starts with one
-    token, so the first slow call of a process can be hedged."""
+    """At most ``share`` of calls hedged: each call adds ``share`` of a token (up to ``burst``), a hedge takes
+    one. A token bucket rather than a ratio of totals, so a quiet hour cannot save up a storm; ``burst`` lets
+    the slow calls that come together all be hedged. Hung calls do come together: at 5 % of calls hung, the
+    chaos benchmark's traces showed clusters of 4-5 hedges within a few hundred ms, and a 5-token bucket,
+    drained by them while its 10 % refill barely outpaced the need, left the next hung call to wait out its
+    whole timeout (1 s against a 0.2 s call) in two runs of three; hence 10. The bucket starts full: a
+    process that just started is no more of a storm risk than one after a quiet spell, and a short-lived one
+    (a Dagster step in its own process makes a handful of calls) would otherwise hedge only its first slow
+    call."""
 
-    def __init__(self, share: float, burst: float = 5.0) -> None:
+    def __init__(self, share: float, burst: float = 10.0) -> None:
         self.share = share
         self.burst = max(1.0, burst)
-        self._tokens = 1.0 if share > 0 else 0.0
+        self._tokens = self.burst if share > 0 else 0.0
         self._lock = threading.Lock()
 
     def note_call(self) -> None:
@@ -284,8 +316,8 @@ class Hedger:
     def hedges(self, stage: str) -> bool:
         return self.stages is None or stage in self.stages
 
-    def delay(self, provider: str, model: str, stage: str) -> float | None:
-        return hedge_delay(self.policy, self.tracker, (provider, model, stage))
+    def delay(self, provider: str, model: str, stage: str, timeout: float | None = None) -> float:
+        return hedge_delay(self.policy, self.tracker, (provider, model, stage), timeout)
 
     def start(self, provider: str, call: Callable[[ProviderAdapter], R]) -> Entrant[R]:
         lease = self.clients.lease(provider)
@@ -298,21 +330,6 @@ class Hedger:
     def cancel(self, entrant: Entrant[R]) -> None:
         entrant.lease.cancel()
         self.finish(entrant)
-
-
-def first_valid(
-    entrants: list[Entrant[Completion]], is_valid: Callable[[Completion], bool]
-) -> tuple[Entrant[Completion] | None, list[Entrant[Completion]]]:
-    """Wait until one entrant answered validly (returned with the rest still running) or all finished
-    (None). An entrant that failed or answered invalidly drops out of the race, not the others."""
-    running = list(entrants)
-    while running:
-        done, _ = wait([e.future for e in running], return_when=FIRST_COMPLETED)
-        for entrant in [e for e in running if e.future in done]:
-            running.remove(entrant)
-            if entrant.future.exception() is None and is_valid(entrant.future.result()):
-                return entrant, running
-    return None, []
 
 
 PROCESS_TRACKER = LatencyTracker()

@@ -58,3 +58,19 @@ def test_invalid_policies_are_rejected(kwargs: dict[str, float]) -> None:
 def test_negative_attempt_is_rejected() -> None:
     with pytest.raises(ValueError):
         full_jitter_delay(-1, BackoffPolicy(), random.Random())
+
+
+def test_a_first_connection_reset_is_retried_at_once_and_a_second_waits_full_jitter() -> None:
+    import httpx
+
+    from resources.resilience.errors import transport_error
+
+    policy = BackoffPolicy()
+    reset = transport_error("anthropic", "claude-sonnet-4-6", httpx.ReadError("Connection reset by peer"))
+    assert reset.error_code == "connection_reset"
+    rng = random.Random(5)
+    assert delay_for(reset, 0, policy, rng) == 0.0
+    assert delay_for(reset, 1, policy, rng) == full_jitter_delay(1, policy, random.Random(5))
+    # A refused connection says the endpoint is down, not that one connection broke: it waits.
+    refused = transport_error("anthropic", "claude-sonnet-4-6", httpx.ConnectError("Connection refused"))
+    assert delay_for(refused, 0, policy, random.Random(5)) == full_jitter_delay(0, policy, random.Random(5))

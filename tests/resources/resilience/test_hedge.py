@@ -30,6 +30,7 @@ from resources.resilience.hedge import (
     hedge_delay,
 )
 from resources.simulator import ProviderSimulator
+from tests.resources.resilience.fakes import FakeClock
 
 KEY = "sim-key-not-a-secret"
 REQUEST = CompletionRequest(system="s", prompt="INT. LAB - NIGHT", stage="normalize", task="normalize")
@@ -43,7 +44,6 @@ def test_learned_delay_is_the_quantile_clamped() -> None:
     tracker = LatencyTracker()
     key = ("anthropic", "claude-sonnet-4-6", "normalize")
     policy = HedgePolicy(quantile=0.9, min_samples=10, min_after_seconds=0.1, max_after_seconds=2.0)
-    assert hedge_delay(policy, tracker, key) is None  # no history, no fixed delay: never hedge blind
     for ms in range(1, 11):
         tracker.observe(key, ms / 10)  # 0.1 .. 1.0 s
     assert hedge_delay(policy, tracker, key) == pytest.approx(0.9)
@@ -53,17 +53,60 @@ def test_learned_delay_is_the_quantile_clamped() -> None:
     assert hedge_delay(HedgePolicy(after_seconds=0.3), tracker, key) == 0.3
 
 
+def test_before_the_latency_is_learned_a_call_is_hedged_at_half_its_timeout() -> None:
+    tracker = LatencyTracker()
+    key = ("anthropic", "claude-sonnet-4-6", "normalize")
+    policy = HedgePolicy()
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
+    # No timeout of its own: the longest delay the policy allows.
+    assert hedge_delay(policy, tracker, key) == policy.max_after_seconds
+    for _ in range(19):
+        tracker.observe(key, 0.2)
+    # 19 samples: their p95 would be their maximum, not yet a quantile worth trusting.
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
+    tracker.observe(key, 0.2)
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.2)
+
+
+def test_a_model_without_history_of_its_own_is_hedged_at_its_stage_learned_delay() -> None:
+    tracker = LatencyTracker()
+    sonnet = ("anthropic", "claude-sonnet-4-6", "normalize")
+    for _ in range(20):
+        tracker.observe(sonnet, 0.2)
+    policy = HedgePolicy()
+    # A fallback model (or a hedge's model) with no calls of its own yet: the stage's latencies stand in.
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "normalize"), timeout=1.0) == pytest.approx(0.2)
+    # Another stage learned nothing: half the timeout.
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "scenes"), timeout=1.0) == pytest.approx(0.5)
+    for _ in range(20):
+        tracker.observe(("openai", "gpt-4.1", "normalize"), 0.4)
+    assert hedge_delay(policy, tracker, ("openai", "gpt-4.1", "normalize"), timeout=1.0) == pytest.approx(0.4)
+
+
+def test_a_learned_delay_never_passes_half_the_call_timeout() -> None:
+    # A process's first calls were slow (connection set-up, first imports): their latencies alone must not
+    # push the delay past the timeout, where no hung call would ever be hedged.
+    tracker = LatencyTracker()
+    key = ("anthropic", "claude-sonnet-4-6", "normalize")
+    for seconds in [1.2] * 3 + [0.2] * 20:
+        tracker.observe(key, seconds)
+    policy = HedgePolicy()
+    assert hedge_delay(policy, tracker, key) == pytest.approx(1.2)
+    assert hedge_delay(policy, tracker, key, timeout=1.0) == pytest.approx(0.5)
+
+
 def test_quota_caps_hedges_to_a_share_of_calls() -> None:
-    quota = HedgeQuota(0.1)
+    quota = HedgeQuota(0.1, burst=10)
+    assert sum(quota.try_take() for _ in range(100)) == 10  # a fresh process may hedge one burst at once
     taken = 0
     for _ in range(100):
         quota.note_call()
         taken += quota.try_take()
-    assert taken == 11  # the one a process starts with, then one per ten calls
+    assert taken == 10  # then one per ten calls
     assert not quota.try_take()
     for _ in range(1000):  # a quiet spell saves up at most the burst
         quota.note_call()
-    assert sum(quota.try_take() for _ in range(100)) == 5
+    assert sum(quota.try_take() for _ in range(100)) == 10
 
 
 # ------------------------------------------------------------------------------------------ races
@@ -146,6 +189,130 @@ def test_a_hung_primary_is_hedged_the_hedge_wins_and_the_primary_connection_is_s
     hedger.clients.close()
 
 
+def test_a_hung_primary_is_hedged_at_half_its_timeout_before_any_latency_is_known(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30")
+    caller, hedger = _world(
+        simulator, http_client, policy=HedgePolicy(), stage_policy=StagePolicy(request_timeout_seconds=0.4)
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "openai"
+    sent, won = outcome.attempts
+    assert (sent.provider, sent.decision, won.decision) == ("anthropic", "hedge_sent", "hedge_won")
+    assert sent.latency_s == pytest.approx(0.2)  # the delay it waited: half the 0.4 s timeout
+    assert simulator.stats()["by_provider"]["anthropic"]["total"] == 1  # never waited out and retried
+    hedger.clients.close()
+
+
+def test_a_hedge_that_fails_while_the_primary_hangs_is_followed_by_the_next_hedge_at_once(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=reset,provider=openai,rate=1")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("openai", "skip_provider", "connection_reset"),
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("gemini", "hedge_won", None),
+    ]
+    # The hung primary was not waited out (3 s) and retried: it was cancelled when gemini answered.
+    assert outcome.attempts[2].latency_s is not None and outcome.attempts[2].latency_s < 1.0
+    assert simulator.stats()["by_provider"]["anthropic"]["total"] == 1
+    assert [e.lease.provider for e in hedger.cancelled] == ["anthropic"]
+    hedger.clients.close()
+
+
+def test_a_hedge_that_hangs_too_is_followed_by_the_next_hedge_after_its_own_delay(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("anthropic", "hedge_sent", "slow_call"),  # the first hedge (openai) was late by its own 0.05 s
+        ("openai", "skip_provider", "hedge_cancelled"),
+        ("gemini", "hedge_won", None),
+    ]
+    # Both hung calls were cancelled (their connections shut) once gemini answered.
+    assert sorted(e.lease.provider for e in hedger.cancelled) == ["anthropic", "openai"]
+    assert {p: c["total"] for p, c in simulator.stats()["by_provider"].items()} == {
+        "anthropic": 1,
+        "openai": 1,
+        "gemini": 1,
+    }
+    hedger.clients.close()
+
+
+def test_a_late_hedge_is_followed_by_the_next_one_even_after_the_primary_timed_out(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        # The primary times out (0.5 s) while the hedge sent at 0.3 s is out and not yet late (0.6 s).
+        policy=HedgePolicy(after_seconds=0.3),
+        stage_policy=StagePolicy(request_timeout_seconds=0.5),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "gemini"
+    assert [(a.provider, a.decision) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent"),
+        ("anthropic", "hedge_sent"),
+        ("openai", "skip_provider"),
+        ("gemini", "hedge_won"),
+    ]
+    # Neither hung call was waited out and retried.
+    assert {p: c["total"] for p, c in simulator.stats()["by_provider"].items()} == {
+        "anthropic": 1,
+        "openai": 1,
+        "gemini": 1,
+    }
+    hedger.clients.close()
+
+
+def test_a_provider_whose_hedge_was_reset_may_race_again_when_nothing_else_is_left(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    simulator.set_profile(
+        "fault:kind=timeout,provider=anthropic,hold=30"
+        "+fault:kind=reset,provider=openai,rate=1,hits=1"
+        "+fault:kind=timeout,provider=gemini,hold=30"
+    )
+    caller, hedger = _world(
+        simulator,
+        http_client,
+        policy=HedgePolicy(after_seconds=0.05),
+        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "openai"
+    assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
+        ("anthropic", "hedge_sent", "slow_call"),
+        ("openai", "skip_provider", "connection_reset"),
+        ("anthropic", "hedge_sent", "slow_call"),  # gemini: hangs too
+        ("anthropic", "hedge_sent", "slow_call"),  # openai again, on a fresh connection
+        ("gemini", "skip_provider", "hedge_cancelled"),
+        ("openai", "hedge_won", None),
+    ]
+    hedger.clients.close()
+
+
 def test_a_fast_primary_is_not_hedged(simulator: ProviderSimulator, http_client: httpx.Client) -> None:
     caller, hedger = _world(simulator, http_client, policy=HedgePolicy(after_seconds=10.0))
     outcome = caller.call("normalize", REQUEST, lambda text: text)
@@ -154,6 +321,40 @@ def test_a_fast_primary_is_not_hedged(simulator: ProviderSimulator, http_client:
     assert simulator.stats()["by_provider"].get("openai") is None
     # Its latency was learned for the quantile rule.
     assert hedger.tracker.quantile(("anthropic", "claude-sonnet-4-6", "normalize"), 0.5, 1) is not None
+    hedger.clients.close()
+
+
+def test_the_latency_a_raced_call_teaches_leaves_out_its_client_set_up(
+    simulator: ProviderSimulator, http_client: httpx.Client
+) -> None:
+    clock = FakeClock()
+    make = _adapter_for(simulator)
+
+    def slow_to_set_up(provider: str, client: httpx.Client) -> ProviderAdapter:
+        clock.advance(5.0)  # a process's first client: CA bundle, imports, a contended GIL
+        return make(provider, client)  # type: ignore[operator,no-any-return]
+
+    tracker = LatencyTracker()
+    hedger = Hedger(
+        HedgePolicy(after_seconds=10.0),
+        CancellableClients(slow_to_set_up),
+        stages=frozenset({"normalize"}),
+        tracker=tracker,
+        quota=HedgeQuota(1.0),
+        clock=clock,
+    )
+    caller = ResilientCaller(
+        {p: make(p, http_client) for p in ("anthropic", "openai")},  # type: ignore[operator]
+        CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5), clock=clock),
+        policy=StagePolicy(request_timeout_seconds=20.0),
+        chains={"normalize": CHAIN},
+        clock=clock,
+        hedger=hedger,
+    )
+    outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert outcome.provider == "anthropic"
+    learned = tracker.quantile(("anthropic", "claude-sonnet-4-6", "normalize"), 0.5, 1)
+    assert learned is not None and learned < 5.0  # the call's own time (the fake clock did not move in it)
     hedger.clients.close()
 
 

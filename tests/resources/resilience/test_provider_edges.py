@@ -312,3 +312,33 @@ def test_a_fault_drill_leaves_the_live_breakers_untouched(
         assert served.provider == "anthropic"
         assert live.breaker().state("anthropic") == "closed"
         assert calls(production, "anthropic") == 1
+
+
+# --------------------------------------------------------------------------------- connection resets (issue 18)
+
+
+def test_a_reset_connection_is_retried_at_once_on_a_fresh_connection(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("fault:kind=reset,provider=anthropic,rate=1,hits=1")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["claude-sonnet-4-6", "gpt-4.1"])
+    assert (served.provider, served.model) == ("anthropic", "claude-sonnet-4-6")
+    assert steps(served) == [
+        ("anthropic", "error", "retry_same_model", "connection_reset"),
+        ("anthropic", "success", "success", None),
+    ]
+    assert world.clock.sleeps == []  # no backoff before the first retry of a reset
+
+
+def test_a_second_reset_in_a_row_waits_the_jittered_backoff(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("fault:kind=reset,provider=anthropic,rate=1,hits=2")
+    # (a cold provider's two warm-up calls would both be spent on the resets)
+    world = Loopback(simulator, http, tmp_path / "b.sqlite", BreakerPolicy(warm_up_calls=5))
+    world.caller.policy = StagePolicy(backoff=BACKOFF, max_attempts=6, attempts_per_model=3)
+    served = world.call(["claude-sonnet-4-6", "gpt-4.1"])
+    assert served.provider == "anthropic" and calls(simulator, "anthropic") == 3
+    # The first retry went at once; the second waited full jitter for retry 1 (rng untouched by the first).
+    assert world.clock.sleeps == [pytest.approx(full_jitter_delay(1, BACKOFF, random.Random(SEED)))]
