@@ -1,0 +1,69 @@
+"""The PDF reader on PDFs drawn the way other screenwriting programs set a page (``bench/pdf_traits.py``).
+
+Each test draws a short Fountain script with one trait into ``tmp_path`` and reads it back; the last
+test runs every trait of the benchmark over the shipped sample script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.pdf_traits import TRAITS, Trait, render_trait, score_trait, source_for
+from cineforge_assets.screenplay.formats.reader import read_source
+from cineforge_assets.screenplay.fountain import parse_fountain
+from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
+
+from .conftest import REPO_ROOT
+
+SAMPLE = REPO_ROOT / "samples" / "the-lighthouse-keepers-ledger.fountain"
+ACTION = "Rain hammers the corrugated roof. Water runs in ropes off the gutter."
+
+
+def _scenes(tmp_path: Path, fountain: str, **style: object) -> list[SceneRecord]:
+    trait = Trait("test", "", style)
+    path = tmp_path / "script.pdf"
+    path.write_bytes(render_trait(trait, source_for(trait, fountain)))
+    text = read_source(path).text
+    return split_scenes(parse_fountain(text), text)
+
+
+def test_a_wrapped_heading_keeps_a_second_line_without_letters(tmp_path: Path) -> None:
+    fountain = f"INT. WILL'S BEDROOM - NIGHT (1973)\n\n{ACTION}\n\nEXT. YARD - DAY\n\n{ACTION}\n"
+    scenes = _scenes(tmp_path, fountain, heading_width=30)
+    assert [s.heading for s in scenes] == ["INT. WILL'S BEDROOM - NIGHT (1973)", "EXT. YARD - DAY"]
+
+
+def test_mixed_case_sluglines_are_headings(tmp_path: Path) -> None:
+    fountain = (
+        f"Int. Kitchen - Night\n\n{ACTION}\n\nANNA\nWho left the gate open?\n\n"
+        f"Ext. Orchard / Barn - Continuous\n\n{ACTION}\n\nBEN\nThe wind did.\n"
+    )
+    scenes = _scenes(tmp_path, fountain, heading_bold=False)
+    assert [(s.heading, s.characters) for s in scenes] == [
+        ("Int. Kitchen - Night", ["ANNA"]),
+        ("Ext. Orchard / Barn - Continuous", ["BEN"]),
+    ]
+
+
+def test_a_right_scene_number_close_after_a_full_width_heading_is_a_scene_number(tmp_path: Path) -> None:
+    """A slugline that fills the line ends two characters before the right margin's scene number."""
+    long_heading = "INT. DEXTER'S CIVIC - IN FRONT OF RITA'S HOUSE - MIAMI, FL - SAME"
+    fountain = "".join(f"{h}\n\n{ACTION}\n\n" for h in ("INT. BARN - NIGHT", long_heading, "EXT. YARD - DAY"))
+    scenes = _scenes(tmp_path, fountain, scene_numbers="right")
+    assert [(s.heading, s.scene_label) for s in scenes] == [
+        ("INT. BARN - NIGHT", "1"),
+        (long_heading, "2"),
+        ("EXT. YARD - DAY", "3"),
+    ]
+
+
+@pytest.mark.parametrize("trait", TRAITS, ids=[t.name for t in TRAITS])
+def test_every_software_trait_reads_the_sample_back(tmp_path: Path, trait: Trait) -> None:
+    fountain = SAMPLE.read_text(encoding="utf-8")
+    if not trait.marks_secondary_headings:  # printed like caps action: the known limit, not this test's subject
+        fountain = fountain.replace(".THE LANTERN ROOM", "INT. THE LANTERN ROOM")
+    score = score_trait(trait, SAMPLE.stem, fountain, tmp_path)
+    assert score.report.headings.f1 == 1.0, score.report
+    assert score.report.characters.f1 == 1.0, score.report
