@@ -69,7 +69,7 @@ _TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _NO_LOWER_RE = re.compile(r"^[^a-z]*$")
 # A slugline typed in mixed case still has the slugline's punctuated prefix: Int. / Ext. / Int./Ext. / I/E
-_TYPED_HEADING_RE = re.compile(r"^(?:INT\.?/EXT\.?|I/E\.?|INT\.|EXT\.|EST\.)\s*[A-Z0-9]", re.I)
+_TYPED_HEADING_RE = re.compile(r"^(?:(?:INT|EXT)\.?/(?:INT|EXT)\.?|I/E\.?|INT\.|EXT\.|EST\.)\s*[A-Z0-9]", re.I)
 _TERMINAL_SENTENCE_RE = re.compile(r"[.!?]$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
 

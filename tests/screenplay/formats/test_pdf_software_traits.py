@@ -38,12 +38,14 @@ def test_a_wrapped_heading_keeps_a_second_line_without_letters(tmp_path: Path) -
 def test_mixed_case_sluglines_are_headings(tmp_path: Path) -> None:
     fountain = (
         f"Int. Kitchen - Night\n\n{ACTION}\n\nANNA\nWho left the gate open?\n\n"
-        f"Ext. Orchard / Barn - Continuous\n\n{ACTION}\n\nBEN\nThe wind did.\n"
+        f"Ext. Orchard / Barn - Continuous\n\n{ACTION}\n\nBEN\nThe wind did.\n\n"
+        f"Ext./Int. South La/Cop Car (Moving) - Day\n\n{ACTION}\n\nANNA\nPull over.\n"
     )
     scenes = _scenes(tmp_path, fountain, heading_bold=False)
     assert [(s.heading, s.characters) for s in scenes] == [
         ("Int. Kitchen - Night", ["ANNA"]),
         ("Ext. Orchard / Barn - Continuous", ["BEN"]),
+        ("Ext./Int. South La/Cop Car (Moving) - Day", ["ANNA"]),
     ]
 
 
