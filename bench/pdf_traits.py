@@ -158,13 +158,25 @@ class Trait:
         """Whether a forced heading without INT./EXT. (``.THE LANTERN ROOM``) looks different from a
         caps action line on this trait's page: bold sluglines or printed scene numbers. Without either
         no layout reader can tell them apart (the corpus's known limit, in BENCHMARKS.md)."""
-        return self.program == "render_pdf" and bool(self.style.get("heading_bold", True) or self.style.get("scene_numbers"))
+        marked = self.style.get("heading_bold", True) or self.style.get("scene_numbers")
+        return self.program == "render_pdf" and bool(marked)
 
 
-FINAL_DRAFT = {"cue_x": 3.5, "dialogue_x": 2.5, "paren_x": 3.0, "dialogue_width": 35, "paren_width": 25}
-MOVIE_MAGIC = {"cue_x": 4.2, "dialogue_x": 2.9, "paren_x": 3.6, "dialogue_width": 33, "paren_width": 22}
-CELTX = {"cue_x": 4.0, "dialogue_x": 2.5, "paren_x": 3.3, "dialogue_width": 38, "paren_width": 24}
-NARROW_GAP = {"cue_x": 3.5, "dialogue_x": 2.9, "paren_x": 3.2, "dialogue_width": 30, "paren_width": 22}
+def indents(cue: float, dialogue: float, paren: float, dialogue_width: int, paren_width: int) -> dict[str, object]:
+    """A program's speech indents, in inches from the page edge, and its column widths in characters."""
+    return {
+        "cue_x": cue,
+        "dialogue_x": dialogue,
+        "paren_x": paren,
+        "dialogue_width": dialogue_width,
+        "paren_width": paren_width,
+    }
+
+
+FINAL_DRAFT = indents(3.5, 2.5, 3.0, 35, 25)
+MOVIE_MAGIC = indents(4.2, 2.9, 3.6, 33, 22)
+CELTX = indents(4.0, 2.5, 3.3, 38, 24)
+NARROW_GAP = indents(3.5, 2.9, 3.2, 30, 22)
 
 TRAITS: tuple[Trait, ...] = (
     Trait("baseline", "this renderer's layout: Letter, Courier 12, bold sluglines", {}),
@@ -227,9 +239,26 @@ TRAITS: tuple[Trait, ...] = (
         {},
         with_prefixless_headings,
     ),
+    Trait("leading-13.6", "Courier 12 on Word's single spacing (13.6 pt lines)", {"line": 13.6}),
+    Trait("two-lines-before-headings", "two blank lines above every slugline", {"lines_before_heading": 2}),
+    Trait(
+        "more-contd-variants",
+        "`(more)` in lower case and `NAME (CONT.)` across page breaks",
+        {"more": "(more)", "contd": "(CONT.)"},
+    ),
+    Trait(
+        "transitions-left-aligned",
+        "transitions left-aligned at 6.0in (word-processor templates), not flush right",
+        {"transition_x": 6.0},
+        with_transitions,
+    ),
     Trait("courier-prime", "Courier Prime (TTF, embedded), 12 pt", {"font": str(COURIER_PRIME)}),
     Trait("courier-11.5", "Courier at 11.5 pt on a 12 pt line", {"font_size": 11.5}),
-    Trait("dejavu-mono-11", "DejaVu Sans Mono 11 pt (a different monospace)", {"font": str(DEJAVU_MONO), "font_size": 11.0}),
+    Trait(
+        "dejavu-mono-11",
+        "DejaVu Sans Mono 11 pt (a different monospace)",
+        {"font": str(DEJAVU_MONO), "font_size": 11.0},
+    ),
     Trait(
         "production-draft",
         "A4, Movie Magic indents, numbers both sides, revision header, curly CONT’D, extensions, "

@@ -68,6 +68,9 @@ class Style:
     header: str = ""  # top left from page 2 on; ``{colour}`` cycles through ``colours`` page by page
     colours: tuple[str, ...] = ("White",)
     contd: str = "(CONT'D)"  # the continuation cue's extension (``(CONT’D)`` with a curly apostrophe)
+    more: str = "(MORE)"  # under a speech the page break cuts
+    transition_x: float = 0.0  # 0: flush right at right_x; else left-aligned at this many inches
+    lines_before_heading: int = 1  # blank lines above a scene heading (Final Draft lets it be 2)
     contd_repeat_speaker: bool = False  # a speaker talking again after action gets ``(CONT'D)`` too
     smart_quotes: bool = False  # print ’ “ ” — as typed (Windows-1252 has them) instead of ASCII
 
@@ -156,12 +159,16 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
                 for text in textwrap.wrap(plain(element.text, quotes), style.heading_width) or [""]
             ]
             lines[0].number = number
-            blocks.append(Block("heading", lines, keep_with_next=True))
+            blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
         elif kind in (ElementType.ACTION, ElementType.LYRICS):
             lines = [Line(style.x(style.action_x), t) for t in wrap(element.text, style.action_width, quotes)]
             blocks.append(Block("action", lines))
         elif kind == ElementType.TRANSITION:
-            blocks.append(Block("transition", [Line(style.x(style.right_x), plain(element.text, quotes).upper(), align="right")]))
+            text = plain(element.text, quotes).upper()
+            if style.transition_x:
+                blocks.append(Block("transition", [Line(style.x(style.transition_x), text)]))
+            else:
+                blocks.append(Block("transition", [Line(style.x(style.right_x), text, align="right")]))
         elif kind == ElementType.CENTERED:
             lines = [Line(0, t.strip(), align="center") for t in wrap(element.text, style.action_width, quotes)]
             blocks.append(Block("centered", lines))
@@ -232,7 +239,7 @@ def _split_speech(block: Block, pages: list[list[Line | None]], gap: int, style:
     while take > 1 and body[take - 1].x == paren_x:
         take -= 1
     cue_x = style.x(style.cue_x)
-    more: list[Line | None] = [Line(cue_x, "(MORE)")]
+    more: list[Line | None] = [Line(cue_x, style.more)]
     contd: list[Line | None] = [Line(cue_x, f"{block.cue} {style.contd}")]
     pages[-1].extend(_blank(gap) + [block.lines[0]] + body[:take] + more)
     rest: list[Line | None] = list(body[take:])

@@ -738,7 +738,8 @@ def _is_heading(run: list[_Line]) -> bool:
         return False
     if all(_NO_LOWER_RE.match(line.text) for line in run):
         return True
-    return len(run) <= 2 and bool(_TYPED_HEADING_RE.match(run[0].text)) and not _TERMINAL_SENTENCE_RE.search(run[-1].text)
+    typed = bool(_TYPED_HEADING_RE.match(run[0].text))
+    return len(run) <= 2 and typed and not _TERMINAL_SENTENCE_RE.search(run[-1].text)
 
 
 def _is_numbered_heading(run: list[_Line]) -> bool:
