@@ -113,6 +113,20 @@ def with_montage_blocks(script: Script) -> Script:
     return _replace_elements(script, elements)
 
 
+def with_mixed_case_names(script: Script) -> Script:
+    """Every fourth speaker's name gains a mixed-case prefix, as names are printed: ``McANNA``, ``DeBEN``."""
+    names = sorted({e.text for e in script.elements if e.type is ElementType.CHARACTER})
+    prefixes = ("Mc", "De", "Mac", "Van ")
+    renamed = {name: prefixes[n % len(prefixes)] + name for n, name in enumerate(names) if n % 4 == 1}
+    return _replace_elements(
+        script,
+        [
+            e.model_copy(update={"text": renamed.get(e.text, e.text)}) if e.type is ElementType.CHARACTER else e
+            for e in script.elements
+        ],
+    )
+
+
 def _title_case(text: str) -> str:
     return " ".join(word[:1].upper() + word[1:].lower() for word in text.split(" "))
 
@@ -156,9 +170,10 @@ class Trait:
     @property
     def marks_secondary_headings(self) -> bool:
         """Whether a forced heading without INT./EXT. (``.THE LANTERN ROOM``) looks different from a
-        caps action line on this trait's page: bold sluglines or printed scene numbers. Without either
-        no layout reader can tell them apart (the corpus's known limit, in BENCHMARKS.md)."""
-        marked = self.style.get("heading_bold", True) or self.style.get("scene_numbers")
+        caps action line on this trait's page: bold sluglines or scene numbers in a margin. Without
+        either no layout reader can tell them apart (the corpus's known limit, in BENCHMARKS.md); a number
+        typed before it (``3. THE LANTERN ROOM``) reads like a numbered list in the action."""
+        marked = self.style.get("heading_bold", True) or self.style.get("scene_numbers") in ("left", "right", "both")
         return self.program == "render_pdf" and bool(marked)
 
 
@@ -196,6 +211,11 @@ TRAITS: tuple[Trait, ...] = (
     Trait("scene-numbers-left", "scene numbers in the left margin only", {"scene_numbers": "left"}),
     Trait("scene-numbers-right", "scene numbers in the right margin only", {"scene_numbers": "right"}),
     Trait("scene-numbers-both", "scene numbers in both margins", {"scene_numbers": "both"}),
+    Trait(
+        "scene-numbers-inline",
+        "scene number typed before the slugline at the margin: `12. INT. BARN - NIGHT`",
+        {"scene_numbers": "inline", "heading_bold": False},
+    ),
     Trait("page-numbers-bottom", "page numbers bottom centre", {"page_numbers": "bottom-center"}),
     Trait(
         "revision-header",
@@ -217,6 +237,7 @@ TRAITS: tuple[Trait, ...] = (
         {"contd": "(CONT’D)", "contd_repeat_speaker": True},
     ),
     Trait("cue-extensions", "(V.O.) (O.S.) (O.C.) (ON PHONE) (PRE-LAP) on every third cue", {}, with_cue_extensions),
+    Trait("mixed-case-names", "cues such as `McANNA`, `DeBEN`, `MacCLAIRE`", {}, with_mixed_case_names),
     Trait("wrapped-parentheticals", "parentheticals wrap at 14 characters", {"paren_width": 14}),
     Trait(
         "transitions-and-centred",

@@ -63,7 +63,7 @@ class Style:
     heading_width: int = 60  # a longer scene heading wraps onto a second line
     heading_bold: bool = True
     heading_underline: bool = False
-    scene_numbers: str = ""  # "", "left", "right" or "both": numbered 1, 2, 3... beside each heading
+    scene_numbers: str = ""  # "", "left", "right", "both", or "inline" (``12. INT. ...``): numbered 1, 2, 3...
     page_numbers: str = "top-right"  # "top-right" (``12.``) or "bottom-center"
     header: str = ""  # top left from page 2 on; ``{colour}`` cycles through ``colours`` page by page
     colours: tuple[str, ...] = ("White",)
@@ -154,9 +154,12 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             scene_number += 1
             last_speaker = ""
             number = str(scene_number) if style.scene_numbers else ""
+            heading = plain(element.text, quotes)
+            if style.scene_numbers == "inline":
+                heading, number = f"{number}. {heading}", ""
             lines = [
                 Line(style.x(style.action_x), text, bold=style.heading_bold, underline=style.heading_underline)
-                for text in textwrap.wrap(plain(element.text, quotes), style.heading_width) or [""]
+                for text in textwrap.wrap(heading, style.heading_width) or [""]
             ]
             lines[0].number = number
             blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))

@@ -55,6 +55,7 @@ _CONTINUED_RE = re.compile(r"^\(?\s*(?:CONTINUED|CONT'D|CONT’D)\s*\)?:?$|^CONT
 _CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
 # Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
+_TYPED_NUMBER_RE = re.compile(r"^([A-Z]{0,2}\d{1,4}[A-Z]{0,3})[.)]?\s+")
 _GLUED_NUMBER_RE = re.compile(r"\s+([*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?)$")
 _REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
 _OMITTED_RE = re.compile(r"^[*\s]*(?:SCENES?\s+)?(?:OMITTED|OMIT|DELETED)[.*\s]*$", re.I)  # a numbered slot, no scene
@@ -322,8 +323,12 @@ def take_scene_numbers(
     (``right_numbers``): a slugline that fills its line ends a character or two before that column,
     closer than the gap that cuts a line into segments.
     """
+    if not segments:
+        return segments, ""
+    segments, typed = _typed_scene_number(segments, action)
     if len(segments) < 2:
-        return _cut_glued_right_number(segments, right_numbers) if segments else (segments, "")
+        glued, number = _cut_glued_right_number(segments, right_numbers)
+        return glued, typed or number
     char = segments[0].size * COURIER_ADVANCE
     number = ""
     first = _SCENE_NUMBER_RE.match(segments[0].text)
@@ -337,8 +342,20 @@ def take_scene_numbers(
         text = re.sub(rf"\s+[*†]?{re.escape(number)}[*†]?$", "", glued.text)
         segments = segments[:-1] + [Segment(glued.page, glued.x, glued.y, text, glued.size, glued.bold)]
     elif not number:
-        return _cut_glued_right_number(segments, right_numbers)
-    return segments, number
+        segments, number = _cut_glued_right_number(segments, right_numbers)
+    return segments, typed or number
+
+
+def _typed_scene_number(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
+    """``12. INT. BARN - NIGHT`` at the action margin: a number typed before the slugline (a
+    word-processor script) is the scene number, when what follows it is a slugline."""
+    first = segments[0]
+    found = _TYPED_NUMBER_RE.match(first.text)
+    if not found or abs(first.x - action) > first.size or not HEADING_RE.match(first.text[found.end() :]):
+        return segments, ""
+    # The slugline keeps the number's place at the action margin: it is set there, not indented.
+    rest = Segment(first.page, first.x, first.y, first.text[found.end() :], first.size, first.bold, first.end)
+    return [rest, *segments[1:]], found.group(1)
 
 
 def _cut_glued_right_number(segments: list[Segment], column: float | None) -> tuple[list[Segment], str]:

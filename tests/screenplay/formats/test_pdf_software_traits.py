@@ -61,6 +61,12 @@ def test_a_right_scene_number_close_after_a_full_width_heading_is_a_scene_number
     ]
 
 
+def test_a_scene_number_typed_before_the_slugline_is_its_scene_number(tmp_path: Path) -> None:
+    fountain = f"INT. BARN - NIGHT\n\n{ACTION}\n\n12 ANGRY MEN file into the yard.\n\nEXT. YARD - DAY\n\n{ACTION}\n"
+    scenes = _scenes(tmp_path, fountain, scene_numbers="inline", heading_bold=False)
+    assert [(s.heading, s.scene_label) for s in scenes] == [("INT. BARN - NIGHT", "1"), ("EXT. YARD - DAY", "2")]
+
+
 @pytest.mark.parametrize("trait", TRAITS, ids=[t.name for t in TRAITS])
 def test_every_software_trait_reads_the_sample_back(tmp_path: Path, trait: Trait) -> None:
     fountain = SAMPLE.read_text(encoding="utf-8")
