@@ -327,8 +327,8 @@ def take_scene_numbers(
         return segments, ""
     segments, typed = _typed_scene_number(segments, action)
     if len(segments) < 2:
-        glued, number = _cut_glued_right_number(segments, right_numbers)
-        return glued, typed or number
+        line, number = _cut_glued_right_number(segments, right_numbers)
+        return line, typed or number
     char = segments[0].size * COURIER_ADVANCE
     number = ""
     first = _SCENE_NUMBER_RE.match(segments[0].text)
