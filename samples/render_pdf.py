@@ -9,7 +9,10 @@ top right from page 2 on, and ``(MORE)`` / ``NAME (CONT'D)`` when a speech break
 Scene headings are bold (a common "bold sluglines" setting) unless ``--plain-headings``.
 
 The PDF reader tests use this to make PDFs whose layout they know; it is also how the shipped
-sample PDF is made.
+sample PDF is made. ``Style`` changes the page the way other screenwriting programs set it (A4,
+indents, another monospaced face or size, scene numbers in one margin or typed inline, page numbers
+at the bottom, a revision header, curly ``(CONT’D)``): ``bench/pdf_traits.py`` draws the corpus with
+each of those traits to measure the reader on layouts it was not written against.
 """
 
 from __future__ import annotations

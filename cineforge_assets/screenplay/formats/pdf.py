@@ -6,13 +6,14 @@ transitions flush right. We read every glyph's position with PDFium (``pdf_text`
 measurement that chose it over ``pypdf``'s text visitor and ``pdfplumber`` is written up; the
 bench repeats it into BENCHMARKS.md), rebuild lines by position (so a cue drawn after
 its dialogue still leads it), and remove page furniture: running headers and footers, page
-numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin, which are kept
-on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
+numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin (or typed before
+the slugline), which are kept on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
 statistics (action = the leftmost column of long lines; cue = caps line directly followed by a
 less-indented line; dialogue = what follows cues) and walk the lines top to bottom, using
 vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(CONT'D)``
 continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
-line at the action margin is a heading, a shot or action, never a cue.
+line at the action margin is a heading, a shot or action, never a cue. ``bench/pdf_traits.py``
+measures all this on the corpus drawn the way other screenwriting programs draw a page.
 """
 
 from __future__ import annotations
