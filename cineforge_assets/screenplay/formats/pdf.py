@@ -7,13 +7,14 @@ measurement that chose it over ``pypdf``'s text visitor and ``pdfplumber`` is wr
 bench repeats it into BENCHMARKS.md), rebuild lines by position (so a cue drawn after
 its dialogue still leads it), and remove page furniture: running headers and footers, page
 numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin (or typed before
-the slugline), which are kept on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
-statistics (action = the leftmost column of long lines; cue = caps line directly followed by a
-less-indented line; dialogue = what follows cues) and walk the lines top to bottom, using
-vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(CONT'D)``
-continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
-line at the action margin is a heading, a shot or action, never a cue. ``bench/pdf_traits.py``
-measures all this on the corpus drawn the way other screenwriting programs draw a page.
+the slugline), which are kept on the line and written as Fountain's ``#12A#``. We then learn
+this document's columns from statistics (action = the leftmost column of long lines; cue = caps
+line directly followed by a less-indented line; dialogue = what follows cues) and walk the lines
+top to bottom, using vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` /
+``(CONT'D)`` continuation cues, speeches and paragraphs split across pages, and hard-wrapped
+lines. A caps line at the action margin is a heading, a shot or action, never a cue.
+``bench/pdf_traits.py`` measures all this on the corpus drawn the way other screenwriting programs
+draw a page.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ SHOT_RE = re.compile(
     r"BACK TO|SERIES OF SHOTS|MONTAGE|END MONTAGE|INTERCUT|FREEZE FRAME|SUPER|TITLE|SPLIT SCREEN)\b"
     r"|\bPOV\b|\bSHOT\b|\bON SCREEN\b"
 )
+# Revision page colours in the order studios issue them, as a revised page's header names them.
+_REVISION_COLOUR_RE = re.compile(
+    r"\b(?:white|blue|pink|yellow|green|goldenrod|buff|salmon|cherry|tan|gr[ae]y|ivory)\b", re.I
+)
+_REVISION_LABEL_RE = re.compile(r"\b(?:rev(?:ision|ised)?|draft|amended)\b", re.I)
+_DATE_RE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b")
 _TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
 _CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _NO_LOWER_RE = re.compile(r"^[^a-z]*$")
@@ -246,7 +253,8 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
         previous: Row | None = None
         for row in page_rows:
             in_band = row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND
-            if id(row) in outer and in_band and _is_numbered_header(row, first_page):
+            header = _is_numbered_header(row, first_page) or _is_revision_label(row, first_page)
+            if id(row) in outer and in_band and header:
                 continue  # "THE ORCHARD - Pink Rev.   2." above the text: a header even when not repeated
             segments = [s for s in row.segments if not (id(row) in outer and _header_key(s) in repeated)]
             if not in_band:
@@ -374,7 +382,19 @@ def _cut_glued_right_number(segments: list[Segment], column: float | None) -> tu
 
 
 def _header_key(segment: Segment) -> tuple[int, str]:
-    return round(segment.y), re.sub(r"\d+", "#", segment.text.lower())
+    """Height and wording with what changes page to page (numbers, dates, revision colours) blanked."""
+    return round(segment.y), re.sub(r"\d+", "#", _REVISION_COLOUR_RE.sub("~", segment.text.lower()))
+
+
+def _is_revision_label(row: Row, first_page: int) -> bool:
+    """``Pink Revision 3/2/2021`` in the margin band: a revised page's label, even alone on its row and
+    on only some pages (programs print it on the pages a revision touched)."""
+    text = " ".join(s.text for s in row.segments)
+    return (
+        row.page > first_page
+        and bool(_REVISION_LABEL_RE.search(text))
+        and bool(_DATE_RE.search(text) or _REVISION_COLOUR_RE.search(text))
+    )
 
 
 def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set[tuple[int, str]]:

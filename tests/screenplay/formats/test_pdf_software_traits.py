@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pdf_traits import TRAITS, Trait, render_trait, score_trait, source_for
+from bench.pdf_traits import TRAITS, TRAITS_BY_NAME, Trait, render_trait, score_trait, source_for
 from cineforge_assets.screenplay.formats.reader import read_source
 from cineforge_assets.screenplay.fountain import parse_fountain
 from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
@@ -75,3 +75,12 @@ def test_every_software_trait_reads_the_sample_back(tmp_path: Path, trait: Trait
     score = score_trait(trait, SAMPLE.stem, fountain, tmp_path)
     assert score.report.headings.f1 == 1.0, score.report
     assert score.report.characters.f1 == 1.0, score.report
+
+
+@pytest.mark.parametrize("trait", ["revision-header", "revision-header-bottom-numbers", "production-draft"])
+def test_a_revision_header_whose_colour_changes_page_to_page_leaves_no_trace(tmp_path: Path, trait: str) -> None:
+    chosen = TRAITS_BY_NAME[trait]
+    path = tmp_path / "script.pdf"
+    path.write_bytes(render_trait(chosen, source_for(chosen, SAMPLE.read_text(encoding="utf-8"))))
+    text = read_source(path).text
+    assert "Revision" not in text and "3/2/2021" not in text
