@@ -397,7 +397,8 @@ def render(
 TRAITS_START, TRAITS_END = "<!-- pdf-traits:start -->", "<!-- pdf-traits:end -->"
 TRAITS_RESULTS = REPO / "bench" / "results" / "pdf-traits.json"
 TRAITS_BEFORE = REPO / "bench" / "results" / "pdf-traits-before.json"
-TraitFigures = dict[str, dict[str, list[float]]]  # trait -> script -> [heading F1, chars F1, attribution]
+# trait -> script -> [heading F1, speaking-character F1, attribution, stray words]
+TraitFigures = dict[str, dict[str, list[float]]]
 
 
 def trait_sources(corpus: Path) -> dict[str, str]:
@@ -412,8 +413,14 @@ def run_traits(corpus: Path, workdir: Path) -> TraitFigures:
     figures: TraitFigures = {}
     for trait in TRAITS:
         for script, text in trait_sources(corpus).items():
-            report = score_trait(trait, script, text, workdir).report
-            figures.setdefault(trait.name, {})[script] = [report.headings.f1, report.characters.f1, report.attribution]
+            score = score_trait(trait, script, text, workdir)
+            report = score.report
+            figures.setdefault(trait.name, {})[script] = [
+                report.headings.f1,
+                report.characters.f1,
+                report.attribution,
+                score.stray_words,
+            ]
             (workdir / f"{script}-{trait.name}.pdf").unlink()
     return figures
 
@@ -421,6 +428,11 @@ def run_traits(corpus: Path, workdir: Path) -> TraitFigures:
 def _mean_min(per_script: dict[str, list[float]], index: int) -> str:
     values = [v[index] for v in per_script.values()]
     return f"{statistics.mean(values):.3f} / {min(values):.3f}"
+
+
+def _stray(per_script: dict[str, list[float]]) -> str:
+    counts = [v[3] for v in per_script.values() if len(v) > 3]
+    return str(int(sum(counts))) if counts else "not run"
 
 
 def render_traits(figures: TraitFigures, before: TraitFigures, command: str) -> str:
@@ -436,11 +448,13 @@ def render_traits(figures: TraitFigures, before: TraitFigures, command: str) -> 
         "`samples/render_pdf.py` or by screenplain's own PDF export), read back by `read_source`, scored "
         "against screenplain's parse of the Fountain it was drawn from. Cells are mean / minimum over the "
         "scripts. *Before*: the reader before the trait fixes (`bench/results/pdf-traits-before.json`); "
-        "*after*: this run. Worst: the script with the lowest speaking-character F1 now.",
+        "*after*: this run. Stray words: words of the text read back that the source never uses (page "
+        "furniture taken for script text), summed over the scripts. Worst: the script with the lowest "
+        "speaking-character F1 now.",
         "",
         "| trait | what the PDF does | headings F1 before | headings F1 after | speaking chars F1 before "
-        "| speaking chars F1 after | attribution after | worst |",
-        "|---|---|---|---|---|---|---|---|",
+        "| speaking chars F1 after | attribution after | stray words before / after | worst |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     descriptions = {trait.name: trait.description for trait in TRAITS}
     for name, per_script in figures.items():
@@ -449,7 +463,8 @@ def render_traits(figures: TraitFigures, before: TraitFigures, command: str) -> 
         lines.append(
             f"| {name} | {descriptions[name]} | {_mean_min(old, 0) if old else 'not run'} "
             f"| {_mean_min(per_script, 0)} | {_mean_min(old, 1) if old else 'not run'} "
-            f"| {_mean_min(per_script, 1)} | {_mean_min(per_script, 2)} | {worst} |"
+            f"| {_mean_min(per_script, 1)} | {_mean_min(per_script, 2)} "
+            f"| {_stray(old) if old else 'not run'} / {_stray(per_script)} | {worst} |"
         )
     lines.append(TRAITS_END)
     return "\n".join(lines) + "\n"

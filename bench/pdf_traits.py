@@ -16,6 +16,7 @@ which draw one trait at a time into ``tmp_path``.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -334,6 +335,19 @@ class TraitScore:
     trait: str
     script: str
     report: FidelityReport
+    stray_words: int  # words in the reader's text that the source never uses: page furniture that leaked
+
+
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_CONTINUATION_WORDS = {"cont", "d", "more"}  # a cue's (CONT'D) that a program adds is script text
+
+
+def stray_words(source: str, read_back: str) -> int:
+    """Words the reader produced that appear nowhere in the source (case-folded; quotes and numbers
+    aside): a header, page label or revision colour taken for script text. Headings and speakers do
+    not see these, yet they end up in the action a breakdown reads."""
+    known = {word.casefold() for word in _WORD_RE.findall(source)} | _CONTINUATION_WORDS
+    return sum(1 for word in _WORD_RE.findall(read_back) if word.casefold() not in known)
 
 
 def score_trait(trait: Trait, script: str, fountain_text: str, workdir: Path) -> TraitScore:
@@ -341,8 +355,9 @@ def score_trait(trait: Trait, script: str, fountain_text: str, workdir: Path) ->
     source = source_for(trait, fountain_text)
     path = workdir / f"{script}-{trait.name}.pdf"
     path.write_bytes(render_trait(trait, source))
-    candidate, _parser = digest_fountain(read_source(path).text)
-    return TraitScore(trait.name, script, compare(digest_screenplain(source), candidate))
+    text = read_source(path).text
+    candidate, _parser = digest_fountain(text)
+    return TraitScore(trait.name, script, compare(digest_screenplain(source), candidate), stray_words(source, text))
 
 
 def with_style(trait: Trait, **style: object) -> Trait:
