@@ -202,6 +202,12 @@ TRAITS: tuple[Trait, ...] = (
     Trait("indents-movie-magic", "cue 4.2in, dialogue 2.9in, paren 3.6in (Movie Magic)", MOVIE_MAGIC),
     Trait("indents-celtx", "cue 4.0in, dialogue 2.5in 3.8in wide, paren 3.3in", CELTX),
     Trait("indents-narrow-gap", "cue 3.5in over dialogue 2.9in: cue only 6 characters in", NARROW_GAP),
+    Trait(
+        "a4-narrow-margins",
+        "A4 with a 1.0in left margin: action 1.0in, dialogue 2.0in, paren 2.6in, cue 3.2in, right edge 7.3in",
+        {"page": "a4", "action_x": 1.0, "right_x": 7.3, **indents(3.2, 2.0, 2.6, 35, 25)},
+    ),
+    Trait("bold-cues", "character cues in bold as well as the sluglines", {"cue_bold": True}),
     Trait("wrapped-headings", "sluglines wrap at 30 characters onto a second line", {"heading_width": 30}),
     Trait("bold-underlined-headings", "sluglines bold and underlined", {"heading_underline": True}),
     Trait(

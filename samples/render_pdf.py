@@ -66,6 +66,7 @@ class Style:
     heading_width: int = 60  # a longer scene heading wraps onto a second line
     heading_bold: bool = True
     heading_underline: bool = False
+    cue_bold: bool = False
     scene_numbers: str = ""  # "", "left", "right", "both", or "inline" (``12. INT. ...``): numbered 1, 2, 3...
     page_numbers: str = "top-right"  # "top-right" (``12.``) or "bottom-center"
     header: str = ""  # top left from page 2 on; ``{colour}`` cycles through ``colours`` page by page
@@ -151,7 +152,8 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
                 body.extend(_speech_lines(elements[i], style))
                 i += 1
-            blocks.append(Block("speech", [Line(style.x(style.cue_x), cue)] + body, cue=name, body=body))
+            cue_line = Line(style.x(style.cue_x), cue, bold=style.cue_bold)
+            blocks.append(Block("speech", [cue_line] + body, cue=name, body=body))
             continue
         if kind == ElementType.SCENE_HEADING:
             scene_number += 1
