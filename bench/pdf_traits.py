@@ -217,6 +217,11 @@ TRAITS: tuple[Trait, ...] = (
     ),
     Trait("scene-numbers-left", "scene numbers in the left margin only", {"scene_numbers": "left"}),
     Trait("scene-numbers-right", "scene numbers in the right margin only", {"scene_numbers": "right"}),
+    Trait(
+        "scene-numbers-close-left",
+        "left scene numbers at 1.05in, so `123` ends 1.5 characters before the slugline",
+        {"scene_numbers": "left", "left_number_x": 1.05},
+    ),
     Trait("scene-numbers-both", "scene numbers in both margins", {"scene_numbers": "both"}),
     Trait(
         "scene-numbers-inline",

@@ -67,6 +67,7 @@ class Style:
     heading_bold: bool = True
     heading_underline: bool = False
     cue_bold: bool = False
+    left_number_x: float = 0.0  # where a left scene number starts; 0: 0.75in left of the action margin
     scene_numbers: str = ""  # "", "left", "right", "both", or "inline" (``12. INT. ...``): numbered 1, 2, 3...
     page_numbers: str = "top-right"  # "top-right" (``12.``) or "bottom-center"
     header: str = ""  # top left from page 2 on; ``{colour}`` cycles through ``colours`` page by page
@@ -158,7 +159,7 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
         if kind == ElementType.SCENE_HEADING:
             scene_number += 1
             last_speaker = ""
-            number = str(scene_number) if style.scene_numbers else ""
+            number = (element.scene_number or str(scene_number)) if style.scene_numbers else ""
             heading = plain(element.text, quotes)
             if style.scene_numbers == "inline":
                 heading, number = f"{number}. {heading}", ""
@@ -326,7 +327,7 @@ def _draw_line(pdf: FPDF, style: Style, line: Line, y: float) -> None:
     if line.number:
         _set_font(pdf, style)
         if style.scene_numbers in ("left", "both"):
-            pdf.text(style.x(style.action_x) - 0.75 * PT_PER_IN, y, line.number)
+            pdf.text(style.x(style.left_number_x or style.action_x - 0.75), y, line.number)
         if style.scene_numbers in ("right", "both"):
             pdf.text(style.x(style.right_x) + 0.2 * PT_PER_IN, y, line.number)
 

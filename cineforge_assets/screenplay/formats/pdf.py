@@ -357,10 +357,11 @@ def take_scene_numbers(
 
 def _typed_scene_number(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
     """``12. INT. BARN - NIGHT`` at the action margin: a number typed before the slugline (a
-    word-processor script) is the scene number, when what follows it is a slugline."""
+    word-processor script) is the scene number, when what follows it is a slugline. So is a left
+    margin number set so close to the slugline that the two read as one run (``123 INT. BARN``)."""
     first = segments[0]
     found = _TYPED_NUMBER_RE.match(first.text)
-    if not found or abs(first.x - action) > first.size or not HEADING_RE.match(first.text[found.end() :]):
+    if not found or first.x > action + first.size or not HEADING_RE.match(first.text[found.end() :]):
         return segments, ""
     # The slugline keeps the number's place at the action margin: it is set there, not indented.
     rest = Segment(first.page, first.x, first.y, first.text[found.end() :], first.size, first.bold, first.end)

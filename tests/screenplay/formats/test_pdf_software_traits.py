@@ -84,3 +84,11 @@ def test_a_revision_header_whose_colour_changes_page_to_page_leaves_no_trace(tmp
     path.write_bytes(render_trait(chosen, source_for(chosen, SAMPLE.read_text(encoding="utf-8"))))
     text = read_source(path).text
     assert "Revision" not in text and "3/2/2021" not in text
+
+
+def test_a_left_scene_number_set_close_to_the_slugline_is_its_scene_number(tmp_path: Path) -> None:
+    """``123`` at 1.05in ends a character and a half before a slugline at 1.5in: one run of text."""
+    numbers = ["1", "12", "123", "124A", "A125"]
+    fountain = "".join(f"INT. ROOM {n} - NIGHT #{n}#\n\n{ACTION}\n\n" for n in numbers)
+    scenes = _scenes(tmp_path, fountain, scene_numbers="left", left_number_x=1.05)
+    assert [(s.heading, s.scene_label) for s in scenes] == [(f"INT. ROOM {n} - NIGHT", n) for n in numbers]
