@@ -361,11 +361,17 @@ def _typed_scene_number(segments: list[Segment], action: float) -> tuple[list[Se
     margin number set so close to the slugline that the two read as one run (``123 INT. BARN``)."""
     first = segments[0]
     found = _TYPED_NUMBER_RE.match(first.text)
-    if not found or first.x > action + first.size or not HEADING_RE.match(first.text[found.end() :]):
+    if not found or first.x > action + first.size:
+        return segments, ""
+    rest = first.text[found.end() :]
+    # Only a margin number starts left of the action margin, so a caps line glued to one (a numbered
+    # secondary heading, ``124 THE MAZDA``) is a heading too; at the margin it must read as a slugline.
+    in_margin = first.x < action - first.size and bool(_NO_LOWER_RE.match(rest))
+    if not (in_margin or HEADING_RE.match(rest)):
         return segments, ""
     # The slugline keeps the number's place at the action margin: it is set there, not indented.
-    rest = Segment(first.page, first.x, first.y, first.text[found.end() :], first.size, first.bold, first.end)
-    return [rest, *segments[1:]], found.group(1)
+    line = Segment(first.page, first.x, first.y, rest, first.size, first.bold, first.end)
+    return [line, *segments[1:]], found.group(1)
 
 
 def _cut_glued_right_number(segments: list[Segment], column: float | None) -> tuple[list[Segment], str]:

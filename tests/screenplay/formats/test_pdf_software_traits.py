@@ -90,5 +90,8 @@ def test_a_left_scene_number_set_close_to_the_slugline_is_its_scene_number(tmp_p
     """``123`` at 1.05in ends a character and a half before a slugline at 1.5in: one run of text."""
     numbers = ["1", "12", "123", "124A", "A125"]
     fountain = "".join(f"INT. ROOM {n} - NIGHT #{n}#\n\n{ACTION}\n\n" for n in numbers)
+    fountain += f".THE MAZDA #126#\n\n{ACTION}\n"  # a numbered secondary heading
     scenes = _scenes(tmp_path, fountain, scene_numbers="left", left_number_x=1.05)
-    assert [(s.heading, s.scene_label) for s in scenes] == [(f"INT. ROOM {n} - NIGHT", n) for n in numbers]
+    assert [(s.heading, s.scene_label) for s in scenes] == [(f"INT. ROOM {n} - NIGHT", n) for n in numbers] + [
+        ("THE MAZDA", "126")
+    ]
