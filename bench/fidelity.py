@@ -460,6 +460,8 @@ def render_traits(figures: TraitFigures, before: TraitFigures, command: str) -> 
     for name, per_script in figures.items():
         old = before.get(name)
         worst = min(per_script, key=lambda script: (per_script[script][1], per_script[script][0]))
+        if per_script[worst][:2] == [1.0, 1.0]:
+            worst = "none below 1.000"
         lines.append(
             f"| {name} | {descriptions[name]} | {_mean_min(old, 0) if old else 'not run'} "
             f"| {_mean_min(per_script, 0)} | {_mean_min(old, 1) if old else 'not run'} "

@@ -126,7 +126,11 @@ def wrap(text: str, width: int, smart_quotes: bool = False) -> list[str]:
     lines: list[str] = []
     for raw in plain(text, smart_quotes).split("\n"):
         indent = len(raw) - len(raw.lstrip(" "))
-        wrapped = textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False) or [""]
+        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word.
+        wrapped = (
+            textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False, break_long_words=False)
+            or [""]
+        )
         lines.extend(" " * indent + w for w in wrapped)
     return lines
 
@@ -165,7 +169,7 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
                 heading, number = f"{number}. {heading}", ""
             lines = [
                 Line(style.x(style.action_x), text, bold=style.heading_bold, underline=style.heading_underline)
-                for text in textwrap.wrap(heading, style.heading_width) or [""]
+                for text in textwrap.wrap(heading, style.heading_width, break_long_words=False) or [""]
             ]
             lines[0].number = number
             blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
