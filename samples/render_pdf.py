@@ -9,7 +9,10 @@ top right from page 2 on, and ``(MORE)`` / ``NAME (CONT'D)`` when a speech break
 Scene headings are bold (a common "bold sluglines" setting) unless ``--plain-headings``.
 
 The PDF reader tests use this to make PDFs whose layout they know; it is also how the shipped
-sample PDF is made.
+sample PDF is made. ``Style`` changes the page the way other screenwriting programs set it (A4,
+indents, another monospaced face or size, scene numbers in one margin or typed inline, page numbers
+at the bottom, a revision header, curly ``(CONT’D)``): ``bench/pdf_traits.py`` draws the corpus with
+each of those traits to measure the reader on layouts it was not written against.
 """
 
 from __future__ import annotations
@@ -30,26 +33,62 @@ from cineforge_assets.screenplay.elements import Element, ElementType, Script  #
 
 PT_PER_IN = 72.0
 REPRODUCIBLE_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-FONT_SIZE = 12.0
-LINE = 12.0  # 6 lines per inch
-CHAR = 7.2  # Courier 12pt advance
-PAGE_W, PAGE_H = 8.5 * PT_PER_IN, 11 * PT_PER_IN
-TOP, BOTTOM = 1.0 * PT_PER_IN, 1.0 * PT_PER_IN
-LINES_PER_PAGE = int((PAGE_H - TOP - BOTTOM) // LINE)  # 54
-
-ACTION_X = 1.5 * PT_PER_IN
-DIALOGUE_X = 2.5 * PT_PER_IN
-PAREN_X = 3.1 * PT_PER_IN
-CUE_X = 3.7 * PT_PER_IN
-RIGHT_X = 7.5 * PT_PER_IN
-ACTION_WIDTH = 60
-DIALOGUE_WIDTH = 35
-PAREN_WIDTH = 26
+PAGE_SIZES = {"letter": (8.5 * PT_PER_IN, 11 * PT_PER_IN), "a4": (595.28, 841.89)}
 
 _EMPHASIS_RE = re.compile(r"(\*{1,3}|_)(?=\S)(.+?)(?<=\S)\1")
 _ASCII = str.maketrans(
     {"’": "'", "‘": "'", "“": '"', "”": '"', "—": "--", "–": "-", "…": "...", "\u00a0": " "}
 )
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a screenwriting program lays the page out; the defaults are this renderer's own layout.
+
+    Positions are in inches from the page's left edge. The trait harness (``bench/pdf_traits.py``)
+    varies these to draw the same script the way other software does.
+    """
+
+    page: str = "letter"  # letter | a4
+    font: str = "Courier"  # a PDF core font, or the path of a monospaced TTF (its Bold beside it)
+    font_size: float = 12.0
+    line: float = 12.0  # leading in points: 6 lines per inch
+    top: float = 1.0
+    bottom: float = 1.0
+    action_x: float = 1.5
+    dialogue_x: float = 2.5
+    paren_x: float = 3.1
+    cue_x: float = 3.7
+    right_x: float = 7.5
+    action_width: int = 60
+    dialogue_width: int = 35
+    paren_width: int = 26
+    heading_width: int = 60  # a longer scene heading wraps onto a second line
+    heading_bold: bool = True
+    heading_underline: bool = False
+    cue_bold: bool = False
+    left_number_x: float = 0.0  # where a left scene number starts; 0: 0.75in left of the action margin
+    scene_numbers: str = ""  # "", "left", "right", "both", or "inline" (``12. INT. ...``): numbered 1, 2, 3...
+    page_numbers: str = "top-right"  # "top-right" (``12.``) or "bottom-center"
+    header: str = ""  # top left from page 2 on; ``{colour}`` cycles through ``colours`` page by page
+    colours: tuple[str, ...] = ("White",)
+    contd: str = "(CONT'D)"  # the continuation cue's extension (``(CONT’D)`` with a curly apostrophe)
+    more: str = "(MORE)"  # under a speech the page break cuts
+    transition_x: float = 0.0  # 0: flush right at right_x; else left-aligned at this many inches
+    lines_before_heading: int = 1  # blank lines above a scene heading (Final Draft lets it be 2)
+    contd_repeat_speaker: bool = False  # a speaker talking again after action gets ``(CONT'D)`` too
+    smart_quotes: bool = False  # print ’ “ ” — as typed (Windows-1252 has them) instead of ASCII
+
+    @property
+    def size(self) -> tuple[float, float]:
+        return PAGE_SIZES[self.page]
+
+    @property
+    def lines_per_page(self) -> int:
+        return int((self.size[1] - (self.top + self.bottom) * PT_PER_IN) // self.line)
+
+    def x(self, inches: float) -> float:
+        return inches * PT_PER_IN
 
 
 @dataclass
@@ -58,6 +97,8 @@ class Line:
     text: str
     bold: bool = False
     align: str = "left"  # left | right | center
+    underline: bool = False
+    number: str = ""  # scene number printed in the margin(s) beside this line
 
 
 @dataclass
@@ -70,48 +111,79 @@ class Block:
     body: list[Line] = field(default_factory=list)
 
 
-def plain(text: str) -> str:
+def plain(text: str, smart_quotes: bool = False) -> str:
     previous = None
     while previous != text:
         previous = text
         text = _EMPHASIS_RE.sub(r"\2", text)
-    return text.replace("\\", "").translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
+    text = text.replace("\\", "")
+    if smart_quotes:
+        return text.encode("windows-1252", "replace").decode("windows-1252")
+    return text.translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
 
 
-def wrap(text: str, width: int) -> list[str]:
+def wrap(text: str, width: int, smart_quotes: bool = False) -> list[str]:
     lines: list[str] = []
-    for raw in plain(text).split("\n"):
+    for raw in plain(text, smart_quotes).split("\n"):
         indent = len(raw) - len(raw.lstrip(" "))
-        wrapped = textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False) or [""]
+        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word.
+        wrapped = (
+            textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False, break_long_words=False)
+            or [""]
+        )
         lines.extend(" " * indent + w for w in wrapped)
     return lines
 
 
-def blocks_for(script: Script, bold_headings: bool = True) -> list[Block]:
+def blocks_for(script: Script, style: Style) -> list[Block]:
     blocks: list[Block] = []
     elements = list(script.elements)
+    quotes = style.smart_quotes
+    scene_number = 0
+    last_speaker = ""  # in this scene, for the repeated speaker's (CONT'D)
     i = 0
     while i < len(elements):
         element = elements[i]
         kind = element.type
         if kind == ElementType.CHARACTER:
-            cue = " ".join(filter(None, [plain(element.text).upper(), plain(element.extension)]))
+            extension = plain(element.extension, quotes)
+            name = plain(element.text, quotes).upper()
+            if style.contd_repeat_speaker and name == last_speaker and "CONT" not in extension.upper():
+                extension = " ".join(filter(None, [extension, style.contd]))
+            last_speaker = name
+            cue = " ".join(filter(None, [name, extension]))
             body: list[Line] = []
             i += 1
             while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
-                body.extend(_speech_lines(elements[i]))
+                body.extend(_speech_lines(elements[i], style))
                 i += 1
-            blocks.append(Block("speech", [Line(CUE_X, cue)] + body, cue=cue, body=body))
+            cue_line = Line(style.x(style.cue_x), cue, bold=style.cue_bold)
+            blocks.append(Block("speech", [cue_line] + body, cue=name, body=body))
             continue
         if kind == ElementType.SCENE_HEADING:
-            text = plain(element.text).upper()
-            blocks.append(Block("heading", [Line(ACTION_X, text, bold=bold_headings)], keep_with_next=True))
+            scene_number += 1
+            last_speaker = ""
+            number = (element.scene_number or str(scene_number)) if style.scene_numbers else ""
+            heading = plain(element.text, quotes)
+            if style.scene_numbers == "inline":
+                heading, number = f"{number}. {heading}", ""
+            lines = [
+                Line(style.x(style.action_x), text, bold=style.heading_bold, underline=style.heading_underline)
+                for text in textwrap.wrap(heading, style.heading_width, break_long_words=False) or [""]
+            ]
+            lines[0].number = number
+            blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
         elif kind in (ElementType.ACTION, ElementType.LYRICS):
-            blocks.append(Block("action", [Line(ACTION_X, t) for t in wrap(element.text, ACTION_WIDTH)]))
+            lines = [Line(style.x(style.action_x), t) for t in wrap(element.text, style.action_width, quotes)]
+            blocks.append(Block("action", lines))
         elif kind == ElementType.TRANSITION:
-            blocks.append(Block("transition", [Line(RIGHT_X, plain(element.text).upper(), align="right")]))
+            text = plain(element.text, quotes).upper()
+            if style.transition_x:
+                blocks.append(Block("transition", [Line(style.x(style.transition_x), text)]))
+            else:
+                blocks.append(Block("transition", [Line(style.x(style.right_x), text, align="right")]))
         elif kind == ElementType.CENTERED:
-            lines = [Line(0, t.strip(), align="center") for t in wrap(element.text, ACTION_WIDTH)]
+            lines = [Line(0, t.strip(), align="center") for t in wrap(element.text, style.action_width, quotes)]
             blocks.append(Block("centered", lines))
         elif kind == ElementType.PAGE_BREAK:
             blocks.append(Block("page_break", []))
@@ -119,22 +191,23 @@ def blocks_for(script: Script, bold_headings: bool = True) -> list[Block]:
     return blocks
 
 
-def _speech_lines(element: Element) -> list[Line]:
+def _speech_lines(element: Element, style: Style) -> list[Line]:
     if element.type == ElementType.PARENTHETICAL:
-        return [Line(PAREN_X, t) for t in wrap(element.text, PAREN_WIDTH)]
-    return [Line(DIALOGUE_X, t) for t in wrap(element.text, DIALOGUE_WIDTH)]
+        return [Line(style.x(style.paren_x), t) for t in wrap(element.text, style.paren_width, style.smart_quotes)]
+    return [Line(style.x(style.dialogue_x), t) for t in wrap(element.text, style.dialogue_width, style.smart_quotes)]
 
 
 def _blank(count: int) -> list[Line | None]:
     return [None] * count
 
 
-def paginate(blocks: list[Block]) -> list[list[Line | None]]:
-    """Lay blocks onto pages of LINES_PER_PAGE; ``None`` is a blank line."""
+def paginate(blocks: list[Block], style: Style) -> list[list[Line | None]]:
+    """Lay blocks onto pages of ``style.lines_per_page``; ``None`` is a blank line."""
+    per_page = style.lines_per_page
     pages: list[list[Line | None]] = [[]]
 
     def room() -> int:
-        return LINES_PER_PAGE - len(pages[-1])
+        return per_page - len(pages[-1])
 
     def new_page() -> None:
         pages.append([])
@@ -152,7 +225,7 @@ def paginate(blocks: list[Block]) -> list[list[Line | None]]:
             pages[-1].extend(_blank(gap))
             pages[-1].extend(block.lines)
             continue
-        if block.kind == "speech" and _split_speech(block, pages, gap):
+        if block.kind == "speech" and _split_speech(block, pages, gap, style):
             continue
         if block.kind == "action" and room() - gap >= 2 and len(block.lines) - (room() - gap) >= 2:
             take = room() - gap
@@ -166,78 +239,123 @@ def paginate(blocks: list[Block]) -> list[list[Line | None]]:
     return [p for p in pages if p]
 
 
-def _split_speech(block: Block, pages: list[list[Line | None]], gap: int) -> bool:
+def _split_speech(block: Block, pages: list[list[Line | None]], gap: int, style: Style) -> bool:
     """Break a speech: cue + at least two lines + (MORE) here, NAME (CONT'D) + the rest overleaf."""
-    available = LINES_PER_PAGE - len(pages[-1]) - gap - 2  # cue line and (MORE) line
+    per_page = style.lines_per_page
+    available = per_page - len(pages[-1]) - gap - 2  # cue line and (MORE) line
     body = block.body
     if available < 2 or len(body) - available < 1:
         return False
     take = available
+    paren_x = style.x(style.paren_x)
     # Never end a page on a parenthetical: it belongs with the line it introduces.
-    while take > 1 and body[take - 1].x == PAREN_X:
+    while take > 1 and body[take - 1].x == paren_x:
         take -= 1
-    more: list[Line | None] = [Line(CUE_X, "(MORE)")]
-    contd: list[Line | None] = [Line(CUE_X, f"{block.cue} (CONT'D)")]
+    cue_x = style.x(style.cue_x)
+    more: list[Line | None] = [Line(cue_x, style.more)]
+    contd: list[Line | None] = [Line(cue_x, f"{block.cue} {style.contd}")]
     pages[-1].extend(_blank(gap) + [block.lines[0]] + body[:take] + more)
     rest: list[Line | None] = list(body[take:])
-    while len(rest) > LINES_PER_PAGE - 1:
-        pages.append(contd + rest[: LINES_PER_PAGE - 2] + more)
-        rest = rest[LINES_PER_PAGE - 2 :]
+    while len(rest) > per_page - 1:
+        pages.append(contd + rest[: per_page - 2] + more)
+        rest = rest[per_page - 2 :]
     pages.append(contd + rest)
     return True
 
 
-def render_title_page(pdf: FPDF, title_page: dict[str, list[str]]) -> None:
+def render_title_page(pdf: FPDF, title_page: dict[str, list[str]], style: Style) -> None:
     pdf.add_page()
+    page_w, page_h = style.size
     y = 3.5 * PT_PER_IN
     for key in ("title", "credit", "author", "authors", "source"):
         for value in title_page.get(key, []):
             text = plain(value).upper() if key == "title" else plain(value)
-            pdf.set_font("Courier", "B" if key == "title" else "", FONT_SIZE)
-            pdf.text(PAGE_W / 2 - pdf.get_string_width(text) / 2, y, text)
-            y += LINE * (2 if key in ("title", "credit") else 1)
+            _set_font(pdf, style, bold=key == "title")
+            pdf.text(page_w / 2 - pdf.get_string_width(text) / 2, y, text)
+            y += style.line * (2 if key in ("title", "credit") else 1)
     lower = [plain(v) for key in ("draft date", "contact", "copyright") for v in title_page.get(key, [])]
-    y = PAGE_H - BOTTOM - LINE * (len(lower) - 1)
-    pdf.set_font("Courier", "", FONT_SIZE)
+    y = page_h - style.bottom * PT_PER_IN - style.line * (len(lower) - 1)
+    _set_font(pdf, style)
     for text in lower:
-        pdf.text(ACTION_X, y, text)
-        y += LINE
+        pdf.text(style.x(style.action_x), y, text)
+        y += style.line
 
 
-def render(script: Script, *, bold_headings: bool = True) -> bytes:
-    pdf = FPDF(unit="pt", format="letter")
+def _set_font(pdf: FPDF, style: Style, bold: bool = False, underline: bool = False) -> None:
+    family = "Courier" if style.font == "Courier" else "ScriptMono"
+    pdf.set_font(family, ("B" if bold else "") + ("U" if underline else ""), style.font_size)
+
+
+def _new_pdf(script: Script, style: Style) -> FPDF:
+    pdf = FPDF(unit="pt", format=style.size)
+    pdf.core_fonts_encoding = "windows-1252"  # curly quotes in the core Courier, as Final Draft prints them
+    if style.font != "Courier":
+        regular = Path(style.font)
+        bold = regular.with_name(regular.stem + " Bold" + regular.suffix)
+        if not bold.exists():
+            bold = regular.with_name(regular.stem + "-Bold" + regular.suffix)
+        pdf.add_font("ScriptMono", "", str(regular))
+        pdf.add_font("ScriptMono", "B", str(bold if bold.exists() else regular))
     pdf.set_auto_page_break(False)
     pdf.set_creator("CineForge samples/render_pdf.py")
     pdf.set_creation_date(REPRODUCIBLE_DATE)  # same input, same bytes: the committed sample stays diff-free
     pdf.set_title(plain(script.title) or "Screenplay")
+    return pdf
+
+
+def _page_furniture(pdf: FPDF, style: Style, number: int) -> None:
+    if number == 1:
+        return
+    page_w, page_h = style.size
+    _set_font(pdf, style)
+    label = f"{number}."
+    if style.page_numbers == "bottom-center":
+        pdf.text(page_w / 2 - pdf.get_string_width(label) / 2, page_h - 0.5 * PT_PER_IN, label)
+    else:
+        pdf.text(style.x(style.right_x) - pdf.get_string_width(label), 0.5 * PT_PER_IN + style.font_size, label)
+    if style.header:
+        header = style.header.format(colour=style.colours[number % len(style.colours)])
+        pdf.text(style.x(style.action_x), 0.5 * PT_PER_IN + style.font_size, header)
+
+
+def _draw_line(pdf: FPDF, style: Style, line: Line, y: float) -> None:
+    _set_font(pdf, style, bold=line.bold, underline=line.underline)
+    width = pdf.get_string_width(line.text)
+    if line.align == "right":
+        x = style.x(style.right_x) - width
+    elif line.align == "center":
+        x = (style.x(style.action_x) + style.x(style.right_x)) / 2 - width / 2
+    else:
+        x = line.x
+    pdf.text(x, y, line.text)
+    if line.number:
+        _set_font(pdf, style)
+        if style.scene_numbers in ("left", "both"):
+            pdf.text(style.x(style.left_number_x or style.action_x - 0.75), y, line.number)
+        if style.scene_numbers in ("right", "both"):
+            pdf.text(style.x(style.right_x) + 0.2 * PT_PER_IN, y, line.number)
+
+
+def render(script: Script, *, bold_headings: bool = True, style: Style | None = None) -> bytes:
+    style = style or Style(heading_bold=bold_headings)
+    pdf = _new_pdf(script, style)
     if script.title_page:
-        render_title_page(pdf, script.title_page)
-    for number, page in enumerate(paginate(blocks_for(script, bold_headings)), start=1):
+        render_title_page(pdf, script.title_page, style)
+    top = style.top * PT_PER_IN
+    for number, page in enumerate(paginate(blocks_for(script, style), style), start=1):
         pdf.add_page()
-        pdf.set_font("Courier", "", FONT_SIZE)
-        if number > 1:
-            label = f"{number}."
-            pdf.text(RIGHT_X - pdf.get_string_width(label), 0.5 * PT_PER_IN + FONT_SIZE, label)
+        _page_furniture(pdf, style, number)
         for row, line in enumerate(page):
             if line is None or not line.text.strip():
                 continue
-            y = TOP + LINE * (row + 1) - 2
-            pdf.set_font("Courier", "B" if line.bold else "", FONT_SIZE)
-            width = pdf.get_string_width(line.text)
-            if line.align == "right":
-                x = RIGHT_X - width
-            elif line.align == "center":
-                x = (ACTION_X + RIGHT_X) / 2 - width / 2
-            else:
-                x = line.x
-            pdf.text(x, y, line.text)
+            _draw_line(pdf, style, line, top + style.line * (row + 1) - 2)
     return bytes(pdf.output())
 
 
-def render_fountain(text: str, *, bold_headings: bool = True) -> bytes:
+def render_fountain(text: str, *, bold_headings: bool = True, style: Style | None = None) -> bytes:
     from cineforge_assets.screenplay.fountain import parse_fountain
 
-    return render(parse_fountain(text), bold_headings=bold_headings)
+    return render(parse_fountain(text), bold_headings=bold_headings, style=style)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,13 +6,15 @@ transitions flush right. We read every glyph's position with PDFium (``pdf_text`
 measurement that chose it over ``pypdf``'s text visitor and ``pdfplumber`` is written up; the
 bench repeats it into BENCHMARKS.md), rebuild lines by position (so a cue drawn after
 its dialogue still leads it), and remove page furniture: running headers and footers, page
-numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin, which are kept
-on the line and written as Fountain's ``#12A#``. We then learn this document's columns from
-statistics (action = the leftmost column of long lines; cue = caps line directly followed by a
-less-indented line; dialogue = what follows cues) and walk the lines top to bottom, using
-vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` / ``(CONT'D)``
-continuation cues, speeches and paragraphs split across pages, and hard-wrapped lines. A caps
-line at the action margin is a heading, a shot or action, never a cue.
+numbers, ``CONTINUED`` lines, revision marks, and scene numbers in either margin (or typed before
+the slugline), which are kept on the line and written as Fountain's ``#12A#``. We then learn
+this document's columns from statistics (action = the leftmost column of long lines; cue = caps
+line directly followed by a less-indented line; dialogue = what follows cues) and walk the lines
+top to bottom, using vertical gaps as blank lines and undoing what pagination added: ``(MORE)`` /
+``(CONT'D)`` continuation cues, speeches and paragraphs split across pages, and hard-wrapped
+lines. A caps line at the action margin is a heading, a shot or action, never a cue.
+``bench/pdf_traits.py`` measures all this on the corpus drawn the way other screenwriting programs
+draw a page.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
 _CONTINUED_RE = re.compile(r"^\(?\s*(?:CONTINUED|CONT'D|CONT’D)\s*\)?:?$|^CONTINUED:?\s*\(\d+\):?$", re.I)
 # Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
+_TYPED_NUMBER_RE = re.compile(r"^([A-Z]{0,2}\d{1,4}[A-Z]{0,3})[.)]?\s+")
+_GLUED_NUMBER_RE = re.compile(r"\s+([*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?)$")
 _REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
 _OMITTED_RE = re.compile(r"^[*\s]*(?:SCENES?\s+)?(?:OMITTED|OMIT|DELETED)[.*\s]*$", re.I)  # a numbered slot, no scene
 # Camera directions set at the action margin, often in bold like the sluglines: never a heading
@@ -64,7 +68,17 @@ SHOT_RE = re.compile(
     r"BACK TO|SERIES OF SHOTS|MONTAGE|END MONTAGE|INTERCUT|FREEZE FRAME|SUPER|TITLE|SPLIT SCREEN)\b"
     r"|\bPOV\b|\bSHOT\b|\bON SCREEN\b"
 )
+# Revision page colours in the order studios issue them, as a revised page's header names them.
+_REVISION_COLOUR_RE = re.compile(
+    r"\b(?:white|blue|pink|yellow|green|goldenrod|buff|salmon|cherry|tan|gr[ae]y|ivory)\b", re.I
+)
+_REVISION_LABEL_RE = re.compile(r"\b(?:rev(?:ision|ised)?|draft|amended)\b", re.I)
+_DATE_RE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b")
 _TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
+_NO_LOWER_RE = re.compile(r"^[^a-z]*$")
+# A slugline typed in mixed case still has the slugline's punctuated prefix: Int. / Ext. / Int./Ext. / I/E
+_TYPED_HEADING_RE = re.compile(r"^(?:(?:INT|EXT)\.?/(?:INT|EXT)\.?|I/E\.?|INT\.|EXT\.|EST\.)\s*[A-Z0-9]", re.I)
+_TERMINAL_SENTENCE_RE = re.compile(r"[.!?]$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
 
 
@@ -224,6 +238,7 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
     scene numbers printed in the margins onto their row's ``scene_number``."""
     repeated = _repeated_lines(rows, page_count, page_height)
     action = action_margin(rows)
+    right_numbers = _right_number_column(rows, action, page_height)
     kept: list[Row] = []
     pages: dict[int, list[Row]] = {}
     for row in rows:
@@ -234,21 +249,37 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
         # sit one row further in; CONTINUED: follows the header.
         outer = {id(r) for r in page_rows[:1] + page_rows[-1:]}
         edge = {id(r) for r in page_rows[:3] + page_rows[-2:]}
+        previous: Row | None = None
         for row in page_rows:
             in_band = row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND
-            if id(row) in outer and in_band and _is_numbered_header(row, first_page):
+            header = _is_numbered_header(row, first_page) or _is_revision_label(row, first_page)
+            if id(row) in outer and in_band and header:
                 continue  # "THE ORCHARD - Pink Rev.   2." above the text: a header even when not repeated
             segments = [s for s in row.segments if not (id(row) in outer and _header_key(s) in repeated)]
             if not in_band:
-                segments, number = take_scene_numbers([_without_revision_mark(s) for s in segments], action)
+                segments, number = take_scene_numbers(
+                    [_without_revision_mark(s) for s in segments], action, right_numbers
+                )
             else:
                 segments, number = [_without_revision_mark(s) for s in segments], ""
-            segments = [s for s in segments if not _is_furniture(s, id(row) in edge)]
+            page_number_possible = in_band or not _wraps_a_heading(row, previous)
+            segments = [s for s in segments if not _is_furniture(s, id(row) in edge, page_number_possible)]
             if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
                 continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
             if segments:
                 kept.append(Row(row.page, row.y, segments, number))
+            previous = row
     return kept
+
+
+def _wraps_a_heading(row: Row, previous: Row | None) -> bool:
+    """The row is the second line of a slugline just above it: ``INT. WILL'S BEDROOM - NIGHT`` /
+    ``(1973)`` at a page top is a heading's end, not a page number."""
+    return (
+        previous is not None
+        and 0 < previous.y - row.y <= 1.5 * row.first.size
+        and any(HEADING_RE.match(s.text) for s in previous.segments)
+    )
 
 
 def action_margin(rows: list[Row]) -> float:
@@ -275,15 +306,37 @@ def _without_revision_mark(segment: Segment) -> Segment:
     return Segment(segment.page, segment.x, segment.y, text, segment.size, segment.bold)
 
 
-def take_scene_numbers(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
+def _right_number_column(rows: list[Row], action: float, page_height: float) -> float | None:
+    """Where this document prints scene numbers in the right margin: the commonest start of a
+    number standing apart at the end of a line, far right of the action margin (None: no such column)."""
+    starts = [
+        r.segments[-1].x
+        for r in rows
+        if len(r.segments) > 1
+        and MARGIN_BAND <= r.y <= page_height - MARGIN_BAND
+        and r.segments[-1].x > action + 45 * r.segments[-1].size * COURIER_ADVANCE
+        and _SCENE_NUMBER_RE.match(r.segments[-1].text)
+    ]
+    return _mode(starts, 0.0) if len(starts) >= 2 else None
+
+
+def take_scene_numbers(
+    segments: list[Segment], action: float, right_numbers: float | None = None
+) -> tuple[list[Segment], str]:
     """Scene numbers in either margin of a line: ``12  INT. HOUSE - DAY  12`` -> the line, ``12``.
 
     A left number ends before the action margin; a right one starts far right of it (past where
     dual dialogue's right column begins); a right number that the text ran into is cut off when
-    it repeats the left one.
+    it repeats the left one, or when it starts at the document's right-number column
+    (``right_numbers``): a slugline that fills its line ends a character or two before that column,
+    closer than the gap that cuts a line into segments.
     """
-    if len(segments) < 2:
+    if not segments:
         return segments, ""
+    segments, typed = _typed_scene_number(segments, action)
+    if len(segments) < 2:
+        line, number = _cut_glued_right_number(segments, right_numbers)
+        return line, typed or number
     char = segments[0].size * COURIER_ADVANCE
     number = ""
     first = _SCENE_NUMBER_RE.match(segments[0].text)
@@ -296,11 +349,58 @@ def take_scene_numbers(segments: list[Segment], action: float) -> tuple[list[Seg
         glued = segments[-1]
         text = re.sub(rf"\s+[*†]?{re.escape(number)}[*†]?$", "", glued.text)
         segments = segments[:-1] + [Segment(glued.page, glued.x, glued.y, text, glued.size, glued.bold)]
-    return segments, number
+    elif not number:
+        segments, number = _cut_glued_right_number(segments, right_numbers)
+    return segments, typed or number
+
+
+def _typed_scene_number(segments: list[Segment], action: float) -> tuple[list[Segment], str]:
+    """``12. INT. BARN - NIGHT`` at the action margin: a number typed before the slugline (a
+    word-processor script) is the scene number, when what follows it is a slugline. So is a left
+    margin number set so close to the slugline that the two read as one run (``123 INT. BARN``)."""
+    first = segments[0]
+    found = _TYPED_NUMBER_RE.match(first.text)
+    if not found or first.x > action + first.size:
+        return segments, ""
+    rest = first.text[found.end() :]
+    # Only a margin number starts left of the action margin, so a caps line glued to one (a numbered
+    # secondary heading, ``124 THE MAZDA``) is a heading too; at the margin it must read as a slugline.
+    in_margin = first.x < action - first.size and bool(_NO_LOWER_RE.match(rest))
+    if not (in_margin or HEADING_RE.match(rest)):
+        return segments, ""
+    # The slugline keeps the number's place at the action margin: it is set there, not indented.
+    line = Segment(first.page, first.x, first.y, rest, first.size, first.bold, first.end)
+    return [line, *segments[1:]], found.group(1)
+
+
+def _cut_glued_right_number(segments: list[Segment], column: float | None) -> tuple[list[Segment], str]:
+    glued = segments[-1]
+    found = _GLUED_NUMBER_RE.search(glued.text) if column is not None else None
+    if column is None or not found or found.start() == 0:
+        return segments, ""
+    pitch = (glued.x_end - glued.x) / len(glued.text)
+    if abs(glued.x_end - len(found.group(1)) * pitch - column) > 1.5 * pitch:
+        return segments, ""
+    text = glued.text[: found.start()]
+    if not _NO_LOWER_RE.match(text):  # a slugline is in capitals; prose ending in a number is prose
+        return segments, ""
+    return segments[:-1] + [Segment(glued.page, glued.x, glued.y, text, glued.size, glued.bold)], found.group(2)
 
 
 def _header_key(segment: Segment) -> tuple[int, str]:
-    return round(segment.y), re.sub(r"\d+", "#", segment.text.lower())
+    """Height and wording with what changes page to page (numbers, dates, revision colours) blanked."""
+    return round(segment.y), re.sub(r"\d+", "#", _REVISION_COLOUR_RE.sub("~", segment.text.lower()))
+
+
+def _is_revision_label(row: Row, first_page: int) -> bool:
+    """``Pink Revision 3/2/2021`` in the margin band: a revised page's label, even alone on its row and
+    on only some pages (programs print it on the pages a revision touched)."""
+    text = " ".join(s.text for s in row.segments)
+    return (
+        row.page > first_page
+        and bool(_REVISION_LABEL_RE.search(text))
+        and bool(_DATE_RE.search(text) or _REVISION_COLOUR_RE.search(text))
+    )
 
 
 def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set[tuple[int, str]]:
@@ -326,11 +426,12 @@ def _is_numbered_header(row: Row, first_page: int) -> bool:
     )
 
 
-def _is_furniture(segment: Segment, at_page_edge: bool) -> bool:
+def _is_furniture(segment: Segment, at_page_edge: bool, off_action_margin: bool = True) -> bool:
     text = segment.text
     if _REVISION_MARK_RE.match(text):
         return True
-    return at_page_edge and bool(_PAGE_NUMBER_RE.match(text) or _CONTINUED_RE.match(text))
+    page_number = off_action_margin and bool(_PAGE_NUMBER_RE.match(text))
+    return at_page_edge and (page_number or bool(_CONTINUED_RE.match(text)))
 
 
 # --------------------------------------------------------------------------- title page
@@ -560,11 +661,18 @@ class _Assembler:
             and bool(self.block)
             and self.block[-1].role == "action"
             and not line.indent
+            and not self._opens_scene(line)
             and previous.y <= self.layout.bottom + 2 * self.layout.leading
             and not _TERMINAL_RE.search(self.block[-1].text)
         )
         if not continues_action:
             self.flush()
+
+    def _opens_scene(self, line: _Line) -> bool:
+        """The line is set as a slugline: ``INT./EXT.``, a printed scene number, or bold caps in a
+        script that bolds its sluglines (a heading overleaf never continues the action above it)."""
+        run = [line]
+        return _is_heading(run) or _is_numbered_heading(run) or (self.layout.bold_headings and _is_bold_heading(run))
 
     def flush(self) -> None:
         block, self.block = self.block, []
@@ -663,13 +771,19 @@ def _split_at(segment: Segment, edge: float, char: float) -> list[Segment]:
 
 
 def _is_heading(run: list[_Line]) -> bool:
-    """A scene heading, possibly wrapped onto a second line (``INT. VW GTI, ... MINUTES / LATER``)."""
-    return (
-        len(run) <= 3
-        and not any(line.indent for line in run)
-        and bool(HEADING_RE.match(run[0].text))
-        and all(CAPITALS_RE.match(line.text) for line in run)
-    )
+    """A scene heading, possibly wrapped onto a second line (``INT. VW GTI, ... MINUTES / LATER``, or
+    ``INT. WILL'S BEDROOM - NIGHT / (1973)``, a second line with no letter in it).
+
+    Some programs print the slugline as typed (``Int. Kitchen - Night``): a mixed-case line is a
+    heading too when its prefix has the dot or slash of a slugline (``Int.``, ``Ext.``, ``I/E``), which
+    English prose does not start a paragraph with, and it is no longer than a wrapped slugline.
+    """
+    if len(run) > 3 or any(line.indent for line in run) or not HEADING_RE.match(run[0].text):
+        return False
+    if all(_NO_LOWER_RE.match(line.text) for line in run):
+        return True
+    typed = bool(_TYPED_HEADING_RE.match(run[0].text))
+    return len(run) <= 2 and typed and not _TERMINAL_SENTENCE_RE.search(run[-1].text)
 
 
 def _is_numbered_heading(run: list[_Line]) -> bool:

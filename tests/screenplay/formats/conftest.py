@@ -1,13 +1,11 @@
-"""Fixtures for the format reader tests: the corpus, reference digests, the sample PDF renderer."""
+"""Fixtures for the format reader tests: the corpus and reference digests (the sample PDF renderer is
+``bench.pdf_traits.render_pdf_module``, shared with the trait benchmark)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -51,14 +49,3 @@ def assert_floor(report: FidelityReport) -> None:
     assert report.headings.f1 >= HEADING_F1_FLOOR, report
     assert report.characters.f1 >= CHARACTER_F1_FLOOR, report
     assert report.attribution >= ATTRIBUTION_FLOOR, report
-
-
-@cache
-def render_pdf_module() -> ModuleType:
-    """samples/render_pdf.py (a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location("render_pdf", REPO_ROOT / "samples" / "render_pdf.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module

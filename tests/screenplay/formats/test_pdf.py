@@ -12,11 +12,12 @@ import pytest
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
+from bench.pdf_traits import render_pdf_module
 from cineforge_assets.screenplay.fidelity import digest_screenplain
 from cineforge_assets.screenplay.formats.errors import CorruptSourceError, EncryptedPdfError, ScannedPdfError
 from cineforge_assets.screenplay.formats.reader import RawSource, read_source
 
-from .conftest import REPO_ROOT, SCRIPTS, assert_floor, fidelity, render_pdf_module
+from .conftest import REPO_ROOT, SCRIPTS, assert_floor, fidelity
 
 SAMPLE = REPO_ROOT / "samples" / "the-lighthouse-keepers-ledger"
 

@@ -279,3 +279,23 @@ def test_squeezed_text_keeps_its_word_spaces(tmp_path: Path) -> None:
     script.action("A kettle screams on the stove. Nobody moves to take it off.")
     text = _read(tmp_path, script)
     assert text.startswith("INT. KITCHEN - NIGHT\n\nA kettle screams on the stove. Nobody moves to take it off.")
+
+
+@pytest.mark.parametrize(
+    ("heading", "bold"),
+    [("INT. STUDY ROOM - NIGHT (TIMELINE #5)", False), ("A SCENIC OVERLOOK", True)],
+)
+def test_a_heading_at_the_top_of_a_page_does_not_continue_the_action_above(
+    tmp_path: Path, heading: str, bold: bool
+) -> None:
+    """Action that runs to the page bottom without a full stop continues overleaf, but not into a slugline
+    (a plain INT. heading, or a bold secondary heading in a script that bolds its sluglines)."""
+    script = ScreenplayPdf()
+    script.heading("INT. LIBRARY - NIGHT", bold=bold)
+    script.action(*FILLER)
+    script.y = 792.0 - 72.0
+    script.action("TITLES: ONE WEEK LATER... TIMELINE NUMBER 5")
+    script.heading(heading, bold=bold)
+    script.action(*FILLER)
+    text = _read(tmp_path, script)
+    assert [s.heading for s in _scenes(text)] == ["INT. LIBRARY - NIGHT", heading]

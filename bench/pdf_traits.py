@@ -1,0 +1,375 @@
+"""The PDF reader against the traits of screenwriting software, on PDFs drawn from Fountain sources.
+
+Each trait draws a Fountain script the way some program (or writer) sets its pages: A4, another
+program's indents, wrapped or underlined sluglines, scene numbers in one margin, page numbers at
+the bottom, revision headers, curly ``(CONT’D)``, cue extensions, wrapped parentheticals,
+transitions and centred text, montage/intercut blocks, mixed-case or prefix-less sluglines, other
+monospaced faces and sizes. A trait is a page style for ``samples/render_pdf.py`` plus, where the
+trait is about content rather than layout, a rewrite of the parsed script; the rewritten script is
+written back to Fountain and screenplain's parse of that text is the oracle, so the reader is
+scored against what the PDF was drawn from, by a parser that is not ours.
+
+Used by ``bench/fidelity.py`` (the traits table in BENCHMARKS.md) and by the PDF reader's tests,
+which draw one trait at a time into ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from cineforge_assets.screenplay.elements import Element, ElementType, Script
+from cineforge_assets.screenplay.fidelity import FidelityReport, compare, digest_fountain, digest_screenplain
+from cineforge_assets.screenplay.formats.reader import read_source
+from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+
+REPO = Path(__file__).resolve().parent.parent
+COURIER_PRIME = Path(
+    next(iter(importlib.util.find_spec("screenplain").submodule_search_locations or []), "")  # type: ignore[union-attr]
+) / "export" / "courier_prime" / "Courier Prime.ttf"
+DEJAVU_MONO = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+
+
+@cache
+def render_pdf_module() -> ModuleType:
+    """samples/render_pdf.py (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("render_pdf", REPO / "samples" / "render_pdf.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- content rewrites
+
+
+def _replace_elements(script: Script, elements: list[Element]) -> Script:
+    return script.model_copy(update={"elements": elements})
+
+
+EXTENSIONS = ("(V.O.)", "(O.S.)", "(O.C.)", "(ON PHONE)", "(PRE-LAP)", "(CONT’D)", "(V.O.) (CONT’D)")
+
+
+def with_cue_extensions(script: Script) -> Script:
+    """Every third cue gains an extension: ``ANNA (ON PHONE)``, ``BEN (PRE-LAP)``, ``ANNA (CONT’D)``."""
+    elements: list[Element] = []
+    cues = 0
+    for element in script.elements:
+        if element.type is ElementType.CHARACTER and not element.extension and not element.dual:
+            cues += 1
+            if cues % 3 == 0:
+                element = element.model_copy(update={"extension": EXTENSIONS[(cues // 3) % len(EXTENSIONS)]})
+        elements.append(element)
+    return _replace_elements(script, elements)
+
+
+TRANSITIONS = ("CUT TO:", "SMASH CUT TO:", "DISSOLVE TO:", "MATCH CUT TO:", "CUT TO BLACK.", "FADE TO BLACK.")
+
+
+def with_transitions(script: Script) -> Script:
+    """``FADE IN:`` at the left to open, a transition before every third heading, ``FADE OUT.`` and a
+    centred ``THE END`` to close."""
+    elements = [Element(type=ElementType.ACTION, text="FADE IN:")]
+    headings = 0
+    for element in script.elements:
+        if element.type is ElementType.SCENE_HEADING:
+            headings += 1
+            if headings > 1 and headings % 3 == 0:
+                text = TRANSITIONS[(headings // 3) % len(TRANSITIONS)]
+                elements.append(Element(type=ElementType.TRANSITION, text=text))
+        elements.append(element)
+    elements.append(Element(type=ElementType.TRANSITION, text="FADE OUT."))
+    elements.append(Element(type=ElementType.CENTERED, text="THE END"))
+    return _replace_elements(script, elements)
+
+
+BLOCKS = (
+    ("SERIES OF SHOTS:", "A) The kettle boils over.", "B) The cat knocks a glass off the sill."),
+    ("MONTAGE - THE LONG SUMMER",),
+    ("INTERCUT - PHONE CONVERSATION",),
+    ("END MONTAGE",),
+    ("BACK TO SCENE",),
+)
+
+
+def with_montage_blocks(script: Script) -> Script:
+    """After every fourth heading, a montage / series-of-shots / intercut line at the action margin."""
+    elements: list[Element] = []
+    headings = 0
+    for element in script.elements:
+        elements.append(element)
+        if element.type is ElementType.SCENE_HEADING:
+            headings += 1
+            if headings % 4 == 0:
+                block = BLOCKS[(headings // 4) % len(BLOCKS)]
+                elements.extend(Element(type=ElementType.ACTION, text=line) for line in block)
+    return _replace_elements(script, elements)
+
+
+def with_mixed_case_names(script: Script) -> Script:
+    """Every fourth speaker's name gains a mixed-case prefix, as names are printed: ``McANNA``, ``DeBEN``."""
+    names = sorted({e.text for e in script.elements if e.type is ElementType.CHARACTER})
+    prefixes = ("Mc", "De", "Mac", "Van ")
+    renamed = {name: prefixes[n % len(prefixes)] + name for n, name in enumerate(names) if n % 4 == 1}
+    return _replace_elements(
+        script,
+        [
+            e.model_copy(update={"text": renamed.get(e.text, e.text)}) if e.type is ElementType.CHARACTER else e
+            for e in script.elements
+        ],
+    )
+
+
+def _title_case(text: str) -> str:
+    return " ".join(word[:1].upper() + word[1:].lower() for word in text.split(" "))
+
+
+def with_mixed_case_headings(script: Script) -> Script:
+    """``Int. Kitchen - Night``: some programs keep the slugline as typed."""
+    return _replace_elements(
+        script,
+        [
+            e.model_copy(update={"text": _title_case(e.text)}) if e.type is ElementType.SCENE_HEADING else e
+            for e in script.elements
+        ],
+    )
+
+
+def with_prefixless_headings(script: Script) -> Script:
+    """Every fourth heading loses its ``INT.``/``EXT.``: ``KITCHEN - LATER`` (a writer's secondary heading)."""
+    elements: list[Element] = []
+    headings = 0
+    for element in script.elements:
+        if element.type is ElementType.SCENE_HEADING:
+            headings += 1
+            rest = element.text.split(" ", 1)
+            if headings % 4 == 0 and len(rest) == 2 and rest[0].upper().rstrip(".") in ("INT", "EXT"):
+                element = element.model_copy(update={"text": rest[1].strip()})
+        elements.append(element)
+    return _replace_elements(script, elements)
+
+
+# --------------------------------------------------------------------------- traits
+
+
+@dataclass(frozen=True)
+class Trait:
+    name: str
+    description: str
+    style: dict[str, object]  # fields of render_pdf.Style
+    rewrite: Callable[[Script], Script] | None = None
+    program: str = "render_pdf"  # or "screenplain": screenplain's own PDF export (reportlab)
+
+    @property
+    def marks_secondary_headings(self) -> bool:
+        """Whether a forced heading without INT./EXT. (``.THE LANTERN ROOM``) looks different from a
+        caps action line on this trait's page: bold sluglines or scene numbers in a margin. Without
+        either no layout reader can tell them apart (the corpus's known limit, in BENCHMARKS.md); a number
+        typed before it (``3. THE LANTERN ROOM``) reads like a numbered list in the action."""
+        marked = self.style.get("heading_bold", True) or self.style.get("scene_numbers") in ("left", "right", "both")
+        return self.program == "render_pdf" and bool(marked)
+
+
+def indents(cue: float, dialogue: float, paren: float, dialogue_width: int, paren_width: int) -> dict[str, object]:
+    """A program's speech indents, in inches from the page edge, and its column widths in characters."""
+    return {
+        "cue_x": cue,
+        "dialogue_x": dialogue,
+        "paren_x": paren,
+        "dialogue_width": dialogue_width,
+        "paren_width": paren_width,
+    }
+
+
+FINAL_DRAFT = indents(3.5, 2.5, 3.0, 35, 25)
+MOVIE_MAGIC = indents(4.2, 2.9, 3.6, 33, 22)
+CELTX = indents(4.0, 2.5, 3.3, 38, 24)
+NARROW_GAP = indents(3.5, 2.9, 3.2, 30, 22)
+
+TRAITS: tuple[Trait, ...] = (
+    Trait("baseline", "this renderer's layout: Letter, Courier 12, bold sluglines", {}),
+    Trait("plain-headings", "sluglines neither bold nor underlined", {"heading_bold": False}),
+    Trait("a4", "A4 paper (595 x 842 pt), same indents", {"page": "a4"}),
+    Trait("indents-final-draft", "cue 3.5in, dialogue 2.5in, paren 3.0in (Final Draft, WriterDuet)", FINAL_DRAFT),
+    Trait("indents-movie-magic", "cue 4.2in, dialogue 2.9in, paren 3.6in (Movie Magic)", MOVIE_MAGIC),
+    Trait("indents-celtx", "cue 4.0in, dialogue 2.5in 3.8in wide, paren 3.3in", CELTX),
+    Trait("indents-narrow-gap", "cue 3.5in over dialogue 2.9in: cue only 6 characters in", NARROW_GAP),
+    Trait(
+        "a4-narrow-margins",
+        "A4 with a 1.0in left margin: action 1.0in, dialogue 2.0in, paren 2.6in, cue 3.2in, right edge 7.3in",
+        {"page": "a4", "action_x": 1.0, "right_x": 7.3, **indents(3.2, 2.0, 2.6, 35, 25)},
+    ),
+    Trait("bold-cues", "character cues in bold as well as the sluglines", {"cue_bold": True}),
+    Trait("wrapped-headings", "sluglines wrap at 30 characters onto a second line", {"heading_width": 30}),
+    Trait("bold-underlined-headings", "sluglines bold and underlined", {"heading_underline": True}),
+    Trait(
+        "underlined-headings",
+        "sluglines underlined, not bold",
+        {"heading_underline": True, "heading_bold": False},
+    ),
+    Trait("scene-numbers-left", "scene numbers in the left margin only", {"scene_numbers": "left"}),
+    Trait("scene-numbers-right", "scene numbers in the right margin only", {"scene_numbers": "right"}),
+    Trait(
+        "scene-numbers-close-left",
+        "left scene numbers at 1.05in, so `123` ends 1.5 characters before the slugline",
+        {"scene_numbers": "left", "left_number_x": 1.05},
+    ),
+    Trait("scene-numbers-both", "scene numbers in both margins", {"scene_numbers": "both"}),
+    Trait(
+        "scene-numbers-inline",
+        "scene number typed before the slugline at the margin: `12. INT. BARN - NIGHT`",
+        {"scene_numbers": "inline", "heading_bold": False},
+    ),
+    Trait("page-numbers-bottom", "page numbers bottom centre", {"page_numbers": "bottom-center"}),
+    Trait(
+        "revision-header",
+        "header `Pink Revision 3/2/2021` (colour changes page to page) beside the page number",
+        {"header": "{colour} Revision 3/2/2021", "colours": ("Pink", "Blue", "Yellow", "Green", "Goldenrod")},
+    ),
+    Trait(
+        "revision-header-bottom-numbers",
+        "revision header alone at the top, page numbers at the bottom",
+        {
+            "header": "{colour} Revision 3/2/2021",
+            "colours": ("Pink", "Blue", "Yellow", "Green", "Goldenrod"),
+            "page_numbers": "bottom-center",
+        },
+    ),
+    Trait(
+        "curly-contd",
+        "(MORE) / NAME (CONT’D) with a curly apostrophe, and (CONT’D) on a speaker's next speech",
+        {"contd": "(CONT’D)", "contd_repeat_speaker": True},
+    ),
+    Trait("cue-extensions", "(V.O.) (O.S.) (O.C.) (ON PHONE) (PRE-LAP) on every third cue", {}, with_cue_extensions),
+    Trait("mixed-case-names", "cues such as `McANNA`, `DeBEN`, `MacCLAIRE`", {}, with_mixed_case_names),
+    Trait("wrapped-parentheticals", "parentheticals wrap at 14 characters", {"paren_width": 14}),
+    Trait(
+        "transitions-and-centred",
+        "FADE IN: at the left, CUT TO: / SMASH CUT TO: / DISSOLVE TO: flush right, centred THE END",
+        {},
+        with_transitions,
+    ),
+    Trait("montage-intercut", "SERIES OF SHOTS / MONTAGE / INTERCUT lines after every fourth heading", {},
+          with_montage_blocks),
+    Trait("mixed-case-headings", "`Int. Kitchen - Night` sluglines", {"heading_bold": False}, with_mixed_case_headings),
+    Trait(
+        "prefixless-numbered-headings",
+        "every fourth slugline without INT./EXT., plain, with scene numbers in both margins",
+        {"heading_bold": False, "scene_numbers": "both"},
+        with_prefixless_headings,
+    ),
+    Trait(
+        "prefixless-bold-headings",
+        "every fourth slugline without INT./EXT., bold, no scene numbers",
+        {},
+        with_prefixless_headings,
+    ),
+    Trait("leading-13.6", "Courier 12 on Word's single spacing (13.6 pt lines)", {"line": 13.6}),
+    Trait("two-lines-before-headings", "two blank lines above every slugline", {"lines_before_heading": 2}),
+    Trait(
+        "more-contd-variants",
+        "`(more)` in lower case and `NAME (CONT.)` across page breaks",
+        {"more": "(more)", "contd": "(CONT.)"},
+    ),
+    Trait(
+        "transitions-left-aligned",
+        "transitions left-aligned at 6.0in (word-processor templates), not flush right",
+        {"transition_x": 6.0},
+        with_transitions,
+    ),
+    Trait("courier-prime", "Courier Prime (TTF, embedded), 12 pt", {"font": str(COURIER_PRIME)}),
+    Trait("courier-11.5", "Courier at 11.5 pt on a 12 pt line", {"font_size": 11.5}),
+    Trait(
+        "dejavu-mono-11",
+        "DejaVu Sans Mono 11 pt (a different monospace)",
+        {"font": str(DEJAVU_MONO), "font_size": 11.0},
+    ),
+    Trait(
+        "production-draft",
+        "A4, Movie Magic indents, numbers both sides, revision header, curly CONT’D, extensions, "
+        "transitions, wrapped plain sluglines",
+        {
+            **MOVIE_MAGIC,
+            "page": "a4",
+            "scene_numbers": "both",
+            "header": "{colour} Revision 3/2/2021",
+            "colours": ("Pink", "Blue"),
+            "contd": "(CONT’D)",
+            "contd_repeat_speaker": True,
+            "heading_bold": False,
+            "heading_width": 40,
+        },
+        lambda script: with_transitions(with_cue_extensions(script)),
+    ),
+    Trait("screenplain-export", "screenplain's own PDF export (reportlab, Courier Prime)", {}, program="screenplain"),
+)
+TRAITS_BY_NAME = {trait.name: trait for trait in TRAITS}
+
+
+def source_for(trait: Trait, fountain_text: str) -> str:
+    """The Fountain text the trait's PDF is drawn from (the oracle's input)."""
+    if trait.rewrite is None:
+        return fountain_text
+    return write_fountain(trait.rewrite(parse_fountain(fountain_text)))
+
+
+def render_trait(trait: Trait, fountain_text: str) -> bytes:
+    """The PDF of ``fountain_text`` (already rewritten by :func:`source_for`) drawn with ``trait``."""
+    if trait.program == "screenplain":
+        return _screenplain_pdf(fountain_text)
+    module = render_pdf_module()
+    style = module.Style(**{"smart_quotes": True, **trait.style})  # real software prints curly quotes
+    return bytes(module.render(parse_fountain(fountain_text), style=style))
+
+
+def _screenplain_pdf(fountain_text: str) -> bytes:
+    from screenplain.export.pdf import to_pdf
+    from screenplain.parsers import fountain as screenplain_fountain
+
+    screenplay = screenplain_fountain.parse_lines(fountain_text.splitlines())
+    with tempfile.TemporaryDirectory(prefix="cineforge-traits-") as tmp:
+        out = Path(tmp) / "script.pdf"
+        to_pdf(screenplay, str(out))
+        return out.read_bytes()
+
+
+@dataclass(frozen=True)
+class TraitScore:
+    trait: str
+    script: str
+    report: FidelityReport
+    stray_words: int  # words in the reader's text that the source never uses: page furniture that leaked
+
+
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_CONTINUATION_WORDS = {"cont", "d", "more"}  # a cue's (CONT'D) that a program adds is script text
+
+
+def stray_words(source: str, read_back: str) -> int:
+    """Words the reader produced that appear nowhere in the source (case-folded; quotes and numbers
+    aside): a header, page label or revision colour taken for script text. Headings and speakers do
+    not see these, yet they end up in the action a breakdown reads."""
+    known = {word.casefold() for word in _WORD_RE.findall(source)} | _CONTINUATION_WORDS
+    return sum(1 for word in _WORD_RE.findall(read_back) if word.casefold() not in known)
+
+
+def score_trait(trait: Trait, script: str, fountain_text: str, workdir: Path) -> TraitScore:
+    """Draw ``fountain_text`` with ``trait``, read the PDF back, score it against the source."""
+    source = source_for(trait, fountain_text)
+    path = workdir / f"{script}-{trait.name}.pdf"
+    path.write_bytes(render_trait(trait, source))
+    text = read_source(path).text
+    candidate, _parser = digest_fountain(text)
+    return TraitScore(trait.name, script, compare(digest_screenplain(source), candidate), stray_words(source, text))
+
+
+def with_style(trait: Trait, **style: object) -> Trait:
+    return replace(trait, style={**trait.style, **style})
