@@ -1,15 +1,18 @@
-"""The screenplay grammar, written once for every reader of screenplay text: scene headings,
-transitions, character cues and their extensions.
+"""The screenplay grammar, written once for every reader of screenplay text: scene headings (what makes a
+line one, and its parts: INT/EXT, location, time of day, scene number), transitions, character cues and
+their extensions.
 
 A leaf module (standard library only) so both the domain code (``cineforge_assets.screenplay``: format
-detection, the Fountain parser, the emitter that writes Fountain, the PDF/DOCX readers) and the offline
-engine here in ``resources/`` can import it without ``resources/`` reaching up into ``cineforge_assets``.
+detection, the Fountain parser, the scene splitter, the emitter that writes Fountain, the PDF/DOCX readers,
+fidelity scoring) and the offline engine here in ``resources/`` can import it without ``resources/``
+reaching up into ``cineforge_assets``.
 
-The rules are the Fountain spec's as the parser applies them (``is_transition``, ``is_cue``): the emitter
-asks the same questions to know when a line must be forced, so what it writes reads back as it meant.
-``PRINTED_CUE_RE`` is the stricter shape used on text not yet known to be a screenplay.
+The rules are the Fountain spec's as the parser applies them (``is_scene_heading``, ``is_transition``,
+``is_cue``): the emitter asks the same questions to know when a line must be forced, so what it writes
+reads back as it meant. ``PRINTED_CUE_RE`` is the stricter shape used on text not yet known to be a
+screenplay. ``parse_scene_heading`` reads a line already known to be a heading, so it takes every prefix
+form real scripts print, including those an unforced Fountain line may not start with.
 """
-
 from __future__ import annotations
 
 import re
@@ -25,7 +28,9 @@ SCENE_HEADING_RE = re.compile(r"(?:INT\.?/EXT\.?|I/E|INT|EXT|EST)[ .]", re.IGNOR
 # FDX/DOCX/PDF): every two-sided form Final Draft and real scripts print (``INT./EXT.``, ``EXT./INT.``,
 # ``EXT/INT``, ``I/E``, spaces around the slash) is INT/EXT. The two-sided forms come first so the group
 # takes ``EXT./INT`` whole rather than stopping at ``EXT``.
-SCENE_HEADING_PREFIX = r"(?:INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)"
+_PREFIX_AT_START_RE = re.compile(
+    r"(?P<prefix>INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(?:\.|\s|$)\s*"
+)
 
 # A single period forces a heading (``.BACK IN THE APARTMENT``); ``...`` opens an ordinary line of action.
 # Spaces may follow the period, which is how the writer forces a heading that itself starts with one.
@@ -53,7 +58,6 @@ def split_scene_number(heading: str) -> tuple[str, str | None]:
 
 IntExt = Literal["INT", "EXT", "INT/EXT", "EST", ""]
 
-_PREFIX_AT_START_RE = re.compile(rf"(?P<prefix>{SCENE_HEADING_PREFIX})(?:\.|\s|$)\s*")
 _INT_EXT_BY_PREFIX: dict[str, IntExt] = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
 _DASH_SPLIT_RE = re.compile(r"\s+(?:-{1,2}|–|—)\s+")
 _BRACKETED_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
