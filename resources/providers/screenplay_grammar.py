@@ -158,7 +158,7 @@ def _location_and_time(text: str) -> tuple[str, str]:
         parts = parts[:-1]
         location = separator.join(part.strip() for part in parts)
     if len(parts) > 1:
-        candidate = normalize_time_of_day(parts[-1])
+        candidate = _normalize_time_of_day(parts[-1])
         if candidate:
             time_of_day = candidate
             parts = parts[:-1]
@@ -169,7 +169,7 @@ def _location_and_time(text: str) -> tuple[str, str]:
     return location.strip(" .,-"), time_of_day
 
 
-def normalize_time_of_day(segment: str) -> str:
+def _normalize_time_of_day(segment: str) -> str:
     """``NIGHT (1973)`` -> NIGHT, ``[THE NEXT] MORNING`` -> MORNING, ``A BIT LATER`` -> LATER.
 
     Bracketed remarks are ignored unless nothing outside them names a time. Returns "" when the
@@ -217,7 +217,7 @@ def _time_word(segment: str) -> str:
 
 def _is_time_only(part: str) -> bool:
     """A heading part that says when, not where: ``5 MINUTES LATER``, ``9:30 AM``, ``NIGHT``."""
-    if not normalize_time_of_day(part):
+    if not _normalize_time_of_day(part):
         return False
     if _clock_time_of_day(part):
         return True
