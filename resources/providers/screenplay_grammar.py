@@ -20,7 +20,7 @@ from typing import Literal, NamedTuple
 
 # What makes an unforced line a scene heading: one of the Fountain spec's prefixes (INT, EXT, EST, INT./EXT,
 # INT/EXT, I/E) followed by a dot or a space, in any case. ``EXT./INT.`` passes as ``EXT.``; ``EXT/INT.`` does
-# not, as in the spec, screenplain, afterwriting and the Final Draft file of Big Fish (typed as action there):
+# not, as in the spec, screenplain and the Final Draft file of Big Fish (typed as action there):
 # a writer forces it (``.EXT/INT. CAR``). Use with ``.match``.
 SCENE_HEADING_RE = re.compile(r"(?:INT\.?/EXT\.?|I/E|INT|EXT|EST)[ .]", re.IGNORECASE)
 
@@ -38,7 +38,7 @@ FORCED_HEADING_MARK = "."
 FORCED_HEADING_RE = re.compile(r"\.(?!\.)(?=\s*\S)")
 
 # A scene number at the end of a heading, as the spec writes it: ``#12#``, ``#12A#``, ``#I-1-A#``, ``#1.#``.
-SCENE_NUMBER_RE = re.compile(r"\s*#([\w\-.]+)#\s*$")
+_SCENE_NUMBER_RE = re.compile(r"\s*#([\w\-.]+)#\s*$")
 
 
 def is_scene_heading(line: str) -> bool:
@@ -48,7 +48,7 @@ def is_scene_heading(line: str) -> bool:
 
 def split_scene_number(heading: str) -> tuple[str, str | None]:
     """``INT. HOUSE - DAY #12A#`` -> (``INT. HOUSE - DAY``, ``12A``); (heading, None) without a number."""
-    numbered = SCENE_NUMBER_RE.search(heading)
+    numbered = _SCENE_NUMBER_RE.search(heading)
     if numbered is None:
         return heading, None
     return heading[: numbered.start()], numbered.group(1)
