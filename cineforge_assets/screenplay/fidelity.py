@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from cineforge_assets.screenplay.elements import ElementType, Script
-from resources.providers.screenplay_grammar import CUE_EXTENSION_RE
+from cineforge_assets.screenplay.fountain import character_name
+from resources.providers.screenplay_grammar import FORCED_HEADING_MARK, FORCED_HEADING_RE, split_scene_number
 
 _MARKUP_RE = re.compile(r"[*_\\]")
-_SCENE_NUMBER_RE = re.compile(r"\s*#[^#]*#\s*$")
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 
 
@@ -53,15 +53,14 @@ class Score:
 
 
 def normalise_heading(text: str) -> str:
-    text = _SCENE_NUMBER_RE.sub("", _MARKUP_RE.sub("", text)).strip()
-    if text.startswith(".") and not text.startswith(".."):
-        text = text[1:]
+    text = split_scene_number(_MARKUP_RE.sub("", text))[0].strip()
+    if FORCED_HEADING_RE.match(text):
+        text = text[len(FORCED_HEADING_MARK) :]
     return " ".join(text.upper().split())
 
 
 def normalise_character(cue: str) -> str:
-    name = CUE_EXTENSION_RE.sub("", _MARKUP_RE.sub("", cue)).replace("^", "").strip().lstrip("@")
-    return " ".join(name.upper().split())
+    return character_name(_MARKUP_RE.sub("", cue)).upper()
 
 
 def normalise_speech(text: str) -> str:

@@ -38,9 +38,12 @@ from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from resources.providers.screenplay_grammar import (
     CUE_NAME_END_RE,
     FORCED_CUE_MARK,
+    FORCED_HEADING_MARK,
+    FORCED_HEADING_RE,
     SCENE_HEADING_RE,
     is_cue,
     is_transition,
+    split_scene_number,
 )
 
 __all__ = [
@@ -60,9 +63,6 @@ _LINEBREAK_RE = re.compile(r"\r\n|\r")
 _TITLE_KEY_RE = re.compile(r"([A-Za-z][\w .'-]*?)\s*:\s*(.*)$")
 _TITLE_VALUE_RE = re.compile(r"(?:\s{3,}|\t)(\S.*)$")
 
-# A forced heading starts with a single "." (``...`` opens an ordinary line of action).
-_FORCED_HEADING_RE = re.compile(r"\.(?!\.)\s*(\S.*?)\s*$")
-_SCENE_NUMBER_RE = re.compile(r"(.*?)\s*#([\w\-.]+)#\s*$")
 _SECTION_RE = re.compile(r"(#{1,6})\s*([^#].*?)\s*$")
 _CENTERED_RE = re.compile(r"\s*>\s*(.*?)\s*<\s*$")
 _PAGE_BREAK_RE = re.compile(r"={3,}\s*$")
@@ -357,17 +357,13 @@ def _action(lines: Sequence[str], start: int) -> Element:
 
 
 def _heading(line: str, number: int) -> Element | None:
-    forced = _FORCED_HEADING_RE.match(line)
-    if forced:
-        text = forced.group(1)
+    if FORCED_HEADING_RE.match(line):
+        text = line[len(FORCED_HEADING_MARK) :].strip()
     elif SCENE_HEADING_RE.match(line):
         text = line.strip()
     else:
         return None
-    scene_number: str | None = None
-    numbered = _SCENE_NUMBER_RE.match(text)
-    if numbered:
-        text, scene_number = numbered.group(1), numbered.group(2)
+    text, scene_number = split_scene_number(text)
     return _element(ElementType.SCENE_HEADING, text, number, scene_number=scene_number)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -29,17 +29,16 @@ from pydantic import BaseModel, Field
 from cineforge_assets.screenplay.batching import ENRICHMENT_FIELDS
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.fountain import character_name, plain_text, render_fountain
+from resources.providers.screenplay_grammar import IntExt, parse_scene_heading
 
 __all__ = [
     "LINES_PER_PAGE",
     "SECONDS_PER_PAGE",
     "SceneRecord",
     "SceneSplit",
-    "parse_heading",
     "cue_names",
     "speakers_of_cue",
     "is_shot_heading",
-    "normalize_time_of_day",
     "estimate_printed_lines",
     "estimate_page_count",
     "split_scenes",
@@ -48,8 +47,6 @@ __all__ = [
     "scene_records",
     "with_enrichment",
 ]
-
-IntExt = Literal["INT", "EXT", "INT/EXT", "EST", ""]
 
 LINES_PER_PAGE = 55
 SECONDS_PER_PAGE = 60.0
@@ -92,42 +89,8 @@ class SceneSplit(BaseModel):
 # Headings
 # --------------------------------------------------------------------------------------------
 
-_HEADING_PREFIX_RE = re.compile(
-    r"^(?P<prefix>INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)(?:\.|\s|$)\s*"
-)
-_SCENE_NUMBER_RE = re.compile(r"\s*#[\w\-.]+#\s*$")
-_DASH_SPLIT_RE = re.compile(r"\s+(?:-{1,2}|–|—)\s+")
-_BRACKETED_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_WORD_RE = re.compile(r"[A-Z]+(?:-[A-Z]+)*")
 _WHITESPACE_RE = re.compile(r"\s+")
 _TOKEN_RE = re.compile(r"\S*\w\S*")
-
-# Words that name a time of day, with the spelling they normalize to.
-_TIME_WORDS: dict[str, str] = {
-    "DAY": "DAY",
-    "DAYTIME": "DAY",
-    "NIGHT": "NIGHT",
-    "NIGHTTIME": "NIGHT",
-    "MORNING": "MORNING",
-    "AFTERNOON": "AFTERNOON",
-    "EVENING": "EVENING",
-    "DAWN": "DAWN",
-    "PRE-DAWN": "DAWN",
-    "DUSK": "DUSK",
-    "SUNRISE": "SUNRISE",
-    "SUNSET": "SUNSET",
-    "NOON": "NOON",
-    "MIDDAY": "NOON",
-    "MIDNIGHT": "MIDNIGHT",
-    "TWILIGHT": "TWILIGHT",
-    "CONTINUOUS": "CONTINUOUS",
-    "CONTINUED": "CONTINUOUS",
-    "LATER": "LATER",
-    "EARLIER": "EARLIER",
-    "SAME": "SAME",
-}
-_TIME_PHRASES = {"MAGIC HOUR": "MAGIC HOUR", "GOLDEN HOUR": "MAGIC HOUR"}
-_INT_EXT_BY_PREFIX = {"INT": "INT", "EXT": "EXT", "EST": "EST"}
 
 # Camera directions that readers (and some writers) set as a heading line although they stay in the
 # scene they interrupt: ``MONTAGE``, ``SERIES OF SHOTS``, ``INSERT - ALTIMETER``, ``STRIKER'S POV``.
@@ -138,81 +101,6 @@ _SHOT_RE = re.compile(
 )
 
 
-# A clock time as headings print it: ``9:30 AM``, ``4:30AM``, ``10 P.M.``, ``THREE FIFTY FIVE PM``.
-_HOUR_WORDS = (
-    "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN", "TWELVE",
-)
-_CLOCK_RE = re.compile(
-    r"\b(?:(?P<hour>\d{1,2})(?:[:.]\d{2})?\s*"
-    r"|(?P<hour_word>" + "|".join(_HOUR_WORDS) + r")(?:\s+[A-Z-]+){0,3}?\s+)"
-    r"(?P<half>[AP])\.?\s?M\b"
-)
-# Words a part of a heading may hold and still be only a time (``5 MINUTES LATER``,
-# ``A LITTLE LATER``), so it is no part of the location.
-_RELATIVE_TIME_WORDS = frozenset(
-    {
-        "A", "AN", "FEW", "SOME", "LITTLE", "BIT", "MOMENT", "MOMENTS", "MINUTE", "MINUTES",
-        "HOUR", "HOURS", "SECONDS", "SHORTLY", "MUCH", "THAT", "THE", "NEXT", "SAME", "TIME",
-    }
-)
-
-
-def _clock_time_of_day(segment: str) -> str:
-    """The part of the day a printed clock time falls in: a heading's ``9:00 PM`` is NIGHT.
-
-    Buckets: 5-11 AM MORNING, noon-4 PM AFTERNOON, 5-8 PM EVENING, 9 PM-4 AM NIGHT, so the
-    day/night split of a schedule counts a clock-timed scene with the others of its light.
-    """
-    match = _CLOCK_RE.search(segment)
-    if match is None:
-        return ""
-    if match.group("hour") is not None:
-        hour = int(match.group("hour"))
-    else:
-        hour = _HOUR_WORDS.index(match.group("hour_word")) + 1
-    if not 1 <= hour <= 12:
-        return ""
-    hour24 = hour % 12 + (12 if match.group("half") == "P" else 0)
-    if 5 <= hour24 <= 11:
-        return "MORNING"
-    if 12 <= hour24 <= 16:
-        return "AFTERNOON"
-    if 17 <= hour24 <= 20:
-        return "EVENING"
-    return "NIGHT"
-
-
-def _time_word(segment: str) -> str:
-    for phrase, normalized in _TIME_PHRASES.items():
-        if phrase in segment:
-            return normalized
-    for word in _WORD_RE.findall(segment):
-        if word in _TIME_WORDS:
-            return _TIME_WORDS[word]
-    return _clock_time_of_day(segment)
-
-
-def _is_time_only(part: str) -> bool:
-    """A heading part that says when, not where: ``5 MINUTES LATER``, ``9:30 AM``, ``NIGHT``."""
-    if not normalize_time_of_day(part):
-        return False
-    if _clock_time_of_day(part):
-        return True
-    words = _WORD_RE.findall(_BRACKETED_RE.sub(" ", part.upper()))
-    return all(word in _TIME_WORDS or word in _RELATIVE_TIME_WORDS for word in words)
-
-
-def normalize_time_of_day(segment: str) -> str:
-    """``NIGHT (1973)`` -> NIGHT, ``[THE NEXT] MORNING`` -> MORNING, ``A BIT LATER`` -> LATER.
-
-    Bracketed remarks are ignored unless nothing outside them names a time. Returns "" when the
-    segment names no time of day.
-    """
-    upper = segment.upper()
-    outside = _BRACKETED_RE.sub(" ", upper)
-    return _time_word(outside) or _time_word(upper)
-
-
 def is_shot_heading(heading: str) -> bool:
     """A heading line that is a shot or montage marker (no INT/EXT), not a new place and time.
 
@@ -220,55 +108,9 @@ def is_shot_heading(heading: str) -> bool:
     its own unless no real heading precedes it.
     """
     text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper().lstrip(".").strip()
-    if _HEADING_PREFIX_RE.match(text) or re.search(r"\b(?:INT|EXT)\.", text):
+    if parse_scene_heading(text).int_ext or re.search(r"\b(?:INT|EXT)\.", text):
         return False
     return bool(_SHOT_RE.match(text))
-
-
-def parse_heading(heading: str) -> tuple[IntExt, str, str]:
-    """Split a scene heading into (int_ext, location, time_of_day).
-
-    ``INT.  WILL'S BEDROOM - NIGHT (1973)`` -> ("INT", "WILL'S BEDROOM", "NIGHT");
-    ``INT. SAN FRANCISCO APARTMENT, DAY`` -> ("INT", "SAN FRANCISCO APARTMENT", "DAY");
-    a forced heading without a prefix (``.BACK IN THE APARTMENT``) has int_ext "".
-    The time is taken from the last `` - ``-separated part (or, when there is no dash, the
-    last comma-separated part) when that part names a time of day; a clock time counts as the
-    part of the day it falls in (``- 9:00 PM`` -> NIGHT), and parts before it that are only a
-    time (``5 MINUTES LATER``) or a trailing bracketed remark are no part of the location.
-    """
-    text = _WHITESPACE_RE.sub(" ", plain_text(heading)).upper()
-    if text.startswith(".") and not text.startswith(".."):
-        text = text[1:].lstrip()
-    text = _SCENE_NUMBER_RE.sub("", text)
-
-    int_ext: IntExt = ""
-    prefix_match = _HEADING_PREFIX_RE.match(text)
-    if prefix_match:
-        prefix = prefix_match.group("prefix")
-        int_ext = "INT/EXT" if "/" in prefix else _INT_EXT_BY_PREFIX[prefix]  # type: ignore[assignment]
-        text = text[prefix_match.end() :]
-
-    time_of_day = ""
-    location = text
-    parts = _DASH_SPLIT_RE.split(text)
-    separator = " - "
-    if len(parts) == 1 and "," in text:
-        parts = text.split(",")
-        separator = ", "
-    # A trailing remark in brackets alone (``NIGHT - [THE STORM]``) says neither where nor when.
-    while len(parts) > 2 and not _BRACKETED_RE.sub("", parts[-1]).strip():
-        parts = parts[:-1]
-        location = separator.join(part.strip() for part in parts)
-    if len(parts) > 1:
-        candidate = normalize_time_of_day(parts[-1])
-        if candidate:
-            time_of_day = candidate
-            parts = parts[:-1]
-            # ``OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT``: the earlier time is no place either.
-            while len(parts) > 1 and _is_time_only(parts[-1]):
-                parts = parts[:-1]
-            location = separator.join(part.strip() for part in parts)
-    return int_ext, location.strip(" .,-"), time_of_day
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,7 +251,7 @@ def _scene_record(
     known_speakers: Collection[str],
 ) -> SceneRecord:
     plain_heading = plain_text(heading.text)
-    int_ext, location, time_of_day = parse_heading(plain_heading)
+    int_ext, location, time_of_day, _ = parse_scene_heading(plain_heading)
     printed_lines = estimate_printed_lines(elements)
     pages = printed_lines / LINES_PER_PAGE
     return SceneRecord(

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from resources.providers import limits, prompts
 from resources.providers.base import Completion, CompletionRequest
-from resources.providers.screenplay_grammar import SCENE_HEADING_PREFIX, is_cue, is_transition
+from resources.providers.screenplay_grammar import is_cue, is_scene_heading, is_transition, parse_scene_heading
 
 # ---------------------------------------------------------------- lexicons
 
@@ -272,6 +272,12 @@ LIGHT_BY_TIME: Final[dict[str, str]] = {
     "MORNING": "in the morning, clean bright light",
     "DAY": "by day, natural light",
 }
+# An establishing shot (EST.) shows a place from outside; INT./EXT. and I/E scenes move between both.
+SETTING_BY_INT_EXT: Final[dict[str, str]] = {
+    "EXT": "Exterior",
+    "EST": "Exterior",
+    "INT/EXT": "Interior and exterior",
+}
 SPEECH_VERBS: Final[str] = (
     "says|said|asks|asked|replies|replied|whispers|whispered|shouts|shouted|yells|yelled|"
     "answers|answered|mutters|muttered|tells|told|cries|cried|calls|called"
@@ -279,7 +285,6 @@ SPEECH_VERBS: Final[str] = (
 
 _WORD = re.compile(r"[a-z']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_HEADING = re.compile(rf"^(?:\.(?!\.)|{SCENE_HEADING_PREFIX}[.\s])", re.IGNORECASE)
 _PLACE = re.compile(
     r"\b(?:in|at|inside|outside|into|on|onto|near|by|across)\s+(?:the|a|an|his|her|their|our|my)\s+"
     r"(?:[a-z]+\s+)?(" + "|".join(re.escape(p) for p in PLACE_NOUNS) + r")\b",
@@ -340,7 +345,7 @@ def action_lines(scene_text: str) -> list[str]:
     lines: list[str] = []
     for block in _paragraphs(scene_text):
         first = block[0]
-        if _HEADING.match(first) or is_transition(first) or first.startswith(("[[", "=", "#", "~")):
+        if is_scene_heading(first) or is_transition(first) or first.startswith(("[[", "=", "#", "~")):
             continue
         if len(block) > 1 and is_cue(first):
             continue  # character cue followed by dialogue
@@ -348,23 +353,11 @@ def action_lines(scene_text: str) -> list[str]:
     return lines
 
 
-def _heading_parts(heading: str) -> tuple[str, str, str]:
-    """``INT. HOUSE - NIGHT`` -> (``INT``, ``HOUSE``, ``NIGHT``); missing parts are empty."""
-    text = heading.strip().lstrip(".").strip()
-    text = re.sub(r"\s*#[^#]*#\s*$", "", text)  # scene number
-    match = re.match(rf"^({SCENE_HEADING_PREFIX})[.\s]+(.*)$", text, re.IGNORECASE)
-    prefix, rest = (match.group(1).upper().rstrip("."), match.group(2)) if match else ("", text)
-    place, _, time = rest.rpartition(" - ")
-    if not place:
-        place, time = rest, ""
-    return prefix, place.strip(), time.strip().upper()
-
-
 # ---------------------------------------------------------------- normalize
 
 
 def _looks_like_fountain(text: str) -> bool:
-    return any(_HEADING.match(line.strip()) for line in text.splitlines() if line.strip())
+    return any(is_scene_heading(line.strip()) for line in text.splitlines() if line.strip())
 
 
 def _time_of_day(text: str) -> str:
@@ -456,15 +449,15 @@ def _scene_summary(scene: prompts.SceneInput, actions: list[str]) -> str:
     if sentences:
         return _clip(" ".join(sentences[:2]), 280)
     who = ", ".join(c.title() for c in scene.characters[:3])
-    where = _heading_parts(scene.heading)[1].title() or f"scene {scene.scene_number}"
+    where = parse_scene_heading(scene.heading).location.title() or f"scene {scene.scene_number}"
     return f"{who} talk at {where}." if who else f"A scene at {where}."
 
 
 def _visual_description(scene: prompts.SceneInput, actions: list[str]) -> str:
-    prefix, place, time = _heading_parts(scene.heading)
-    setting = "Exterior" if prefix.startswith("EXT") else "Interior"
-    place_text = place.lower() or "an unspecified location"
-    light = LIGHT_BY_TIME.get(time.split()[0] if time else "", "in natural light")
+    heading = parse_scene_heading(scene.heading)
+    setting = SETTING_BY_INT_EXT.get(heading.int_ext, "Interior")
+    place_text = heading.location.lower() or "an unspecified location"
+    light = LIGHT_BY_TIME.get(heading.time_of_day, "in natural light")
     first_action = _clip(actions[0], 200) if actions else "a quiet establishing view"
     return _clip(f"{setting}, {place_text}, {light}. {first_action}", 400)
 

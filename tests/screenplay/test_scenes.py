@@ -15,7 +15,6 @@ from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SceneRecord,
     estimate_printed_lines,
-    parse_heading,
     scene_records,
     scenes_dataframe,
     speakers_of_cue,
@@ -55,59 +54,6 @@ Hi.
 
 Nobody speaks here.
 """
-
-
-@pytest.mark.parametrize(
-    ("heading", "expected"),
-    [
-        ("INT.  WILL'S BEDROOM - NIGHT (1973)", ("INT", "WILL'S BEDROOM", "NIGHT")),
-        ("EXT. CAMPFIRE - NIGHT", ("EXT", "CAMPFIRE", "NIGHT")),
-        ("int. kitchen - day", ("INT", "KITCHEN", "DAY")),
-        ("INT./EXT. CAR - MOVING - DAY", ("INT/EXT", "CAR - MOVING", "DAY")),
-        ("INT/EXT CAR - NIGHT", ("INT/EXT", "CAR", "NIGHT")),
-        ("I/E TRUCK - DUSK", ("INT/EXT", "TRUCK", "DUSK")),
-        ("EST. NEW YORK CITY - DAWN", ("EST", "NEW YORK CITY", "DAWN")),
-        ("INT. SAN FRANCISCO APARTMENT, DAY", ("INT", "SAN FRANCISCO APARTMENT", "DAY")),
-        (
-            "INT. HALLWAY, SCOTT'S APARTMENT BUILDING, A MOMENT LATER",
-            ("INT", "HALLWAY, SCOTT'S APARTMENT BUILDING", "LATER"),
-        ),
-        (
-            "INT. SOUTHERN EXPOSURE GALLERY, SOUTH OF MARKET",
-            ("INT", "SOUTHERN EXPOSURE GALLERY, SOUTH OF MARKET", ""),
-        ),
-        ("EXT. RIVER - DAY [FLASHBACK]", ("EXT", "RIVER", "DAY")),
-        ("EXT. ROAD - [THE NEXT] MORNING", ("EXT", "ROAD", "MORNING")),
-        ("EXT. TOWN - (PRESENT) DAY", ("EXT", "TOWN", "DAY")),
-        ("INT. HOSPITAL - NIGHT [CONTINUOUS]", ("INT", "HOSPITAL", "NIGHT")),
-        ("EXT. FIELD - PRE-DAWN", ("EXT", "FIELD", "DAWN")),
-        ("EXT. LAKE - MAGIC HOUR", ("EXT", "LAKE", "MAGIC HOUR")),
-        ("INT. LANDCRUISER, DRIVING -- A BIT LATER", ("INT", "LANDCRUISER, DRIVING", "LATER")),
-        ("INT. HOUSE - KITCHEN", ("INT", "HOUSE - KITCHEN", "")),
-        ("INT. HOUSE", ("INT", "HOUSE", "")),
-        (".BACK IN THE APARTMENT", ("", "BACK IN THE APARTMENT", "")),
-        ("THE PAIR, DRINKING BEER.", ("", "THE PAIR, DRINKING BEER", "")),
-        ("INT. HOUSE - DAY #12#", ("INT", "HOUSE", "DAY")),
-        # Real-world headings (Suits, Dexter, Bright, Community, Big Fish): a clock time is the part
-        # of the day it falls in, and a time or remark between place and time is no place.
-        ("EXT. MANHATTAN SKYLINE - 9:00 PM", ("EXT", "MANHATTAN SKYLINE", "NIGHT")),
-        ("INT. KATHERINE'S OFFICE/HALLWAY - 9:30 AM", ("INT", "KATHERINE'S OFFICE/HALLWAY", "MORNING")),
-        ("INT. LOBBY - 10 P.M.", ("INT", "LOBBY", "NIGHT")),
-        ("EXT. HARVARD LAW LIBRARY - THREE FIFTY FIVE PM", ("EXT", "HARVARD LAW LIBRARY", "AFTERNOON")),
-        (
-            "EXT. BOSTON WHALER - CANALS - MIAMI, FL - 4:30AM",
-            ("EXT", "BOSTON WHALER - CANALS - MIAMI, FL", "NIGHT"),
-        ),
-        ("INT. OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT", ("INT", "OLD MAN'S HOUSE", "NIGHT")),
-        ("INT. LIVING ROOM - MINUTES EARLIER", ("INT", "LIVING ROOM", "EARLIER")),
-        ("INT. EDWARD'S CAR - NIGHT - [THE STORM]", ("INT", "EDWARD'S CAR", "NIGHT")),
-        ("INT. ROOM 12 - 12 PM", ("INT", "ROOM 12", "AFTERNOON")),
-        ("INT. SPAM FACTORY - ONE SPAM", ("INT", "SPAM FACTORY - ONE SPAM", "")),
-        ("INT. DAY ROOM - NIGHT", ("INT", "DAY ROOM", "NIGHT")),
-    ],
-)
-def test_parse_heading(heading: str, expected: tuple[str, str, str]) -> None:
-    assert parse_heading(heading) == expected
 
 
 def test_split_scenes_facts_per_scene() -> None:

@@ -18,7 +18,12 @@ from cineforge_assets.screenplay.formats.errors import (
     EmptySourceError,
     UnsupportedSourceError,
 )
-from resources.providers.screenplay_grammar import PRINTED_CUE_RE, SCENE_HEADING_RE, is_transition
+from resources.providers.screenplay_grammar import (
+    PRINTED_CUE_RE,
+    SCENE_HEADING_RE,
+    is_scene_heading,
+    is_transition,
+)
 
 FORMATS = ("fountain", "text", "fdx", "pdf", "docx")
 
@@ -26,8 +31,6 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _TEXT_EXTENSIONS = {".fountain", ".spmd", ".txt", ".text", ".md", ""}
 _FOUNTAIN_EXTENSIONS = {".fountain", ".spmd"}
 
-HEADING_RE = SCENE_HEADING_RE  # the name the PDF/DOCX readers and the emitter import
-FORCED_HEADING_RE = re.compile(r"^\.[^.\s]")
 TITLE_KEY_RE = re.compile(
     r"^(title|credit|author|authors|source|draft date|contact|copyright|notes)\s*:", re.I
 )
@@ -122,7 +125,7 @@ def screenplay_shape_score(text: str) -> float:
 def _opens_like_screenplay(paragraph: str) -> bool:
     lines = [line.strip() for line in paragraph.strip("\n").split("\n")]
     first = lines[0]
-    if HEADING_RE.match(first) or FORCED_HEADING_RE.match(first) or is_transition(first):
+    if is_scene_heading(first) or is_transition(first):
         return True
     if TITLE_KEY_RE.match(first):
         return True
@@ -133,7 +136,7 @@ def _opens_like_screenplay(paragraph: str) -> bool:
 def _detect_text(ext: str, data: bytes) -> tuple[str, float]:
     text = _decode_head(data[:200_000]).replace("\r\n", "\n").replace("\r", "\n")
     score = screenplay_shape_score(text)
-    headings = sum(1 for line in text.split("\n") if HEADING_RE.match(line.strip()))
+    headings = sum(1 for line in text.split("\n") if SCENE_HEADING_RE.match(line.strip()))
     screenplay_like = score >= 0.15 and (headings >= 1 or score >= 0.3)
     if ext in _FOUNTAIN_EXTENSIONS:
         return "fountain", round(min(1.0, 0.8 + score), 3) if screenplay_like else 0.6

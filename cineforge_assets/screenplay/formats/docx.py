@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cineforge_assets.screenplay.elements import ElementType, Script
-from cineforge_assets.screenplay.formats.detect import HEADING_RE, TITLE_KEY_RE
+from cineforge_assets.screenplay.formats.detect import TITLE_KEY_RE
 from cineforge_assets.screenplay.formats.emit import Conversion, FountainBuilder
 from cineforge_assets.screenplay.formats.errors import CorruptSourceError
-from resources.providers.screenplay_grammar import CAPITALS_RE
+from resources.providers.screenplay_grammar import CAPITALS_RE, SCENE_HEADING_RE
 
 # Style name (lower-cased, spaces/hyphens/underscores removed) -> element role.
 _STYLE_ROLES = {
@@ -249,7 +249,7 @@ def _from_indents(paragraphs: list[_Para]) -> str:
             role = "centered"
         else:
             role = min(columns, key=lambda r: abs(para.indent_pt - columns[r]))
-            if role == "action" and HEADING_RE.match(text.strip()):
+            if role == "action" and SCENE_HEADING_RE.match(text.strip()):
                 role = "heading"
             elif role == "parenthetical" and not text.strip().startswith("("):
                 role = "dialogue"
@@ -284,7 +284,7 @@ def _as_fountain(paragraphs: list[_Para]) -> str:
         stripped = line.strip()
         cue_like = (
             CAPITALS_RE.match(stripped)
-            and not HEADING_RE.match(stripped)
+            and not SCENE_HEADING_RE.match(stripped)
             and not stripped.endswith(":")
             and not stripped.startswith((".", "#", "=", ">", "!", "~", "["))
         )

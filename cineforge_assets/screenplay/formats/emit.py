@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cineforge_assets.screenplay.formats.detect import HEADING_RE
 from resources.providers.screenplay_grammar import (
-    CONTINUED_EXTENSION_RE,
-    CUE_EXTENSION_RE,
+    FORCED_HEADING_MARK,
+    SCENE_HEADING_RE,
     is_cue,
+    is_scene_heading,
     is_transition,
 )
 
@@ -41,7 +41,7 @@ def clean(text: str) -> str:
 
 def heading_lines(text: str) -> list[str]:
     text = clean(text)
-    return [text if HEADING_RE.match(text) else "." + text]
+    return [text if SCENE_HEADING_RE.match(text) else FORCED_HEADING_MARK + text]
 
 
 def action_lines(text: str) -> list[str]:
@@ -50,8 +50,7 @@ def action_lines(text: str) -> list[str]:
     lines = [line if line.strip() else " " for line in lines]  # keep a blank line inside the paragraph
     first = lines[0].strip()
     needs_force = (
-        HEADING_RE.match(first)
-        or (first.startswith(".") and not first.startswith(".."))
+        is_scene_heading(first)
         or first.startswith(_SPECIAL_START)
         or (len(lines) > 1 and is_cue(first))
         or is_transition(first)
@@ -63,7 +62,7 @@ def action_lines(text: str) -> list[str]:
 
 def character_line(text: str, dual: bool = False) -> str:
     text = clean(text)
-    forced = not is_cue(text) or bool(HEADING_RE.match(text)) or text.startswith(_SPECIAL_START)
+    forced = not is_cue(text) or bool(SCENE_HEADING_RE.match(text)) or text.startswith(_SPECIAL_START)
     line = ("@" if forced else "") + text
     return line + " ^" if dual else line
 
@@ -90,15 +89,6 @@ def transition_line(text: str) -> str:
 
 def centered_line(text: str) -> str:
     return "> " + clean(text) + " <"
-
-
-def strip_continued(cue: str) -> str:
-    """``EDWARD (CONT'D)`` -> ``EDWARD``: the marker a page break adds, not a real extension."""
-    return CONTINUED_EXTENSION_RE.sub("", cue).strip()
-
-
-def speaker_name(cue: str) -> str:
-    return CUE_EXTENSION_RE.sub("", cue.lstrip("@")).replace("^", "").strip().upper()
 
 
 def title_page_lines(title_page: dict[str, list[str]]) -> list[str]:

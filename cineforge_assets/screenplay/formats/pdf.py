@@ -30,13 +30,10 @@ import pypdfium2 as pdfium
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PdfReadError
 
-from cineforge_assets.screenplay.formats.detect import HEADING_RE
 from cineforge_assets.screenplay.formats.emit import (
     Conversion,
     FountainBuilder,
     classify_title_lines,
-    speaker_name,
-    strip_continued,
 )
 from cineforge_assets.screenplay.formats.errors import (
     CorruptSourceError,
@@ -45,7 +42,9 @@ from cineforge_assets.screenplay.formats.errors import (
 )
 from cineforge_assets.screenplay.formats.ocr import add_text_layer
 from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
+from cineforge_assets.screenplay.fountain import character_name
 from resources.providers.screenplay_grammar import CAPITALS_RE, CONTINUED_EXTENSION_RE, CUE_EXTENSION_RE
+from resources.providers.screenplay_grammar import SCENE_HEADING_RE as HEADING_RE
 
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
@@ -651,8 +650,8 @@ class _Assembler:
             self.rejoined_speeches += 1
             return
         if open_speech and line.role == "cue" and more_pending and CONTINUED_EXTENSION_RE.search(line.text):
-            current = speaker_name(strip_continued(self.block[0].text))
-            if speaker_name(strip_continued(line.text)) == current:
+            current = character_name(self.block[0].text)
+            if character_name(line.text) == current:
                 line.role = "continued-cue"
                 self.rejoined_speeches += 1
                 return

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +8,7 @@ import pytest
 
 from resources.providers import offline, prompts
 from resources.providers.base import CompletionRequest
+from resources.providers.screenplay_grammar import SCENE_HEADING_RE
 
 PROSE = """The Visit
 
@@ -22,16 +22,14 @@ CUT TO:
 
 Jenny: I remember the story."""
 
-_HEADING = re.compile(r"^(?:INT|EXT|EST|INT\./EXT|I/E)[. ]", re.MULTILINE)
-
-
 def _scenes_from_fountain(text: str, limit: int = 12) -> list[dict[str, Any]]:
     """A naive heading split, enough to feed the engine real screenplay scenes."""
-    starts = [m.start() for m in _HEADING.finditer(text)][: limit + 1]
+    lines = text.split("\n")
+    starts = [index for index, line in enumerate(lines) if SCENE_HEADING_RE.match(line)][: limit + 1]
     scenes = []
-    for number, (start, end) in enumerate(zip(starts, starts[1:] + [len(text)], strict=False), start=1):
-        heading, _, body = text[start:end].partition("\n")
-        scenes.append({"scene_number": number, "heading": heading.strip(), "text": body})
+    for number, (start, end) in enumerate(zip(starts, starts[1:] + [len(lines)], strict=False), start=1):
+        body = "\n".join(lines[start + 1 : end])
+        scenes.append({"scene_number": number, "heading": lines[start].strip(), "text": body})
     return scenes[:limit]
 
 
@@ -63,6 +61,26 @@ def test_enrich_scenes_summary_mood_and_visual_description() -> None:
     assert result["mood"] == "mysterious"
     assert result["visual_description"].startswith("Exterior, river, at dusk")
     assert "There she is" not in result["visual_description"]  # dialogue is not visual
+
+
+@pytest.mark.parametrize(
+    ("heading", "opening"),
+    [
+        ("EXT./INT. SOUTH LA/COP CAR (MOVING) - DAY", "Interior and exterior, south la/cop car (moving), by day"),
+        ("EXT/INT. SWAMP SHACK - DAY", "Interior and exterior, swamp shack, by day"),
+        ("I/E TRUCK - NIGHT", "Interior and exterior, truck, at night"),
+        ("EST. NEW YORK CITY - DAWN", "Exterior, new york city, at dawn"),
+        ("EXT. MANHATTAN SKYLINE - 9:00 PM", "Exterior, manhattan skyline, at night"),
+    ],
+)
+def test_the_visual_description_reads_setting_place_and_light_from_the_heading_as_the_scenes_table_does(
+    heading: str, opening: str
+) -> None:
+    """The engine asks the grammar's heading parser: ``EXT./INT.`` used to leave ``/INT.`` in the place, and
+    a clock time or an establishing shot lost its light or its outside."""
+    scene = {"scene_number": 1, "heading": heading, "text": "Rain.\n"}
+    (result,) = offline.answer("enrich_scenes", {"scenes": [scene]})["scenes"]
+    assert result["visual_description"].startswith(opening)
 
 
 @pytest.mark.parametrize("cue", ["DEALER #1", "TREVOR/JENNY", "SHERRI’S MOTHER", "INTERVIEWEE #3 (extremely nervous)"])

@@ -3,8 +3,6 @@ the emitter, the layout readers and the offline engine share."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from resources.providers.screenplay_grammar import (
@@ -12,10 +10,12 @@ from resources.providers.screenplay_grammar import (
     CUE_EXTENSION_RE,
     CUE_NAME_END_RE,
     PRINTED_CUE_RE,
-    SCENE_HEADING_PREFIX,
     SCENE_HEADING_RE,
     is_cue,
+    is_scene_heading,
     is_transition,
+    parse_scene_heading,
+    split_scene_number,
 )
 
 
@@ -27,16 +27,96 @@ def test_spec_prefixes_followed_by_a_dot_or_a_space_are_headings(line: str) -> N
     assert SCENE_HEADING_RE.match(line)
 
 
+@pytest.mark.parametrize("line", ["EXT/INT. SORORITY HOUSE - THE DOORWAY", "I / E TRUCK - DUSK"])
+def test_prefixes_outside_the_spec_need_forcing_as_in_every_fountain_reader(line: str) -> None:
+    """Big Fish's Final Draft file types ``EXT/INT. SORORITY HOUSE`` as action and screenplain reads it so;
+    reading it as a heading would split scenes no other Fountain application splits."""
+    assert not is_scene_heading(line)
+    assert is_scene_heading("." + line)
+
+
+@pytest.mark.parametrize(
+    "heading",
+    ["INT./EXT. CAR - DAY", "INT/EXT CAR - DAY", "EXT./INT. CAR - DAY", "EXT/INT. CAR - DAY", "INT. / EXT. CAR - DAY",
+     "I/E CAR - DAY"],
+)
+def test_every_two_sided_prefix_is_int_ext_and_none_of_it_is_the_location(heading: str) -> None:
+    assert parse_scene_heading(heading)[:3] == ("INT/EXT", "CAR", "DAY")
+    assert parse_scene_heading("." + heading)[:3] == ("INT/EXT", "CAR", "DAY")
+
+
+def test_the_scene_number_is_split_off_the_heading() -> None:
+    assert parse_scene_heading(".BACK IN THE APARTMENT #12A#") == ("", "BACK IN THE APARTMENT", "", "12A")
+    assert split_scene_number("INT. HOUSE - DAY  #I-1-A#") == ("INT. HOUSE - DAY", "I-1-A")
+    assert split_scene_number("INT. ROOM #12") == ("INT. ROOM #12", None)
+
+
+@pytest.mark.parametrize("line", [".BACK IN THE APARTMENT", ". ...LATER", ".\u2020NAK"])
+def test_a_single_period_before_text_forces_a_heading(line: str) -> None:
+    assert is_scene_heading(line)
+
+
+@pytest.mark.parametrize("line", ["...and then", "..", ".", ". ", "Back in the apartment."])
+def test_an_ellipsis_or_a_bare_period_forces_nothing(line: str) -> None:
+    assert not is_scene_heading(line)
+
+
 @pytest.mark.parametrize("line", ["INTERIOR HOUSE", "EXTRA", "INT", "INT-HOUSE", "  INT. HOUSE", "THE INT. HOUSE"])
 def test_other_lines_are_not_headings(line: str) -> None:
     assert not SCENE_HEADING_RE.match(line)
 
 
-def test_a_group_around_the_prefix_takes_int_ext_whole() -> None:
-    match = re.match(rf"({SCENE_HEADING_PREFIX})[.\s]+(.*)", "INT./EXT. CAR - NIGHT", re.IGNORECASE)
-    assert match is not None
-    assert match.group(1) == "INT./EXT."
-    assert match.group(2) == "CAR - NIGHT"
+@pytest.mark.parametrize(
+    ("heading", "expected"),
+    [
+        ("INT.  WILL'S BEDROOM - NIGHT (1973)", ("INT", "WILL'S BEDROOM", "NIGHT")),
+        ("EXT. CAMPFIRE - NIGHT", ("EXT", "CAMPFIRE", "NIGHT")),
+        ("int. kitchen - day", ("INT", "KITCHEN", "DAY")),
+        ("INT./EXT. CAR - MOVING - DAY", ("INT/EXT", "CAR - MOVING", "DAY")),
+        ("INT/EXT CAR - NIGHT", ("INT/EXT", "CAR", "NIGHT")),
+        ("I/E TRUCK - DUSK", ("INT/EXT", "TRUCK", "DUSK")),
+        ("EST. NEW YORK CITY - DAWN", ("EST", "NEW YORK CITY", "DAWN")),
+        ("INT. SAN FRANCISCO APARTMENT, DAY", ("INT", "SAN FRANCISCO APARTMENT", "DAY")),
+        (
+            "INT. HALLWAY, SCOTT'S APARTMENT BUILDING, A MOMENT LATER",
+            ("INT", "HALLWAY, SCOTT'S APARTMENT BUILDING", "LATER"),
+        ),
+        (
+            "INT. SOUTHERN EXPOSURE GALLERY, SOUTH OF MARKET",
+            ("INT", "SOUTHERN EXPOSURE GALLERY, SOUTH OF MARKET", ""),
+        ),
+        ("EXT. RIVER - DAY [FLASHBACK]", ("EXT", "RIVER", "DAY")),
+        ("EXT. ROAD - [THE NEXT] MORNING", ("EXT", "ROAD", "MORNING")),
+        ("EXT. TOWN - (PRESENT) DAY", ("EXT", "TOWN", "DAY")),
+        ("INT. HOSPITAL - NIGHT [CONTINUOUS]", ("INT", "HOSPITAL", "NIGHT")),
+        ("EXT. FIELD - PRE-DAWN", ("EXT", "FIELD", "DAWN")),
+        ("EXT. LAKE - MAGIC HOUR", ("EXT", "LAKE", "MAGIC HOUR")),
+        ("INT. LANDCRUISER, DRIVING -- A BIT LATER", ("INT", "LANDCRUISER, DRIVING", "LATER")),
+        ("INT. HOUSE - KITCHEN", ("INT", "HOUSE - KITCHEN", "")),
+        ("INT. HOUSE", ("INT", "HOUSE", "")),
+        (".BACK IN THE APARTMENT", ("", "BACK IN THE APARTMENT", "")),
+        ("THE PAIR, DRINKING BEER.", ("", "THE PAIR, DRINKING BEER", "")),
+        ("INT. HOUSE - DAY #12#", ("INT", "HOUSE", "DAY")),
+        # Real-world headings (Suits, Dexter, Bright, Community, Big Fish): a clock time is the part
+        # of the day it falls in, and a time or remark between place and time is no place.
+        ("EXT. MANHATTAN SKYLINE - 9:00 PM", ("EXT", "MANHATTAN SKYLINE", "NIGHT")),
+        ("INT. KATHERINE'S OFFICE/HALLWAY - 9:30 AM", ("INT", "KATHERINE'S OFFICE/HALLWAY", "MORNING")),
+        ("INT. LOBBY - 10 P.M.", ("INT", "LOBBY", "NIGHT")),
+        ("EXT. HARVARD LAW LIBRARY - THREE FIFTY FIVE PM", ("EXT", "HARVARD LAW LIBRARY", "AFTERNOON")),
+        (
+            "EXT. BOSTON WHALER - CANALS - MIAMI, FL - 4:30AM",
+            ("EXT", "BOSTON WHALER - CANALS - MIAMI, FL", "NIGHT"),
+        ),
+        ("INT. OLD MAN'S HOUSE - 5 MINUTES LATER - NIGHT", ("INT", "OLD MAN'S HOUSE", "NIGHT")),
+        ("INT. LIVING ROOM - MINUTES EARLIER", ("INT", "LIVING ROOM", "EARLIER")),
+        ("INT. EDWARD'S CAR - NIGHT - [THE STORM]", ("INT", "EDWARD'S CAR", "NIGHT")),
+        ("INT. ROOM 12 - 12 PM", ("INT", "ROOM 12", "AFTERNOON")),
+        ("INT. SPAM FACTORY - ONE SPAM", ("INT", "SPAM FACTORY - ONE SPAM", "")),
+        ("INT. DAY ROOM - NIGHT", ("INT", "DAY ROOM", "NIGHT")),
+    ],
+)
+def test_a_heading_splits_into_int_ext_location_and_time_of_day(heading: str, expected: tuple[str, str, str]) -> None:
+    assert parse_scene_heading(heading)[:3] == expected
 
 
 @pytest.mark.parametrize(
