@@ -476,7 +476,8 @@ def test_breaker_opens_then_zero_calls_until_cooldown_then_one_probe() -> None:
         offline=answers(GOOD),
         policy=StagePolicy(attempts_per_model=1),
         breaker_policy=BreakerPolicy(
-            failure_threshold=3, warm_up_calls=3, cooldown_seconds=30.0, half_open_max_probes=1
+            failure_threshold=3, warm_up_calls=3, cooldown_seconds=30.0, first_cooldown_seconds=30.0,
+            half_open_max_probes=1,
         ),
     )
     chain = ["claude-sonnet-4-6", "offline"]
@@ -540,7 +541,7 @@ def test_all_providers_open_raises_with_the_soonest_reopening() -> None:
     world = World(
         anthropic=answers(GOOD),
         openai=answers(GOOD),
-        breaker_policy=BreakerPolicy(failure_threshold=1, cooldown_seconds=30.0),
+        breaker_policy=BreakerPolicy(failure_threshold=1, cooldown_seconds=30.0, first_cooldown_seconds=30.0),
     )
     world.breaker.record(world.breaker.acquire("anthropic"), success=False)  # reopens at t0 + 30
     world.clock.advance(10.0)
