@@ -7,7 +7,8 @@ is open with its cooldown elapsed (or half-open with a free probe slot), makes o
 ``project_insights`` task on a two-line scene, one attempt, that provider's cheapest configured model,
 no fallback - through the same ``ResilientCaller``, adapters and shared breaker the assets use. The
 breaker records the outcome: a success closes it for every process, a transient failure re-opens it
-for a full cooldown. Every provider's state is logged and attached to the step's output metadata.
+for a longer open period (x1.5, up to the cooldown). Every provider's state is logged and attached to
+the step's output metadata.
 
 Pure decisions (``plan_probes``, ``probe_model_for``) are separate from the Dagster ``@op``/``@job``.
 """

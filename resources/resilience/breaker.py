@@ -31,7 +31,7 @@ half-open bounds its probes::
     closed, warming --(in-flight warm-up calls + consecutive failures < warm-up budget)--> call, leased
     closed, warming --(budget taken)--> denied with ``ProviderWarmingError`` (not an outage: no wait)
     closed, warming --(a call succeeds)--> closed, proven (the normal fast paths, no per-call writes)
-    closed, warming --(the whole warm-up budget failed)--> open ("warm_up_failed", a full cooldown)
+    closed, warming --(the whole warm-up budget failed)--> open ("warm_up_failed", a first open period)
 
 * The warm-up budget is ``min(warm_up_calls, failure_threshold)`` calls (default 2) *in flight plus failed
   so far*, counted inside the store transaction (so across processes). A cold provider is treated like a
@@ -484,7 +484,7 @@ def _on_acquire(
     live_probes = tuple(p for p in record.probes if p[1] > now)
     if len(live_probes) >= policy.half_open_max_probes:
         # A probe is in flight: its answer comes by its lease expiry at the latest, and if it fails the
-        # breaker re-opens for a full cooldown; suggest the sooner of the two.
+        # breaker re-opens for a longer open period; suggest the sooner of the two.
         retry_at = min(min(p[1] for p in live_probes), now + policy.cooldown_seconds)
         return replace(record, probes=live_probes), _Decision(None, retry_at, tuple(transitions))
     token = record.next_probe_token

@@ -891,7 +891,7 @@ def test_skewed_host_clocks_get_one_probe_per_cooldown_fleet_wide_on_postgres(pg
         granted = probes_granted(hosts, ["slow", "fast", "very_fast"])
         assert [(name, permit.is_probe) for name, permit in granted] == [("slow", True)]
         name, probe = granted[0]
-        hosts[name].record(probe, success=False)  # still down: a new full cooldown
+        hosts[name].record(probe, success=False)  # still down: a new open period
         assert hosts["very_fast"].state("anthropic") == "open"
         assert probes_granted(hosts, ["very_fast", "fast"]) == []
         close_all(hosts)
