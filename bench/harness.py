@@ -109,6 +109,10 @@ class RunSpec:
     # earlier ones were served, and its latency counts from then (queueing included). 0: closed loop, each
     # thread takes the next request when it is done with the last.
     arrival_interval_s: float = 0.0
+    # Open loop: a request still waiting for a free thread this long after its arrival is shed, failed as
+    # ``queue_timeout`` (a caller gives up; and a contender that falls behind cannot stretch the run without
+    # bound). 0: never.
+    queue_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ def _serve_all(spec: RunSpec, contender: Any, items: Sequence[Any]) -> list[Requ
 
     def one(item: Any, arrival: float | None = None) -> RequestResult:
         start = time.time() if arrival is None else arrival
+        if arrival is not None and spec.queue_timeout_s and time.time() - arrival > spec.queue_timeout_s:
+            return RequestResult(item.number, False, "", "queue_timeout", start, time.time())
         try:
             provider = contender.serve(item)
         except Exception as error:  # a failed request is a measurement, not a crash
