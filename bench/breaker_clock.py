@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from bench.harness import machine, percentile, write_section
-from resources.resilience.breaker import BreakerRecord, PostgresBreakerStore
+from resources.resilience.breaker_state import BreakerRecord
+from resources.resilience.breaker_store import PostgresBreakerStore
 from tests.postgres import scratch_database
 
 START, END = "<!-- breaker-clock:start -->", "<!-- breaker-clock:end -->"

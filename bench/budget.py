@@ -24,7 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.providers.base import Completion, CompletionRequest  # noqa: E402
-from resources.resilience.breaker import CircuitBreaker, SQLiteBreakerStore  # noqa: E402
+from resources.resilience.breaker import CircuitBreaker  # noqa: E402
+from resources.resilience.breaker_store import SQLiteBreakerStore  # noqa: E402
 from resources.resilience.budget import BudgetCaps, SpendLedger, SpendStore, spend_store_from_url  # noqa: E402
 from resources.resilience.executor import ResilientCaller  # noqa: E402
 from tests.postgres import PostgresUnavailable, scratch_database  # noqa: E402

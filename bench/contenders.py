@@ -44,7 +44,8 @@ from resources.providers.gemini import GeminiAdapter
 from resources.providers.openai import OpenAIAdapter
 from resources.providers.prompts import parse_response
 from resources.resilience.backoff import BackoffPolicy
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy, provider_for
 from resources.resilience.errors import (
     PermanentProviderError,

@@ -60,7 +60,8 @@ def run(calls: int) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
 
     from resources.providers.anthropic import AnthropicAdapter
     from resources.providers.base import CompletionRequest
-    from resources.resilience.breaker import CircuitBreaker, SQLiteBreakerStore
+    from resources.resilience.breaker import CircuitBreaker
+    from resources.resilience.breaker_store import SQLiteBreakerStore
     from resources.resilience.executor import ResilientCaller
     from resources.resilience.hedge import CancellableClients, HedgePolicy, HedgeQuota, Hedger, LatencyTracker
     from resources.resilience.retry_budget import RetryBudget, SQLiteBudgetStore

@@ -230,7 +230,8 @@ def bench_fanout(
 
     from bench.contenders import BenchConfig, _adapters
     from resources.providers.prompts import parse_response
-    from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+    from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+    from resources.resilience.breaker_store import SQLiteBreakerStore
     from resources.resilience.executor import ResilientCaller
 
     requests = scene_requests(path)
@@ -370,7 +371,8 @@ def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: 
 
     from resources.providers.anthropic import AnthropicAdapter
     from resources.providers.base import CompletionRequest
-    from resources.resilience.breaker import CircuitBreaker, SQLiteBreakerStore
+    from resources.resilience.breaker import CircuitBreaker
+    from resources.resilience.breaker_store import SQLiteBreakerStore
     from resources.resilience.executor import ResilientCaller
     from resources.resilience.telemetry import JsonlTelemetrySink
 

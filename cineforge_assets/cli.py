@@ -20,6 +20,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from cineforge_assets.asset_names import BROLL_ASSET_NAME, INGEST_ASSET_NAMES, PIPELINE_ASSET_NAMES
+from cineforge_assets.run_tags import (
+    CLI_INVOCATION_TAG,
+    PARTITION_TAG,
+    PROVIDER_TAG,
+    RESUMED_FROM_TAG,
+    SOURCE_PATH_TAG,
+    SOURCE_SHA256_TAG,
+    SOURCE_TAG,
+    STEPPED_BACK_TO_TAG,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXIT_CODES = """exit codes:
@@ -111,9 +121,7 @@ class RunOutput:
 
     @property
     def tags(self) -> dict[str, str]:
-        from cineforge_assets.cli_events import INVOCATION_TAG
-
-        return {INVOCATION_TAG: self.token}
+        return {CLI_INVOCATION_TAG: self.token}
 
     def say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
@@ -203,8 +211,8 @@ def _failure_reason(instance: Any, run_id: str) -> dict[str, Any]:
 
 def _spend(instance: Any, run_id: str | None) -> dict[str, Any]:
     """``cost_usd`` (the run's total), ``fallback_premium_usd`` and per stage who served it and at what cost,
-    from the run's spend tags (``cineforge_assets.assets.ai_calls.tag_spend``)."""
-    from cineforge_assets.assets.ai_calls import spend_from_tags
+    from the run's spend tags (``cineforge_assets.run_events.tag_spend``)."""
+    from cineforge_assets.run_events import spend_from_tags
 
     run = instance.get_run_by_id(run_id) if run_id else None
     return spend_from_tags(run.tags if run is not None else {})
@@ -278,8 +286,8 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
         instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
     job = defs.resolve_job_def("screenplay_pipeline")
     tags = {
-        "cineforge/source": path.name,
-        "cineforge/provider": args.provider,
+        SOURCE_TAG: path.name,
+        PROVIDER_TAG: args.provider,
         **output.tags,
         **registered.run_tags(),
         **run_worker_tags(),
@@ -310,7 +318,7 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
                 reconstructable(screenplay_pipeline_job_def),
                 instance=instance,
                 run_config=run_config,
-                tags={**tags, "dagster/partition": partition},
+                tags={**tags, PARTITION_TAG: partition},
                 raise_on_error=False,
                 asset_selection=selection,
             ) as executed:
@@ -452,8 +460,6 @@ def _resumed_run_tags(parent_tags: Any) -> dict[str, str]:
     """Re-execution does not inherit tags: the resumed run reads the same source version as its parent
     and names this process as its worker (so a crash of the resume is itself resumable)."""
     from cineforge_assets.crashed_runs import run_worker_tags
-    from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
-
     kept = {k: parent_tags[k] for k in (SOURCE_PATH_TAG, SOURCE_SHA256_TAG) if k in parent_tags}
     return {**kept, **run_worker_tags()}
 
@@ -496,13 +502,13 @@ def _resume(args: argparse.Namespace, output: RunOutput) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    partition = run.tags.get("dagster/partition")
+    partition = run.tags.get(PARTITION_TAG)
     # A step whose process was killed never gave its concurrency-pool slot back; the run is over.
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    tags = {"cineforge/resumed_from": run.run_id, **output.tags, **_resumed_run_tags(run.tags)}
+    tags = {RESUMED_FROM_TAG: run.run_id, **output.tags, **_resumed_run_tags(run.tags)}
     if partition:
         # Re-execution does not inherit the parent's partition tag when tags are given.
-        tags["dagster/partition"] = partition
+        tags[PARTITION_TAG] = partition
     remediate = _remediation_target(instance, run.run_id)
     with _maybe_simulator(args.provider, args.faults, args.seed) as sim_url, contextlib.ExitStack() as stack:
         run_config = (
@@ -530,8 +536,8 @@ def _resume(args: argparse.Namespace, output: RunOutput) -> int:
                     raise_on_error=False,
                     tags={
                         k: v
-                        for k, v in {**tags, "cineforge/stepped_back_to": remediate}.items()
-                        if k != "dagster/partition"
+                        for k, v in {**tags, STEPPED_BACK_TO_TAG: remediate}.items()
+                        if k != PARTITION_TAG
                     },
                 )
             run_id, success = result.run_id, result.success
@@ -711,7 +717,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from cineforge_assets.paths import telemetry_path
     from cineforge_assets.status import collect_status, render
-    from resources.resilience.breaker import default_store_url
+    from resources.resilience.breaker_store import default_store_url
 
     store_url = args.breaker_store or os.environ.get("CINEFORGE_BREAKER_STORE_URL") or default_store_url()
     telemetry = Path(os.environ.get("CINEFORGE_TELEMETRY_PATH") or telemetry_path())

@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cineforge_assets.console import ProgressDisplay, StepEvent, error_words, provider_name
-from resources.resilience.breaker import BreakerTransition
+from cineforge_assets.run_tags import CLI_INVOCATION_TAG
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord
 
 logger = logging.getLogger(__name__)
 
-# Observations the provider layer writes for every attempt that did not simply succeed (ai_calls.py).
+# Observations the provider layer writes for every attempt that did not simply succeed (run_events.py).
 ATTEMPT_EVENTS = frozenset({"stage_retrying", "stage_fallback", "stage_failed"})
-INVOCATION_TAG = "cineforge/cli_invocation"
 POLL_SECONDS = 0.25
 
 
@@ -143,7 +143,7 @@ def step_events(records: Iterable[Any]) -> list[StepEvent]:
 
 
 class RunWatcher:
-    """Feeds a ``ProgressDisplay`` from the event log of the run tagged ``INVOCATION_TAG=token`` while it
+    """Feeds a ``ProgressDisplay`` from the event log of the run tagged ``CLI_INVOCATION_TAG=token`` while it
     runs (a background thread polling the instance; the run may be in this process or on workers)."""
 
     def __init__(
@@ -175,7 +175,7 @@ class RunWatcher:
     def _find_run(self) -> str | None:
         from dagster import RunsFilter
 
-        runs = self.instance.get_runs(filters=RunsFilter(tags={INVOCATION_TAG: self.token}), limit=1)
+        runs = self.instance.get_runs(filters=RunsFilter(tags={CLI_INVOCATION_TAG: self.token}), limit=1)
         return runs[0].run_id if runs else None
 
     def _poll(self) -> None:

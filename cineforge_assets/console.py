@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
-from resources.resilience.breaker import BreakerTransition
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord
 
 StepEventKind = Literal["start", "success", "failure", "retry", "skipped", "activity"]

@@ -26,11 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-RUN_HOST_TAG = "cineforge/host"
-RUN_PID_TAG = "cineforge/pid"
-RUN_PID_START_TAG = "cineforge/pid_start"
-# Dagster's own run-retry daemon must not launch a second copy of a run that `cineforge resume` resumes.
-MAX_RETRIES_TAG = "dagster/max_retries"
+from cineforge_assets.run_tags import MAX_RETRIES_TAG, RUN_HOST_TAG, RUN_PID_START_TAG, RUN_PID_TAG
 
 Liveness = Literal["alive", "gone", "unknown"]
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, load_assets_from_package_module
 
-from cineforge_assets import assets as assets_pkg
-from cineforge_assets.assets import broll as broll_assets
+from cineforge_assets import assets
 from cineforge_assets.executors import executor_from_env
 from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.resource_config import build_resources
@@ -13,7 +12,7 @@ from cineforge_assets.schedules import schedules
 from cineforge_assets.sensors import sensors
 
 defs = Definitions(
-    assets=load_assets_from_modules([assets_pkg.ingest, assets_pkg.reliability, broll_assets]),
+    assets=load_assets_from_package_module(assets),
     jobs=[screenplay_pipeline_job],
     schedules=schedules,
     sensors=sensors,

@@ -25,16 +25,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cineforge_assets.run_tags import HEAL_TAG
 from resources.resilience.chain import OFFLINE, provider_for
 from resources.resilience.telemetry import AttemptRecord
 
 DEGRADED_BELOW_ENV = "CINEFORGE_DEGRADED_BELOW"
-# The run tag of a heal run (``heal.py``). Its split stages do not read the response cache: the cache holds
-# the very fallback answers the heal is meant to replace, keyed by a chain and payload that have not changed.
-HEAL_TAG = "cineforge/heal"
-
-
 def is_heal_run(tags: Mapping[str, str]) -> bool:
+    """A heal run (``heal.py``)? Its split stages do not read the response cache: the cache holds the very
+    fallback answers the heal is meant to replace, keyed by a chain and payload that have not changed."""
     return tags.get(HEAL_TAG) == "true"
 
 

@@ -22,17 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from cineforge_assets.screenplay.batching import Budget, CallLimits, join_fountain, plan_batches, split_prose
-from cineforge_assets.screenplay.elements import ElementType
+from cineforge_assets.screenplay.artifacts import canonicalize, is_screenplay_shaped
+from cineforge_assets.screenplay.batching import Budget, CallLimits, join_fountain, plan_batches
 from cineforge_assets.screenplay.formats.isolated import read_source_isolated
 from cineforge_assets.screenplay.formats.reader import RawSource
-from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
 from cineforge_assets.screenplay.payloads import (
-    NORMALIZE_OUTPUT_RATIO,
     enrich_scenes_batch,
     enrich_scenes_costs,
     enrich_scenes_payload,
-    normalize_fixed_cost,
+    normalize_chunks,
     project_insights_payload,
 )
 from cineforge_assets.screenplay.project import build_project_config
@@ -117,13 +115,6 @@ class Estimate:
         }
 
 
-def _screenplay_shaped(raw: RawSource) -> bool:
-    """As ``canonical_script`` decides: only prose goes to a model."""
-    if raw.format in {"fountain", "fdx", "pdf", "docx"}:
-        return True
-    return any(e.type == ElementType.SCENE_HEADING for e in parse_fountain(raw.text).elements)
-
-
 def _stage(
     stage: str,
     task: str,
@@ -197,17 +188,8 @@ def _normalize_payloads(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """The normalize stage's requests as ``canonical_script`` makes them: the whole prose in one when it
     fits, else overlapping chunks (with the planned ceiling)."""
-    from cineforge_assets.assets.ingest import NORMALIZE_OVERLAP_SHARE
-
     window, ceiling = first_model_limits("normalize", "normalize", chains)
-    budget = Budget.of(CallLimits(window, ceiling), normalize_fixed_cost(estimate_tokens))
-    input_budget = max(1, min(budget.input_tokens, int(budget.output_tokens / NORMALIZE_OUTPUT_RATIO)))
-    chunks = split_prose(
-        text,
-        input_budget=input_budget,
-        overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
-        estimate_tokens=estimate_tokens,
-    )
+    chunks = normalize_chunks(text, CallLimits(window, ceiling), estimate_tokens)
     if len(chunks) <= 1:
         return [{"text": text}], None
     return [{"text": chunk.text} for chunk in chunks], ceiling
@@ -238,18 +220,18 @@ def estimate_source(
     prices = table or price_table()
     stages: list[StageEstimate] = []
     text = raw.text
-    if not _screenplay_shaped(raw):
+    if not is_screenplay_shaped(raw):
         payloads, ceiling = _normalize_payloads(text, chains)
         normalized, answers = _stage("normalize", "normalize", payloads, prices, chains, ceiling)
         stages.append(normalized)
         parts = [str(answer["fountain"]) for answer in answers]
         text = parts[0] if len(parts) == 1 else join_fountain(parts)
-    fountain = write_fountain(parse_fountain(text))
-    script = parse_fountain(fountain)  # as canonical_script: elements refer to the canonical text
-    records = split_scenes(script, fountain)
+    canonical = canonicalize(text, raw, normalized_by="estimate")  # as canonical_script makes it
+    script = canonical.script()
+    records = split_scenes(script, canonical.fountain)
     summaries: list[str] = []
     if records:
-        title = script.title or raw.file_name
+        title = canonical.title
         batches, ceiling = _enrich_payloads(title, records, chains)
         scenes_stage, answers = _stage("extract_scenes", "enrich_scenes", batches, prices, chains, ceiling)
         stages.append(scenes_stage)

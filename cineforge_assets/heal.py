@@ -48,15 +48,15 @@ from dagster import (
     sensor,
 )
 
-from cineforge_assets.degraded import HEAL_TAG, HEALABLE_CAUSES, degraded_from_metadata
+from cineforge_assets.degraded import HEALABLE_CAUSES, degraded_from_metadata
 from cineforge_assets.health import HEALTH_JOB_NAME, provider_health_job
 from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
+from cineforge_assets.run_tags import HEAL_TAG, HEALS_TAG, PROBE_FOR_TAG, TRIGGER_TAG
 from resources.ai import AIProviderResource
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 
 HEAL_SENSOR_NAME = "degraded_heal"
-HEALS_TAG = "cineforge/heals"  # the degraded materializations (asset@storage id) a heal run replaces
 HEAL_ASSETS: tuple[str, ...] = ("canonical_script", "scenes", "project_config")
 DEFAULT_INTERVAL_SECONDS = 30
 DEFAULT_MAX_RUNS_PER_TICK = 2
@@ -389,7 +389,7 @@ def _heal_request(heal: PartitionHeal) -> RunRequest:
         tags={
             HEAL_TAG: "true",
             HEALS_TAG: ",".join(f"{d.asset}@{d.storage_id}" for d in heal.degraded),
-            "cineforge/trigger": HEAL_SENSOR_NAME,
+            TRIGGER_TAG: HEAL_SENSOR_NAME,
         },
     )
 
@@ -398,7 +398,7 @@ def _probe_request(provider: str, opened_at: float) -> RunRequest:
     return RunRequest(
         run_key=f"heal-probe:{provider}:{opened_at:.3f}",
         job_name=HEALTH_JOB_NAME,
-        tags={"cineforge/trigger": HEAL_SENSOR_NAME, "cineforge/probe_for": provider},
+        tags={TRIGGER_TAG: HEAL_SENSOR_NAME, PROBE_FOR_TAG: provider},
     )
 
 

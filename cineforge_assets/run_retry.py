@@ -30,14 +30,17 @@ from dagster import (
     run_failure_sensor,
 )
 
-from cineforge_assets.assets.ai_calls import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
 from cineforge_assets.jobs import PIPELINE_ASSET_NAMES, screenplay_pipeline_job
-from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
-
-AUTO_RETRY_NUMBER_TAG = "cineforge/auto_retry_number"
-RETRY_OF_TAG = "cineforge/retry_of"
-RETRY_ROOT_TAG = "cineforge/retry_root"
-PARTITION_TAG = "dagster/partition"
+from cineforge_assets.run_tags import (
+    AUTO_RETRY_NUMBER_TAG,
+    FAILED_STAGE_TAG,
+    FAILURE_CLASS_TAG,
+    PARTITION_TAG,
+    RETRY_OF_TAG,
+    RETRY_ROOT_TAG,
+    SOURCE_PATH_TAG,
+    SOURCE_SHA256_TAG,
+)
 
 
 def max_auto_retries() -> int:

@@ -29,6 +29,7 @@ from cineforge_assets.jobs import screenplay_pipeline_job
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import inbox_dir
 from cineforge_assets.run_retry import transient_run_retry
+from cineforge_assets.run_tags import SOURCE_FORMAT_TAG, SOURCE_SHA256_TAG, SOURCE_TAG, TRIGGER_TAG
 from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.sources import (
     RegisteredSource,
@@ -40,9 +41,6 @@ from cineforge_assets.sources import (
 
 INBOX_SENSOR_NAME = "screenplay_inbox"
 DEFAULT_INBOX_INTERVAL_SECONDS = 15
-INBOX_TRIGGER_TAG = "cineforge/trigger"
-SOURCE_TAG = "cineforge/source"
-SHA256_TAG = "cineforge/sha256"
 
 
 def inbox_interval_from_env() -> int:
@@ -66,10 +64,10 @@ def _run_request(item: AcceptedFile, registered: RegisteredSource) -> RunRequest
         run_key=item.run_key,
         partition_key=registered.partition_key,
         tags={
-            INBOX_TRIGGER_TAG: "inbox",
+            TRIGGER_TAG: "inbox",
             SOURCE_TAG: item.name,
-            SHA256_TAG: item.sha256,
-            "cineforge/format": item.source_format,
+            SOURCE_SHA256_TAG: item.sha256,
+            SOURCE_FORMAT_TAG: item.source_format,
             # The exact stored version: raw_input reads it and checks its hash.
             **registered.run_tags(),
         },

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,17 +33,14 @@ from filelock import FileLock
 
 from cineforge_assets.partitions import partition_key_for, source_stem
 from cineforge_assets.paths import data_root, sources_dir, state_dir
+from cineforge_assets.run_tags import SOURCE_PATH_TAG, SOURCE_SHA256_TAG
 from cineforge_assets.screenplay.formats.errors import NotARegularFileError
 from cineforge_assets.screenplay.formats.limits import SourceLimits, check_size
-from resources.io_manager import atomic_write_bytes
+from resources.atomic_files import atomic_write_bytes, atomic_writer
 
-SOURCE_PATH_TAG = "cineforge/source_path"
-SOURCE_SHA256_TAG = "cineforge/sha256"
 MANIFEST_NAME = "current.json"
 REPLACE_ENV = "CINEFORGE_REPLACE_SOURCES"
 _COPY_CHUNK = 1024 * 1024
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class SourceRegistryError(ValueError):
@@ -122,7 +118,7 @@ def copy_source(
 
     The checks run on the open descriptor (``fstat``), so the file checked is the file copied; the copy
     stops as soon as it passes the limit, so a file that grows meanwhile costs at most one chunk more.
-    Readers of ``target`` see the old file or the whole new one (temporary dotfile, fsync, rename).
+    Readers of ``target`` see the old file or the whole new one (``atomic_writer``).
     """
     source, target = Path(source), Path(target)
     limits = limits or SourceLimits.from_env()
@@ -139,23 +135,13 @@ def copy_source(
         if not stat.S_ISREG(info.st_mode):
             raise NotARegularFileError(source, guess, "it is not a regular file (a directory, device or pipe).")
         check_size(source, guess, info.st_size, limits)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out_fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            digest, size = hashlib.sha256(), 0
-            with os.fdopen(out_fd, "wb") as writer:
-                while chunk := reader.read(_COPY_CHUNK):
-                    size += len(chunk)
-                    check_size(source, guess, size, limits)
-                    digest.update(chunk)
-                    writer.write(chunk)
-                writer.flush()
-                os.fsync(writer.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; workers may run as other users
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        digest, size = hashlib.sha256(), 0
+        with atomic_writer(target, suffix=".part") as writer:
+            while chunk := reader.read(_COPY_CHUNK):
+                size += len(chunk)
+                check_size(source, guess, size, limits)
+                digest.update(chunk)
+                writer.write(chunk)
     return CopiedSource(path=target, sha256=digest.hexdigest(), size=size)
 
 

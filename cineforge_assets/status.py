@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 
 TRANSITION_WORDS: Mapping[str, str] = {
     "consecutive_failures": "consecutive transient failures reached the threshold",
@@ -202,7 +202,8 @@ def read_transitions(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[di
 
 
 def read_breakers(store_url: str, telemetry: Path) -> list[BreakerStatus]:
-    from resources.resilience.breaker import CircuitBreaker, store_from_url
+    from resources.resilience.breaker import CircuitBreaker
+    from resources.resilience.breaker_store import store_from_url
 
     store = store_from_url(store_url)
     try:
@@ -213,7 +214,7 @@ def read_breakers(store_url: str, telemetry: Path) -> list[BreakerStatus]:
 
 
 def read_runs(instance: Any, limit: int) -> list[RunStatus]:
-    from cineforge_assets.assets.ai_calls import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
+    from cineforge_assets.run_tags import FAILED_STAGE_TAG, FAILURE_CLASS_TAG, PARTITION_TAG, RESUMED_FROM_TAG
 
     rows: list[RunStatus] = []
     for record in instance.get_run_records(limit=limit):
@@ -223,12 +224,12 @@ def read_runs(instance: Any, limit: int) -> list[RunStatus]:
                 run_id=run.run_id,
                 job=run.job_name,
                 status=run.status.value.lower(),
-                partition=run.tags.get("dagster/partition"),
+                partition=run.tags.get(PARTITION_TAG),
                 started=record.start_time,
                 ended=record.end_time,
                 failure_class=run.tags.get(FAILURE_CLASS_TAG),
                 failed_stage=run.tags.get(FAILED_STAGE_TAG),
-                resumed_from=run.tags.get("cineforge/resumed_from"),
+                resumed_from=run.tags.get(RESUMED_FROM_TAG),
             )
         )
     return rows

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -23,6 +24,8 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import BaseModel, Field, PrivateAttr
 
+from resources.data_root import response_cache_dir as default_response_cache_dir
+from resources.data_root import telemetry_path as default_telemetry_path
 from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
@@ -37,13 +40,8 @@ from resources.resilience.backoff import (
     DEFAULT_RETRY_AFTER_CAP_SECONDS,
     BackoffPolicy,
 )
-from resources.resilience.breaker import (
-    BreakerPolicy,
-    CircuitBreaker,
-    breaker_identity,
-    default_store_url,
-    store_from_url,
-)
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, breaker_identity
+from resources.resilience.breaker_store import default_store_url, store_from_url
 from resources.resilience.budget import DEFAULT_BILLING_HOLD_SECONDS, BudgetCaps, SpendLedger, spend_store_from_url
 from resources.resilience.chain import (
     DEFAULT_ATTEMPTS_PER_MODEL,
@@ -111,6 +109,16 @@ class AIResult(Generic[T]):
     def final_error_class(self) -> str:
         errors = [a.error_class for a in self.attempts if a.error_class]
         return errors[-1] if errors else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSession:
+    """The open parts of one provider call (``AIProviderResource.session``): valid inside its ``with``."""
+
+    sink: JsonlTelemetrySink
+    listeners: tuple[TelemetryListener, ...]  # the sink first, then the caller's
+    breaker: CircuitBreaker
+    adapters: dict[str, ProviderAdapter]  # on one pooled httpx client, transport retries off
 
 
 class AIProviderResource(ConfigurableResource):
@@ -333,9 +341,7 @@ class AIProviderResource(ConfigurableResource):
     def telemetry_file(self) -> str:
         if self.telemetry_path:
             return self.telemetry_path
-        from cineforge_assets.paths import telemetry_path
-
-        return str(telemetry_path())
+        return str(default_telemetry_path())
 
     def _chains(self) -> Mapping[str, Sequence[str]] | None:
         if self.mode == "offline":
@@ -363,9 +369,7 @@ class AIProviderResource(ConfigurableResource):
     def response_cache(self) -> ResponseCache:
         if self.response_cache_dir:
             return ResponseCache(self.response_cache_dir)
-        from cineforge_assets.paths import data_root
-
-        return ResponseCache(data_root() / "cache" / "responses")
+        return ResponseCache(default_response_cache_dir())
 
     def chain_models(self, stage: str) -> list[str]:
         """The models ``stage`` walks, in order (the offline engine alone in offline mode)."""
@@ -394,6 +398,23 @@ class AIProviderResource(ConfigurableResource):
         raise ValueError(f"no model of the {stage!r} chain can be called in mode {self.mode!r}")
 
     # ------------------------------------------------------------------ use
+
+    @contextmanager
+    def session(
+        self, listeners: Sequence[TelemetryListener] = (), *, clock: Callable[[], float] = time.time
+    ) -> Iterator[ProviderSession]:
+        """Everything a provider call needs, closed when the block ends: the telemetry sink (the first
+        listener, before ``listeners``), the shared breaker reporting to them, and the adapters on one
+        pooled httpx client whose transport retries stay at 0, so the resilience layer owns every retry.
+        A stage's call and the health probe both go through here."""
+        with ExitStack() as closing:
+            sink = JsonlTelemetrySink(self.telemetry_file())
+            closing.callback(sink.close)
+            all_listeners = (sink, *listeners)
+            breaker = self.breaker(all_listeners, clock=clock)
+            closing.callback(breaker.store.close)
+            client = closing.enter_context(httpx.Client(transport=httpx.HTTPTransport(retries=0)))
+            yield ProviderSession(sink, all_listeners, breaker, self.adapters(client))
 
     def run_task(
         self,
@@ -446,24 +467,20 @@ class AIProviderResource(ConfigurableResource):
         clock: Callable[[], float],
         max_tokens: int | None,
     ) -> AIResult[Any]:
-        sink = JsonlTelemetrySink(self.telemetry_file())
-        all_listeners: list[TelemetryListener] = [sink, *listeners]
         request = build_request(task, payload, stage=stage, max_tokens=max_tokens)
         rng = random.Random(self.seed) if self.seed is not None else random.Random()
-        # One pooled client for the whole stage; httpx's transport retries stay at 0 so this layer
-        # owns every retry.
         retry_budget = self.retry_budget(clock=clock)
         hedger = self.hedger(clock=clock)
         ledger = self.ledger(run_id, clock=clock)
-        with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
+        with self.session(listeners, clock=clock) as session:
             caller = ResilientCaller(
-                self.adapters(client),
-                self.breaker(all_listeners, clock=clock),
+                session.adapters,
+                session.breaker,
                 policy=self.stage_policy(),
                 chains=self._chains(),
                 clock=clock,
                 rng=rng,
-                listeners=all_listeners,
+                listeners=session.listeners,
                 run_id=run_id,
                 partition=partition,
                 retry_budget=retry_budget,
@@ -477,20 +494,18 @@ class AIProviderResource(ConfigurableResource):
                     stage, request, lambda text: parse_response(task, text, payload=request.payload)
                 )
             except ProviderError as error:
-                _report_cost(sink, ledger, stage, error.attempts, None, run_id, partition, clock)
+                _report_cost(session.sink, ledger, stage, error.attempts, None, run_id, partition, clock)
                 raise
             else:
                 served = f"{outcome.provider}/{outcome.model}"
-                _report_cost(sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
+                _report_cost(session.sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
             finally:
-                caller.breakers.store.close()
                 if hedger is not None:
                     hedger.clients.close()
                 if retry_budget is not None:
                     retry_budget.flush()
                     retry_budget.store.close()
                 ledger.store.close()
-                sink.close()
         return AIResult(
             value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts
         )

@@ -1,17 +1,15 @@
 """Atomic, human-readable artifact storage for every asset.
 
 Dagster's built-in ``FilesystemIOManager`` pickles values, which an operator cannot read and which are
-written in place. Artifacts here are JSON / Fountain / Parquet files a person can open, written to a
-temporary file in the same directory, fsynced, then ``os.replace``d: a failed or killed step never leaves
-a torn artifact and never replaces a good one.
+written in place. Artifacts here are JSON / Fountain / Parquet files a person can open, written
+atomically (``resources.atomic_files``): a failed or killed step never leaves a torn artifact and never
+replaces a good one.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,36 +18,8 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import BaseModel
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; artifacts are shared with workers running as other users.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+from resources.atomic_files import atomic_write_bytes
+from resources.data_root import artifacts_dir
 
 
 def artifact_path(root: Path, asset: str, partition: str | None, ext: str) -> Path:
@@ -68,8 +38,6 @@ class ArtifactIOManager(ConfigurableIOManager):
     def _root(self) -> Path:
         if self.root:
             return Path(self.root).expanduser().resolve()
-        from cineforge_assets.paths import artifacts_dir
-
         return artifacts_dir()
 
     def _key(self, context: OutputContext | InputContext) -> tuple[str, str | None]:

@@ -8,9 +8,9 @@ Key: SHA-256 of the task, the model chain the call would walk (with the provider
 serve a live run), the prompt version (a hash of the task's
 system prompt, which carries its instructions and response schema) and the payload's canonical JSON. Any
 change to the prompt, the schema, the chain or the input is a different key, so a stale answer is never
-served; nothing is ever updated in place. Entries are files ``<root>/<key[:2]>/<key>.json`` written to a
-temporary file in the same folder and renamed over (atomic on POSIX), so a crashed writer or two workers
-answering the same part leave one whole entry, never a torn one. A file that does not parse is treated
+served; nothing is ever updated in place. Entries are files ``<root>/<key[:2]>/<key>.json``
+written atomically (``resources.atomic_files``), so a crashed writer or two workers answering the same part
+leave one whole entry, never a torn one. A file that does not parse is treated
 as a miss (and overwritten by the next answer).
 
 A part whose answer did not fit its model (cut at the output ceiling, or a prompt over every window) and was
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from resources.atomic_files import atomic_write_bytes
 
 CACHE_FORMAT = 1
 
@@ -86,21 +86,11 @@ class ResponseCache:
 
     def put(self, key: str, answer: CachedAnswer) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(
             {"task": answer.task, "provider": answer.provider, "model": answer.model, "value": answer.value},
             ensure_ascii=False,
         )
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(body)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, body.encode("utf-8"))
 
     def mark_split(self, key: str) -> None:
         """Note that the part under ``key`` was split because its answer did not fit (see the module docstring)."""

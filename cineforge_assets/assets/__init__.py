@@ -1,3 +1,1 @@
-from cineforge_assets.assets import ingest, reliability
-
-__all__ = ["ingest", "reliability"]
+"""The code location's assets, one module per group; ``definitions.py`` loads every asset of the package."""

@@ -20,23 +20,18 @@ import time
 from typing import Any, Literal
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetObservation, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from cineforge_assets.assets.ai_calls import tag_spend
-from cineforge_assets.assets.ingest import ProjectConfigArtifact
 from cineforge_assets.broll.budget import BROLL_STAGE, VEO_PROVIDER, clip_price, reserve_clips, settle_clips
-from cineforge_assets.broll.gate import (
-    GateResult,
-    PipelineEvent,
-    run_veo3_await_gate,
-    submit_pending_jobs,
-)
+from cineforge_assets.broll.gate import GateResult, run_veo3_await_gate, submit_pending_jobs
 from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, save_jobs, utc_now
 from cineforge_assets.broll.scenes import DEFAULT_LONGEST_COUNT, scene_prompts, select_scenes
 from cineforge_assets.checks import VEO3_BROLL_SERVED, degraded_upstream, evaluate_broll_inputs
 from cineforge_assets.partitions import screenplay_partitions
 from cineforge_assets.paths import artifacts_dir
+from cineforge_assets.run_events import RunEventLog, tag_spend
+from cineforge_assets.screenplay.artifacts import ProjectConfigArtifact
 from cineforge_assets.versioning import code_version
 from resources.ai import AIProviderResource
 from resources.providers.prices import price_table
@@ -52,26 +47,6 @@ class Veo3BrollConfig(Config):
     )
     count: int = Field(default=DEFAULT_LONGEST_COUNT, ge=0, description="how many scenes in `longest` mode")
     scene_numbers: list[int] = Field(default_factory=list, description="scene numbers in `list` mode")
-
-
-class DagsterEventBus:
-    """The gate's event bus, written into the run's event log (structured) and its log (readable)."""
-
-    def __init__(self, context: AssetExecutionContext) -> None:
-        self.context = context
-
-    def emit(self, event: PipelineEvent) -> None:
-        self.context.log.warning(f"{event.event_name}: {event.data}")
-        metadata: dict[str, Any] = {"event": event.event_name, "occurred_at": event.occurred_at.isoformat()}
-        for key, value in event.data.items():
-            metadata[key] = MetadataValue.json(value) if isinstance(value, (dict, list)) else value
-        self.context.log_event(
-            AssetObservation(
-                asset_key=self.context.asset_key,
-                partition=self.context.partition_key if self.context.has_partition_key else None,
-                metadata=metadata,
-            )
-        )
 
 
 def _without_veo(jobs_file: BrollJobsFile, reason: str) -> GateResult:
@@ -154,7 +129,7 @@ def veo3_broll(
                         poll_interval_s=veo3.effective_poll_interval(),
                         clock=time.monotonic,
                         sleep=time.sleep,
-                        event_bus=DagsterEventBus(context),
+                        event_bus=RunEventLog(context),
                     )
             finally:
                 settled = BrollJobsFile.model_validate_json(jobs_path.read_bytes()).jobs

@@ -1,37 +1,17 @@
 """The four ingest assets: ``raw_input`` -> ``canonical_script`` -> ``scenes`` -> ``project_config``.
 
-Each asset is a thin shell: read upstream, call a pure domain function (and, where a model adds value,
-the provider resource), report what happened as ``MaterializeResult`` metadata.
+Each asset is a thin shell: read upstream, call a pure domain function (``cineforge_assets.screenplay``;
+the artifacts' models are ``screenplay.artifacts``) and, where a model adds value, the provider resource
+(``cineforge_assets.provider_calls``); report what happened as ``MaterializeResult`` metadata. What a
+failure does to the step is ``cineforge_assets.step_failures``.
 """
 
 from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetExecutionContext,
-    DataVersion,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
-from pydantic import BaseModel, Field
+from dagster import AssetCheckResult, AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
-from cineforge_assets.assets.ai_calls import (
-    AI_RETRY_POLICY,
-    ai_metadata,
-    retry_only_what_can_heal,
-    run_ai_task,
-    tag_failure,
-)
-from cineforge_assets.assets.split_calls import (
-    PartCaller,
-    failure_for,
-    parts_metadata,
-    run_parts,
-)
 from cineforge_assets.checks import (
     CANONICAL_SCRIPT_PARSES,
     CANONICAL_SCRIPT_SERVED,
@@ -46,8 +26,24 @@ from cineforge_assets.checks import (
     evaluate_scenes_plausible,
     evaluate_served_by_preferred,
 )
-from cineforge_assets.degraded import ServiceQuality, assess_results, is_heal_run, not_served, service_metadata
+from cineforge_assets.degraded import ServiceQuality, assess_results, not_served, service_metadata
 from cineforge_assets.partitions import screenplay_partitions
+from cineforge_assets.provider_calls import (
+    PartCaller,
+    cached_parts,
+    failure_for,
+    parts_metadata,
+    run_ai_task,
+    run_parts,
+)
+from cineforge_assets.run_events import ai_metadata
+from cineforge_assets.screenplay.artifacts import (
+    CanonicalScript,
+    ProjectConfigArtifact,
+    canonicalize,
+    is_screenplay_shaped,
+    missing_script_body,
+)
 from cineforge_assets.screenplay.batching import (
     Budget,
     CallLimits,
@@ -56,72 +52,41 @@ from cineforge_assets.screenplay.batching import (
     missing_enrichment,
     plan_batches,
     prose_paragraphs,
-    split_prose,
     split_with_overlap,
 )
-from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.formats.errors import SourceError
 from cineforge_assets.screenplay.formats.isolated import read_source_isolated
 from cineforge_assets.screenplay.formats.reader import RawSource
-from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
 from cineforge_assets.screenplay.payloads import (
-    NORMALIZE_OUTPUT_RATIO,
+    NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS,
     enrich_scenes_batch,
     enrich_scenes_costs,
     enrich_scenes_payload,
-    normalize_fixed_cost,
+    normalize_chunks,
     project_insights_payload,
 )
 from cineforge_assets.screenplay.plausibility import assess_scene_split
-from cineforge_assets.screenplay.project import ProjectConfig, build_project_config
-from cineforge_assets.screenplay.scenes import SceneRecord, estimate_page_count, scenes_dataframe, split_scenes
+from cineforge_assets.screenplay.project import build_project_config
+from cineforge_assets.screenplay.scenes import (
+    SceneRecord,
+    estimate_page_count,
+    scene_records,
+    scenes_dataframe,
+    split_scenes,
+    with_enrichment,
+)
 from cineforge_assets.sources import SourceMismatchError, tagged_source, verify_source_hash
+from cineforge_assets.step_failures import (
+    AI_RETRY_POLICY,
+    permanent_failure,
+    require_usable_upstream,
+    retry_only_what_can_heal,
+)
 from cineforge_assets.versioning import code_version, content_version
 from resources.ai import AIProviderResource
 from resources.providers.limits import estimate_tokens
 
 GROUP = "ingest"
-
-
-class CanonicalScript(BaseModel):
-    """The screenplay as canonical Fountain plus its parsed elements."""
-
-    title: str
-    title_page: dict[str, list[str]]
-    fountain: str
-    elements: list[Element]
-    element_counts: dict[str, int]
-    source_format: str
-    source_file: str = Field(default="", description="The source's file name ('' in older artifacts)")
-    page_count: int | None = None
-    normalized_by: str = Field(description="'deterministic' or the provider/model that rewrote the input")
-
-    def script(self) -> Script:
-        """The parsed script, as stored: the elements were parsed from ``fountain`` itself."""
-        return Script(title_page=self.title_page, elements=self.elements)
-
-
-class ProjectConfigArtifact(ProjectConfig):
-    genre: str = ""
-    tone: str = ""
-    logline: str = ""
-    insights_by: str = ""
-
-
-def require_usable_upstream(context: AssetExecutionContext, upstream: str, usable: bool, why: str) -> None:
-    """Stop at once, naming the asset to re-materialize, when an upstream artifact is unusable
-    (e.g. written by an older version); ``cineforge resume`` reads ``remediate`` and steps back to it."""
-    if usable:
-        return
-    tag_failure(context, "permanent", context.asset_key.to_user_string())
-    raise Failure(
-        description=(
-            f"upstream {upstream} for partition {context.partition_key!r} is unusable ({why}): "
-            f"re-materialize {upstream} (`cineforge resume RUN_ID` does this)"
-        ),
-        metadata={"error_class": "permanent", "remediate": upstream},
-        allow_retries=False,
-    )
 
 
 def _preview_markdown(df: pd.DataFrame, limit: int = 5) -> str:
@@ -131,29 +96,6 @@ def _preview_markdown(df: pd.DataFrame, limit: int = 5) -> str:
         heading = str(rec.heading).replace("|", "/")
         rows.append(f"| {rec.scene_number} | {heading} | {chars} | {rec.word_count} |")
     return "\n".join(rows)
-
-
-def missing_script_body(raw: RawSource) -> str | None:
-    """Why ``raw`` cannot become a script (a title page and nothing after it), or None.
-
-    Only text that parses as a Fountain title page counts: prose has no title page and goes to the
-    model to be normalized."""
-    script = parse_fountain(raw.text)
-    if script.title_page and not script.elements:
-        return (
-            f"{raw.file_name}: no script body after the title page "
-            f"(title page keys: {', '.join(sorted(script.title_page))}); add the screenplay and ingest it again"
-        )
-    return None
-
-
-def _screenplay_shaped(raw: RawSource) -> bool:
-    """Screenplay-shaped input is parsed deterministically; only prose goes to a model."""
-    if raw.format in {"fountain", "fdx", "pdf", "docx"}:
-        return True
-    script = parse_fountain(raw.text)
-    headings = sum(1 for e in script.elements if e.type == ElementType.SCENE_HEADING)
-    return headings > 0
 
 
 @asset(
@@ -173,38 +115,20 @@ def raw_input(context: AssetExecutionContext):
         raw = read_source_isolated(path)
         verify_source_hash(source, raw.sha256)
     except (FileNotFoundError, SourceMismatchError) as exc:
-        tag_failure(context, "permanent", "raw_input")
-        raise Failure(
-            description=str(exc),
-            metadata={"error_class": "permanent", "file": str(path or partition)},
-            allow_retries=False,
-        ) from exc
+        raise permanent_failure(context, "raw_input", str(exc), {"file": str(path or partition)}) from exc
     except SourceError as exc:
         # A bad file is a permanent error: retrying reads the same bytes.
-        tag_failure(context, "permanent", "raw_input")
-        raise Failure(
-            description=str(exc),
-            metadata={"error_class": "permanent", "error_type": type(exc).__name__, "file": str(path)},
-            allow_retries=False,
+        raise permanent_failure(
+            context, "raw_input", str(exc), {"error_type": type(exc).__name__, "file": str(path)}
         ) from exc
     check = evaluate_raw_input(raw)
     if not check.passed:
-        tag_failure(context, "permanent", "raw_input")
-        raise Failure(
-            description=check.description or "raw_input is blank",
-            metadata={"error_class": "permanent", "file": str(path)},
-            allow_retries=False,
-        )
+        raise permanent_failure(context, "raw_input", check.description or "raw_input is blank", {"file": str(path)})
     missing_body = missing_script_body(raw)
     if missing_body:
         # Raised before anything is written: the partition keeps its last good raw_input and
         # canonical_script instead of an artifact with no scenes that fails its check downstream.
-        tag_failure(context, "permanent", "raw_input")
-        raise Failure(
-            description=missing_body,
-            metadata={"error_class": "permanent", "file": raw.file_name},
-            allow_retries=False,
-        )
+        raise permanent_failure(context, "raw_input", missing_body, {"file": raw.file_name})
     return MaterializeResult(
         value=raw,
         metadata={
@@ -221,14 +145,6 @@ def raw_input(context: AssetExecutionContext):
     )
 
 
-# Paragraphs a normalize chunk repeats from the one before: at least this share of a chunk's budget, so
-# the scene running across the cut is seen whole, with what leads into it, by the later chunk.
-NORMALIZE_OVERLAP_SHARE = 0.1
-# Paragraphs the two pieces of a chunk share when its answer was cut even at the model's output limit and
-# the chunk is split again (down to one paragraph, the floor: a paragraph is never cut).
-NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS = 2
-
-
 def _normalize_prose(
     context: AssetExecutionContext, ai: AIProviderResource, text: str
 ) -> tuple[str, str, dict[str, Any], ServiceQuality]:
@@ -237,18 +153,11 @@ def _normalize_prose(
     A chunk (the single one too) whose answer is cut even at the model's limit is split again at its own
     paragraph boundaries; a single paragraph that still does not fit fails the step naming it."""
     limits = ai.planning_limits("normalize", "normalize")
-    budget = Budget.of(
-        CallLimits(limits.context_window, limits.max_output_tokens), normalize_fixed_cost(estimate_tokens)
-    )
-    input_budget = max(1, min(budget.input_tokens, int(budget.output_tokens / NORMALIZE_OUTPUT_RATIO)))
-    chunks = split_prose(
-        text,
-        input_budget=input_budget,
-        overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
-        estimate_tokens=estimate_tokens,
-    )
+    chunks = normalize_chunks(text, CallLimits(limits.context_window, limits.max_output_tokens), estimate_tokens)
     paragraphs = prose_paragraphs(text)
     whole = len(chunks) <= 1
+
+    parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
 
     def payload_for(part: range) -> dict[str, Any]:
         if whole and part == range(len(paragraphs)):
@@ -262,18 +171,9 @@ def _normalize_prose(
         task="normalize",
         payload_for=payload_for,
         max_tokens=limits.max_output_tokens if not whole else None,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache. A heal
-        # run reads none of it (the cache holds the fallback's answers under an unchanged key).
-        cache=(
-            False
-            if is_heal_run(context.run.tags)
-            else True
-            if not whole
-            else (lambda part: part != range(len(paragraphs)))
-        ),
+        cache=cached_parts(context, parts),
         total_items=len(paragraphs),
     )
-    parts = [range(c.start, c.stop) for c in chunks] if not whole else [range(len(paragraphs))]
     run = run_parts(
         parts,
         call,
@@ -313,42 +213,26 @@ def canonical_script(context: AssetExecutionContext, ai: AIProviderResource, raw
     normalized_by = "deterministic"
     quality = not_served("normalize")
     text = raw_input.text
-    if not _screenplay_shaped(raw_input):
+    if not is_screenplay_shaped(raw_input):
         text, normalized_by, ai_meta, quality = _normalize_prose(context, ai, text)
-    script = parse_fountain(text)
-    fountain = write_fountain(script)
-    script = parse_fountain(fountain)  # element lines now refer to the canonical text
-    counts: dict[str, int] = {}
-    for element in script.elements:
-        counts[element.type.value] = counts.get(element.type.value, 0) + 1
-    artifact = CanonicalScript(
-        title=script.title or raw_input.file_name,
-        title_page=script.title_page,
-        fountain=fountain,
-        elements=script.elements,
-        element_counts=counts,
-        source_format=raw_input.format,
-        source_file=raw_input.file_name,
-        page_count=raw_input.page_count,
-        normalized_by=normalized_by,
-    )
+    artifact = canonicalize(text, raw_input, normalized_by)
     check = evaluate_canonical_script(artifact.fountain, artifact.elements)
     if not check.passed:
         # Fail before the IO manager writes: a failing artifact must not replace the last good one.
-        tag_failure(context, "permanent", "canonical_script")
-        raise Failure(
-            description=f"{raw_input.file_name}: {check.description}",
-            metadata={"error_class": "permanent", "file": raw_input.file_name, "remediate": "raw_input"},
-            allow_retries=False,
+        raise permanent_failure(
+            context,
+            "canonical_script",
+            f"{raw_input.file_name}: {check.description}",
+            {"file": raw_input.file_name, "remediate": "raw_input"},
         )
     return MaterializeResult(
         value=artifact,
         metadata={
             "title": artifact.title,
             "elements": len(artifact.elements),
-            "element_counts": MetadataValue.json(counts),
+            "element_counts": MetadataValue.json(artifact.element_counts),
             "normalized_by": normalized_by,
-            "fountain_lines": fountain.count("\n") + 1,
+            "fountain_lines": artifact.fountain.count("\n") + 1,
             **ai_meta,
             **service_metadata(quality, ai.mode),
         },
@@ -378,15 +262,7 @@ def _enrich_scenes(
         task="enrich_scenes",
         payload_for=lambda batch: enrich_scenes_batch(payload, batch),
         max_tokens=limits.max_output_tokens,
-        # One call has nothing to keep for a partial retry: only split work goes through the cache (the
-        # halves of a single batch that had to be split too); a heal run reads none of it.
-        cache=(
-            False
-            if is_heal_run(context.run.tags)
-            else True
-            if len(batches) > 1
-            else (lambda batch: batch != batches[0])
-        ),
+        cache=cached_parts(context, batches),
         total_items=sum(len(batch) for batch in batches),
     )
     run = run_parts(batches, call, concurrency=ai.batch_concurrency)
@@ -397,13 +273,10 @@ def _enrich_scenes(
         for scene in outcome.result.value.scenes:
             answers[scene.scene_number] = scene.model_dump()
             served_by[scene.scene_number] = f"{outcome.result.provider}/{outcome.result.model}"
-    numbers = [int(n) for n in df["scene_number"]]
-    missing = missing_enrichment(numbers, answers)
+    missing = missing_enrichment([int(n) for n in df["scene_number"]], answers)
     if run.failed or missing:
         raise failure_for(context, "extract_scenes", run, describe_scene_numbers(missing), "scenes")
-    for name in ("summary", "mood", "visual_description"):
-        df[name] = [str(answers[n][name]).strip() for n in numbers]
-    df["enriched_by"] = [served_by[n] for n in numbers]
+    df = with_enrichment(df, answers, served_by)
     quality = assess_results("extract_scenes", ai.chain_models("extract_scenes"), [o.result for o in run.served])
     return df, {**parts_metadata(run, unit="enrich"), **service_metadata(quality, ai.mode)}, quality
 
@@ -465,12 +338,12 @@ def _require_plausible_split(
     )
     check = evaluate_scenes_plausible(assessment, file_name)
     if not check.passed:
-        tag_failure(context, "permanent", "scenes")
-        raise Failure(
-            description=f"{check.description}. The reader did not recover this script's structure; "
+        raise permanent_failure(
+            context,
+            "scenes",
+            f"{check.description}. The reader did not recover this script's structure; "
             "not retried (the same file reads the same way): check the file or report it with the file attached",
-            metadata={"error_class": "permanent", "file": file_name, **check.metadata},
-            allow_retries=False,
+            {"file": file_name, **check.metadata},
         )
     return check
 
@@ -493,7 +366,7 @@ def project_config(
     scenes: pd.DataFrame,
 ):
     script = canonical_script.script()
-    records = split_scenes(script, canonical_script.fountain)
+    records = scene_records(scenes)  # the scenes as materialized, never a second split that could differ
     base = build_project_config(
         script,
         records,

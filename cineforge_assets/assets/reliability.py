@@ -26,9 +26,9 @@ from cineforge_assets.reporting import (
     report_window,
     spend_summary,
 )
-from resources.io_manager import atomic_write_bytes
+from cineforge_assets.run_tags import RESUME_TAGS
+from resources.atomic_files import atomic_write_bytes
 
-RESUME_TAGS = ("cineforge/resumed_from", "cineforge/retry_of", "dagster/parent_run_id")
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
 BREAKER_STORE_ENV = "CINEFORGE_BREAKER_STORE_URL"
 
@@ -46,7 +46,7 @@ def fleet_spend_today(now: float) -> float | None:
     """Today's live spend from the spend ledger every worker settles into (the breakers' store): the
     fleet-wide figure the daily cap is enforced against, where telemetry files are per host. None when the
     store cannot be read (the report then falls back to its telemetry)."""
-    from resources.resilience.breaker import default_store_url
+    from resources.resilience.breaker_store import default_store_url
     from resources.resilience.budget import SpendLedger, spend_store_from_url
 
     try:

@@ -20,7 +20,7 @@ Retry policy, deliberately narrow because every Veo submission costs money and m
 
 Poll and download hiccups that the taxonomy calls transient are tolerated ``max_poll_errors`` /
 ``max_download_errors`` times in a row before the job fails, so one 503 never throws away a finished
-video. No Dagster imports: the asset adapts the event bus to the run's event log.
+video. No Dagster imports: ``cineforge_assets.run_events.RunEventLog`` is the event bus the asset hands in.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from cineforge_assets.broll.jobs import (
     save_jobs,
     utc_now,
 )
-from resources.io_manager import atomic_write_bytes
+from resources.atomic_files import atomic_write_bytes
 from resources.providers.veo import VideoOperation
 from resources.resilience.errors import ProviderError
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from resources.io_manager import atomic_write_bytes
+from resources.atomic_files import atomic_write_bytes
 
 JobStatus = Literal["pending", "running", "succeeded", "failed"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed"})

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from cineforge_assets.screenplay.elements import ElementType, Script
+from resources.providers.screenplay_grammar import CUE_EXTENSION_RE
 
 _MARKUP_RE = re.compile(r"[*_\\]")
-_EXTENSION_RE = re.compile(r"\([^)]*\)")
 _SCENE_NUMBER_RE = re.compile(r"\s*#[^#]*#\s*$")
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 
@@ -60,7 +60,7 @@ def normalise_heading(text: str) -> str:
 
 
 def normalise_character(cue: str) -> str:
-    name = _EXTENSION_RE.sub("", _MARKUP_RE.sub("", cue)).replace("^", "").strip().lstrip("@")
+    name = CUE_EXTENSION_RE.sub("", _MARKUP_RE.sub("", cue)).replace("^", "").strip().lstrip("@")
     return " ".join(name.upper().split())
 
 

@@ -35,7 +35,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
-from resources.providers.screenplay_grammar import SCENE_HEADING_RE
+from resources.providers.screenplay_grammar import (
+    CUE_NAME_END_RE,
+    FORCED_CUE_MARK,
+    SCENE_HEADING_RE,
+    is_cue,
+    is_transition,
+)
 
 __all__ = [
     "parse_fountain",
@@ -67,9 +73,6 @@ _ESCAPE_RE = re.compile(r"\\([*_\\])")
 # Revision marks: a ``*`` (Final Draft) or dagger standing alone as a word, printed in the margin of a
 # changed line; extraction leaves them at either end of the line (``SHERLOCK *``, ``† INT. HALL``).
 _REVISION_MARK_RE = re.compile(r"(?:^|\s+)[*\u2020\u2021]+(?=\s|$)")
-# What follows a cue's name: parenthesised extensions (``(V.O.)``, ``(cont'd)``, ``(ON PHONE)``) and
-# the bare ``CONT'D`` some programs print without parentheses.
-_CUE_EXTENSION_RE = re.compile(r"\s*\(.*$|\s+CONT(?:'|\u2019)?D\.?$", re.IGNORECASE)
 
 _TWO_SPACES = "  "
 
@@ -98,11 +101,11 @@ def character_name(cue: str) -> str:
     Drops Fountain markers (``@``, ``^``), emphasis, revision marks and every extension, so one
     person has one name whatever the cue adds (``(O.S.)``, ``(cont'd)``, ``(ON PHONE)``).
     """
-    name = plain_text(cue.strip().removeprefix("@"))
+    name = plain_text(cue.strip().removeprefix(FORCED_CUE_MARK))
     dual = _DUAL_RE.match(name)
     if dual:
         name = dual.group(1)
-    name = _CUE_EXTENSION_RE.sub("", name)
+    name = CUE_NAME_END_RE.sub("", name)
     return _WHITESPACE_RE.sub(" ", plain_text(name)).strip()
 
 
@@ -329,13 +332,9 @@ def _speech(lines: list[str], numbers: list[int]) -> list[Element] | None:
     first = lines[0]
     if len(lines) < 2 or first.endswith(_TWO_SPACES):
         return None
-    if first.startswith("@") and len(first) >= 2:
-        cue = first[1:]
-    elif first.split("(", 1)[0].isupper():
-        cue = first
-    else:
+    if not is_cue(first):
         return None
-    name, extension, dual = _split_cue(cue)
+    name, extension, dual = _split_cue(first.removeprefix(FORCED_CUE_MARK))
     character = _element(ElementType.CHARACTER, name, numbers[0], extension=extension, dual=dual)
     return [character, *_dialogue_elements(lines[1:], numbers[1:])]
 
@@ -347,7 +346,7 @@ def _transition(lines: list[str], numbers: list[int]) -> list[Element] | None:
         return None
     if text.startswith(">"):
         return [_element(ElementType.TRANSITION, text[1:].strip(), numbers[0])]
-    if text.isupper() and text.endswith("TO:") and len(text) > 3:
+    if is_transition(text):
         return [_element(ElementType.TRANSITION, text, numbers[0])]
     return None
 

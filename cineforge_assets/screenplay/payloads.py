@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
-from cineforge_assets.screenplay.batching import ItemCost
+from cineforge_assets.screenplay.batching import Budget, CallLimits, ItemCost, ProseChunk, split_prose
 from cineforge_assets.screenplay.project import ProjectConfig
 from cineforge_assets.screenplay.scenes import SceneRecord
 from resources.providers import offline
@@ -94,4 +94,25 @@ def normalize_fixed_cost(estimate_tokens: Callable[[str], int]) -> ItemCost:
         input_tokens=estimate_tokens(system_prompt("normalize"))
         + estimate_tokens(user_prompt("normalize", {"text": ""})),
         output_tokens=estimate_tokens(json.dumps({"fountain": ""})),
+    )
+
+
+# Paragraphs a normalize chunk repeats from the one before: at least this share of a chunk's budget, so
+# the scene running across the cut is seen whole, with what leads into it, by the later chunk.
+NORMALIZE_OVERLAP_SHARE = 0.1
+# Paragraphs the two pieces of a chunk share when its answer was cut even at the model's output limit and
+# the chunk is split again (down to one paragraph, the floor: a paragraph is never cut).
+NORMALIZE_SPLIT_OVERLAP_PARAGRAPHS = 2
+
+
+def normalize_chunks(text: str, limits: CallLimits, estimate_tokens: Callable[[str], int]) -> list[ProseChunk]:
+    """The prose cut into the ``normalize`` calls a model with ``limits`` can take (one chunk when it fits
+    one call): each chunk's prompt and its answer, ~``NORMALIZE_OUTPUT_RATIO`` times as long, both fit."""
+    budget = Budget.of(limits, normalize_fixed_cost(estimate_tokens))
+    input_budget = max(1, min(budget.input_tokens, int(budget.output_tokens / NORMALIZE_OUTPUT_RATIO)))
+    return split_prose(
+        text,
+        input_budget=input_budget,
+        overlap_tokens=int(input_budget * NORMALIZE_OVERLAP_SHARE),
+        estimate_tokens=estimate_tokens,
     )

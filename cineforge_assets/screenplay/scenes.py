@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Sequence
-from typing import Literal
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from cineforge_assets.screenplay.batching import ENRICHMENT_FIELDS
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.fountain import character_name, plain_text, render_fountain
 
@@ -44,6 +45,8 @@ __all__ = [
     "split_scenes",
     "split_scenes_with_preamble",
     "scenes_dataframe",
+    "scene_records",
+    "with_enrichment",
 ]
 
 IntExt = Literal["INT", "EXT", "INT/EXT", "EST", ""]
@@ -491,3 +494,28 @@ def scenes_dataframe(records: Sequence[SceneRecord]) -> pd.DataFrame:
     columns = list(SceneRecord.model_fields)
     frame = pd.DataFrame([record.model_dump() for record in records], columns=columns)
     return frame
+
+
+def scene_records(table: pd.DataFrame) -> list[SceneRecord]:
+    """The :class:`SceneRecord` rows of a ``scenes`` table (the inverse of :func:`scenes_dataframe`; columns
+    a model added, such as the enrichment, are left out). A table read back from Parquet holds NumPy
+    values (``characters`` an array), so each value is turned into its Python counterpart first."""
+    columns = list(SceneRecord.model_fields)
+    values = {name: table[name].tolist() for name in columns}
+    values["characters"] = [list(names) for names in values["characters"]]
+    return [
+        SceneRecord.model_validate({name: values[name][row] for name in columns}) for row in range(len(table))
+    ]
+
+
+def with_enrichment(
+    table: pd.DataFrame, answers: Mapping[int, Mapping[str, Any]], served_by: Mapping[int, str]
+) -> pd.DataFrame:
+    """``table`` with each scene's model answer (``summary``, ``mood``, ``visual_description``, stripped)
+    and who served it (``enriched_by``) as columns; every scene must have an answer (see
+    :func:`~cineforge_assets.screenplay.batching.missing_enrichment`)."""
+    numbers = [int(n) for n in table["scene_number"]]
+    for name in ENRICHMENT_FIELDS:
+        table[name] = [str(answers[n][name]).strip() for n in numbers]
+    table["enriched_by"] = [served_by[n] for n in numbers]
+    return table

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from resources.providers import limits, prompts
 from resources.providers.base import Completion, CompletionRequest
-from resources.providers.screenplay_grammar import SCENE_HEADING_PREFIX
+from resources.providers.screenplay_grammar import SCENE_HEADING_PREFIX, is_cue, is_transition
 
 # ---------------------------------------------------------------- lexicons
 
@@ -280,8 +280,6 @@ SPEECH_VERBS: Final[str] = (
 _WORD = re.compile(r"[a-z']+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HEADING = re.compile(rf"^(?:\.(?!\.)|{SCENE_HEADING_PREFIX}[.\s])", re.IGNORECASE)
-_CUE = re.compile(r"^[A-Z][A-Z0-9 .'\-]*(?:\s*\([^)]*\))*\s*\^?$")
-_TRANSITION = re.compile(r"^[A-Z\s]+TO:$")
 _PLACE = re.compile(
     r"\b(?:in|at|inside|outside|into|on|onto|near|by|across)\s+(?:the|a|an|his|her|their|our|my)\s+"
     r"(?:[a-z]+\s+)?(" + "|".join(re.escape(p) for p in PLACE_NOUNS) + r")\b",
@@ -342,9 +340,9 @@ def action_lines(scene_text: str) -> list[str]:
     lines: list[str] = []
     for block in _paragraphs(scene_text):
         first = block[0]
-        if _HEADING.match(first) or _TRANSITION.match(first) or first.startswith(("[[", "=", "#", "~")):
+        if _HEADING.match(first) or is_transition(first) or first.startswith(("[[", "=", "#", "~")):
             continue
-        if len(block) > 1 and _CUE.match(first) and not first.startswith("!"):
+        if len(block) > 1 and is_cue(first):
             continue  # character cue followed by dialogue
         lines.append(" ".join(line.lstrip("!") for line in block))
     return lines
@@ -433,7 +431,7 @@ def normalize_text(text: str, title: str = "") -> str:
         paragraph = " ".join(block)
         if title and not current_place and paragraph.strip().lower() == title.strip().lower():
             continue  # the prose repeats its own title as a first line
-        if _TRANSITION.match(paragraph.strip()):
+        if is_transition(paragraph):
             out.append(paragraph.strip())
             continue
         place_match = _PLACE.search(paragraph)

@@ -46,10 +46,11 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:  # telemetry imports nothing from here at runtime either; keep the contract import-light
+from resources.resilience.error_class import ErrorClass
+
+if TYPE_CHECKING:  # keep the contract import-light: adapters import this module
     from resources.resilience.telemetry import AttemptRecord
 
-ErrorClass = Literal["transient", "permanent", "provider_unavailable"]
 ExhaustionReason = Literal["budget", "deadline", "chain"]
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})

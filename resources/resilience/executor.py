@@ -109,7 +109,8 @@ from resources.providers.base import Completion, CompletionRequest, ProviderAdap
 from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.resilience.backoff import delay_for
-from resources.resilience.breaker import BreakerState, CircuitBreaker, Permit
+from resources.resilience.breaker import CircuitBreaker
+from resources.resilience.breaker_state import BreakerState, Permit
 from resources.resilience.budget import (
     DEFAULT_BILLING_HOLD_SECONDS,
     BudgetExceededError,

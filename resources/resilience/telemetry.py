@@ -39,8 +39,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from resources.resilience.breaker import BreakerState, BreakerTransition
-from resources.resilience.errors import ErrorClass
+from resources.resilience.breaker_state import BreakerState, BreakerTransition
+from resources.resilience.error_class import ErrorClass
 
 logger = logging.getLogger(__name__)
 

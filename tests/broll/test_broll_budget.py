@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, materialize
 
-from cineforge_assets.assets.ai_calls import spend_from_tags
 from cineforge_assets.assets.broll import veo3_broll
 from cineforge_assets.assets.ingest import canonical_script, project_config, raw_input, scenes
 from cineforge_assets.broll.budget import clip_price
+from cineforge_assets.run_events import spend_from_tags
 from cineforge_assets.sources import register_source
 from resources.ai import AIProviderResource
 from resources.io_manager import ArtifactIOManager

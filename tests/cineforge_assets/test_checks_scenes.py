@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 
-from cineforge_assets.assets.ai_calls import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.paths import artifacts_dir
+from cineforge_assets.run_tags import FAILED_STAGE_TAG, FAILURE_CLASS_TAG
 
 pytestmark = pytest.mark.usefixtures("data_root", "dagster_home")
 

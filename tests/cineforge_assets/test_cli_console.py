@@ -141,7 +141,7 @@ def test_no_color_is_honoured() -> None:
 
 
 def test_a_breaker_the_stage_opened_is_told_with_why() -> None:
-    from resources.resilience.breaker import BreakerTransition
+    from resources.resilience.breaker_state import BreakerTransition
 
     attempts = [attempt("anthropic", "overloaded_error", status=529, decision="fallback_next_provider")]
     opened = BreakerTransition("anthropic", "closed", "open", "warm_up_failed", 5.0)

@@ -12,14 +12,9 @@ from dagster import DagsterInstance
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.status import breaker_statuses, clock_time, opening_reasons
-from resources.resilience.breaker import (
-    BreakerRecord,
-    BreakerTransition,
-    CircuitBreaker,
-    breaker_identity,
-    default_store_url,
-    store_from_url,
-)
+from resources.resilience.breaker import CircuitBreaker, breaker_identity
+from resources.resilience.breaker_state import BreakerRecord, BreakerTransition
+from resources.resilience.breaker_store import default_store_url, store_from_url
 from resources.resilience.telemetry import JsonlTelemetrySink
 
 pytestmark = pytest.mark.usefixtures("data_root")
@@ -88,7 +83,7 @@ def test_status_lists_the_last_runs_with_outcome_and_partition(
 
 
 def test_half_open_warming_and_parked_breakers_are_named() -> None:
-    from resources.resilience.breaker import MemoryBreakerStore
+    from resources.resilience.breaker_store import MemoryBreakerStore
 
     now = time.time()
     store = MemoryBreakerStore()
@@ -102,7 +97,7 @@ def test_half_open_warming_and_parked_breakers_are_named() -> None:
 
 
 def test_an_open_breaker_without_its_transition_in_the_telemetry_says_so() -> None:
-    from resources.resilience.breaker import MemoryBreakerStore
+    from resources.resilience.breaker_store import MemoryBreakerStore
 
     store = MemoryBreakerStore()
     store.update("anthropic@live:u", lambda _: (BreakerRecord(state="open", opened_at=10.0, reopens_at=9e9), None))

@@ -21,13 +21,13 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.crashed_runs import (
-    RUN_PID_TAG,
     ProcessState,
     RunWorker,
     probe_process,
     run_worker_tags,
     worker_liveness,
 )
+from cineforge_assets.run_tags import RUN_PID_TAG
 from resources.simulator import ProviderSimulator
 from resources.simulator.routing import SimRequest, SimResponse
 from tests.conftest import REPO_ROOT

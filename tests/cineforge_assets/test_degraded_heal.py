@@ -47,7 +47,6 @@ from cineforge_assets.degraded import (
     service_metadata,
 )
 from cineforge_assets.heal import (
-    HEAL_TAG,
     DailyBudget,
     HealCursor,
     HealPolicy,
@@ -59,10 +58,11 @@ from cineforge_assets.heal import (
     with_downstream,
 )
 from cineforge_assets.health import provider_health_job
+from cineforge_assets.run_tags import HEAL_TAG
 from cineforge_assets.sensors import sensors
 from cineforge_assets.sources import register_source
 from resources.ai import AIProviderResource
-from resources.resilience.breaker import BreakerSnapshot
+from resources.resilience.breaker_state import BreakerSnapshot
 from resources.resilience.budget import Reservation
 from resources.resilience.chain import DEFAULT_CHAINS
 from resources.resilience.telemetry import AttemptRecord

@@ -40,8 +40,9 @@ from cineforge_assets.inbox import (
     temporary_reason,
 )
 from cineforge_assets.paths import inbox_dir
-from cineforge_assets.sensors import INBOX_TRIGGER_TAG, SOURCE_TAG, build_inbox_sensor, sensors
-from cineforge_assets.sources import SOURCE_PATH_TAG, SOURCE_SHA256_TAG, source_for
+from cineforge_assets.run_tags import SOURCE_PATH_TAG, SOURCE_SHA256_TAG, SOURCE_TAG, TRIGGER_TAG
+from cineforge_assets.sensors import build_inbox_sensor, sensors
+from cineforge_assets.sources import source_for
 from tests.cineforge_assets.daemon_runs import wait_for_tagged_run
 from tests.conftest import REPO_ROOT
 
@@ -261,7 +262,7 @@ def test_sensor_registers_the_file_and_requests_a_partition_and_a_run(data_root:
     key = "the-lighthouse-keepers-ledger"
     assert request.partition_key == key
     assert request.run_key is not None and request.run_key.startswith(f"{SAMPLE.name}:")
-    assert request.tags[INBOX_TRIGGER_TAG] == "inbox" and request.tags[SOURCE_TAG] == SAMPLE.name
+    assert request.tags[TRIGGER_TAG] == "inbox" and request.tags[SOURCE_TAG] == SAMPLE.name
     (add,) = result.dynamic_partitions_requests or []
     assert isinstance(add, AddDynamicPartitionsRequest)
     assert add.partitions_def_name == "screenplays" and list(add.partition_keys) == [key]
@@ -423,10 +424,10 @@ def test_dagster_daemon_turns_a_dropped_pdf_into_a_successful_run(
     shutil.copyfile(pdf, partial)
     partial.rename(inbox / pdf.name)
 
-    status = wait_for_tagged_run(instance, {INBOX_TRIGGER_TAG: "inbox"}, timeout_s=300.0)
+    status = wait_for_tagged_run(instance, {TRIGGER_TAG: "inbox"}, timeout_s=300.0)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     assert status == DagsterRunStatus.SUCCESS, f"run status {status}; daemon log tail:\n{tail}"
-    (run,) = instance.get_runs(filters=RunsFilter(tags={INBOX_TRIGGER_TAG: "inbox"}))
+    (run,) = instance.get_runs(filters=RunsFilter(tags={TRIGGER_TAG: "inbox"}))
     assert run.tags["dagster/partition"] == "the-last-birthday-card"
     assert run.tags.get("dagster/sensor_name") == "screenplay_inbox"
     assert instance.has_dynamic_partition("screenplays", "the-last-birthday-card")

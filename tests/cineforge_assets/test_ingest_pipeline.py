@@ -87,6 +87,27 @@ def test_materialization_metadata_has_counts_preview_and_artifact_path(instance:
     assert meta["provider"].value == "offline"
 
 
+def test_project_config_follows_the_stored_scenes_table_not_a_second_split(instance: DagsterInstance) -> None:
+    from cineforge_assets.paths import artifacts_dir
+
+    key, ok = run_partition(instance, SAMPLE_FOUNTAIN)
+    assert ok
+    scenes_path = artifacts_dir() / "scenes" / f"{key}.parquet"
+    table = pd.read_parquet(scenes_path)
+    assert len(table) > 2
+    # The table as an earlier splitter left it (two scenes): project_config is re-materialized on its own.
+    kept = table.iloc[:2]
+    kept.to_parquet(scenes_path, index=False)
+    result = defs.resolve_job_def("screenplay_pipeline").execute_in_process(
+        instance=instance, partition_key=key, asset_selection=[screenplay_asset("project_config")]
+    )
+    assert result.success
+    config = json.loads((artifacts_dir() / "project_config" / f"{key}.json").read_text())
+    assert config["scene_count"] == 2
+    assert [location["name"] for location in config["locations"]] == list(dict.fromkeys(kept["location"]))
+    assert config["estimated_runtime_minutes"] == round(float(kept["est_screen_seconds"].sum()) / 60.0, 1)
+
+
 def screenplay_asset(name: str):  # noqa: ANN201 - AssetKey
     from dagster import AssetKey
 

@@ -34,3 +34,10 @@ def test_no_screenplay_module_imports_dagster() -> None:
     loaded = modules_loaded_by(statement)
     assert "cineforge_assets.screenplay.fountain" in loaded
     assert "dagster" not in loaded
+
+
+def test_writing_files_atomically_does_not_load_dagster() -> None:
+    """B-roll's job store and gate write atomically; they once imported the IO manager (and Dagster) for it."""
+    loaded = modules_loaded_by("import cineforge_assets.broll.jobs, cineforge_assets.broll.gate")
+    assert "resources.atomic_files" in loaded
+    assert "dagster" not in loaded

@@ -200,7 +200,7 @@ def test_the_headroom_is_against_the_fleet_wide_ledger_not_one_hosts_telemetry(
     from dagster import AssetKey, materialize
 
     from cineforge_assets.assets.reliability import reliability_report
-    from resources.resilience.breaker import default_store_url
+    from resources.resilience.breaker_store import default_store_url
     from resources.resilience.budget import day_key, spend_store_from_url
 
     now = time.time()

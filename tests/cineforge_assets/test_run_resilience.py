@@ -24,12 +24,8 @@ from dagster import (
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.definitions import defs
-from cineforge_assets.run_retry import (
-    AUTO_RETRY_NUMBER_TAG,
-    RETRY_OF_TAG,
-    decide_run_retry,
-    transient_run_retry,
-)
+from cineforge_assets.run_retry import decide_run_retry, transient_run_retry
+from cineforge_assets.run_tags import AUTO_RETRY_NUMBER_TAG, RETRY_OF_TAG
 from cineforge_assets.sources import register_source
 from resources.simulator import ProviderSimulator
 

@@ -166,7 +166,7 @@ def test_two_screenplays_on_two_workers_share_one_breaker_per_provider(
     fleet: Fleet, pg_instance: Any, corpus_dir: Path
 ) -> None:
     from resources.ai import AIProviderResource
-    from resources.resilience.breaker import PostgresBreakerStore
+    from resources.resilience.breaker_store import PostgresBreakerStore
 
     fleet.start_simulator(faults="primary-down")
     workers = fleet.start_workers(2)

@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
+from resources.ai import AIProviderResource
+from resources.providers.prompts import build_request
+from resources.resilience.health_probe import PROBE_PAYLOAD
 from resources.simulator import ProviderSimulator
+from tests.resources.resilience.fakes import RecordingListener
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "resources" / "stage_worker.py"
@@ -133,3 +137,27 @@ def test_secrets_never_reach_events_metadata_logs_or_artifacts(
     leaks = [where for where, text in haystacks.items() if "SENTINEL" in text]
     assert leaks == []
     assert "ANTHROPIC_API_KEY" in run_config_text  # only the variable's name is stored
+
+
+def test_a_provider_session_reports_to_its_sink_and_listeners_and_closes_its_client_when_the_block_fails(
+    simulator: ProviderSimulator, tmp_path: Path
+) -> None:
+    ai = AIProviderResource(
+        mode="simulated",
+        simulator_url=simulator.base_url,
+        breaker_store_url=f"sqlite:///{tmp_path / 'breakers.sqlite'}",
+        telemetry_path=str(tmp_path / "events.jsonl"),
+        breaker_warm_up_calls=1,
+    )
+    listener = RecordingListener()
+    request = build_request("project_insights", PROBE_PAYLOAD, stage="health")
+    with pytest.raises(KeyError), ai.session([listener]) as session:
+        adapter = session.adapters["anthropic"]
+        assert adapter.complete("claude-haiku-4-5-20251001", request, timeout=10).request_id
+        session.breaker.record(session.breaker.acquire("anthropic"), success=False)  # the warm-up call failed
+        raise KeyError("the caller's block fails")
+    with pytest.raises(RuntimeError, match="closed"):
+        adapter.complete("claude-haiku-4-5-20251001", request, timeout=10)
+    assert [(t.provider, t.to_state) for t in listener.transitions] == [("anthropic", "open")]
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(line["kind"], line["to_state"]) for line in lines] == [("breaker_transition", "open")]

@@ -15,7 +15,8 @@ import pytest
 from resources.providers import prompts
 from resources.providers.base import CompletionRequest
 from resources.providers.limits import CHARS_PER_TOKEN, limits_for
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import ContextWindowExceededError, classify_http_error
 from resources.resilience.executor import CallOutcome, ResilientCaller

@@ -19,7 +19,8 @@ from resources.providers.http_adapter import HttpProviderAdapter
 from resources.providers.limits import CHARS_PER_TOKEN, limits_for
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     OutputTruncatedError,

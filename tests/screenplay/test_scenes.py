@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ from cineforge_assets.screenplay.scenes import (
     SceneRecord,
     estimate_printed_lines,
     parse_heading,
+    scene_records,
     scenes_dataframe,
     speakers_of_cue,
     split_scenes,
@@ -200,6 +202,16 @@ def test_scenes_dataframe() -> None:
     empty = scenes_dataframe([])
     assert isinstance(empty, pd.DataFrame)
     assert list(empty.columns) == list(SceneRecord.model_fields) and empty.empty
+
+
+def test_scene_records_read_back_a_stored_scenes_table_with_enrichment_columns() -> None:
+    scenes = split_scenes(parse_fountain(SMALL_SCRIPT), SMALL_SCRIPT)
+    frame = scenes_dataframe(scenes)
+    frame["summary"] = ["a", "b", "c"]  # a model's column, as the scenes asset adds it
+    stored = io.BytesIO()
+    frame.to_parquet(stored, index=False)  # as the IO manager writes it: lists come back as NumPy arrays
+    assert scene_records(pd.read_parquet(io.BytesIO(stored.getvalue()))) == scenes
+    assert scene_records(scenes_dataframe([])) == []
 
 
 # --- corpus -----------------------------------------------------------------------------------

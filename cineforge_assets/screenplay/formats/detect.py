@@ -18,7 +18,7 @@ from cineforge_assets.screenplay.formats.errors import (
     EmptySourceError,
     UnsupportedSourceError,
 )
-from resources.providers.screenplay_grammar import SCENE_HEADING_RE
+from resources.providers.screenplay_grammar import PRINTED_CUE_RE, SCENE_HEADING_RE, is_transition
 
 FORMATS = ("fountain", "text", "fdx", "pdf", "docx")
 
@@ -28,11 +28,9 @@ _FOUNTAIN_EXTENSIONS = {".fountain", ".spmd"}
 
 HEADING_RE = SCENE_HEADING_RE  # the name the PDF/DOCX readers and the emitter import
 FORCED_HEADING_RE = re.compile(r"^\.[^.\s]")
-TRANSITION_RE = re.compile(r"^[A-Z0-9 .'\-]+TO:$")
 TITLE_KEY_RE = re.compile(
     r"^(title|credit|author|authors|source|draft date|contact|copyright|notes)\s*:", re.I
 )
-_CUE_RE = re.compile(r"^@?[A-Z0-9][A-Z0-9 .'\-#&]{0,38}(?:\s*\([^)]*\))*\s*\^?$")
 
 
 def detect_format(path: Path, data: bytes) -> tuple[str, float]:
@@ -124,12 +122,12 @@ def screenplay_shape_score(text: str) -> float:
 def _opens_like_screenplay(paragraph: str) -> bool:
     lines = [line.strip() for line in paragraph.strip("\n").split("\n")]
     first = lines[0]
-    if HEADING_RE.match(first) or FORCED_HEADING_RE.match(first) or TRANSITION_RE.match(first):
+    if HEADING_RE.match(first) or FORCED_HEADING_RE.match(first) or is_transition(first):
         return True
     if TITLE_KEY_RE.match(first):
         return True
     has_letters = any(c.isalpha() for c in first)
-    return len(lines) > 1 and has_letters and bool(_CUE_RE.match(first)) and first.upper() == first
+    return len(lines) > 1 and has_letters and bool(PRINTED_CUE_RE.match(first)) and first.upper() == first
 
 
 def _detect_text(ext: str, data: bytes) -> tuple[str, float]:

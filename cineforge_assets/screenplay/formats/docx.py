@@ -22,6 +22,7 @@ from cineforge_assets.screenplay.elements import ElementType, Script
 from cineforge_assets.screenplay.formats.detect import HEADING_RE, TITLE_KEY_RE
 from cineforge_assets.screenplay.formats.emit import Conversion, FountainBuilder
 from cineforge_assets.screenplay.formats.errors import CorruptSourceError
+from resources.providers.screenplay_grammar import CAPITALS_RE
 
 # Style name (lower-cased, spaces/hyphens/underscores removed) -> element role.
 _STYLE_ROLES = {
@@ -44,7 +45,6 @@ _STYLE_ROLES = {
     "lyrics": "action",
 }
 _TITLE_STYLES = {"title": "Title", "subtitle": "Credit", "author": "Author", "credit": "Credit"}
-_CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TITLE_LINE_RE = re.compile(
     r"^(Title|Credit|Author|Authors|Source|Draft date|Contact|Copyright|Notes)\s*:\s*(.+)$", re.I
 )
@@ -215,7 +215,7 @@ def _has_indent_layout(paragraphs: list[_Para]) -> bool:
     for para, nxt in zip(paragraphs, paragraphs[1:], strict=False):
         if (
             para.indent_pt > 72
-            and _CAPS_RE.match(para.text.strip() or "x")
+            and CAPITALS_RE.match(para.text.strip() or "x")
             and nxt.text.strip()
             and 0 < nxt.indent_pt < para.indent_pt
         ):
@@ -230,7 +230,7 @@ def _from_indents(paragraphs: list[_Para]) -> str:
     for para, nxt in zip(paragraphs, paragraphs[1:], strict=False):
         if (
             para.indent_pt > 72
-            and _CAPS_RE.match(para.text.strip() or "x")
+            and CAPITALS_RE.match(para.text.strip() or "x")
             and 0 < nxt.indent_pt < para.indent_pt
         ):
             cue_indents[round(para.indent_pt)] += 1
@@ -253,7 +253,7 @@ def _from_indents(paragraphs: list[_Para]) -> str:
                 role = "heading"
             elif role == "parenthetical" and not text.strip().startswith("("):
                 role = "dialogue"
-            elif role == "cue" and not _CAPS_RE.match(text.strip() or "x"):
+            elif role == "cue" and not CAPITALS_RE.match(text.strip() or "x"):
                 role = "transition" if text.strip().endswith(":") else "action"
         roles.append((role, text))
     builder = FountainBuilder()
@@ -283,7 +283,7 @@ def _as_fountain(paragraphs: list[_Para]) -> str:
         out.append(line)
         stripped = line.strip()
         cue_like = (
-            _CAPS_RE.match(stripped)
+            CAPITALS_RE.match(stripped)
             and not HEADING_RE.match(stripped)
             and not stripped.endswith(":")
             and not stripped.startswith((".", "#", "=", ">", "!", "~", "["))

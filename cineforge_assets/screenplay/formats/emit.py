@@ -12,15 +12,17 @@ import re
 from dataclasses import dataclass, field
 
 from cineforge_assets.screenplay.formats.detect import HEADING_RE
+from resources.providers.screenplay_grammar import (
+    CONTINUED_EXTENSION_RE,
+    CUE_EXTENSION_RE,
+    is_cue,
+    is_transition,
+)
 
 # Keys the Fountain spec defines for the title page, in the order they are usually written.
 TITLE_PAGE_KEYS = ("Title", "Credit", "Author", "Source", "Draft date", "Contact", "Copyright", "Notes")
 
-_CHARACTER_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
-_TRANSITION_RE = re.compile(r"^[^a-z]*TO:$")
 _SPECIAL_START = ("!", "@", "~", "=", "#", ">", "[[", "/*", "\\")
-_CONTINUED_RE = re.compile(r"\s*\((?:CONT'D|CONT’D|CONTINUED|CONT\.?)\)\s*$", re.I)
-_EXTENSION_RE = re.compile(r"\s*(\([^)]*\))")
 
 
 @dataclass
@@ -51,8 +53,8 @@ def action_lines(text: str) -> list[str]:
         HEADING_RE.match(first)
         or (first.startswith(".") and not first.startswith(".."))
         or first.startswith(_SPECIAL_START)
-        or (len(lines) > 1 and _CHARACTER_RE.match(first))
-        or _TRANSITION_RE.match(first)
+        or (len(lines) > 1 and is_cue(first))
+        or is_transition(first)
     )
     if needs_force:
         lines[0] = "!" + lines[0]
@@ -61,8 +63,7 @@ def action_lines(text: str) -> list[str]:
 
 def character_line(text: str, dual: bool = False) -> str:
     text = clean(text)
-    name = _EXTENSION_RE.sub("", text).strip()
-    forced = not _CHARACTER_RE.match(name) or bool(HEADING_RE.match(text)) or text.startswith(_SPECIAL_START)
+    forced = not is_cue(text) or bool(HEADING_RE.match(text)) or text.startswith(_SPECIAL_START)
     line = ("@" if forced else "") + text
     return line + " ^" if dual else line
 
@@ -84,7 +85,7 @@ def dialogue_lines(text: str) -> list[str]:
 
 def transition_line(text: str) -> str:
     text = clean(text)
-    return text if _TRANSITION_RE.match(text) else "> " + text
+    return text if is_transition(text) else "> " + text
 
 
 def centered_line(text: str) -> str:
@@ -93,11 +94,11 @@ def centered_line(text: str) -> str:
 
 def strip_continued(cue: str) -> str:
     """``EDWARD (CONT'D)`` -> ``EDWARD``: the marker a page break adds, not a real extension."""
-    return _CONTINUED_RE.sub("", cue).strip()
+    return CONTINUED_EXTENSION_RE.sub("", cue).strip()
 
 
 def speaker_name(cue: str) -> str:
-    return _EXTENSION_RE.sub("", cue.lstrip("@")).replace("^", "").strip().upper()
+    return CUE_EXTENSION_RE.sub("", cue.lstrip("@")).replace("^", "").strip().upper()
 
 
 def title_page_lines(title_page: dict[str, list[str]]) -> list[str]:

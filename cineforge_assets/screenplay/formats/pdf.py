@@ -43,6 +43,7 @@ from cineforge_assets.screenplay.formats.errors import (
 )
 from cineforge_assets.screenplay.formats.ocr import add_text_layer
 from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
+from resources.providers.screenplay_grammar import CAPITALS_RE, CONTINUED_EXTENSION_RE, CUE_EXTENSION_RE
 
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
@@ -52,7 +53,6 @@ _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?[(\-–]?\s*\d{1,4}[A-Z]?\s*[)\-–]
 _MORE_RE = re.compile(r"^\(\s*MORE\s*\)$", re.I)
 # CONTINUED:  (CONTINUED)  CONTINUED: (2)  CONTINUED (2):  CONT'D
 _CONTINUED_RE = re.compile(r"^\(?\s*(?:CONTINUED|CONT'D|CONT’D)\s*\)?:?$|^CONTINUED:?\s*\(\d+\):?$", re.I)
-_CONT_CUE_RE = re.compile(r"\((?:CONT'D|CONT’D|CONT\.?|CONTINUED|CONT'D\.)\)", re.I)
 # Printed scene numbers: 12, 12A, A12, 12AB, 2.3, 2.3A; a revision mark may cling to either side.
 _SCENE_NUMBER_RE = re.compile(r"^[*†]?([A-Z]{0,2}\d{1,4}(?:\.\d{1,3})?[A-Z]{0,3})\.?[*†]?$")
 _REVISION_MARK_RE = re.compile(r"^[*†‡]+$")
@@ -65,7 +65,6 @@ SHOT_RE = re.compile(
     r"|\bPOV\b|\bSHOT\b|\bON SCREEN\b"
 )
 _TRAILING_REVISION_MARK_RE = re.compile(r"\s+[*†‡]+$")
-_CAPS_RE = re.compile(r"^[^a-z]*[A-Z][^a-z]*$")
 _TERMINAL_RE = re.compile(r"[.!?:\"'”’)\]\-—]$")
 
 
@@ -443,7 +442,7 @@ def _is_cue_over(row: Row, nxt: Row, action: float, char: float, leading: float)
     return (
         seg.x > action + 10 * char
         and len(seg.text) < 45
-        and bool(_CAPS_RE.match(_strip_extensions(seg.text) or "x"))
+        and bool(CAPITALS_RE.match(_strip_extensions(seg.text) or "x"))
         and action + 2 * char < nxt.first.x < seg.x - char
     )
 
@@ -465,7 +464,7 @@ def _headings_are_bold(segments: list[Segment], action: float, char: float) -> b
 
 
 def _strip_extensions(text: str) -> str:
-    return re.sub(r"\([^)]*\)", "", text).replace("^", "").strip()
+    return CUE_EXTENSION_RE.sub("", text).replace("^", "").strip()
 
 
 # --------------------------------------------------------------------------- classification
@@ -550,7 +549,7 @@ class _Assembler:
         if open_speech and line.role in ("dialogue", "parenthetical"):
             self.rejoined_speeches += 1
             return
-        if open_speech and line.role == "cue" and more_pending and _CONT_CUE_RE.search(line.text):
+        if open_speech and line.role == "cue" and more_pending and CONTINUED_EXTENSION_RE.search(line.text):
             current = speaker_name(strip_continued(self.block[0].text))
             if speaker_name(strip_continued(line.text)) == current:
                 line.role = "continued-cue"
@@ -619,7 +618,7 @@ class _Assembler:
         if len(row.segments) != 2:
             return False
         left, right = row.segments
-        caps = all(_CAPS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
+        caps = all(CAPITALS_RE.match(_strip_extensions(s.text) or "x") and len(s.text) < 40 for s in row.segments)
         return caps and left.x > self.layout.action + 4 * self.layout.char and right.x > self.layout.center
 
     def _dual(self, rows: list[Row], index: int) -> int:
@@ -669,7 +668,7 @@ def _is_heading(run: list[_Line]) -> bool:
         len(run) <= 3
         and not any(line.indent for line in run)
         and bool(HEADING_RE.match(run[0].text))
-        and all(_CAPS_RE.match(line.text) for line in run)
+        and all(CAPITALS_RE.match(line.text) for line in run)
     )
 
 
@@ -681,7 +680,7 @@ def _is_numbered_heading(run: list[_Line]) -> bool:
         and bool(run[0].row.scene_number)
         and not _OMITTED_RE.match(run[0].text)
         and not any(line.indent for line in run)
-        and all(_CAPS_RE.match(line.text) for line in run)
+        and all(CAPITALS_RE.match(line.text) for line in run)
     )
 
 
@@ -692,7 +691,7 @@ def _is_bold_heading(run: list[_Line]) -> bool:
         len(run) <= 2
         and not any(line.indent for line in run)
         and all(all(s.bold for s in line.row.segments) for line in run)
-        and all(_CAPS_RE.match(line.text) and not line.text.endswith(":") for line in run)
+        and all(CAPITALS_RE.match(line.text) and not line.text.endswith(":") for line in run)
         and not SHOT_RE.search(run[0].text)
     )
 

@@ -65,6 +65,14 @@ def test_enrich_scenes_summary_mood_and_visual_description() -> None:
     assert "There she is" not in result["visual_description"]  # dialogue is not visual
 
 
+@pytest.mark.parametrize("cue", ["DEALER #1", "TREVOR/JENNY", "SHERRI’S MOTHER", "INTERVIEWEE #3 (extremely nervous)"])
+def test_action_lines_leave_out_speeches_whatever_characters_the_cue_holds(cue: str) -> None:
+    """A cue is what the Fountain parser reads as one; these real cues used to leak their dialogue into the
+    scene's action (and so into its summary and B-roll description)."""
+    body = f"Trevor waits by the door.\n\n{cue}\nGood. We'll know tomorrow.\n\n!LOUD MUSIC\nfills the room.\n"
+    assert offline.action_lines(body) == ["Trevor waits by the door.", "LOUD MUSIC fills the room."]
+
+
 def test_project_insights_from_lexicon_and_characters() -> None:
     result = offline.answer(
         "project_insights",

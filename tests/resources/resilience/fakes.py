@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resources.providers.base import Completion, CompletionRequest
-from resources.resilience.breaker import BreakerTransition
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.errors import ProviderError, classify_http_error
 from resources.resilience.telemetry import AttemptRecord
 

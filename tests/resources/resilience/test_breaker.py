@@ -15,17 +15,14 @@ from typing import Any
 
 import pytest
 
-from resources.resilience.breaker import (
-    BreakerPolicy,
-    BreakerRecord,
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, streak_to_open
+from resources.resilience.breaker_state import BreakerRecord, Permit
+from resources.resilience.breaker_store import (
     BreakerStore,
-    CircuitBreaker,
     MemoryBreakerStore,
-    Permit,
     PostgresBreakerStore,
     SQLiteBreakerStore,
     default_store_url,
-    streak_to_open,
 )
 from resources.resilience.errors import BreakerOpenError, ProviderParkedError, ProviderWarmingError
 from tests.postgres import PostgresUnavailable, scratch_database

@@ -12,7 +12,8 @@ import pytest
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
 from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import TokenUsage, cost_of
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.budget import (
     DAILY_BUDGET_ENV,
     RUN_BUDGET_ENV,
@@ -167,7 +168,7 @@ def test_concurrent_workers_never_reserve_past_the_daily_cap(store_url: str) -> 
 
 
 def test_budget_lives_in_the_breaker_sqlite_file_beside_the_breakers(tmp_path: Path) -> None:
-    from resources.resilience.breaker import store_from_url
+    from resources.resilience.breaker_store import store_from_url
 
     url = f"sqlite:///{tmp_path / 'cineforge_breakers.sqlite'}"
     breakers = store_from_url(url)

@@ -14,7 +14,8 @@ import pytest
 
 from resources.providers.base import CompletionRequest, ProviderAdapter
 from resources.resilience.backoff import BackoffPolicy
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     AllProvidersOpenError,

@@ -14,7 +14,8 @@ from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import CompletionRequest, ProviderAdapter
 from resources.providers.gemini import GeminiAdapter
 from resources.providers.openai import OpenAIAdapter
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.budget import BudgetCaps, MemorySpendStore, SpendLedger
 from resources.resilience.chain import ModelRef, StagePolicy
 from resources.resilience.errors import ProviderError

@@ -22,7 +22,8 @@ from resources.providers.http_adapter import HttpProviderAdapter
 from resources.providers.offline import OfflineAdapter
 from resources.providers.openai import OpenAIAdapter
 from resources.resilience.backoff import BackoffPolicy, full_jitter_delay
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     DAILY_QUOTA_EXHAUSTED,

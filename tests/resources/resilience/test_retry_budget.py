@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from resources.providers.base import CompletionRequest
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, MemoryBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import ProviderError
 from resources.resilience.executor import ResilientCaller

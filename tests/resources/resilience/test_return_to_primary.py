@@ -7,7 +7,8 @@ import random
 from pathlib import Path
 
 from resources.providers.base import CompletionRequest
-from resources.resilience.breaker import BreakerPolicy, CircuitBreaker, SQLiteBreakerStore
+from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
+from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.executor import ResilientCaller
 from resources.resilience.retry_budget import MemoryBudgetStore, RetryBudget

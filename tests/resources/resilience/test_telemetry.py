@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from resources.resilience.breaker import BreakerTransition
+from resources.resilience.breaker_state import BreakerTransition
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink
 
 RECORD = AttemptRecord(

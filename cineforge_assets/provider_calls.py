@@ -1,4 +1,9 @@
-"""Running a stage's work as several model calls: parts in flight together, each failing or falling back alone.
+"""How an asset calls the provider resource: one call (``run_ai_task``), or a stage's work as several calls
+(``run_parts``), parts in flight together, each failing or falling back alone.
+
+Every call's attempts go to the run's event log and its spend to the run's tags
+(``cineforge_assets.run_events``); what the step raises when calls fail is decided by
+``cineforge_assets.step_failures``.
 
 ``run_parts`` sends each part (an ``enrich_scenes`` batch, a ``normalize`` chunk) through the provider
 resource, the first alone and the rest on a bounded thread pool inside the step (the step itself holds one
@@ -24,18 +29,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from dagster import AssetExecutionContext, AssetObservation, Failure, MetadataValue, RetryRequested
+from dagster import AssetExecutionContext, Failure, MetadataValue, RetryRequested
 
-from cineforge_assets.assets.ai_calls import (
-    BREAKER_RETRY_LIMIT,
-    DagsterEventListener,
-    _failure_metadata,
-    attempts_table,
-    cost_metadata,
-    tag_failure,
-    tag_spend,
-)
+from cineforge_assets.degraded import is_heal_run
+from cineforge_assets.run_events import RunEventLog, attempts_table, cost_metadata, fallback_taken, tag_spend
 from cineforge_assets.screenplay.batching import split_batch
+from cineforge_assets.step_failures import (
+    classified_failure,
+    failure_metadata,
+    permanent_failure,
+    retry_when_breakers_reopen,
+    tag_failure,
+)
 from resources.ai import AIProviderResource, AIResult
 from resources.resilience.budget import BudgetExceededError
 from resources.resilience.errors import (
@@ -53,6 +58,31 @@ _CONTEXT_PHRASES = (
     "exceeds the maximum number of tokens",  # Gemini
     "context length",  # OpenAI's message
 )
+
+
+def run_ai_task(
+    context: AssetExecutionContext, ai: AIProviderResource, *, stage: str, task: str, payload: dict[str, Any]
+) -> AIResult[Any]:
+    """One call of ``task`` through the stage's chain; a failure is raised as the step's classified
+    ``Failure``, or ``RetryRequested`` when every provider's breaker is open."""
+    events = RunEventLog(context)
+    try:
+        result = ai.run_task(
+            stage=stage,
+            task=task,
+            payload=payload,
+            listeners=[events],
+            run_id=context.run_id,
+            partition=events.partition,
+        )
+        tag_spend(context, ai, stage, f"{result.provider}/{result.model}")
+        return result
+    except AllProvidersOpenError as exc:
+        tag_spend(context, ai, stage, None)
+        raise retry_when_breakers_reopen(context, stage, [exc]) from exc
+    except ProviderError as exc:
+        tag_spend(context, ai, stage, None)
+        raise classified_failure(context, stage, exc) from exc
 
 
 def needs_smaller_parts(error: ProviderError) -> bool:
@@ -148,6 +178,18 @@ def run_parts(
     return PartsRun(sorted(outcomes, key=lambda o: (o.part.start, o.part.stop)))
 
 
+def cached_parts(context: AssetExecutionContext, parts: Sequence[range]) -> bool | Callable[[range], bool]:
+    """Which of a stage's parts go through the response cache (``PartCaller``'s ``cache``): split work only.
+    One call has nothing to keep for a partial retry, so a stage of one part caches only the pieces it may
+    be split into; a heal run reads none of it (the cache holds the very fallback answers the heal replaces,
+    under an unchanged key)."""
+    if is_heal_run(context.run.tags):
+        return False
+    if len(parts) > 1:
+        return True
+    return lambda part: part != parts[0]
+
+
 class PartCaller:
     """One part's call through the resource, its attempts mirrored into the run's event log; ``cache`` (for
     every part, or those it says yes to): read and keep the answer in the response cache. Which parts had
@@ -173,8 +215,8 @@ class PartCaller:
         self.total_items = total_items
         self._answered: set[int] = set()  # items of answered parts (normalize's parts overlap)
         self._progress_lock = threading.Lock()
-        self.listener = DagsterEventListener(context)
-        self.partition = context.partition_key if context.has_partition_key else None
+        self.events = RunEventLog(context)
+        self.partition = self.events.partition
 
     def __call__(self, part: range) -> AIResult[Any]:
         try:
@@ -182,7 +224,7 @@ class PartCaller:
                 stage=self.stage,
                 task=self.task,
                 payload=self.payload_for(part),
-                listeners=[self.listener],
+                listeners=[self.events],
                 run_id=self.context.run_id,
                 partition=self.partition,
                 max_tokens=self.max_tokens,
@@ -200,14 +242,7 @@ class PartCaller:
             return
         with self._progress_lock:
             self._answered.update(part)
-            done = len(self._answered)
-            self.context.log_event(
-                AssetObservation(
-                    asset_key=self.context.asset_key,
-                    partition=self.partition,
-                    metadata={"event": f"{self.task} parts", "done": done, "total": self.total_items},
-                )
-            )
+            self.events.observe(f"{self.task} parts", {"done": len(self._answered), "total": self.total_items})
 
     def _key(self, part: range) -> str:
         return self.ai.response_key(self.stage, self.task, self.payload_for(part))
@@ -238,7 +273,7 @@ def parts_metadata(run: PartsRun, *, unit: str) -> dict[str, Any]:
         "parts_split_again": sum(1 for o in run.outcomes if o.splits),
         "served_by": MetadataValue.json(dict(served_by)),
         "attempt_count": sum(1 for a in attempts if a.outcome != "skipped"),
-        "fallback_taken": any(a.decision.startswith("fallback") or a.decision == "skip_provider" for a in attempts),
+        "fallback_taken": fallback_taken(attempts),
         "attempts": MetadataValue.md(attempts_table(attempts)),
         **cost_metadata(paid),
     }
@@ -251,16 +286,15 @@ def failure_for(
     errors = [o.error for o in run.failed if o.error is not None]
     kept = f"; {len(run.served)} of {len(run.outcomes)} parts were answered and are kept for the next attempt"
     if not errors:  # every call succeeded, yet items have no usable answer: the models' answers are at fault
-        tag_failure(context, "permanent", stage)
-        return Failure(
-            description=f"{stage}: the models' answers left {what} {missing} without a usable answer{kept}",
-            metadata={"error_class": "permanent", "missing": missing},
-            allow_retries=False,
+        return permanent_failure(
+            context,
+            stage,
+            f"{stage}: the models' answers left {what} {missing} without a usable answer{kept}",
+            {"missing": missing},
         )
-    if errors and all(isinstance(e, AllProvidersOpenError) for e in errors):
-        wait = max(1.0, max(float(e.reopens_in_seconds) for e in errors if isinstance(e, AllProvidersOpenError)))
-        context.log.warning(f"{stage}: every provider's breaker is open for {what} {missing}{kept}")
-        return RetryRequested(max_retries=BREAKER_RETRY_LIMIT, seconds_to_wait=wait)
+    open_breakers = [e for e in errors if isinstance(e, AllProvidersOpenError)]
+    if len(open_breakers) == len(errors):
+        return retry_when_breakers_reopen(context, stage, open_breakers, f" for {what} {missing}{kept}")
     retryable = all(e.error_class == "transient" for e in errors)
     first = errors[0]
     tag_failure(context, "transient" if retryable else "permanent", stage)
@@ -272,6 +306,6 @@ def failure_for(
             f"{stage}: no model answered for {what} {missing} "
             f"({', '.join(f'{n} x {r}' for r, n in reasons.items())}){budget}{kept}"
         ),
-        metadata={**_failure_metadata(first), "missing": missing, "failed_parts": len(errors)},
+        metadata={**failure_metadata(first), "missing": missing, "failed_parts": len(errors)},
         allow_retries=retryable,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from cineforge_assets.assets.split_calls import needs_smaller_parts, run_parts
+from cineforge_assets.provider_calls import needs_smaller_parts, run_parts
 from resources.ai import AIResult
 from resources.resilience.errors import (
     InvalidModelOutputError,
