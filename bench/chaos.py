@@ -18,6 +18,18 @@ permanent error (calls made for a request after it had been refused, from the pe
 request latency; requests failed. ``--quick`` scales the workload and every fault window (not the
 latency, the per-call timeout or the breaker's cooldown) and is labelled as such in the output.
 Results replace the ``chaos`` section of BENCHMARKS.md and the charts in ``bench/charts/``.
+
+The long scenarios (6, brownout; 7, outage then recovery) run *open loop*: their requests arrive at a fixed
+pace, 75 % of what the 16 workers serve against a healthy primary (60 a second at 0.2 s a call), whether or
+not earlier ones were served, and each request's latency counts from its scheduled arrival (time queued
+for a free worker included). In a closed loop a contender that is slow during the fault serves fewer
+requests inside it and more after it, which flatters its calls per served request and the share served
+by the preferred model; open loop, every contender faces the same requests on the same time line. Their
+workload keeps the closed loop's request count (``span_s`` at the oracle's pace), so it arrives over
+``span_s / 0.75`` seconds; their *x oracle* compares with the last arrival plus one call, what a contender
+that never waits or fails would take. A request still queued 10 s after its arrival is shed and counted
+failed (``queue_timeout``): a caller gives up, and a contender that falls behind cannot stretch the run
+without bound (tenacity's backoff of up to 20 s per retry did: one brownout run took 10 minutes).
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.attempt_trace import TRACE_DIR_ENV  # noqa: E402
-from bench.contenders import CONTENDERS, SHARED_STATE_CONTENDERS, BenchConfig  # noqa: E402
+from bench.contenders import CONTENDERS, SHARED_STATE_CONTENDERS, BenchConfig, ours_breaker_policy  # noqa: E402
 from bench.harness import (  # noqa: E402
     RequestResult,
     RunSpec,
@@ -57,6 +69,7 @@ from bench.workload import chaos_item, is_refusal_candidate  # noqa: E402
 from resources.providers import offline  # noqa: E402
 from resources.providers.limits import estimate_tokens  # noqa: E402
 from resources.providers.prices import PriceTable, TokenUsage, price_table  # noqa: E402
+from resources.resilience.breaker import BreakerPolicy  # noqa: E402
 
 START, END = "<!-- chaos:start -->", "<!-- chaos:end -->"
 CHARTS = REPO / "bench" / "charts"
@@ -110,6 +123,8 @@ class Scenario:
     span_s: float | None = None
     # When the primary recovers, in seconds from the start at window scale 1 (the recovery scenario).
     recovers_at_s: float | None = None
+    # Requests arrive at a fixed pace (``arrival_interval``) instead of a closed loop (module docstring).
+    open_loop: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -137,6 +152,7 @@ SCENARIOS: dict[str, Scenario] = {
         "brownout: every provider answers 30 % of calls with an overload (503; Anthropic's 529) for 30 s",
         lambda k: f"fault:kind=overloaded,provider=*,rate=0.3,duration={30 * k:g}",
         span_s=36.0,
+        open_loop=True,
     ),
     "7": Scenario(
         "7",
@@ -145,8 +161,13 @@ SCENARIOS: dict[str, Scenario] = {
         PRIMARY,
         span_s=60.0,
         recovers_at_s=20.0,
+        open_loop=True,
     ),
 }
+# Open-loop arrivals: this share of what the workers serve against a healthy primary (module docstring).
+UTILISATION = 0.75
+# Open loop: a request not started within this many seconds of its arrival is shed (failed, queue_timeout).
+QUEUE_TIMEOUT_S = 10.0
 # Scenarios whose own measures (below) are reported beside the common columns.
 HEDGE_SCENARIO, BROWNOUT_SCENARIO, RECOVERY_SCENARIO = "3", "6", "7"
 
@@ -350,11 +371,28 @@ def measure(
     )
 
 
-def specs_for(contender: str, config: BenchConfig, layout: Layout, requests: int) -> list[RunSpec]:
+def specs_for(
+    contender: str, config: BenchConfig, layout: Layout, requests: int, arrival_interval_s: float = 0.0
+) -> list[RunSpec]:
     return [
-        RunSpec(contender, config, tuple(n for n in range(requests) if n % layout.processes == k), layout.threads)
+        RunSpec(
+            contender,
+            config,
+            tuple(n for n in range(requests) if n % layout.processes == k),
+            layout.threads,
+            arrival_interval_s=arrival_interval_s,
+            queue_timeout_s=QUEUE_TIMEOUT_S if arrival_interval_s else 0.0,
+        )
         for k in range(layout.processes)
     ]
+
+
+def arrival_interval(scenario: Scenario | None, settings: Settings) -> float:
+    """Seconds between two requests' arrivals in an open-loop scenario (``UTILISATION`` of the workers'
+    healthy throughput); 0 for a closed loop."""
+    if scenario is None or not scenario.open_loop:
+        return 0.0
+    return settings.latency_s / (settings.concurrency * UTILISATION)
 
 
 @contextmanager
@@ -388,16 +426,20 @@ def run_one(
     oracle_s: float,
 ) -> RunMetrics:
     requests = requests_for(scenario, settings)
+    interval = arrival_interval(scenario, settings)
     with fresh_config(sim, contender, settings, "") as config:
         profile = scenario.profile(settings.window_scale) if scenario else "none"
         sim.configure(profile, settings.latency_s, settings.seed)
-        start, results = pool.run(specs_for(contender, config, layout, requests), before_start=sim.reset)
+        specs = specs_for(contender, config, layout, requests, interval)
+        start, results = pool.run(specs, before_start=sim.reset)
         stats, trace = sim.stats(), sim.trace()
     extras = {"hedges": float(overlapping_calls(trace, settings.latency_s, config.request_timeout_s))}
     if scenario is not None and scenario.recovers_at_s is not None:
         extras |= recovery_measures(results, start, trace, scenario.recovers_at_s * settings.window_scale)
-    # The oracle ran Settings.requests; a longer scenario is compared with the oracle's pace.
-    oracle_s *= requests / settings.requests
+    if interval:  # open loop: the floor is the last arrival plus one call
+        oracle_s = (requests - 1) * interval + settings.latency_s
+    else:  # the oracle ran Settings.requests; a longer scenario is compared with the oracle's pace
+        oracle_s *= requests / settings.requests
     return measure(
         scenario.key if scenario else "oracle",
         contender,
@@ -513,10 +555,19 @@ def scenario_table(rows: Sequence[RunMetrics], scenario: Scenario) -> list[str]:
     return lines
 
 
-def issue18_target_lines(
-    metrics: Sequence[RunMetrics], failure_threshold: int, cooldown_s: float, window_scale: float
-) -> list[str]:
-    """Issue 18's targets for the hedging, brownout and recovery scenarios, checked against this run."""
+def open_periods_within(outage_s: float, breaker: BreakerPolicy) -> int:
+    """Open periods of ``breaker`` that end inside an outage of ``outage_s`` (each lets one probe through),
+    counted from a breaker that opens as the outage begins (the most there can be)."""
+    elapsed, period, ended = 0.0, breaker.open_period(None), 0
+    while elapsed + period < outage_s:
+        elapsed, ended = elapsed + period, ended + 1
+        period = breaker.open_period(period)
+    return ended
+
+
+def issue18_target_lines(metrics: Sequence[RunMetrics], breaker: BreakerPolicy, window_scale: float) -> list[str]:
+    """Issue 18's targets for the hedging, brownout and recovery scenarios, checked against this run;
+    ``breaker`` is the policy the contender "ours" runs with."""
     lines: list[str] = []
     by = {(m.scenario, m.contender, m.layout): m for m in metrics}
     oracle = {m.layout: m for m in metrics if m.scenario == "oracle"}
@@ -546,26 +597,29 @@ def issue18_target_lines(
         ours = by.get((BROWNOUT_SCENARIO, "ours", layout))
         if ours is not None:
             others = rivals(BROWNOUT_SCENARIO, layout)
-            lower = all(ours.calls_per_success < r.calls_per_success for r in others)
             lines.append(
                 f"- Brownout, {layout}: calls per served request {ours.calls_per_success:.2f} (target <= 1.3): "
-                f"{verdict(ours.calls_per_success <= 1.3)}; lower than every contender: {verdict(lower)} ("
-                + ", ".join(f"{r.contender} {r.calls_per_success:.2f}" for r in others)
-                + f"); requests failed by ours {ours.failed}"
+                f"{verdict(ours.calls_per_success <= 1.3)}; requests failed by ours {ours.failed} (target 0): "
+                f"{verdict(ours.failed == 0)} (others: "
+                + ", ".join(f"{r.contender} {r.calls_per_success:.2f} per served, {r.failed} failed" for r in others)
+                + ")"
             )
         ours = by.get((RECOVERY_SCENARIO, "ours", layout))
         if ours is not None:
             back = ours.extras.get("back_on_primary_s", float("nan"))
             outage_s = 20.0 * window_scale
-            probes_allowed = math.ceil(outage_s / cooldown_s)
-            bound = failure_threshold + probes_allowed
+            probes_allowed = open_periods_within(outage_s, breaker)
+            bound = breaker.failure_threshold + probes_allowed
+            cooldown_s = breaker.cooldown_seconds
             others = rivals(RECOVERY_SCENARIO, layout)
             higher = all(ours.extras.get("primary_share", 0) > r.extras.get("primary_share", 0) for r in others)
             lines.append(
                 f"- Outage then recovery, {layout}: back on the primary {back:.1f} s after recovery (target <= "
                 f"cooldown + 5 = {cooldown_s + 5:.0f} s): {verdict(back <= cooldown_s + 5)}; faulted calls to the "
-                f"primary during the outage {ours.down_provider_calls} (target <= threshold {failure_threshold} + "
-                f"one probe per {cooldown_s:.0f} s cooldown in the {outage_s:.0f} s outage = {bound}): "
+                f"primary during the outage {ours.down_provider_calls} (target <= threshold "
+                f"{breaker.failure_threshold} + one probe per open period ({breaker.first_cooldown_seconds:g} s, "
+                f"x{breaker.cooldown_multiplier:g} per failed probe, at most {cooldown_s:.0f} s: "
+                f"{probes_allowed} in the {outage_s:.0f} s outage) = {bound}): "
                 f"{verdict(ours.down_provider_calls <= bound)}; preferred-model share "
                 f"{ours.extras.get('primary_share', 0):.1%}, higher than every contender: {verdict(higher)} ("
                 + ", ".join(f"{r.contender} {r.extras.get('primary_share', 0):.1%}" for r in others)
@@ -727,7 +781,18 @@ def render(
         if not rows:
             continue
         lines += [f"### Scenario {scenario.key}: {scenario.title}", ""]
-        if scenario.span_s is not None:
+        if scenario.span_s is not None and scenario.open_loop:
+            requests = requests_for(scenario, settings)
+            interval = arrival_interval(scenario, settings)
+            lines += [
+                f"Workload: {requests} requests arriving open loop, one every {interval * 1000:.1f} ms "
+                f"({1 / interval:.0f} a second, {UTILISATION:.0%} of the workers' healthy throughput) over "
+                f"{requests * interval:.0f} s; latency counts from each request's scheduled arrival (queueing "
+                f"included); a request still queued {QUEUE_TIMEOUT_S:g} s after its arrival is shed and counted "
+                "failed (`queue_timeout`); *x oracle* compares with the last arrival plus one call.",
+                "",
+            ]
+        elif scenario.span_s is not None:
             lines += [
                 f"Workload: {requests_for(scenario, settings)} requests (about "
                 f"{scenario.span_s * settings.window_scale:g} s at the oracle's pace); *x oracle* compares with the "
@@ -740,7 +805,7 @@ def render(
         lines.append("")
     lines += ["### Targets (computed from this run)", ""]
     lines += target_lines(metrics, config.failure_threshold, 1)
-    lines += issue18_target_lines(metrics, config.failure_threshold, config.cooldown_s, settings.window_scale)
+    lines += issue18_target_lines(metrics, ours_breaker_policy(config), settings.window_scale)
     wins = rival_wins(metrics)
     lines += [
         "",

@@ -159,6 +159,12 @@ class OracleContender:
 # ------------------------------------------------------------------------------------------ ours
 
 
+def ours_breaker_policy(config: BenchConfig) -> BreakerPolicy:
+    """The breaker policy of "ours": a user's defaults (adaptive open period included), with the threshold and
+    the longest open period every contender is given."""
+    return BreakerPolicy(failure_threshold=config.failure_threshold, cooldown_seconds=config.cooldown_s)
+
+
 class OursContender:
     """``ResilientCaller`` with the SQLite breaker store every worker process of the run shares."""
 
@@ -168,10 +174,7 @@ class OursContender:
         self.config = config
         self._client = _client(threads)
         store = SQLiteBreakerStore(Path(config.breaker_dir) / "breakers.sqlite")
-        breakers = CircuitBreaker(
-            store,
-            BreakerPolicy(failure_threshold=config.failure_threshold, cooldown_seconds=config.cooldown_s),
-        )
+        breakers = CircuitBreaker(store, ours_breaker_policy(config))
         self.caller = ResilientCaller(
             _adapters(config, self._client),
             breakers,

@@ -105,6 +105,14 @@ class RunSpec:
     threads: int
     workload: str = "chaos"
     options: dict[str, Any] = field(default_factory=dict)
+    # Open loop: request ``n`` arrives ``n * arrival_interval_s`` after the run is released, whether or not
+    # earlier ones were served, and its latency counts from then (queueing included). 0: closed loop, each
+    # thread takes the next request when it is done with the last.
+    arrival_interval_s: float = 0.0
+    # Open loop: a request still waiting for a free thread this long after its arrival is shed, failed as
+    # ``queue_timeout`` (a caller gives up; and a contender that falls behind cannot stretch the run without
+    # bound). 0: never.
+    queue_timeout_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class RequestResult:
     ok: bool
     provider: str
     error: str
-    start: float
+    start: float  # when it was sent (closed loop) or scheduled to arrive (open loop)
     end: float
 
     @property
@@ -124,8 +132,10 @@ class RequestResult:
 def _serve_all(spec: RunSpec, contender: Any, items: Sequence[Any]) -> list[RequestResult]:
     from bench.contenders import classify_failure
 
-    def one(item: Any) -> RequestResult:
-        start = time.time()
+    def one(item: Any, arrival: float | None = None) -> RequestResult:
+        start = time.time() if arrival is None else arrival
+        if arrival is not None and spec.queue_timeout_s and time.time() - arrival > spec.queue_timeout_s:
+            return RequestResult(item.number, False, "", "queue_timeout", start, time.time())
         try:
             provider = contender.serve(item)
         except Exception as error:  # a failed request is a measurement, not a crash
@@ -133,7 +143,17 @@ def _serve_all(spec: RunSpec, contender: Any, items: Sequence[Any]) -> list[Requ
         return RequestResult(item.number, True, provider, "", start, time.time())
 
     with ThreadPoolExecutor(max_workers=spec.threads) as pool:
-        return list(pool.map(one, items))
+        if not spec.arrival_interval_s:
+            return list(pool.map(one, items))
+        released = time.time()  # every worker leaves the barrier together: one time line for the run
+        futures = []
+        for item in items:
+            arrival = released + item.number * spec.arrival_interval_s
+            wait = arrival - time.time()
+            if wait > 0:  # a real-time pace: this is the benchmark's load generator, not a test
+                time.sleep(wait)
+            futures.append(pool.submit(one, item, arrival))
+        return [future.result() for future in futures]
 
 
 def worker_main(conn: Connection, barrier: Any) -> None:

@@ -161,7 +161,18 @@ class AIProviderResource(ConfigurableResource):
         default="", description="sqlite:///... (default beside DAGSTER_HOME) or postgresql://..."
     )
     breaker_failure_threshold: int = _BREAKER_DEFAULTS.failure_threshold
-    breaker_cooldown_seconds: float = _BREAKER_DEFAULTS.cooldown_seconds
+    breaker_cooldown_seconds: float = Field(
+        default=_BREAKER_DEFAULTS.cooldown_seconds,
+        description="the longest an open breaker stays open (failed probes lengthen its open period up to it)",
+    )
+    breaker_first_cooldown_seconds: float = Field(
+        default=_BREAKER_DEFAULTS.first_cooldown_seconds,
+        description="how long a breaker stays open the first time in an outage (equal to the cooldown: fixed)",
+    )
+    breaker_cooldown_multiplier: float = Field(
+        default=_BREAKER_DEFAULTS.cooldown_multiplier,
+        description="each failed half-open probe multiplies the next open period by this, up to the cooldown",
+    )
     breaker_half_open_probes: int = _BREAKER_DEFAULTS.half_open_max_probes
     breaker_failure_rate_threshold: float = Field(
         default=_BREAKER_DEFAULTS.failure_rate_threshold,
@@ -251,6 +262,8 @@ class AIProviderResource(ConfigurableResource):
         return BreakerPolicy(
             failure_threshold=self.breaker_failure_threshold,
             cooldown_seconds=self.breaker_cooldown_seconds,
+            first_cooldown_seconds=self.breaker_first_cooldown_seconds,
+            cooldown_multiplier=self.breaker_cooldown_multiplier,
             half_open_max_probes=self.breaker_half_open_probes,
             warm_up_calls=self.breaker_warm_up_calls,
             failure_rate_threshold=self.breaker_failure_rate_threshold,

@@ -11,9 +11,17 @@ stored ``BreakerRecord`` (``breaker_state.py``); stores only make them atomic)::
 
     closed --(failure rate >= R over >= M calls in the window, or a failure streak the provider's
               observed failure rate would not explain: see "degraded, not down" below)--> open
-    open --(cooldown elapsed; the first acquire after it)--> half_open
+    open --(its open period elapsed; the first acquire after it)--> half_open
     half_open --(a probe succeeds)--> closed
-    half_open --(a probe fails)--> open (a new full cooldown)
+    half_open --(a probe fails)--> open (a longer open period, see below)
+
+Open periods (issue 18's return to the primary): the first open of an episode lasts
+``first_cooldown_seconds`` (5 s), each failed half-open probe multiplies the next one by
+``cooldown_multiplier`` (1.5) up to ``cooldown_seconds`` (30 s), and a successful probe closes the breaker and
+starts the next episode at the first length again (Resilience4j's exponential wait in open state, Polly's
+``BreakDurationGenerator``). A short outage is thus noticed as over within seconds, a long one is probed
+ever more rarely; still one probe fleet-wide per open period (the half-open permit below). The current
+period's length is kept on the record (``cooldown_s``), so every process and host extends the same one.
 
 Cold start ("warming"): a closed breaker whose provider has *no proven health* -- no successful call in
 the stored failure window, i.e. a provider never called yet, or one nobody called for ``window_seconds``
@@ -23,7 +31,7 @@ half-open bounds its probes::
     closed, warming --(in-flight warm-up calls + consecutive failures < warm-up budget)--> call, leased
     closed, warming --(budget taken)--> denied with ``ProviderWarmingError`` (not an outage: no wait)
     closed, warming --(a call succeeds)--> closed, proven (the normal fast paths, no per-call writes)
-    closed, warming --(the whole warm-up budget failed)--> open ("warm_up_failed", a full cooldown)
+    closed, warming --(the whole warm-up budget failed)--> open ("warm_up_failed", a first open period)
 
 * The warm-up budget is ``min(warm_up_calls, failure_threshold)`` calls (default 2) *in flight plus failed
   so far*, counted inside the store transaction (so across processes). A cold provider is treated like a
@@ -145,7 +153,8 @@ class BreakerPolicy:
     Defaults: open when >= 50 % of >= 10 calls in the last 60 s failed, or after 5 consecutive transient
     failures of a provider that had no failures before them (a longer streak for one that was already
     failing some calls: ``streak_chance_limit``, see "degraded, not down" in the module docstring); stay
-    open 30 s; then let 1 probe through (its lease expires after 120 s if its process never reports back).
+    open 5 s, then 1.5x longer after each failed probe up to 30 s; each open period lets 1 probe through
+    (its lease expires after 120 s if its process never reports back).
     A cold provider (see "warming" in the module docstring) gets 2 warm-up calls, and opens if both fail.
     Closed-state reads are cached in-process for 1 s.
     """
@@ -158,7 +167,11 @@ class BreakerPolicy:
     # The most a failure streak may be explained by chance, at the window's earlier failure ratio, and
     # still open the breaker (0 would turn the streak rule off for a provider with any earlier failure).
     streak_chance_limit: float = 1e-6
+    # The longest an open breaker stays open; its first open period is shorter and grows with each
+    # failed probe (see "open periods" in the module docstring). first == cooldown: a fixed period.
     cooldown_seconds: float = 30.0
+    first_cooldown_seconds: float = 5.0
+    cooldown_multiplier: float = 1.5
     half_open_max_probes: int = 1
     probe_lease_seconds: float = 120.0
     cache_ttl_seconds: float = 1.0
@@ -178,6 +191,10 @@ class BreakerPolicy:
             raise ValueError("streak_chance_limit must be in [0, 1)")
         if self.cooldown_seconds < 0:
             raise ValueError("cooldown_seconds must be >= 0")
+        if self.first_cooldown_seconds < 0:
+            raise ValueError("first_cooldown_seconds must be >= 0")
+        if self.cooldown_multiplier < 1.0:
+            raise ValueError("cooldown_multiplier must be >= 1")
         if self.half_open_max_probes < 1:
             raise ValueError("half_open_max_probes must be >= 1")
         if self.probe_lease_seconds <= 0:
@@ -188,6 +205,12 @@ class BreakerPolicy:
     @property
     def bucket_seconds(self) -> float:
         return self.window_seconds / WINDOW_BUCKETS
+
+    def open_period(self, previous: float | None) -> float:
+        """How long the breaker stays open: the first period of an episode (``previous`` None), else the
+        failed probe's period times the multiplier; never longer than ``cooldown_seconds``."""
+        length = self.first_cooldown_seconds if previous is None else previous * self.cooldown_multiplier
+        return min(length, self.cooldown_seconds)
 
     @property
     def warm_up_budget(self) -> int:
@@ -228,11 +251,14 @@ def _window_totals(window: tuple[tuple[int, int, int], ...]) -> tuple[int, int]:
 
 
 def _opened(record: BreakerRecord, now: float, policy: BreakerPolicy) -> BreakerRecord:
+    # From half-open (a failed probe) the episode goes on and its open period grows; from closed it starts.
+    period = policy.open_period(record.cooldown_s if record.state == "half_open" else None)
     return BreakerRecord(
         state="open",
         generation=record.generation + 1,
         opened_at=now,
-        reopens_at=now + policy.cooldown_seconds,
+        reopens_at=now + period,
+        cooldown_s=period,
         next_probe_token=record.next_probe_token,
         parked_until=record.parked_until,
         parked_reason=record.parked_reason,
@@ -353,7 +379,7 @@ def _on_acquire(
     live_probes = tuple(p for p in record.probes if p[1] > now)
     if len(live_probes) >= policy.half_open_max_probes:
         # A probe is in flight: its answer comes by its lease expiry at the latest, and if it fails the
-        # breaker re-opens for a full cooldown; suggest the sooner of the two.
+        # breaker re-opens for a longer open period; suggest the sooner of the two.
         retry_at = min(min(p[1] for p in live_probes), now + policy.cooldown_seconds)
         return replace(record, probes=live_probes), _Decision(None, retry_at, tuple(transitions))
     token = record.next_probe_token

@@ -38,6 +38,8 @@ class BreakerRecord:
     # then without opening the breaker, counting a failure, or moving the generation.
     parked_until: float | None = None
     parked_reason: str = ""
+    # The current open period's length while open or half-open (a failed probe lengthens the next one).
+    cooldown_s: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -52,6 +54,7 @@ class BreakerRecord:
                 "next_probe_token": self.next_probe_token,
                 "parked_until": self.parked_until,
                 "parked_reason": self.parked_reason,
+                "cooldown_s": self.cooldown_s,
             },
             separators=(",", ":"),
         )
@@ -70,6 +73,7 @@ class BreakerRecord:
             next_probe_token=int(data["next_probe_token"]),
             parked_until=data.get("parked_until"),  # absent in records written before parking existed
             parked_reason=str(data.get("parked_reason") or ""),
+            cooldown_s=data.get("cooldown_s"),  # absent in records written before adaptive open periods
         )
 
 

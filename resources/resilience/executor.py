@@ -44,6 +44,12 @@ model rejects a parameter (400          ``fallback_next_model``     next model, 
 fleet's retry budget for the provider   ``retry_budget_exhausted``  no further call of this request goes
 spent (``retry_budget.py``; checked                                 to that provider; next provider at
 before every call after the first)                                  once (its own budget applies)
+chain ran out while its providers were  ``retry_chain``             the walk starts again at the chain's
+merely degraded (overloaded, or the                                 first degraded provider after full
+fleet's retry budget spent), attempts                               jitter (retry-after honoured, capped);
+and deadline left                                                   that provider's budget spent: it
+                                                                    waits again (``retry_budget_exhausted``
+                                                                    with the wait), until the deadline
 budget / deadline / chain exhausted     ``stop``                    ``ChainExhaustedError`` (transient)
 call's estimated cost over a spending   ``fallback_next_model``     next model (a cheaper one may fit);
 cap (``SpendLedger``)                   (``over_budget`` skip)      nothing fits: ``BudgetExceededError``
@@ -61,6 +67,14 @@ provider warming, warm-up budget taken  ``skip_provider``           provider ski
                                                                     last real provider is called over
                                                                     budget at once
 ======================================  ==========================  ===================================
+
+Degraded, not down (issue 18's brownout): an overloaded provider is left for the next one at once, and
+the fleet's retry budget may refuse further calls; in a brownout every provider fails a share of calls, so
+one call per provider could end a request that the next call would have served (0.3 ** 3 of them at a 30 %
+overload rate). Such a walk is not the end: after a jittered wait the request starts over at the chain's
+first degraded provider, and while the fleet has spent that provider's budget it keeps waiting (the fleet
+sheds load by waiting, not by failing requests), bounded by the attempt budget and the stage deadline.
+Providers that are out for everyone (open breaker, 401/403/404, billing, parked) are not walked again.
 
 Truncation and fallback: a truncated answer is never resent with the same ceiling, and after the one raise
 it is not handed to the next model either. A fallback model with a smaller output limit cannot fit what
@@ -150,6 +164,8 @@ _NO_ADAPTER = "no_adapter"
 _WARMING = "provider_warming"
 _OVER_BUDGET = "over_budget"
 _CONTEXT_TOO_SMALL = "context_window_too_small"
+# Exclusions that say "degraded", not "out": a walk that served nothing tries these providers again.
+_DEGRADED = frozenset({_OVERLOADED, RETRY_BUDGET_EXHAUSTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +217,13 @@ class _StageRun:
     # when a raced call went out, its client leased: the start of its latency as the hedge delay learns it
     # (a process's first calls spend up to a second setting clients up under load, which is not the model's)
     raced_from: float = 0.0
+    # waits before walking a degraded chain again (the backoff's exponent), and the provider whose retry
+    # budget the last of them already charged for the next call
+    chain_waits: int = 0
+    prepaid: str | None = None
+    # providers that failed this request transiently (degraded, not out): a walk that served nothing
+    # starts again at the first of them
+    degraded: set[str] = field(default_factory=set)
 
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (self.clock() if now is None else now)
@@ -508,6 +531,19 @@ class ResilientCaller:
         )
         if self.retry_budget is not None:
             self.retry_budget.note_first_attempt()
+        while True:
+            outcome = self._walk_chain(run, refs, request, parse)
+            if outcome is not None:
+                return outcome
+            if not self._wait_to_walk_again(run, refs):
+                break
+        raise run.fail(self._exhausted(run, refs))
+
+    def _walk_chain(
+        self, run: _StageRun, refs: Sequence[ModelRef], request: CompletionRequest, parse: Callable[[str], T]
+    ) -> CallOutcome[T] | None:
+        """One walk down the chain: the served outcome, or None when it ended without serving (``run`` says
+        why)."""
         for index, ref in enumerate(refs):
             if ref.provider == OFFLINE:
                 # A warming provider is unproven, not down: it is called before the degraded offline answer.
@@ -535,10 +571,56 @@ class ResilientCaller:
             if run.stop_reason is not None:
                 break
         if run.stop_reason is None:  # ... and before giving up
-            outcome = self._call_warming_skipped(run, refs, request, parse)
-            if outcome is not None:
-                return outcome
-        raise run.fail(self._exhausted(run, refs))
+            return self._call_warming_skipped(run, refs, request, parse)
+        return None
+
+    def _degraded_restart(self, run: _StageRun, refs: Sequence[ModelRef]) -> ModelRef | None:
+        """Where a walk that served nothing starts again, or None when it must end: the chain's first
+        provider that only failed transiently or was refused by the retry budget (not one out for everyone),
+        while the request has attempts and time left and nothing permanent (a cap, a prompt too big) ended it.
+        """
+        if run.stop_reason is not None or run.out_of() is not None or run.refusal is not None:
+            return None
+        if run.context_error is not None or run.last_error is None or run.last_error.error_class != "transient":
+            return None
+        refused = {p for p, why in run.excluded.items() if why == RETRY_BUDGET_EXHAUSTED}
+        return next(
+            (
+                r
+                for r in refs
+                if (r.provider in run.degraded or r.provider in refused)
+                and run.excluded.get(r.provider, _OVERLOADED) in _DEGRADED
+                and r.provider != OFFLINE
+                and r.provider in self.adapters
+            ),
+            None,
+        )
+
+    def _wait_to_walk_again(self, run: _StageRun, refs: Sequence[ModelRef]) -> bool:
+        """After a walk that served nothing on degraded providers: wait (full jitter, retry-after honoured)
+        and start again at the first of them, waiting again while the fleet has spent its retry budget.
+        False (``run.stop_reason`` set when the deadline ended it) when the request must end instead."""
+        first = self._degraded_restart(run, refs)
+        if first is None:
+            return False
+        assert run.last_error is not None  # _degraded_restart checked it
+        for provider in [p for p, why in run.excluded.items() if why in _DEGRADED]:
+            del run.excluded[provider]
+        decision: Decision = "retry_chain"
+        while True:
+            delay = delay_for(run.last_error, run.chain_waits, run.policy.backoff, self._rng)
+            run.chain_waits += 1
+            if delay >= run.remaining():
+                run.stop_reason = "deadline"
+                run.log(first, outcome="skipped", decision="stop", terminal_reason="deadline")
+                return False
+            code = RETRY_BUDGET_EXHAUSTED if decision == "retry_budget_exhausted" else None
+            run.log(first, outcome="skipped", decision=decision, error_code=code, delay_s=delay)
+            self._sleep(delay)
+            if self.retry_budget is None or self.retry_budget.try_extra_call(first.provider):
+                run.prepaid = first.provider
+                return True
+            decision = "retry_budget_exhausted"
 
     def _call_warming_skipped(
         self, run: _StageRun, refs: Sequence[ModelRef], request: CompletionRequest, parse: Callable[[str], T]
@@ -974,6 +1056,10 @@ class ResilientCaller:
     def _within_retry_budget(self, run: _StageRun, ref: ModelRef) -> bool:
         """May this request's further call (retry, repair or fallback) go to ``ref``? If the fleet spent the
         provider's retry budget, the provider is skipped for this request (logged) and the walk moves on."""
+        if run.prepaid is not None:
+            prepaid, run.prepaid = run.prepaid, None
+            if prepaid == ref.provider:  # charged while waiting for it (``_wait_to_walk_again``)
+                return True
         if self.retry_budget is None or ref.provider == OFFLINE or self.retry_budget.try_extra_call(ref.provider):
             return True
         run.excluded[ref.provider] = RETRY_BUDGET_EXHAUSTED
@@ -1079,6 +1165,15 @@ class ResilientCaller:
             rng=self._rng,
             next_served_model_exists=_usable_after(refs, index, run.excluded, served_only=True),
         )
+        permanent = isinstance(error, PermanentProviderError) and not is_context_overflow(error)
+        if is_context_overflow(error):
+            run.unfit.add(ref)
+            run.refused_window = max(run.refused_window, limits_for(ref.provider, ref.model).context_window)
+            run.context_error = error
+        if not permanent:
+            self._exclude_after(run, ref, error)
+        if step.terminal_reason == "chain" and self._degraded_restart(run, refs) is not None:
+            step = _Step("retry_chain")  # not the end: the walk starts again (``_wait_to_walk_again``)
         run.log(
             ref,
             outcome="error",
@@ -1089,13 +1184,17 @@ class ResilientCaller:
             latency_s=latency,
             breaker_state=permit.state,
         )
-        if is_context_overflow(error):
-            run.unfit.add(ref)
-            run.refused_window = max(run.refused_window, limits_for(ref.provider, ref.model).context_window)
-            run.context_error = error
-        elif isinstance(error, PermanentProviderError):
+        if permanent:
             raise run.fail(error) from None
+        if step.decision == "stop":
+            run.stop_reason = step.terminal_reason
+        return step
+
+    def _exclude_after(self, run: _StageRun, ref: ModelRef, error: ProviderError) -> None:
+        """Remember what a failed call says about its provider for the rest of this request."""
         run.failed[ref.provider] = error.error_code or error.error_class
+        if error.error_class == "transient":
+            run.degraded.add(ref.provider)
         if isinstance(error, UnsupportedParameterError):
             pass  # model-level: the provider's other models may still take the request
         elif isinstance(error, BillingError):
@@ -1107,9 +1206,6 @@ class ResilientCaller:
             )
         elif is_provider_overloaded(error):
             run.excluded[ref.provider] = _OVERLOADED
-        if step.decision == "stop":
-            run.stop_reason = step.terminal_reason
-        return step
 
     def _settle(self, permit: Permit, error: ProviderError) -> None:
         """Tell the breaker what a failed call says about the provider's health."""

@@ -6,7 +6,8 @@ the step pays for finding out whether the provider is back. A probe is one cheap
 ``project_insights`` task on a two-line scene, one attempt, the provider's cheapest configured model, no
 fallback - through the same ``ResilientCaller``, adapters and shared breaker the assets use, so the
 breaker records its outcome: a success closes it for every process, a transient failure re-opens it for
-a full cooldown. The Dagster job that runs it on a schedule is ``cineforge_assets/health.py``.
+a longer open period (x1.5, up to the cooldown). The Dagster job that runs it on a schedule is
+``cineforge_assets/health.py``.
 """
 
 from __future__ import annotations

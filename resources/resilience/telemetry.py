@@ -52,8 +52,11 @@ Decision = Literal[
     "fallback_next_provider",
     "skip_provider",
     "stop",
-    # a further call not made: the fleet spent the provider's retry budget (retry_budget.py)
+    # a further call not made: the fleet spent the provider's retry budget (retry_budget.py); with a
+    # ``delay_s``, the request waits that long for the budget instead of failing (executor.py)
     "retry_budget_exhausted",
+    # the walk served nothing on merely degraded providers: it starts again after ``delay_s`` (executor.py)
+    "retry_chain",
     # a second call raced the first after ``hedge_after`` (hedge.py); ``hedge_won``: it answered first
     "hedge_sent",
     "hedge_won",

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import math
 
-from bench.chaos import SCENARIOS, Settings, overlapping_calls, recovery_measures, requests_for
+import pytest
+
+from bench.chaos import (
+    SCENARIOS,
+    Settings,
+    arrival_interval,
+    open_periods_within,
+    overlapping_calls,
+    recovery_measures,
+    requests_for,
+)
+from bench.contenders import BenchConfig, ours_breaker_policy
 from bench.harness import RequestResult
+from resources.resilience.breaker import BreakerPolicy
 
 
 def test_a_call_sent_while_the_previous_one_was_in_flight_is_a_hedge() -> None:
@@ -46,3 +58,18 @@ def test_long_scenarios_get_a_workload_that_spans_their_window() -> None:
     assert requests_for(SCENARIOS["3"], settings) == settings.requests
     assert requests_for(SCENARIOS["6"], settings) == 36 * 80
     assert requests_for(SCENARIOS["7"], settings) == 60 * 80
+
+
+def test_the_long_scenarios_arrive_open_loop_at_three_quarters_of_the_workers_throughput() -> None:
+    settings = Settings()  # 80 requests a second at the oracle's pace
+    assert arrival_interval(SCENARIOS["6"], settings) == pytest.approx(1 / 60)
+    assert arrival_interval(SCENARIOS["7"], settings) == pytest.approx(1 / 60)
+    assert arrival_interval(SCENARIOS["1"], settings) == 0.0  # the short scenarios stay closed loop
+    assert arrival_interval(None, settings) == 0.0  # and so does the oracle
+
+
+def test_a_20_s_outage_holds_two_adaptive_open_periods_and_no_fixed_30_s_one() -> None:
+    ours = ours_breaker_policy(BenchConfig(sim_url=""))
+    assert ours == BreakerPolicy()  # the bench runs a user's defaults
+    assert open_periods_within(20.0, ours) == 2  # probes at 5 s and 12.5 s; the next open period ends at 23.75 s
+    assert open_periods_within(20.0, BreakerPolicy(first_cooldown_seconds=30.0)) == 0

@@ -552,7 +552,7 @@ def test_dagster_daemon_heals_a_partition_the_offline_engine_served(
     assert outage.success and latest_metadata(instance, "scenes", key)["degraded"] is True
     sim.set_profile("none")  # recovery; from here on nobody presses a button
 
-    # The bound covers the breakers' 30 s cooldown, a probe run and a heal run.
+    # The bound covers the breakers' open period (30 s at most), a probe run and a heal run.
     status = wait_for_tagged_run(instance, {HEAL_TAG: "true"}, timeout_s=240.0)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     assert status == DagsterRunStatus.SUCCESS, f"heal run status {status}; daemon log tail:\n{tail}"

@@ -98,7 +98,7 @@ def open_breaker(
     store_url: str, provider: str, *, seconds_ago: float, identities: dict[str, str] | None = None
 ) -> None:
     """Open ``provider``'s breaker as if its failures happened ``seconds_ago`` (default policy: a cold
-    provider opens when both of its 2 warm-up calls fail; 30 s cooldown). ``identities``: a resource's
+    provider opens when both of its 2 warm-up calls fail, for a first open period of 5 s). ``identities``: a resource's
     ``breaker_identities()``, to open the breaker that resource's calls obey."""
     policy = BreakerPolicy()
     breaker = CircuitBreaker(
@@ -175,7 +175,7 @@ def test_probe_closes_a_recovered_providers_breaker_and_leaves_the_others_alone(
     assert transitions == [("open", "half_open"), ("half_open", "closed")]
 
 
-def test_a_failed_probe_reopens_the_breaker_for_a_full_cooldown(
+def test_a_failed_probe_reopens_the_breaker_for_a_longer_open_period(
     instance: Any, sim: ProviderSimulator, store_url: str, tmp_path: Path
 ) -> None:
     sim.set_profile("primary-down:provider=anthropic")
@@ -190,7 +190,10 @@ def test_a_failed_probe_reopens_the_breaker_for_a_full_cooldown(
     after = states(store_url, ids)["anthropic"]
     assert after.state == "open"
     assert after.opened_at is not None and before.opened_at is not None and after.opened_at > before.opened_at
-    assert after.reopens_in_seconds > 20.0
+    policy = BreakerPolicy()
+    assert before.reopens_at is not None and after.reopens_at is not None
+    assert before.reopens_at - before.opened_at == pytest.approx(policy.first_cooldown_seconds)
+    assert after.reopens_at - after.opened_at == pytest.approx(policy.open_period(policy.first_cooldown_seconds))
     assert sim.stats()["by_model"]["anthropic"] == {"claude-haiku-4-5-20251001": {"overloaded": 1}}
     assert metadata["probed"] == 1 and metadata["recovered"] == 0
     assert "still_down" in metadata["states"]

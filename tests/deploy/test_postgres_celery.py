@@ -45,6 +45,7 @@ def breaker_run_config(fleet: Fleet) -> dict[str, Any]:
         "breaker_store_url": fleet.pg_url,
         "breaker_failure_threshold": BREAKER_THRESHOLD,
         "breaker_cooldown_seconds": 600.0,
+        "breaker_first_cooldown_seconds": 600.0,  # open for the whole test: no probe
     }
     return {"resources": {"ai": {"config": config}}}
 

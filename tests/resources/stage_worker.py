@@ -22,6 +22,7 @@ def main() -> int:
         breaker_store_url=store_url,
         breaker_failure_threshold=2,
         breaker_cooldown_seconds=30.0,
+        breaker_first_cooldown_seconds=30.0,  # a fixed open period: the test times its calls by it
         breaker_half_open_probes=1,
         backoff_base_seconds=0.001,
         backoff_cap_seconds=0.002,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import random
 import threading
@@ -34,6 +35,7 @@ POLICY = BreakerPolicy(
     failure_rate_threshold=0.5,
     min_calls_in_window=10,
     cooldown_seconds=30.0,
+    first_cooldown_seconds=30.0,  # a fixed open period: the adaptive one has its own tests below
     half_open_max_probes=2,
     probe_lease_seconds=100.0,
     cache_ttl_seconds=1.0,
@@ -217,6 +219,71 @@ def test_failed_probe_reopens_for_a_full_cooldown(store_factory: StoreFactory) -
     with pytest.raises(BreakerOpenError) as denied:
         breaker.acquire("anthropic")
     assert denied.value.reopens_at == clock.now + 30.0
+
+
+ADAPTIVE = replace(POLICY, first_cooldown_seconds=5.0, cooldown_multiplier=2.0, half_open_max_probes=1)
+
+
+def reopens_in(breaker: CircuitBreaker, clock: FakeClock) -> float:
+    with pytest.raises(BreakerOpenError) as denied:
+        breaker.acquire("anthropic")
+    return denied.value.reopens_at - clock.now
+
+
+def fail_the_probe(breaker: CircuitBreaker, clock: FakeClock, open_for: float) -> None:
+    """Let an open period of ``open_for`` s pass (denied until its end), then fail its one probe."""
+    clock.advance(open_for - 0.1)
+    assert reopens_in(breaker, clock) == pytest.approx(0.1)
+    clock.advance(0.1)
+    breaker.record(breaker.acquire("anthropic"), success=False)
+
+
+def test_each_failed_probe_lengthens_the_open_period_up_to_the_cooldown(store_factory: StoreFactory) -> None:
+    """Resilience4j's exponential wait in open state: 5 s, then x2 per failed probe, capped at 30 s; one probe
+    per open period, fleet-wide. Before: every open period lasted the full 30 s."""
+    clock, listener = FakeClock(), RecordingListener()
+    breaker = make_breaker(store_factory(), clock, ADAPTIVE, listener)
+    other_process = make_breaker(store_factory(), clock, ADAPTIVE)
+    open_breaker(breaker)
+    assert reopens_in(breaker, clock) == pytest.approx(5.0)
+    for open_for, next_open_for in ((5.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 30.0)):
+        clock.advance(open_for)
+        probe = breaker.acquire("anthropic")
+        assert probe.is_probe
+        with pytest.raises(BreakerOpenError):  # one probe per open period, whichever process asks
+            other_process.acquire("anthropic")
+        breaker.record(probe, success=False)
+        assert reopens_in(other_process, clock) == pytest.approx(next_open_for)
+    assert [t.reason for t in listener.transitions].count("probe_failed") == 4
+
+
+def test_a_successful_probe_resets_the_open_period_to_its_first_length(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock, ADAPTIVE)
+    open_breaker(breaker)
+    fail_the_probe(breaker, clock, 5.0)
+    fail_the_probe(breaker, clock, 10.0)
+    clock.advance(20.0)
+    breaker.record(breaker.acquire("anthropic"), success=True)
+    assert breaker.state("anthropic") == "closed"
+    open_breaker(breaker)  # a new episode
+    assert reopens_in(breaker, clock) == pytest.approx(5.0)
+
+
+def test_a_fixed_open_period_when_the_first_equals_the_cooldown(store_factory: StoreFactory) -> None:
+    clock = FakeClock()
+    breaker = make_breaker(store_factory(), clock)  # POLICY: first_cooldown_seconds = cooldown_seconds
+    open_breaker(breaker)
+    assert reopens_in(breaker, clock) == pytest.approx(30.0)
+    clock.advance(30.0)
+    breaker.record(breaker.acquire("anthropic"), success=False)
+    assert reopens_in(breaker, clock) == pytest.approx(30.0)
+
+
+def test_the_open_period_length_survives_a_record_written_before_it_existed() -> None:
+    old = json.loads(BreakerRecord(state="open", opened_at=1.0, reopens_at=31.0).to_json())
+    del old["cooldown_s"]
+    assert BreakerRecord.from_json(json.dumps(old)).cooldown_s is None
 
 
 def test_a_lost_probe_frees_its_slot_when_its_lease_expires(store_factory: StoreFactory) -> None:
@@ -770,6 +837,37 @@ def probes_granted(hosts: dict[str, CircuitBreaker], order: list[str]) -> list[t
 
 
 @pytest.mark.services
+def test_the_adaptive_open_period_runs_on_the_database_clock(pg_dsn: str) -> None:
+    """PostgreSQL's ``clock_timestamp()`` times the open periods: 5 s after the warm-up failed, x2 after a
+    failed probe, whatever the hosts' clocks say."""
+    policy = replace(SKEW_POLICY, first_cooldown_seconds=5.0, cooldown_multiplier=2.0)
+    hosts = {
+        name: CircuitBreaker(PostgresBreakerStore(pg_dsn), policy, clock=lambda skew=skew: time.time() + skew)  # type: ignore[misc]
+        for name, skew in HOST_SKEWS.items()
+    }
+    reader = PostgresBreakerStore(pg_dsn, database_clock=False)
+
+    def open_period() -> float:
+        record = reader.read("anthropic")
+        assert record.state == "open" and record.reopens_at is not None and record.opened_at is not None
+        return record.reopens_at - record.opened_at
+
+    for _ in range(policy.warm_up_budget):
+        hosts["slow"].record(hosts["slow"].acquire("anthropic"), success=False)
+    assert open_period() == pytest.approx(5.0)
+    reader.update(  # the open period elapses (moved back in time, not slept through)
+        "anthropic", lambda r: (replace(r, opened_at=(r.opened_at or 0) - 6, reopens_at=(r.reopens_at or 0) - 6), None)
+    )
+    probe = hosts["very_fast"].acquire("anthropic")
+    assert probe.is_probe
+    assert probes_granted(hosts, ["slow", "fast"]) == []  # one probe fleet-wide
+    hosts["very_fast"].record(probe, success=False)
+    assert open_period() == pytest.approx(10.0)
+    reader.close()
+    close_all(hosts)
+
+
+@pytest.mark.services
 def test_skewed_host_clocks_get_one_probe_per_cooldown_fleet_wide_on_postgres(pg_dsn: str) -> None:
     hosts = skewed_hosts(pg_dsn)
     for _ in range(SKEW_POLICY.warm_up_budget):  # the slow host sees the warm-up calls fail: open
@@ -790,7 +888,7 @@ def test_skewed_host_clocks_get_one_probe_per_cooldown_fleet_wide_on_postgres(pg
         granted = probes_granted(hosts, ["slow", "fast", "very_fast"])
         assert [(name, permit.is_probe) for name, permit in granted] == [("slow", True)]
         name, probe = granted[0]
-        hosts[name].record(probe, success=False)  # still down: a new full cooldown
+        hosts[name].record(probe, success=False)  # still down: a new open period
         assert hosts["very_fast"].state("anthropic") == "open"
         assert probes_granted(hosts, ["very_fast", "fast"]) == []
         close_all(hosts)

@@ -363,23 +363,80 @@ def test_the_attempt_budget_spans_the_chain() -> None:
     assert world.calls("offline") == []
 
 
-def test_overloads_everywhere_exhaust_the_chain() -> None:
+def openai_overloaded() -> ProviderError:
+    return openai_error(503, "server_error", "The engine is currently overloaded")
+
+
+def gemini_overloaded() -> ProviderError:
+    return gemini_error(503, "UNAVAILABLE", "The model is overloaded.")
+
+
+THREE_PROVIDERS = ["claude-sonnet-4-6", "gpt-4.1", "gemini-3-flash-preview"]
+
+
+def test_overloads_everywhere_walk_the_chain_again_until_the_attempt_budget_is_spent() -> None:
+    world = World(anthropic=always(overloaded), openai=always(openai_overloaded), gemini=always(gemini_overloaded))
+    with pytest.raises(ChainExhaustedError) as raised:
+        world.caller.call("normalize", REQUEST, parse_ok, chain=THREE_PROVIDERS)
+    assert raised.value.reason == "budget"
+    assert raised.value.error_class == "transient"
+    assert [(a.provider, a.decision) for a in raised.value.attempts] == [
+        ("anthropic", "fallback_next_provider"),
+        ("openai", "fallback_next_provider"),
+        ("gemini", "retry_chain"),
+        ("anthropic", "retry_chain"),  # the wait before the second walk (skipped: no call)
+        ("anthropic", "fallback_next_provider"),
+        ("openai", "fallback_next_provider"),
+        ("gemini", "stop"),
+    ]
+    wait = raised.value.attempts[3]
+    assert wait.outcome == "skipped" and 0 < wait.delay_s <= StagePolicy().backoff.base
+    assert world.clock.sleeps == [wait.delay_s]
+
+
+def test_a_brownout_request_is_served_on_the_second_walk_instead_of_failing() -> None:
+    """Every provider degraded (one overload each, then healthy): the request must not fail while a healthy
+    answer is one jittered wait away; before, the walk ended with ``chain_exhausted`` after three calls."""
+    world = World(
+        anthropic=sequence(overloaded, GOOD),
+        openai=sequence(openai_overloaded, GOOD),
+        gemini=sequence(gemini_overloaded, GOOD),
+    )
+    outcome = world.caller.call("normalize", REQUEST, parse_ok, chain=THREE_PROVIDERS)
+    assert outcome.provider == "anthropic"  # the walk starts again at the chain's first provider
+    assert [c for p in ("anthropic", "openai", "gemini") for c in world.calls(p)] == [
+        "claude-sonnet-4-6",
+        "claude-sonnet-4-6",
+        "gpt-4.1",
+        "gemini-3-flash-preview",
+    ]
+    assert len(world.clock.sleeps) == 1
+
+
+def test_an_outage_is_not_walked_again() -> None:
+    """Providers that are down for everyone (401, open breaker) are no brownout: no wait, no second walk."""
+    world = World(
+        anthropic=always(lambda: anthropic_error(401, "authentication_error", "invalid x-api-key")),
+        openai=always(openai_overloaded),
+    )
+    with pytest.raises(ChainExhaustedError):
+        world.caller.call("normalize", REQUEST, parse_ok, chain=["claude-sonnet-4-6", "gpt-4.1"])
+    # openai alone was degraded: it is walked again, anthropic (unavailable) never again
+    assert world.calls("anthropic") == ["claude-sonnet-4-6"]
+    assert all(a.decision != "retry_chain" or a.provider == "openai" for a in world.listener.attempts)
+
+
+def test_the_second_walk_ends_at_the_deadline() -> None:
     world = World(
         anthropic=always(overloaded),
-        openai=always(lambda: openai_error(503, "server_error", "The engine is currently overloaded")),
-        gemini=always(lambda: gemini_error(503, "UNAVAILABLE", "The model is overloaded.")),
+        openai=always(openai_overloaded),
+        policy=StagePolicy(deadline_seconds=1.2, max_attempts=50),
     )
+    started = world.clock.now
     with pytest.raises(ChainExhaustedError) as raised:
-        world.caller.call(
-            "normalize", REQUEST, parse_ok, chain=["claude-sonnet-4-6", "gpt-4.1", "gemini-3-flash-preview"]
-        )
-    assert raised.value.reason == "chain"
-    assert raised.value.error_class == "transient"
-    assert [a.decision for a in raised.value.attempts] == [
-        "fallback_next_provider",
-        "fallback_next_provider",
-        "stop",
-    ]
+        world.caller.call("normalize", REQUEST, parse_ok, chain=["claude-sonnet-4-6", "gpt-4.1"])
+    assert raised.value.reason == "deadline"
+    assert world.clock.now - started <= 1.2
 
 
 # --------------------------------------------------------------------------------- invalid output
@@ -420,7 +477,8 @@ def test_breaker_opens_then_zero_calls_until_cooldown_then_one_probe() -> None:
         offline=answers(GOOD),
         policy=StagePolicy(attempts_per_model=1),
         breaker_policy=BreakerPolicy(
-            failure_threshold=3, warm_up_calls=3, cooldown_seconds=30.0, half_open_max_probes=1
+            failure_threshold=3, warm_up_calls=3, cooldown_seconds=30.0, first_cooldown_seconds=30.0,
+            half_open_max_probes=1,
         ),
     )
     chain = ["claude-sonnet-4-6", "offline"]
@@ -484,7 +542,7 @@ def test_all_providers_open_raises_with_the_soonest_reopening() -> None:
     world = World(
         anthropic=answers(GOOD),
         openai=answers(GOOD),
-        breaker_policy=BreakerPolicy(failure_threshold=1, cooldown_seconds=30.0),
+        breaker_policy=BreakerPolicy(failure_threshold=1, cooldown_seconds=30.0, first_cooldown_seconds=30.0),
     )
     world.breaker.record(world.breaker.acquire("anthropic"), success=False)  # reopens at t0 + 30
     world.clock.advance(10.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from resources.resilience.retry_budget import (
     budget_store_from_url,
     spend_extra_call,
 )
-from tests.resources.resilience.fakes import FakeAdapter, FakeClock, always, answers, anthropic_error
+from tests.resources.resilience.fakes import FakeAdapter, FakeClock, always, answers, anthropic_error, sequence
 from tests.resources.resilience.test_breaker import pg_dsn  # noqa: F401  (fixture)
 
 POLICY = RetryBudgetPolicy(ratio=0.2, min_per_window=3, window_seconds=10.0, flush_seconds=1.0)
@@ -187,7 +188,29 @@ def test_over_budget_a_transient_failure_falls_through_without_retrying() -> Non
     assert adapters["openai"].models_called() == []
     decisions = [(a.provider, a.decision, a.error_code) for a in raised.value.attempts]
     assert ("anthropic", "retry_budget_exhausted", RETRY_BUDGET_EXHAUSTED) in decisions
-    assert clock.sleeps == []  # no backoff slept for a retry that was never going to be made
+    # The budget never comes back (ratio and floor 0): the request waits for it until the stage deadline.
+    assert raised.value.reason == "deadline"  # type: ignore[attr-defined]
+    assert sum(clock.sleeps) < StagePolicy().deadline_seconds
+
+
+def test_every_budget_spent_the_request_waits_for_the_first_providers_budget_instead_of_failing() -> None:
+    """A brownout: anthropic overloaded once, openai failing; the fleet spent anthropic's extra calls. The
+    request waits (jittered, telemetry ``retry_budget_exhausted`` with the wait) until the window frees
+    anthropic's budget, then is served there. Before: ``chain_exhausted`` after two calls."""
+    clock = FakeClock()
+    policy = RetryBudgetPolicy(ratio=0.0, min_per_window=1, window_seconds=10.0)
+    budget = RetryBudget(MemoryBudgetStore(), policy, clock=clock)
+    assert budget.try_extra_call("anthropic")  # another worker's retry, this window
+    overloaded = partial(anthropic_error, 529, "overloaded_error", "Overloaded")
+    caller, adapters = _caller(clock, budget, anthropic=sequence(overloaded, GOOD), openai=always(server_error))
+    started = clock()
+    outcome = caller.call("normalize", REQUEST, parse_ok)
+    assert outcome.provider == "anthropic"
+    assert adapters["anthropic"].models_called() == ["claude-sonnet-4-6", "claude-sonnet-4-6"]
+    waits = [a for a in outcome.attempts if a.decision == "retry_budget_exhausted" and a.delay_s > 0]
+    assert waits and all(a.provider == "anthropic" for a in waits)
+    # served once the other worker's extra call left the 10 s window, never past the deadline
+    assert policy.window_seconds <= clock() - started < StagePolicy().deadline_seconds
 
 
 def test_anthropic_budget_spent_its_failure_goes_to_openai_at_once() -> None:

@@ -69,8 +69,9 @@ def test_back_on_the_primary_within_one_cooldown_and_one_probe_per_cooldown(tmp_
         caller.breakers.store.close()
 
 
-def test_a_second_outage_sees_one_probe_per_cooldown(tmp_path: Path) -> None:
-    """Primary down for 100 s: after it opens, the two processes together probe it once per cooldown."""
+def test_a_long_outage_sees_one_probe_per_open_period_each_longer_up_to_the_cooldown(tmp_path: Path) -> None:
+    """Primary down for 100 s: after it opens, the two processes together probe it once per open period, and
+    each period is longer than the last (x1.5 from 5 s) up to the cooldown."""
     clock = FakeClock()
     anthropic = FakeAdapter(
         "anthropic", lambda model, request: (_ for _ in ()).throw(anthropic_error(529, "overloaded_error", "x")), clock
@@ -100,8 +101,14 @@ def test_a_second_outage_sees_one_probe_per_cooldown(tmp_path: Path) -> None:
     opened_at = arrivals[: policy.warm_up_budget][-1]
     probes = [t for t in arrivals if t > opened_at]
     assert probes, "the breaker never probed the primary again"
-    # One probe per cooldown: at ~30, ~60, ~90 s after the breaker opened (the warm-up opens it after 2).
-    assert len(probes) <= int((100.0 - opened_at) // COOLDOWN_S)
-    assert all(b - a >= COOLDOWN_S for a, b in zip(probes, probes[1:], strict=False))
+    # One probe per open period: 5, 7.5, 11.25, ... s apart (the warm-up opens it after 2 calls), never
+    # more than the cooldown apart (plus the probe's own 0.5 s call, the fallback's 0.2 s and the 0.1 s
+    # between requests).
+    periods = [policy.open_period(None)]
+    while len(periods) < len(probes):
+        periods.append(policy.open_period(periods[-1]))
+    gaps = [b - a for a, b in zip([opened_at, *probes], probes, strict=False)]
+    assert all(period <= gap <= period + 1.0 for gap, period in zip(gaps, periods, strict=True)), (gaps, periods)
+    assert len(probes) >= 4 and max(periods) <= COOLDOWN_S
     for caller in callers:
         caller.breakers.store.close()
