@@ -39,10 +39,10 @@ from typing import Any, Protocol
 import httpx
 
 from bench.attempt_trace import TRACE_DIR_ENV, RequestTraceWriter
-from resources.providers.anthropic import AnthropicAdapter
+from resources.adapters.anthropic import AnthropicAdapter
+from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.openai import OpenAIAdapter
 from resources.providers.base import CompletionRequest, ProviderAdapter
-from resources.providers.gemini import GeminiAdapter
-from resources.providers.openai import OpenAIAdapter
 from resources.providers.prompts import parse_response
 from resources.resilience.backoff import BackoffPolicy
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker

@@ -58,7 +58,7 @@ class TimedAdapter:
 def run(calls: int) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     import httpx
 
-    from resources.providers.anthropic import AnthropicAdapter
+    from resources.adapters.anthropic import AnthropicAdapter
     from resources.providers.base import CompletionRequest
     from resources.resilience.breaker import CircuitBreaker
     from resources.resilience.breaker_store import SQLiteBreakerStore

@@ -369,7 +369,7 @@ def _median_per_call(batches: list[float], batch: int) -> float:
 def bench_overhead(sim: SimulatorProcess, iterations: int, loopback_iterations: int) -> OverheadResult:
     import httpx
 
-    from resources.providers.anthropic import AnthropicAdapter
+    from resources.adapters.anthropic import AnthropicAdapter
     from resources.providers.base import CompletionRequest
     from resources.resilience.breaker import CircuitBreaker
     from resources.resilience.breaker_store import SQLiteBreakerStore

@@ -35,12 +35,12 @@ from cineforge_assets.screenplay.payloads import (
 )
 from cineforge_assets.screenplay.project import build_project_config
 from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
+from resources.adapters.veo import DEFAULT_MODEL as VEO_MODEL
 from resources.ai import SPLIT_OUTPUT_TOKENS
 from resources.providers import offline
 from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.providers.prompts import build_request
-from resources.providers.veo import DEFAULT_MODEL as VEO_MODEL
 from resources.resilience.chain import fallback_chain_for
 
 # Veo 3 generates 8-second clips unless a request says otherwise; the B-roll asset asks for none.

@@ -24,14 +24,14 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import BaseModel, Field, PrivateAttr
 
+from resources.adapters.anthropic import AnthropicAdapter
+from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.openai import OpenAIAdapter
 from resources.data_root import response_cache_dir as default_response_cache_dir
 from resources.data_root import telemetry_path as default_telemetry_path
-from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import ProviderAdapter
-from resources.providers.gemini import GeminiAdapter
 from resources.providers.limits import limits_for
 from resources.providers.offline import OfflineAdapter
-from resources.providers.openai import OpenAIAdapter
 from resources.providers.prices import price_table
 from resources.providers.prompts import RESPONSE_MODELS, build_request, parse_response, system_prompt
 from resources.resilience.backoff import (

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from resources.providers.veo import DEFAULT_BASE_URL, DEFAULT_MODEL, VeoClient
+from resources.adapters.veo import DEFAULT_BASE_URL, DEFAULT_MODEL, VeoClient
 
 VeoMode = Literal["offline", "simulated", "live"]
 SIMULATED_KEY = "sim-key-not-a-secret"

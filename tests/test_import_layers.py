@@ -107,11 +107,6 @@ def test_no_import_cycle_between_the_subpackages_and_modules_of_cineforge_assets
     assert cycle_between_parts(repo_edges, "cineforge_assets") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 item 4: resources.providers' adapters import resilience.errors while resilience's "
-    "executor, cost and hedge import providers.base/prices/limits",
-)
 def test_no_import_cycle_between_the_subpackages_and_modules_of_resources(repo_edges: set[Edge]) -> None:
     assert cycle_between_parts(repo_edges, "resources") is None
 

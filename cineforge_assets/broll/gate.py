@@ -43,8 +43,8 @@ from cineforge_assets.broll.jobs import (
     save_jobs,
     utc_now,
 )
+from resources.adapters.veo import VideoOperation
 from resources.atomic_files import atomic_write_bytes
-from resources.providers.veo import VideoOperation
 from resources.resilience.errors import ProviderError
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class EventBus(Protocol):
 
 
 class VeoJobClient(Protocol):
-    """What the gate needs from a Veo client (``resources.providers.veo.VeoClient`` fits)."""
+    """What the gate needs from a Veo client (``resources.adapters.veo.VeoClient`` fits)."""
 
     def submit(self, prompt: str) -> str: ...
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, save_jobs
-from resources.providers.veo import VeoClient
+from resources.adapters.veo import VeoClient
 from resources.simulator import ManualClock, ProviderSimulator
 from resources.simulator.veo import VeoSimulator, extension, veo_simulator
 

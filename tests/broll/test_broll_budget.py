@@ -13,9 +13,9 @@ from cineforge_assets.assets.ingest import canonical_script, project_config, raw
 from cineforge_assets.broll.budget import clip_price
 from cineforge_assets.run_events import spend_from_tags
 from cineforge_assets.sources import register_source
+from resources.adapters.veo import DEFAULT_MODEL
 from resources.ai import AIProviderResource
 from resources.io_manager import ArtifactIOManager
-from resources.providers.veo import DEFAULT_MODEL
 from resources.simulator import ProviderSimulator
 from resources.simulator.veo import VeoSimulator
 from resources.veo3 import Veo3Resource

@@ -24,7 +24,7 @@ from cineforge_assets.broll.gate import (
     submit_error_kind,
 )
 from cineforge_assets.broll.jobs import BrollJob, BrollJobsFile, error_kind, load_jobs, save_jobs
-from resources.providers.veo import VeoClient, is_playable_mp4
+from resources.adapters.veo import VeoClient, is_playable_mp4
 from resources.resilience.errors import PermanentProviderError, TransientProviderError
 from resources.simulator import ManualClock, ProviderSimulator
 from resources.simulator.veo import VeoFault, VeoSimulator

@@ -15,9 +15,9 @@ from cineforge_assets.assets.broll import veo3_broll
 from cineforge_assets.assets.ingest import canonical_script, project_config, raw_input, scenes
 from cineforge_assets.definitions import defs
 from cineforge_assets.sources import register_source
+from resources.adapters.veo import is_playable_mp4
 from resources.ai import AIProviderResource
 from resources.io_manager import ArtifactIOManager
-from resources.providers.veo import is_playable_mp4
 from resources.simulator import ProviderSimulator
 from resources.simulator.veo import VeoFault, VeoSimulator
 from resources.veo3 import Veo3Resource

@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from resources.adapters.anthropic import AnthropicAdapter
+from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.http_adapter import HttpProviderAdapter
+from resources.adapters.openai import OpenAIAdapter
 from resources.providers import prompts
-from resources.providers.anthropic import AnthropicAdapter
 from resources.providers.base import CompletionRequest, ProviderAdapter
-from resources.providers.gemini import GeminiAdapter
-from resources.providers.http_adapter import HttpProviderAdapter
 from resources.providers.limits import CHARS_PER_TOKEN, limits_for
 from resources.providers.offline import OfflineAdapter
-from resources.providers.openai import OpenAIAdapter
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
 from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.chain import StagePolicy

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import EnvVar
 
-from resources.providers.veo import (
+from resources.adapters.veo import (
     DEFAULT_MODEL,
     VeoClient,
     is_playable_mp4,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from resources.adapters.veo import DEFAULT_MODEL as VEO_MODEL
 from resources.providers.limits import default_table
 from resources.providers.prices import (
     PRICES_FILE_ENV,
@@ -19,7 +20,6 @@ from resources.providers.prices import (
     sum_costs,
     video_cost,
 )
-from resources.providers.veo import DEFAULT_MODEL as VEO_MODEL
 from resources.resilience.chain import DEFAULT_CHAINS, provider_for
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resources.providers.anthropic import AnthropicAdapter
+from resources.adapters.anthropic import AnthropicAdapter
+from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.openai import OpenAIAdapter
 from resources.providers.base import CompletionRequest, ProviderAdapter
-from resources.providers.gemini import GeminiAdapter
-from resources.providers.openai import OpenAIAdapter
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
 from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.budget import BudgetCaps, MemorySpendStore, SpendLedger

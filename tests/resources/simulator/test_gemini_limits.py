@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from resources.adapters.gemini import GeminiAdapter
 from resources.providers import prompts
-from resources.providers.gemini import GeminiAdapter
 from resources.providers.limits import CHARS_PER_TOKEN, limits_for
 from resources.resilience.errors import PermanentProviderError
 from resources.simulator import ProviderSimulator

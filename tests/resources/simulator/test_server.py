@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from resources.adapters.anthropic import AnthropicAdapter
 from resources.providers import prompts
-from resources.providers.anthropic import AnthropicAdapter
 from resources.resilience.errors import ProviderError, TransientProviderError
 from resources.simulator import ManualClock, ProviderSimulator, SimRequest, SimResponse
 

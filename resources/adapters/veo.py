@@ -38,8 +38,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-from resources.providers.gemini import retry_delay_from_details
-from resources.providers.http_adapter import HttpProviderAdapter, as_dict
+from resources.adapters.gemini import retry_delay_from_details
+from resources.adapters.http_adapter import HttpProviderAdapter, as_dict
 from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from resources.adapters.anthropic import AnthropicAdapter
+from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.http_adapter import HttpProviderAdapter
+from resources.adapters.openai import OpenAIAdapter
 from resources.providers import prompts
-from resources.providers.anthropic import AnthropicAdapter
-from resources.providers.gemini import GeminiAdapter
-from resources.providers.http_adapter import HttpProviderAdapter
-from resources.providers.openai import OpenAIAdapter
 from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 import httpx
 
+from resources.adapters.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.base import Completion, CompletionRequest
-from resources.providers.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import (
     PermanentProviderError,

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from resources.adapters.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.base import Completion, CompletionRequest
-from resources.providers.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import PermanentProviderError, request_id_from
 
