@@ -167,7 +167,8 @@ class AIProviderResource(ConfigurableResource):
     )
     breaker_first_cooldown_seconds: float = Field(
         default=_BREAKER_DEFAULTS.first_cooldown_seconds,
-        description="how long a breaker stays open the first time in an outage (equal to the cooldown: fixed)",
+        description="how long a breaker stays open the first time in an outage "
+        "(set it to the cooldown for a fixed open period)",
     )
     breaker_cooldown_multiplier: float = Field(
         default=_BREAKER_DEFAULTS.cooldown_multiplier,

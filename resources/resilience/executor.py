@@ -202,6 +202,9 @@ class _StageRun:
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
     prices: PriceTable | None = None
+    # (provider, model, input tokens, output tokens) -> USD: a served call is priced for its attempt record,
+    # its fallback baseline and its spend settlement; one table lookup each is most of the layer's own time
+    costs: dict[tuple[str, str, int, int], float | None] = field(default_factory=dict)
     # the chain's first model: what a fallback's tokens would have cost there is its baseline
     first: ModelRef | None = None
     # the latest call a spending cap refused, and why
@@ -298,9 +301,12 @@ class _StageRun:
 
     def cost_of(self, ref: ModelRef, completion: Completion) -> float | None:
         """USD of ``completion``'s usage on ``ref`` at list price (None: ``ref`` is unpriced)."""
-        table = self.prices or price_table()
-        usage = TokenUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
-        return table.cost_of(ref.provider, ref.model, usage).usd
+        key = (ref.provider, ref.model, completion.input_tokens, completion.output_tokens)
+        if key not in self.costs:
+            table = self.prices or price_table()
+            usage = TokenUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
+            self.costs[key] = table.cost_of(ref.provider, ref.model, usage).usd
+        return self.costs[key]
 
     def fail(self, error: ProviderError) -> ProviderError:
         error.attempts = list(self.attempts)
@@ -526,7 +532,8 @@ class ResilientCaller:
             run_id=run_id if run_id is not None else self.run_id,
             partition=partition if partition is not None else self.partition,
             deadline=self._clock() + policy.deadline_seconds,
-            prices=self.prices,
+            # resolved once per stage call, not per attempt (price_table reads the environment)
+            prices=self.prices or price_table(),
             first=refs[0] if refs else None,
         )
         if self.retry_budget is not None:
