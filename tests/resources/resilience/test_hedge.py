@@ -19,7 +19,7 @@ from resources.resilience.breaker_store import MemoryBreakerStore
 from resources.resilience.budget import BudgetCaps, MemorySpendStore, SpendLedger
 from resources.resilience.chain import ModelRef, StagePolicy
 from resources.resilience.errors import ProviderError
-from resources.resilience.executor import ResilientCaller
+from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.hedge import (
     CancellableClients,
     Entrant,
@@ -168,6 +168,17 @@ def _world(
     return caller, hedger
 
 
+def _race(
+    sim: ProviderSimulator, client: httpx.Client, profile: str, *, after: float = 0.05, timeout: float = 3.0
+) -> tuple[CallOutcome, RecordingHedger]:
+    """One normalize call under ``profile``, hedged after ``after`` s, each call timing out after ``timeout`` s."""
+    sim.set_profile(profile)
+    caller, hedger = _world(
+        sim, client, policy=HedgePolicy(after_seconds=after), stage_policy=StagePolicy(request_timeout_seconds=timeout)
+    )
+    return caller.call("normalize", REQUEST, lambda text: text), hedger
+
+
 def test_a_hung_primary_is_hedged_the_hedge_wins_and_the_primary_connection_is_shut(
     simulator: ProviderSimulator, http_client: httpx.Client
 ) -> None:
@@ -208,14 +219,13 @@ def test_a_hung_primary_is_hedged_at_half_its_timeout_before_any_latency_is_know
 def test_a_hedge_that_fails_while_the_primary_hangs_is_followed_by_the_next_hedge_at_once(
     simulator: ProviderSimulator, http_client: httpx.Client
 ) -> None:
-    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=reset,provider=openai,rate=1")
-    caller, hedger = _world(
+    outcome, hedger = _race(
         simulator,
         http_client,
-        policy=HedgePolicy(after_seconds=0.05),
-        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+        "fault:kind=timeout,provider=anthropic,hold=30+fault:kind=reset,provider=openai,rate=1",
+        after=0.05,
+        timeout=3.0,
     )
-    outcome = caller.call("normalize", REQUEST, lambda text: text)
     assert outcome.provider == "gemini"
     assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
         ("anthropic", "hedge_sent", "slow_call"),
@@ -233,14 +243,13 @@ def test_a_hedge_that_fails_while_the_primary_hangs_is_followed_by_the_next_hedg
 def test_a_hedge_that_hangs_too_is_followed_by_the_next_hedge_after_its_own_delay(
     simulator: ProviderSimulator, http_client: httpx.Client
 ) -> None:
-    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
-    caller, hedger = _world(
+    outcome, hedger = _race(
         simulator,
         http_client,
-        policy=HedgePolicy(after_seconds=0.05),
-        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+        "fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30",
+        after=0.05,
+        timeout=3.0,
     )
-    outcome = caller.call("normalize", REQUEST, lambda text: text)
     assert outcome.provider == "gemini"
     assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
         ("anthropic", "hedge_sent", "slow_call"),
@@ -261,15 +270,14 @@ def test_a_hedge_that_hangs_too_is_followed_by_the_next_hedge_after_its_own_dela
 def test_a_late_hedge_is_followed_by_the_next_one_even_after_the_primary_timed_out(
     simulator: ProviderSimulator, http_client: httpx.Client
 ) -> None:
-    simulator.set_profile("fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30")
-    caller, hedger = _world(
+    # The primary times out (0.5 s) while the hedge sent at 0.3 s is out and not yet late (0.6 s).
+    outcome, hedger = _race(
         simulator,
         http_client,
-        # The primary times out (0.5 s) while the hedge sent at 0.3 s is out and not yet late (0.6 s).
-        policy=HedgePolicy(after_seconds=0.3),
-        stage_policy=StagePolicy(request_timeout_seconds=0.5),
+        "fault:kind=timeout,provider=anthropic,hold=30+fault:kind=timeout,provider=openai,hold=30",
+        after=0.3,
+        timeout=0.5,
     )
-    outcome = caller.call("normalize", REQUEST, lambda text: text)
     assert outcome.provider == "gemini"
     assert [(a.provider, a.decision) for a in outcome.attempts] == [
         ("anthropic", "hedge_sent"),
