@@ -260,7 +260,7 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
     from cineforge_assets.crashed_runs import run_worker_tags
     from cineforge_assets.definitions import defs
     from cineforge_assets.executors import executor_name
-    from cineforge_assets.partitions import screenplay_partitions
+    from cineforge_assets.partitions import ensure_screenplay_partition
     from cineforge_assets.screenplay.formats.errors import SourceError
     from cineforge_assets.screenplay.formats.limits import SourceLimits
     from cineforge_assets.sources import SourceRegistryError, register_source_version
@@ -280,10 +280,7 @@ def _ingest(args: argparse.Namespace, output: RunOutput) -> int:
         return _refuse(path, f"cannot read {path}: {exc}", None)
     partition = registered.partition_key
     instance = DagsterInstance.get()
-    if screenplay_partitions.name and not instance.has_dynamic_partition(
-        screenplay_partitions.name, partition
-    ):
-        instance.add_dynamic_partitions(screenplay_partitions.name, [partition])
+    ensure_screenplay_partition(instance, partition)
     job = defs.resolve_job_def("screenplay_pipeline")
     tags = {
         SOURCE_TAG: path.name,

@@ -20,12 +20,15 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import PurePath
+from typing import Protocol
 
 from anyascii import anyascii
 from dagster import DynamicPartitionsDefinition
 
-screenplay_partitions = DynamicPartitionsDefinition(name="screenplays")
+SCREENPLAY_PARTITIONS = "screenplays"
+screenplay_partitions = DynamicPartitionsDefinition(name=SCREENPLAY_PARTITIONS)
 
 MAX_KEY_LENGTH = 80
 NAME_HASH_LENGTH = 8
@@ -60,3 +63,23 @@ def partition_key_for(file_name: str) -> str:
     suffix = f"-{_name_hash(stem)}"
     readable = (slug or EMPTY_SLUG)[: MAX_KEY_LENGTH - len(suffix)].rstrip("-")
     return readable + suffix
+
+
+class _DynamicPartitionStore(Protocol):
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool: ...
+
+    def add_dynamic_partitions(self, partitions_def_name: str, partition_keys: Sequence[str]) -> None: ...
+
+
+def ensure_screenplay_partition(instance: _DynamicPartitionStore, key: str) -> None:
+    """Add ``key`` to the screenplays partitions unless it is there. Two ingests of one script started at once
+    both see it missing and both insert it: the second insert breaks the storage's unique key, which only means
+    the other process won the race, so it is read back instead of failing the ingest."""
+    name = SCREENPLAY_PARTITIONS
+    if instance.has_dynamic_partition(name, key):
+        return
+    try:
+        instance.add_dynamic_partitions(name, [key])
+    except Exception:
+        if not instance.has_dynamic_partition(name, key):
+            raise

@@ -8,16 +8,18 @@ import json
 import multiprocessing
 import os
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from dagster import AssetKey, DagsterEventType, DagsterInstance, SensorResult, build_sensor_context
 
 from cineforge_assets.cli import main as cineforge_main
 from cineforge_assets.definitions import defs
 from cineforge_assets.inbox import InboxPolicy
-from cineforge_assets.partitions import MAX_KEY_LENGTH, partition_key_for
+from cineforge_assets.partitions import MAX_KEY_LENGTH, ensure_screenplay_partition, partition_key_for
 from cineforge_assets.paths import artifacts_dir, inbox_dir
 from cineforge_assets.sensors import build_inbox_sensor
 from cineforge_assets.sources import (
@@ -279,8 +281,8 @@ def test_two_concurrent_cli_ingests_for_one_partition_each_read_their_own_file(
         for path in files
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err.decode()[-3000:] for _, err in outputs]
     summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
-    assert [proc.returncode for proc in procs] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
     with DagsterInstance.get() as instance:
         for path, summary in zip(files, summaries, strict=True):
             run = instance.get_run_by_id(summary["run_id"])
@@ -388,3 +390,34 @@ def test_title_page_only_fountain_fails_permanently_and_keeps_the_last_good_arti
     assert "no script body after the title page" in summary["_stderr"]
     for asset, before in kept.items():
         assert (artifacts_dir() / asset / f"{key}.json").read_bytes() == before, asset
+
+
+class _RacedPartitions:
+    """A store where another ingest adds the key between this one's check and its insert."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.inserts = 0
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        return partition_key in self.keys
+
+    def add_dynamic_partitions(self, partitions_def_name: str, partition_keys: Sequence[str]) -> None:
+        self.inserts += 1
+        self.keys.update(partition_keys)  # the other process's insert landed first...
+        raise sqlalchemy.exc.IntegrityError("INSERT INTO dynamic_partitions", None, Exception("UNIQUE constraint"))
+
+
+def test_an_ingest_that_loses_the_race_to_add_its_partition_goes_on() -> None:
+    store = _RacedPartitions()
+    ensure_screenplay_partition(store, "ledger")  # ...so this one's insert breaks the unique key
+    assert store.inserts == 1 and store.has_dynamic_partition("screenplays", "ledger")
+
+
+def test_a_partition_insert_that_fails_for_another_reason_is_not_swallowed() -> None:
+    class Broken(_RacedPartitions):
+        def add_dynamic_partitions(self, partitions_def_name: str, partition_keys: Sequence[str]) -> None:
+            raise sqlalchemy.exc.OperationalError("INSERT", None, Exception("disk I/O error"))
+
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        ensure_screenplay_partition(Broken(), "ledger")
