@@ -297,18 +297,15 @@ def test_a_late_hedge_is_followed_by_the_next_one_even_after_the_primary_timed_o
 def test_a_provider_whose_hedge_was_reset_may_race_again_when_nothing_else_is_left(
     simulator: ProviderSimulator, http_client: httpx.Client
 ) -> None:
-    simulator.set_profile(
-        "fault:kind=timeout,provider=anthropic,hold=30"
-        "+fault:kind=reset,provider=openai,rate=1,hits=1"
-        "+fault:kind=timeout,provider=gemini,hold=30"
-    )
-    caller, hedger = _world(
+    outcome, hedger = _race(
         simulator,
         http_client,
-        policy=HedgePolicy(after_seconds=0.05),
-        stage_policy=StagePolicy(request_timeout_seconds=3.0),
+        "fault:kind=timeout,provider=anthropic,hold=30"
+        "+fault:kind=reset,provider=openai,rate=1,hits=1"
+        "+fault:kind=timeout,provider=gemini,hold=30",
+        after=0.05,
+        timeout=3.0,
     )
-    outcome = caller.call("normalize", REQUEST, lambda text: text)
     assert outcome.provider == "openai"
     assert [(a.provider, a.decision, a.error_code) for a in outcome.attempts] == [
         ("anthropic", "hedge_sent", "slow_call"),
