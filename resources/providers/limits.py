@@ -46,6 +46,12 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
+def estimate_prompt_tokens(system: str, prompt: str) -> int:
+    """``estimate_tokens(system + prompt)`` without building the joined string (a whole script's prompt is
+    hundreds of kilobytes, estimated on every call's path)."""
+    return math.ceil((len(system) + len(prompt)) / CHARS_PER_TOKEN)
+
+
 class ModelLimits(BaseModel):
     """One model's limits and capabilities.
 
@@ -90,6 +96,8 @@ class ModelLimitsTable:
         self._rows = {(row.provider, row.model): row for row in rows}
         self._default = default
         self.read_on = read_on
+        # Looked up several times on every call's path; the table never changes once built.
+        self._found: dict[tuple[str, str], ModelLimits] = {}
 
     @classmethod
     def load(cls, path: str | Path = LIMITS_FILE) -> ModelLimitsTable:
@@ -109,6 +117,12 @@ class ModelLimitsTable:
 
     def get(self, provider: str, model: str) -> ModelLimits:
         """The row for ``model`` (see the module docstring for the lookup), or the default row."""
+        found = self._found.get((provider, model))
+        if found is None:
+            found = self._found[(provider, model)] = self._lookup(provider, model)
+        return found
+
+    def _lookup(self, provider: str, model: str) -> ModelLimits:
         name = model.removeprefix("models/")
         for candidate in (name, _SNAPSHOT_SUFFIX.sub("", name)):
             row = self._rows.get((provider, candidate))

@@ -164,6 +164,10 @@ class PriceTable:
     def __init__(self, rows: Iterable[ModelPrice], read_on: date | None = None) -> None:
         self._rows = {(row.provider, row.model): row for row in rows}
         self.read_on = read_on
+        # The table never changes once built: each name's lookup (and its token rates as plain floats) is
+        # remembered, since pricing a served call is on every call's path.
+        self._found: dict[tuple[str, str], ModelPrice | None] = {}
+        self._rates: dict[tuple[str, str], tuple[float, float, int, float, float] | None] = {}
 
     @classmethod
     def load(cls, path: str | Path = PRICES_FILE) -> PriceTable:
@@ -185,12 +189,40 @@ class PriceTable:
         return list(self._rows.values())
 
     def get(self, provider: str, model: str) -> ModelPrice | None:
+        key = (provider, model)
+        if key in self._found:
+            return self._found[key]
         name = model.removeprefix("models/")
-        for candidate in (name, _SNAPSHOT_SUFFIX.sub("", name)):
-            row = self._rows.get((provider, candidate))
-            if row is not None:
-                return row
-        return None
+        row = self._rows.get((provider, name))
+        if row is None:
+            row = self._rows.get((provider, _SNAPSHOT_SUFFIX.sub("", name)))
+        self._found[key] = row
+        return row
+
+    def tokens_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """``cost_of(...).usd`` for a call without cached input, in plain floats (``None``: unpriced): the
+        per-call path prices every served call, and the models ``cost_of`` builds cost more than the sum."""
+        key = (provider, model)
+        if key not in self._rates:
+            row = self.get(provider, model)
+            if row is None or row.input_per_mtok is None or row.output_per_mtok is None:
+                self._rates[key] = None
+            else:
+                long = row.long_context
+                self._rates[key] = (
+                    row.input_per_mtok,
+                    row.output_per_mtok,
+                    long.threshold_tokens if long is not None else 0,
+                    long.input_per_mtok if long is not None else 0.0,
+                    long.output_per_mtok if long is not None else 0.0,
+                )
+        rates = self._rates[key]
+        if rates is None:
+            return None
+        input_rate, output_rate, threshold, long_input_rate, long_output_rate = rates
+        if threshold and input_tokens > threshold:
+            input_rate, output_rate = long_input_rate, long_output_rate
+        return (input_tokens * input_rate + output_tokens * output_rate) / _PER_MILLION
 
     def cost_of(self, provider: str, model: str, usage: TokenUsage) -> Cost:
         """What a call to ``model`` that used ``usage`` cost at list price."""

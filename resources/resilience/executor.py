@@ -108,7 +108,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
-from resources.providers.limits import estimate_tokens, limits_for
+from resources.providers.limits import estimate_prompt_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import CircuitBreaker
@@ -121,6 +121,7 @@ from resources.resilience.budget import (
     SpendLedger,
 )
 from resources.resilience.chain import OFFLINE, ModelRef, StagePolicy, fallback_chain_for
+from resources.resilience.error_class import ErrorClass
 from resources.resilience.errors import (
     BILLING_REFUSED,
     CONNECTION_RESET,
@@ -264,17 +265,35 @@ class _StageRun:
     ) -> AttemptRecord:
         # trusted: every field is typed here already, and validation would cost more than the rest of the
         # layer's per-call work.
+        error_class: ErrorClass | None = None
+        status: int | None = None
+        if error is not None:
+            request_id = request_id or error.request_id
+            error_code = error_code or error.error_code
+            error_class, status = error.error_class, error.status
+        input_tokens: int | None = None
+        output_tokens: int | None = None
+        max_tokens: int | None = None
+        first_model_cost_usd: float | None = None
+        truncated = False
+        cost_usd: float | None = 0.0
+        if completion is not None:
+            input_tokens, output_tokens = completion.input_tokens, completion.output_tokens
+            max_tokens, truncated = completion.max_tokens, completion.truncated
+            cost_usd = self.cost_of(ref, completion)
+            if self.first is not None:
+                first_model_cost_usd = self.cost_of(self.first, completion)
         record = AttemptRecord.trusted(
             ts=self.clock() if ts is None else ts,
             stage=self.stage,
             attempt=len(self.attempts) + 1,
             provider=ref.provider,
             model=ref.model,
-            request_id=request_id or (error.request_id if error else None),
+            request_id=request_id or None,
             outcome=outcome,
-            error_code=error_code or (error.error_code or None if error else None),
-            error_class=error.error_class if error else None,
-            status=error.status if error else None,
+            error_code=error_code or None,
+            error_class=error_class,
+            status=status,
             delay_s=delay_s,
             decision=decision,
             terminal_reason=terminal_reason,
@@ -282,14 +301,12 @@ class _StageRun:
             breaker_state=breaker_state,
             run_id=self.run_id,
             partition=self.partition,
-            input_tokens=completion.input_tokens if completion else None,
-            output_tokens=completion.output_tokens if completion else None,
-            max_tokens=completion.max_tokens if completion else None,
-            truncated=completion.truncated if completion else False,
-            cost_usd=self.cost_of(ref, completion) if completion else 0.0,
-            first_model_cost_usd=(
-                self.cost_of(self.first, completion) if completion and self.first is not None else None
-            ),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            max_tokens=max_tokens,
+            truncated=truncated,
+            cost_usd=cost_usd,
+            first_model_cost_usd=first_model_cost_usd,
         )
         self.attempts.append(record)
         for listener in self.listeners:
@@ -304,8 +321,7 @@ class _StageRun:
         key = (ref.provider, ref.model, completion.input_tokens, completion.output_tokens)
         if key not in self.costs:
             table = self.prices or price_table()
-            usage = TokenUsage(input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
-            self.costs[key] = table.cost_of(ref.provider, ref.model, usage).usd
+            self.costs[key] = table.tokens_usd(*key)
         return self.costs[key]
 
     def fail(self, error: ProviderError) -> ProviderError:
@@ -411,7 +427,7 @@ def _window_short_by(ref: ModelRef, request: CompletionRequest) -> int:
     """Tokens by which ``request`` (prompt estimate plus the output ceiling ``ref`` would be sent) exceeds
     ``ref``'s context window; 0 or less when it fits."""
     limits = limits_for(ref.provider, ref.model)
-    needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+    needed = estimate_prompt_tokens(request.system, request.prompt) + limits.output_ceiling(request.max_tokens)
     return needed - limits.context_window
 
 
@@ -811,7 +827,7 @@ class ResilientCaller:
         limits = limits_for(ref.provider, ref.model)
         if _window_short_by(ref, request) <= 0 and limits.context_window > run.refused_window:
             return True
-        needed = estimate_tokens(request.system + request.prompt) + limits.output_ceiling(request.max_tokens)
+        needed = estimate_prompt_tokens(request.system, request.prompt) + limits.output_ceiling(request.max_tokens)
         run.unfit.add(ref)
         if run.context_error is None:
             run.context_error = ContextWindowExceededError(
@@ -836,7 +852,8 @@ class ResilientCaller:
         if already_raised or run.out_of() is not None:
             return None
         sent = completion.max_tokens or request.max_tokens
-        room = limits_for(ref.provider, ref.model).room_for_output(estimate_tokens(request.system + request.prompt))
+        prompt_tokens = estimate_prompt_tokens(request.system, request.prompt)
+        room = limits_for(ref.provider, ref.model).room_for_output(prompt_tokens)
         return room if room > sent else None
 
     def _race(
@@ -1076,7 +1093,7 @@ class ResilientCaller:
     def estimated_cost(self, ref: ModelRef, request: CompletionRequest) -> float | None:
         """The most ``request`` can cost on ``ref``: its prompt estimate plus the whole output ceiling sent."""
         usage = TokenUsage(
-            input_tokens=estimate_tokens(request.system + request.prompt),
+            input_tokens=estimate_prompt_tokens(request.system, request.prompt),
             output_tokens=limits_for(ref.provider, ref.model).output_ceiling(request.max_tokens),
         )
         return (self.prices or price_table()).cost_of(ref.provider, ref.model, usage).usd

@@ -10,6 +10,7 @@ import pytest
 from resources.providers.limits import (
     LIMITS_FILE,
     ModelLimitsTable,
+    estimate_prompt_tokens,
     estimate_tokens,
     limits_for,
 )
@@ -72,3 +73,26 @@ def test_a_malformed_table_fails_naming_the_file(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"default": {}, "models": [{"provider": "openai", "model": "m"}]}))
     with pytest.raises(ValueError, match="limits.json"):
         ModelLimitsTable.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("system", "prompt"), [("", ""), ("a", ""), ("", "abcd"), ("abc", "de"), ("x" * 4001, "y" * 3)]
+)
+def test_the_prompt_estimate_from_two_parts_equals_the_estimate_of_their_join(system: str, prompt: str) -> None:
+    assert estimate_prompt_tokens(system, prompt) == estimate_tokens(system + prompt)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("anthropic", "claude-sonnet-4-6"),
+        ("anthropic", "claude-haiku-4-5-20251001"),
+        ("gemini", "models/gemini-2.5-pro"),
+        ("anthropic", "no-such-model"),
+    ],
+)
+def test_a_remembered_lookup_answers_as_a_fresh_table_does(provider: str, model: str) -> None:
+    table = ModelLimitsTable.load()
+    first = table.get(provider, model)
+    assert table.get(provider, model) is first
+    assert ModelLimitsTable.load().get(provider, model) == first

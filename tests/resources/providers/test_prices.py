@@ -104,3 +104,25 @@ def test_malformed_price_file_fails_loudly_naming_the_file(tmp_path: Path) -> No
     nothing.write_text(json.dumps({"models": [{"provider": "openai", "model": "gpt-4.1"}]}))
     with pytest.raises(ValueError, match="needs input_per_mtok"):
         PriceTable.load(nothing)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "input_tokens", "output_tokens"),
+    [
+        ("anthropic", "claude-sonnet-4-6", 40, 8),
+        ("anthropic", "claude-haiku-4-5-20251001", 1234, 567),  # dated snapshot
+        ("gemini", "models/gemini-2.5-pro", 199_999, 10),  # under the long-context threshold
+        ("gemini", "gemini-2.5-pro", 200_001, 10),  # over it: every token at the long rate
+        ("offline", "offline", 500, 500),
+        ("nobody", "unknown-model", 10, 10),  # unpriced
+    ],
+)
+def test_the_per_call_price_in_plain_floats_is_what_cost_of_says(
+    provider: str, model: str, input_tokens: int, output_tokens: int
+) -> None:
+    table = shipped_table()
+    usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+    for _ in range(2):  # the second answer comes from the remembered rates
+        assert table.tokens_usd(provider, model, input_tokens, output_tokens) == pytest.approx(
+            table.cost_of(provider, model, usage).usd
+        )
