@@ -109,7 +109,7 @@ from typing import Generic, TypeVar
 
 from resources.providers.base import Completion, CompletionRequest, ProviderAdapter
 from resources.providers.limits import estimate_prompt_tokens, limits_for
-from resources.providers.prices import PriceTable, TokenUsage, price_table
+from resources.providers.prices import PriceTable, price_table
 from resources.resilience.backoff import delay_for
 from resources.resilience.breaker import CircuitBreaker
 from resources.resilience.breaker_state import BreakerState, Permit
@@ -1092,11 +1092,12 @@ class ResilientCaller:
 
     def estimated_cost(self, ref: ModelRef, request: CompletionRequest) -> float | None:
         """The most ``request`` can cost on ``ref``: its prompt estimate plus the whole output ceiling sent."""
-        usage = TokenUsage(
-            input_tokens=estimate_prompt_tokens(request.system, request.prompt),
-            output_tokens=limits_for(ref.provider, ref.model).output_ceiling(request.max_tokens),
+        return (self.prices or price_table()).tokens_usd(
+            ref.provider,
+            ref.model,
+            estimate_prompt_tokens(request.system, request.prompt),
+            limits_for(ref.provider, ref.model).output_ceiling(request.max_tokens),
         )
-        return (self.prices or price_table()).cost_of(ref.provider, ref.model, usage).usd
 
     def _reserve(
         self, run: _StageRun, ref: ModelRef, request: CompletionRequest, permit: Permit
