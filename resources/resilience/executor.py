@@ -167,6 +167,8 @@ _OVER_BUDGET = "over_budget"
 _CONTEXT_TOO_SMALL = "context_window_too_small"
 # Exclusions that say "degraded", not "out": a walk that served nothing tries these providers again.
 _DEGRADED = frozenset({_OVERLOADED, RETRY_BUDGET_EXHAUSTED})
+# Without a ledger every call's reservation is this one (nothing to settle).
+_NO_RESERVATION = Reservation((), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,6 +709,7 @@ class ResilientCaller:
         repaired = ceiling_raised = False
         current_request = request
         budget_checked = False  # a retry's budget is checked before its backoff sleep
+        hedged = self.hedger is not None and self.hedger.hedges(run.stage)
         while True:
             if run.calls and not budget_checked and not self._within_retry_budget(run, ref):
                 return None
@@ -725,7 +728,7 @@ class ResilientCaller:
             run.output_ceiling = limits_for(ref.provider, ref.model).output_ceiling(current_request.max_tokens)
             started = self._clock()
             try:
-                if self.hedger is not None and ref.provider != OFFLINE and self.hedger.hedges(run.stage):
+                if hedged and ref.provider != OFFLINE:
                     raced = self._race(run, refs, index, current_request, permit, parse, started)
                     if isinstance(raced, CallOutcome):
                         self._settle_spend(reservation, 0.0)  # cancelled before it answered
@@ -749,13 +752,15 @@ class ResilientCaller:
                 raise
             finished = self._clock()
             latency = finished - started
-            self._settle_spend(
-                reservation,
-                run.cost_of(ref, completion),
-                run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
-            )
+            if reservation.keys:
+                self._settle_spend(
+                    reservation,
+                    run.cost_of(ref, completion),
+                    run.cost_of(run.first, completion) if run.first is not None and run.first != ref else None,
+                )
             self.breakers.record(permit, success=True)
-            if self.hedger is not None and self.hedger.hedges(run.stage):  # (what no hedge reads is not kept)
+            if hedged:  # (what no hedge reads is not kept)
+                assert self.hedger is not None
                 self.hedger.tracker.observe((ref.provider, ref.model, run.stage), latency)
             if completion.truncated:
                 raised = self._raised_ceiling(run, ref, current_request, completion, ceiling_raised)
@@ -934,7 +939,7 @@ class ResilientCaller:
         """The cost budget's reservation for a hedge, or None when the caps refuse it. Unlike ``_reserve`` a
         refusal is not logged or kept for the stage's error: no hedge is sent, and nothing else changes."""
         if self.ledger is None:
-            return Reservation((), 0.0)
+            return _NO_RESERVATION
         answer = self.ledger.reserve(self.estimated_cost(ref, request), stage=run.stage)
         return answer if isinstance(answer, Reservation) else None
 
@@ -1105,7 +1110,7 @@ class ResilientCaller:
         """The spend reservation for the next call (a no-op one without a ledger), or None when the caps refuse
         it: the permit is handed back, the refusal logged as a skip and kept for the stage's error."""
         if self.ledger is None:
-            return Reservation((), 0.0)
+            return _NO_RESERVATION
         estimate = self.estimated_cost(ref, request)
         try:
             answer = self.ledger.reserve(estimate, stage=run.stage)
