@@ -10,6 +10,7 @@ from bench.chaos import (
     SCENARIOS,
     Settings,
     arrival_interval,
+    failures_with_calls_left,
     open_periods_within,
     overlapping_calls,
     recovery_measures,
@@ -73,3 +74,17 @@ def test_a_20_s_outage_holds_two_adaptive_open_periods_and_no_fixed_30_s_one() -
     assert ours == BreakerPolicy()  # the bench runs a user's defaults
     assert open_periods_within(20.0, ours) == 2  # probes at 5 s and 12.5 s; the next open period ends at 23.75 s
     assert open_periods_within(20.0, BreakerPolicy(first_cooldown_seconds=30.0)) == 0
+
+
+def test_a_failure_counts_against_the_layer_only_when_it_had_calls_left() -> None:
+    def failed(number: int) -> RequestResult:
+        return RequestResult(number, False, "", "overloaded", 0.0, 1.0)
+
+    trace = [(1, "anthropic", "m", "overloaded", 0.0)] * 3  # every allowed call drew a 503: nothing left
+    trace += [(2, "anthropic", "m", "overloaded", 0.0)] * 2  # gave up after 2 of 3
+    trace += [(3, "anthropic", "m", "overloaded", 0.0), (3, "openai", "m", "ok", 0.1)] + [
+        (3, "gemini", "m", "overloaded", 0.2)
+    ]  # a provider answered, yet the request failed
+    results = [failed(1), failed(2), failed(3), failed(4)]  # 4: shed before any call
+    results.append(RequestResult(5, True, "openai", "", 0.0, 0.2))
+    assert failures_with_calls_left(results, trace, max_calls=3) == 3
