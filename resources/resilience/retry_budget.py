@@ -31,15 +31,18 @@ import json
 import logging
 import math
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from resources.resilience.pg_table import PostgresTable
-from resources.resilience.sqlite_table import SqliteTable
+from resources.resilience.record_table import (
+    MemoryRecordStore,
+    PostgresRecordStore,
+    RecordStore,
+    SQLiteRecordStore,
+)
 from resources.resilience.store_url import parse_store_url
 
 logger = logging.getLogger(__name__)
@@ -182,118 +185,52 @@ class BudgetStore(Protocol):
     def close(self) -> None: ...
 
 
-class MemoryBudgetStore:
+class _RecordBudgetStore:
+    """The budget records in a ``RecordStore`` (``record_table.py``), as JSON."""
+
+    def __init__(self, records: RecordStore) -> None:
+        self.records = records
+
+    def read(self, scope: str) -> BudgetRecord:
+        text = self.records.read(scope)
+        return BudgetRecord.from_json(text) if text else BudgetRecord()
+
+    def update(self, scope: str, change: Callable[[BudgetRecord], tuple[BudgetRecord, Any]]) -> Any:
+        def on_text(text: str | None) -> tuple[str, Any]:
+            new, result = change(BudgetRecord.from_json(text) if text else BudgetRecord())
+            return new.to_json(), result
+
+        return self.records.update(scope, on_text)
+
+    def close(self) -> None:
+        self.records.close()
+
+
+class MemoryBudgetStore(_RecordBudgetStore):
     """One process's budget (tests, and a resource without a shared store)."""
 
     def __init__(self) -> None:
-        self._records: dict[str, BudgetRecord] = {}
-        self._lock = threading.Lock()
-
-    def update(self, scope: str, change: Callable[[BudgetRecord], tuple[BudgetRecord, Any]]) -> Any:
-        with self._lock:
-            new, result = change(self._records.get(scope, BudgetRecord()))
-            self._records[scope] = new
-            return result
-
-    def read(self, scope: str) -> BudgetRecord:
-        with self._lock:
-            return self._records.get(scope, BudgetRecord())
-
-    def close(self) -> None:
-        pass
+        super().__init__(MemoryRecordStore())
 
 
-class SQLiteBudgetStore:
+class SQLiteBudgetStore(_RecordBudgetStore):
     """The budget table in the breakers' SQLite file; ``BEGIN IMMEDIATE`` makes each update atomic across
     the host's processes (the breaker store's reasoning, see ``SQLiteBreakerStore``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_seconds: float = 30.0) -> None:
-        self._db = SqliteTable(
-            path,
-            f"CREATE TABLE IF NOT EXISTS {DEFAULT_TABLE} (scope TEXT PRIMARY KEY, record TEXT NOT NULL, "
-            "updated_at REAL NOT NULL)",
-            busy_timeout_seconds=busy_timeout_seconds,
-        )
-        self.path, self._lock = self._db.path, self._db.lock
-
-    def _connection(self) -> sqlite3.Connection:
-        return self._db.connection()
-
-    def read(self, scope: str) -> BudgetRecord:
-        with self._lock:
-            row = self._connection().execute(
-                f"SELECT record FROM {DEFAULT_TABLE} WHERE scope = ?", (scope,)
-            ).fetchone()
-        return BudgetRecord.from_json(row[0]) if row else BudgetRecord()
-
-    def update(self, scope: str, change: Callable[[BudgetRecord], tuple[BudgetRecord, Any]]) -> Any:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(f"SELECT record FROM {DEFAULT_TABLE} WHERE scope = ?", (scope,)).fetchone()
-                new, result = change(BudgetRecord.from_json(row[0]) if row else BudgetRecord())
-                conn.execute(
-                    f"INSERT INTO {DEFAULT_TABLE} (scope, record, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT(scope) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-                    (scope, new.to_json(), time.time()),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-    def close(self) -> None:
-        self._db.close()
+        records = SQLiteRecordStore(path, DEFAULT_TABLE, busy_timeout_seconds=busy_timeout_seconds)
+        super().__init__(records)
+        self.path = records.path
 
 
-class PostgresBudgetStore:
+class PostgresBudgetStore(_RecordBudgetStore):
     """The budget table in the breakers' PostgreSQL database; one ``SELECT ... FOR UPDATE`` transaction per
     update, so hosts spending the same scope's budget serialize on its row."""
 
     def __init__(self, dsn: str, table: str = DEFAULT_TABLE) -> None:
-        self._db = PostgresTable(
-            dsn, table, "scope TEXT PRIMARY KEY, record TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL"
-        )
-        self.dsn, self.table, self._lock = dsn, self._db.table, self._db.lock
-
-    def _connection(self) -> Any:
-        return self._db.connection()
-
-    def _sql(self, template: str) -> Any:
-        return self._db.sql(template)
-
-    def read(self, scope: str) -> BudgetRecord:
-        with self._lock:
-            conn = self._connection()
-            with conn, conn.cursor() as cur:
-                cur.execute(self._sql("SELECT record FROM {table} WHERE scope = %s"), (scope,))
-                row = cur.fetchone()
-        return BudgetRecord.from_json(row[0]) if row else BudgetRecord()
-
-    def update(self, scope: str, change: Callable[[BudgetRecord], tuple[BudgetRecord, Any]]) -> Any:
-        with self._lock:
-            conn = self._connection()
-            with conn, conn.cursor() as cur:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO {table} (scope, record, updated_at) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (scope) DO NOTHING"
-                    ),
-                    (scope, BudgetRecord().to_json(), time.time()),
-                )
-                cur.execute(self._sql("SELECT record FROM {table} WHERE scope = %s FOR UPDATE"), (scope,))
-                new, result = change(BudgetRecord.from_json(cur.fetchone()[0]))
-                cur.execute(
-                    self._sql("UPDATE {table} SET record = %s, updated_at = %s WHERE scope = %s"),
-                    (new.to_json(), time.time(), scope),
-                )
-            return result
-
-    def close(self) -> None:
-        self._db.close()
+        records = PostgresRecordStore(dsn, table)
+        super().__init__(records)
+        self.dsn, self.table = dsn, records.table
 
 
 def budget_store_from_url(url: str) -> BudgetStore:
