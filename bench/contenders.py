@@ -55,7 +55,7 @@ from resources.resilience.errors import (
     TransientProviderError,
 )
 from resources.resilience.executor import ResilientCaller
-from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
+from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger, fleet_tracker
 from resources.resilience.retry_budget import RetryBudget, SQLiteBudgetStore
 
 SIM_KEY = "sim-key-not-a-secret"
@@ -195,7 +195,10 @@ class OursContender:
     @staticmethod
     def _hedger(config: BenchConfig, threads: int) -> Hedger:
         clients = CancellableClients(lambda provider, client: _adapters(config, client)[provider], keep=threads * 2)
-        return Hedger(HedgePolicy(), clients, stages=frozenset({STAGE}))
+        # Latencies learned fleet-wide in the breakers' file, as the resource does (every worker process of
+        # the run shares them; each run starts with a new file).
+        tracker = fleet_tracker(f"sqlite:///{Path(config.breaker_dir) / 'breakers.sqlite'}", "bench")
+        return Hedger(HedgePolicy(), clients, stages=frozenset({STAGE}), tracker=tracker)
 
     def serve(self, item: BenchRequest) -> str:
         task = item.task
@@ -223,7 +226,7 @@ class OursContender:
             self.caller.retry_budget.flush()
             self.caller.retry_budget.store.close()
         if self.caller.hedger is not None:
-            self.caller.hedger.clients.close()
+            self.caller.hedger.close()
         self._client.close()
 
 

@@ -55,7 +55,7 @@ from resources.resilience.chain import (
 from resources.resilience.cost import attempts_cost, stage_cost_summary
 from resources.resilience.errors import ProviderError
 from resources.resilience.executor import CallOutcome, ResilientCaller
-from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger
+from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger, fleet_tracker
 from resources.resilience.retry_budget import RetryBudget, RetryBudgetPolicy, budget_store_from_url
 from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
 from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
@@ -290,9 +290,14 @@ class AIProviderResource(ConfigurableResource):
             min_per_window=self.retry_budget_min_per_window,
             window_seconds=self.retry_budget_window_seconds,
         )
-        scope = hashlib.sha256("|".join(sorted(self.breaker_identities().values())).encode()).hexdigest()[:16]
         store = budget_store_from_url(self.breaker_store_url or default_store_url())
-        return RetryBudget(store, policy, scope=f"{self.mode}:{scope}", clock=clock)
+        return RetryBudget(store, policy, scope=self.fleet_scope(), clock=clock)
+
+    def fleet_scope(self) -> str:
+        """The fleet-wide records' scope (retry budget, latencies): this mode and its provider endpoints, so
+        a simulated drill neither spends nor learns from the live fleet's."""
+        endpoints = hashlib.sha256("|".join(sorted(self.breaker_identities().values())).encode()).hexdigest()[:16]
+        return f"{self.mode}:{endpoints}"
 
     def hedge_policy(self) -> HedgePolicy:
         return HedgePolicy(
@@ -308,7 +313,11 @@ class AIProviderResource(ConfigurableResource):
         if not self.hedge_stages or self.mode == "offline":
             return None
         clients = CancellableClients(lambda provider, client: self.adapters(client)[provider])
-        return Hedger(self.hedge_policy(), clients, stages=frozenset(self.hedge_stages), clock=clock)
+        # Latencies are learned fleet-wide: a step's process makes too few calls to learn them alone.
+        tracker = fleet_tracker(self.breaker_store_url or default_store_url(), self.fleet_scope())
+        return Hedger(
+            self.hedge_policy(), clients, stages=frozenset(self.hedge_stages), tracker=tracker, clock=clock
+        )
 
     def breaker_identities(self) -> dict[str, str]:
         """provider -> the key its breaker is stored under in this mode (see ``breaker_identity``)."""
@@ -502,7 +511,7 @@ class AIProviderResource(ConfigurableResource):
                 _report_cost(session.sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
             finally:
                 if hedger is not None:
-                    hedger.clients.close()
+                    hedger.close()
                 if retry_budget is not None:
                     retry_budget.flush()
                     retry_budget.store.close()

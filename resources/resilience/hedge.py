@@ -53,6 +53,8 @@ import certifi
 import httpx
 
 from resources.providers.base import ProviderAdapter
+from resources.resilience.latency_store import LATENCY_TABLE, FleetLatencies
+from resources.resilience.record_table import record_store_from_url
 
 R = TypeVar("R")
 
@@ -93,12 +95,15 @@ def stage_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
 
 class LatencyTracker:
     """Recent successful-call latencies per (provider, model, stage), for this process; each also goes into
-    its stage's pool (``stage_key``), which stands in for a model without enough history of its own."""
+    its stage's pool (``stage_key``), which stands in for a model without enough history of its own. With
+    ``fleet``, every latency is also shared with the fleet, and a key this process knows too few latencies
+    of is answered from the fleet's (``latency_store.py``)."""
 
-    def __init__(self, samples: int = _SAMPLES) -> None:
+    def __init__(self, samples: int = _SAMPLES, fleet: FleetLatencies | None = None) -> None:
         self._samples = samples
         self._latencies: dict[tuple[str, str, str], deque[float]] = {}
         self._lock = threading.Lock()
+        self.fleet = fleet
 
     def observe(self, key: tuple[str, str, str], seconds: float) -> None:
         with self._lock:
@@ -107,15 +112,27 @@ class LatencyTracker:
                 if window is None:
                     window = self._latencies[each] = deque(maxlen=self._samples)
                 window.append(seconds)
+        if self.fleet is not None:
+            self.fleet.note(key, seconds)
+            self.fleet.note(stage_key(key), seconds)
 
     def quantile(self, key: tuple[str, str, str], q: float, min_samples: int) -> float | None:
-        """The ``q`` quantile (nearest rank) of the kept latencies, or None with fewer than ``min_samples``."""
+        """The ``q`` quantile (nearest rank) of the kept latencies, or None with fewer than ``min_samples``
+        (this process's, else the fleet's)."""
         with self._lock:
             window = self._latencies.get(key)
-            if window is None or len(window) < min_samples:
-                return None
-            ordered = sorted(window)
+            known = list(window) if window is not None else []
+        if len(known) < min_samples and self.fleet is not None:
+            known = self.fleet.samples(key)
+        if len(known) < min_samples:
+            return None
+        ordered = sorted(known)
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+    def flush(self) -> None:
+        """Write this process's unwritten latencies to the fleet's store (no-op without one)."""
+        if self.fleet is not None:
+            self.fleet.flush()
 
 
 def hedge_delay(
@@ -331,8 +348,26 @@ class Hedger:
         entrant.lease.cancel()
         self.finish(entrant)
 
+    def close(self) -> None:
+        """Close the idle clients and write the latencies learned to the fleet's store."""
+        self.clients.close()
+        self.tracker.flush()
+
 
 PROCESS_TRACKER = LatencyTracker()
+_FLEET_TRACKERS: dict[tuple[int, str, str], LatencyTracker] = {}
+
+
+def fleet_tracker(store_url: str, scope: str) -> LatencyTracker:
+    """This process's tracker for ``scope``, sharing latencies through the store ``store_url`` names (the
+    breakers'); one per process, so callers built per call keep what was learned."""
+    key = (os.getpid(), store_url, scope)
+    with _POOL_LOCK:
+        tracker = _FLEET_TRACKERS.get(key)
+        if tracker is None:
+            store = record_store_from_url(store_url, LATENCY_TABLE, "latency")
+            tracker = _FLEET_TRACKERS[key] = LatencyTracker(fleet=FleetLatencies(store, scope))
+        return tracker
 _QUOTAS: dict[float, HedgeQuota] = {}
 
 

@@ -445,3 +445,29 @@ def test_resource_hedges_only_the_stages_that_opt_in(tmp_path: Path, simulator: 
     assert [a.decision for a in served.attempts] == ["hedge_sent", "hedge_won"]
     events = (tmp_path / "events.jsonl").read_text()
     assert '"hedge_won"' in events and KEY not in events
+
+
+def test_the_resource_leaves_its_latencies_in_the_breakers_store_for_the_next_steps_process(
+    tmp_path: Path, simulator: ProviderSimulator
+) -> None:
+    from resources.ai import AIProviderResource
+    from resources.resilience.latency_store import LATENCY_TABLE, FleetLatencies
+    from resources.resilience.record_table import SQLiteRecordStore
+
+    payload = {"title": "Big Fish", "characters": ["EDWARD", "WILL"], "excerpt": "a witch", "scene_count": 1}
+    resource = AIProviderResource(
+        mode="simulated",
+        simulator_url=simulator.base_url,
+        breaker_store_url=f"sqlite:///{tmp_path / 'breakers.sqlite'}",
+        breaker_warm_up_calls=5,
+        telemetry_path=str(tmp_path / "events.jsonl"),
+        hedge_stages=["project_config"],
+    )
+    served = resource.run_task(stage="project_config", task="project_insights", payload=payload)
+    # Another process (a later step) reads the fleet's record: the call's latency is there, written when
+    # the stage's call closed, not held until twenty calls were made.
+    store = SQLiteRecordStore(tmp_path / "breakers.sqlite", LATENCY_TABLE)
+    fleet = FleetLatencies(store, resource.fleet_scope())
+    assert len(fleet.samples((served.provider, served.model, "project_config"))) == 1
+    assert FleetLatencies(store, "live:other").samples((served.provider, served.model, "project_config")) == []
+    store.close()
