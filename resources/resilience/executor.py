@@ -100,6 +100,7 @@ from the provider as a success (it is up), and provider-unavailable answers not 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -399,15 +400,6 @@ def _fallback(decision: Decision, run: _StageRun, somewhere_to_go: bool) -> _Ste
 
 def _completer(model: str, request: CompletionRequest, timeout: float) -> Callable[[ProviderAdapter], Completion]:
     return lambda adapter: adapter.complete(model, request, timeout=timeout)
-
-
-def wait_done(entrant: Entrant[Completion], seconds: float) -> bool:
-    """Did ``entrant``'s call return within ``seconds`` (real time: the hedge delay is a real wait)?"""
-    try:
-        entrant.future.exception(timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 def _usable_after(
@@ -877,16 +869,32 @@ class ResilientCaller:
         assert hedger is not None
         ref = refs[index]
         timeout = run.request_timeout(started)
-        primary = hedger.start(ref.provider, _completer(ref.model, request, timeout))
-        run.raced_from = primary.started
         hedger.quota.note_call()
         delay = hedger.delay(ref.provider, ref.model, run.stage, timeout)
-        if delay < timeout and not wait_done(primary, delay):
+
+        def on_late(primary: Entrant[Completion]) -> Completion | CallOutcome[T] | None:
+            # On a pool thread, while this call's thread still waits for the primary: the race, or None
+            # when no hedge could be sent. The walk's thread touches ``run`` again only once this returned.
             sent = self._send_hedge(run, refs, index, request, delay)
-            if sent is not None:
-                return self._settle_race(run, refs, index, request, permit, primary, sent, parse)
-        hedger.finish(primary)
-        return primary.future.result()
+            if sent is None:
+                return None
+            return self._settle_race(run, refs, index, request, permit, primary, sent, parse)
+
+        # The primary runs on this thread; a hedge delay at or past the timeout never fires.
+        inline = hedger.run_inline(
+            ref.provider, _completer(ref.model, request, timeout), delay if delay < timeout else math.inf, on_late
+        )
+        run.raced_from = inline.entrant.started
+        if inline.fired is None:  # answered (or failed) before it was late: no race
+            if inline.error is not None:
+                raise inline.error
+            assert inline.result is not None
+            return inline.result
+        raced: Completion | CallOutcome[T] | None = inline.fired.result()
+        if raced is not None:
+            return raced
+        hedger.finish(inline.entrant)  # no hedge could be sent: the slow call's own outcome
+        return inline.entrant.future.result()
 
     def _send_hedge(
         self,

@@ -471,3 +471,68 @@ def test_the_resource_leaves_its_latencies_in_the_breakers_store_for_the_next_st
     assert len(fleet.samples((served.provider, served.model, "project_config"))) == 1
     assert FleetLatencies(store, "live:other").samples((served.provider, served.model, "project_config")) == []
     store.close()
+
+
+def test_a_hedged_stages_call_that_answers_in_time_runs_on_the_callers_own_thread(
+    simulator: ProviderSimulator,
+) -> None:
+    """No thread switch for the nine calls in ten that are never hedged: only a late call starts a race."""
+    import threading
+
+    threads: list[int] = []
+    make = _adapter_for(simulator)
+
+    class ThreadRecording:
+        def __init__(self, inner: ProviderAdapter) -> None:
+            self.inner, self.name = inner, inner.name
+
+        def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> object:
+            threads.append(threading.get_ident())
+            return self.inner.complete(model, request, timeout=timeout)
+
+    clients = CancellableClients(lambda p, c: ThreadRecording(make(p, c)))  # type: ignore[operator, arg-type, return-value]
+    hedger = Hedger(
+        HedgePolicy(after_seconds=5.0), clients, stages=frozenset({"normalize"}), quota=HedgeQuota(1.0),
+        tracker=LatencyTracker(),
+    )
+    with httpx.Client(transport=httpx.HTTPTransport(retries=0)) as client:
+        caller = ResilientCaller(
+            {p: make(p, client) for p in ("anthropic", "openai")},  # type: ignore[operator, misc]
+            CircuitBreaker(MemoryBreakerStore(), BreakerPolicy(warm_up_calls=5)),
+            policy=StagePolicy(request_timeout_seconds=20.0),
+            chains={"normalize": CHAIN},
+            rng=random.Random(3),
+            hedger=hedger,
+        )
+        outcome = caller.call("normalize", REQUEST, lambda text: text)
+    assert [a.decision for a in outcome.attempts] == ["success"]
+    assert threads == [threading.get_ident()]
+    hedger.close()
+
+
+def test_an_alarm_fires_once_on_a_pool_thread_and_a_disarmed_one_never() -> None:
+    import threading
+    from concurrent.futures import Future
+
+    from resources.resilience.hedge import CancellableClients, HedgeTimer
+
+    timer = HedgeTimer()
+    lease = CancellableClients(lambda p, c: None).lease("anthropic")  # type: ignore[arg-type, return-value]
+    fired_on: list[int] = []
+    fired = threading.Event()
+
+    def on_late(entrant: Entrant[object]) -> str:
+        fired_on.append(threading.get_ident())
+        fired.set()
+        return "raced"
+
+    late = timer.arm(0.0, Entrant(lease, Future(), 0.0), on_late)
+    assert fired.wait(timeout=10)  # due at once
+    assert late.result() == "raced"
+    assert not late.disarm()  # too late to disarm
+    assert fired_on and fired_on[0] != threading.get_ident()
+    on_time = timer.arm(3600.0, Entrant(lease, Future(), 0.0), on_late)
+    assert on_time.disarm() and not on_time.disarm()
+    assert not on_time.try_fire()  # the timer, reaching it, finds it disarmed
+    assert len(fired_on) == 1
+    lease.close()
