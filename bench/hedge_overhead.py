@@ -10,10 +10,11 @@ is the layer's own time inside a call: the call's duration minus the time the ad
 
 Variants: the plain ``ResilientCaller`` (breaker only); + the fleet-wide retry budget (SQLite store; a
 served first call only counts in memory); + hedging compiled in for another stage (this stage not opted
-in); + hedging of this very stage (every call runs on a pool thread with a cancellable client, the hedge
-delay never elapses); and the compiled-in variant once more with an in-process adapter that answers at once (no
-socket, no simulator): the layer's own work without what a socket round trip does to the CPU's caches, which on a
-2-core machine shared with the simulator process is most of the difference between machines. Results replace the
+in); + hedging of this very stage (every call runs on a cancellable client of its own with a slow-call alarm
+armed, the hedge delay never elapses); and the compiled-in variant once more with an in-process adapter that
+answers at once (no socket, no simulator): the layer's own work without what a socket round trip does to the
+CPU's caches, which on a 2-core machine shared with the simulator process is most of the difference between
+machines. Results replace the
 ``hedging-overhead`` section of BENCHMARKS.md.
 """
 
@@ -184,7 +185,7 @@ def render(medians: dict[str, float], quartiles: dict[str, tuple[float, float]],
         "",
         f"- Target: <= {TARGET_US:.0f} us with hedging and the retry budget compiled in but not triggered: "
         f"{compiled:.1f} us, {'**met**' if compiled <= TARGET_US else '**not met**'}.",
-        f"- A stage that opts into hedging pays for its racing thread and its own client: {opted:.1f} us a call "
+        f"- A stage that opts into hedging pays for its slow-call alarm and its own client: {opted:.1f} us a call "
         f"({'within' if opted <= TARGET_US else 'over'} the {TARGET_US:.0f} us budget).",
         f"- The same layer with an in-process adapter (no socket round trip before it runs): "
         f"{medians[IN_PROCESS]:.1f} us, {'within' if medians[IN_PROCESS] <= TARGET_US else 'over'} the "

@@ -22,8 +22,10 @@ sets a stage's tail latency when a few percent of calls time out. Polly and Envo
   excluded for this request, and whose breaker grants a permit (never an open breaker); the hedge counts
   against the stage's attempt budget like any call. A hedge that fails, or is late itself, while the
   race still has a call out is followed by the next one (``ResilientCaller._settle_race``).
-* **Cancelling the loser.** Each racing call runs on a pool thread with an httpx client of its own
-  (``CancellableClients``); the loser's sockets are shut down (``shutdown(SHUT_RDWR)``: closing the client
+* **Cancelling the loser.** Each racing call has an httpx client of its own (``CancellableClients``): the
+  slow-call candidate runs on the caller's thread (``Hedger.run_inline``; one timer thread per process,
+  ``HedgeTimer``, starts the race on a pool thread only once it is late), a hedge on a pool thread; the loser's
+  sockets are shut down (``shutdown(SHUT_RDWR)``: closing the client
   alone does not wake a thread blocked in ``recv``, and the peer would not see the connection end until the
   blocked read timed out) and its client is discarded, so the provider sees the connection close at once.
 
