@@ -16,6 +16,8 @@ value but the default with 400 ``unsupported_value``, so they get none (their de
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import httpx
@@ -24,6 +26,20 @@ from resources.adapters.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.base import Completion, CompletionRequest
 from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import PermanentProviderError, request_id_from
+
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds in a Go ``time.Duration`` string, the way OpenAI writes waits (``x-ratelimit-reset-tokens: 6m0s``,
+    ``174ms``, "Please try again in 3.89s"); None when ``text`` is not one. Hand-written: the format is a
+    sequence of number+unit pairs and no maintained library parses exactly this one."""
+    text = text.strip()
+    if not text or _GO_DURATION.sub("", text):
+        return None
+    total = sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_DURATION.findall(text))
+    return total if math.isfinite(total) else None
 
 
 class OpenAIAdapter(HttpProviderAdapter):

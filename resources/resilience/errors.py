@@ -153,6 +153,11 @@ _SECRET_PATTERN = re.compile(
 # violation's ``quotaId`` (``GenerateRequestsPerDayPerProjectPerModel-FreeTier``) tells it apart. Waiting
 # seconds does not help, and per-day quotas reset at midnight Pacific time (Gemini API rate-limit docs).
 DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+# OpenAI's 429 "Request too large for MODEL ... on tokens per min (TPM): Limit L, Requested R. The input or output
+# tokens must be reduced": the request *alone* is larger than the organization's per-minute limit for that model,
+# so no wait lets it through. Same status and ``code`` (``rate_limit_exceeded``) as an ordinary rate limit; only
+# the message tells it apart.
+REQUEST_OVER_RATE_LIMIT = "request_over_rate_limit"
 _PER_DAY_QUOTA = re.compile(r"PerDay", re.IGNORECASE)
 _QUOTA_RESET_ZONE = ZoneInfo("America/Los_Angeles")
 

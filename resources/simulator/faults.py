@@ -37,6 +37,11 @@ FaultKind = Literal[
     "daily_quota",
     "echo_key",
     "billing",
+    # Answers the real services give that are not failures of theirs but that a client must read right:
+    "reasoning",  # a thinking model's answer: reasoning tokens billed as output, reported per provider
+    "window_exhausted",  # Anthropic: stop_reason model_context_window_exceeded (others: their length cut)
+    "request_over_tpm",  # OpenAI: 429 "Request too large ... tokens per min": never succeeds by waiting
+    "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -285,6 +290,23 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "daily-quota": (
         "gemini answers 429 RESOURCE_EXHAUSTED for a per-day quota (QuotaFailure quotaId ...PerDay...)",
         _kind_everywhere("daily_quota", "gemini"),
+    ),
+    "reasoning": (
+        "every provider (default) answers as a thinking model: reasoning tokens reported its own way "
+        "(Anthropic thinking block + output_tokens, OpenAI reasoning_tokens, Gemini thoughtsTokenCount)",
+        _kind_everywhere("reasoning", "*"),
+    ),
+    "window-exhausted": (
+        "anthropic answers 200 cut at the context window, stop_reason model_context_window_exceeded",
+        _kind_everywhere("window_exhausted", "anthropic"),
+    ),
+    "request-over-tpm": (
+        "openai answers 429 'Request too large ... on tokens per min (TPM)': the request alone exceeds the limit",
+        _kind_everywhere("request_over_tpm", "openai"),
+    ),
+    "token-rate-limit": (
+        "openai answers 429 on tokens per minute without retry-after (wait in x-ratelimit-reset-tokens, e.g. 6.5s)",
+        _kind_everywhere("token_rate_limit", "openai"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

@@ -497,6 +497,7 @@ class ProviderSimulator:
             "overloaded_no_retry",
             "daily_quota",
             "billing",
+            "token_rate_limit",
         ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
         if kind == "echo_key":
@@ -511,6 +512,12 @@ class ProviderSimulator:
             with self._variant_lock:
                 variant = next(self._safety_variant)
             return wire.safety(call, request_id, variant)
+        if kind == "reasoning":
+            return wire.reasoning(call, self._model_text(call), request_id)
+        if kind == "window_exhausted":
+            return wire.window_exhausted(call, self._model_text(call), request_id)
+        if kind == "request_over_tpm":
+            return wire.request_over_rate_limit(call, request_id)
         if kind == "invalid_output":
             return wire.success(call, invalid_output_text(task), request_id)
         raise ValueError(f"unhandled fault kind {kind!r}")
