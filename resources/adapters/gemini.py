@@ -17,6 +17,10 @@ Gemini sends no request-id header; ``responseId`` from a successful body is used
 parts at all, when thinking used the whole ceiling): the completion comes back ``truncated``. The ceiling
 is capped at the model's output limit and ``temperature`` is sent only to a model that accepts it
 (``resources.providers.limits``).
+
+Usage: ``candidatesTokenCount`` counts the answer only; a thinking model's thoughts are in
+``thoughtsTokenCount``, count towards ``maxOutputTokens`` and are billed at the output price, so
+``output_tokens`` is the sum of the two.
 """
 
 from __future__ import annotations
@@ -137,7 +141,8 @@ class GeminiAdapter(HttpProviderAdapter):
             text=text,
             request_id=request_id,
             input_tokens=int(usage.get("promptTokenCount") or 0),
-            output_tokens=int(usage.get("candidatesTokenCount") or 0),
+            # Thinking models (2.5, 3) report their thoughts apart from the answer; they are billed as output.
+            output_tokens=int(usage.get("candidatesTokenCount") or 0) + int(usage.get("thoughtsTokenCount") or 0),
             truncated=truncated,
         )
 

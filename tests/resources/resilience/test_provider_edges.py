@@ -20,6 +20,7 @@ from resources.adapters.openai import OpenAIAdapter
 from resources.ai import AIProviderResource
 from resources.providers import prompts
 from resources.providers.base import ProviderAdapter
+from resources.providers.limits import estimate_tokens
 from resources.providers.offline import OfflineAdapter
 from resources.resilience.backoff import BackoffPolicy, full_jitter_delay
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
@@ -35,6 +36,7 @@ from resources.resilience.errors import (
 )
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.simulator import FaultProfile, FaultRule, ProviderSimulator
+from resources.simulator.wire import REASONING_TOKENS
 from tests.resources.resilience.fakes import FakeClock
 
 KEY = "SENTINEL-edge-key-4c3b2a1908"  # not sk-/AIza-shaped: the adapters' exact-key scrub must catch it
@@ -342,3 +344,30 @@ def test_a_second_reset_in_a_row_waits_the_jittered_backoff(
     assert served.provider == "anthropic" and calls(simulator, "anthropic") == 3
     # The first retry went at once; the second waited full jitter for retry 1 (rng untouched by the first).
     assert world.clock.sleeps == [pytest.approx(full_jitter_delay(1, BACKOFF, random.Random(SEED)))]
+
+
+# ------------------------------------------------- answers the real services give that the simulator was kind about
+
+MODEL_OF = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1", "gemini": "gemini-2.5-flash"}
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_reasoning_tokens_count_as_output_on_every_provider(simulator: ProviderSimulator, provider: str) -> None:
+    # Anthropic puts a thinking block before the text and counts it in output_tokens; OpenAI counts reasoning in
+    # completion_tokens; Gemini reports it apart, in thoughtsTokenCount. All three bill it as output.
+    simulator.set_profile(f"reasoning:provider={provider}")
+    with adapter(simulator, provider) as thinking:
+        completion = thinking.complete(MODEL_OF[provider], request(), timeout=5)
+    assert parse(completion.text).genre  # the thinking is not part of the answer
+    assert completion.output_tokens == estimate_tokens(completion.text) + REASONING_TOKENS
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_an_answer_stopped_by_the_context_window_is_truncated(simulator: ProviderSimulator, provider: str) -> None:
+    # Anthropic says stop_reason "model_context_window_exceeded" (Claude 4.5+); the text is cut all the same.
+    simulator.set_profile(f"window-exhausted:provider={provider}")
+    with adapter(simulator, provider) as cut:
+        completion = cut.complete(MODEL_OF[provider], request(), timeout=5)
+    assert completion.truncated
+    with pytest.raises(ValueError):
+        parse(completion.text)
