@@ -10,7 +10,8 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
 * ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
   quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
   request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
-  the request (GPT-5 and ``temperature``): skip that model only.
+  the request (GPT-5 and ``temperature``): skip that model only; so is ``RequestOverRateLimitError``, a 429
+for a request larger than the model's per-minute token limit itself, which no wait lets through.
 
 ``ContextWindowExceededError`` (permanent) is a prompt over the *model's* context window: permanent for that
 model only; the executor moves on to a model of the chain whose window is larger, and raises it only when no
@@ -133,6 +134,9 @@ _MODEL_CAPABILITY_PATTERN = re.compile(
 OVERLOAD_STATUSES = frozenset({503, 529})
 OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
 _SAFETY_PATTERN = re.compile(r"safety|content[ _-]?policy|content[ _-]?filter|refus", re.IGNORECASE)
+_OVER_RATE_LIMIT_PATTERN = re.compile(
+    r"request too large for .* per (min|day)|tokens must be reduced in order to run", re.IGNORECASE
+)
 _CONTEXT_PATTERN = re.compile(
     r"context[ _-]?(length|window|limit)|too many tokens|prompt is too long|exceeds the maximum number of tokens",
     re.IGNORECASE,
@@ -264,6 +268,17 @@ class UnsupportedParameterError(ProviderUnavailableError):
     may take it): the executor falls to the next model of the chain without retrying or excluding the
     provider. It is a ``ProviderUnavailableError`` so that, if it ends a stage, it is reported and treated
     as "no usable model" rather than as a bad request.
+    """
+
+
+class RequestOverRateLimitError(UnsupportedParameterError):
+    """The request alone is larger than the organization's per-minute (or per-day) token limit for the model:
+    OpenAI's 429 "Request too large for MODEL ... on tokens per min (TPM): Limit L, Requested R".
+
+    A 429 like a rate limit, but no wait lets it through, so retrying it is waste. The limit is per model, so
+    like ``UnsupportedParameterError`` it is model-level: the executor falls to the next model (the provider's
+    own included) without a retry, and the breaker counts the answer as a success (the provider is up).
+    ``error_code`` is ``request_over_rate_limit``.
     """
 
 
@@ -596,9 +611,10 @@ def classify_http_error(
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
     Precedence: a per-day quota (provider-level ``daily_quota_exhausted``, ``retry_after`` = seconds to the
-    quota's reset) first; then a model-level capability answer (``unsupported_value`` /
-    ``unsupported_parameter`` or "not supported with this model" on a non-transient 4xx other than
-    401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
+    quota's reset) first; then a 429 for a request larger than the rate limit itself (model-level
+    ``RequestOverRateLimitError``, ``request_over_rate_limit``); then a model-level capability answer
+    (``unsupported_value`` / ``unsupported_parameter`` or "not supported with this model" on a non-transient
+    4xx other than 401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
     bad-key answers); then, unless the status itself is transient, an explicit permanent signal in the body
     (safety, context overflow, invalid request); then transient statuses/codes (``x-should-retry: false``
     keeps them transient: it says "not this provider now", which the executor answers by moving to the next
@@ -620,6 +636,10 @@ def classify_http_error(
         kwargs["error_code"] = DAILY_QUOTA_EXHAUSTED
         kwargs["retry_after"] = seconds_until_daily_quota_reset(now)
         return ProviderUnavailableError(text, **kwargs)
+    if status == 429 and _OVER_RATE_LIMIT_PATTERN.search(message):
+        kwargs["error_code"] = REQUEST_OVER_RATE_LIMIT
+        kwargs["retry_after"] = None
+        return RequestOverRateLimitError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
         code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
     ):

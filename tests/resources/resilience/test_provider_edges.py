@@ -16,7 +16,7 @@ import pytest
 from resources.adapters.anthropic import AnthropicAdapter
 from resources.adapters.gemini import GeminiAdapter
 from resources.adapters.http_adapter import HttpProviderAdapter
-from resources.adapters.openai import OpenAIAdapter
+from resources.adapters.openai import OpenAIAdapter, parse_go_duration
 from resources.ai import AIProviderResource
 from resources.providers import prompts
 from resources.providers.base import ProviderAdapter
@@ -28,9 +28,11 @@ from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     DAILY_QUOTA_EXHAUSTED,
+    REQUEST_OVER_RATE_LIMIT,
     AllProvidersOpenError,
     ProviderError,
     TransientProviderError,
+    UnsupportedParameterError,
     parse_retry_after,
     seconds_until_daily_quota_reset,
 )
@@ -371,3 +373,49 @@ def test_an_answer_stopped_by_the_context_window_is_truncated(simulator: Provide
     assert completion.truncated
     with pytest.raises(ValueError):
         parse(completion.text)
+
+
+def test_a_request_over_the_tokens_per_minute_limit_falls_to_the_next_model_at_once(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("request-over-tpm:model=gpt-4.1")
+    with adapter(simulator, "openai") as openai, pytest.raises(UnsupportedParameterError) as caught:
+        openai.complete("gpt-4.1", request(), timeout=5)
+    assert (caught.value.status, caught.value.error_code) == (429, REQUEST_OVER_RATE_LIMIT)
+    assert caught.value.error_class == "provider_unavailable"
+
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4-6"])
+    # Waiting never helps a request larger than the limit itself: no retry, no backoff; the provider's other
+    # model (whose limit is its own) serves, and the provider is not counted as failing.
+    assert (served.provider, served.model) == ("openai", "gpt-4.1-mini")
+    assert steps(served) == [
+        ("openai", "error", "fallback_next_model", REQUEST_OVER_RATE_LIMIT),
+        ("openai", "success", "success", None),
+    ]
+    assert world.clock.sleeps == []
+    assert world.breaker.store.read("openai").consecutive_failures == 0
+
+
+@pytest.mark.parametrize(("wait", "hint"), [(0.174, 0.174), (3.89, 3.89), (6.5, 6.5), (360.0, 60.0)])
+def test_an_openai_token_rate_limit_without_retry_after_takes_its_wait_from_the_reset_header(
+    simulator: ProviderSimulator, wait: float, hint: float
+) -> None:
+    simulator.set_profile(f"token-rate-limit:retry_after={wait}")
+    with adapter(simulator, "openai") as openai, pytest.raises(TransientProviderError) as caught:
+        openai.complete("gpt-4.1", request(), timeout=5)
+    assert caught.value.status == 429 and caught.value.error_code == "rate_limit_exceeded"
+    assert caught.value.retry_after == pytest.approx(hint)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("174ms", 0.174), ("3.89s", 3.89), ("6m0s", 360.0), ("1h2m3s", 3723.0), ("1.5m", 90.0), ("0s", 0.0)],
+)
+def test_go_durations_parse(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5", "-3s", "3s4", "nan s"])
+def test_what_is_no_go_duration_is_no_hint(text: str) -> None:
+    assert parse_go_duration(text) is None
