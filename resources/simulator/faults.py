@@ -42,6 +42,7 @@ FaultKind = Literal[
     "window_exhausted",  # Anthropic: stop_reason model_context_window_exceeded (others: their length cut)
     "request_over_tpm",  # OpenAI: 429 "Request too large ... tokens per min": never succeeds by waiting
     "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
+    "not_found",  # 404 for the model: retired, renamed, or not open to this key
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -307,6 +308,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "token-rate-limit": (
         "openai answers 429 on tokens per minute without retry-after (wait in x-ratelimit-reset-tokens, e.g. 6.5s)",
         _kind_everywhere("token_rate_limit", "openai"),
+    ),
+    "model-not-found": (
+        "`model` (default every one) of anthropic answers 404 for the model (retired, renamed or not open to the "
+        "key): anthropic not_found_error 'model: M', openai model_not_found, gemini NOT_FOUND 'models/M is not found'",
+        _kind_everywhere("not_found", "anthropic"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

@@ -498,6 +498,7 @@ class ProviderSimulator:
             "daily_quota",
             "billing",
             "token_rate_limit",
+            "not_found",
         ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
         if kind == "echo_key":
