@@ -10,8 +10,10 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
 * ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
   quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
   request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
-  the request (GPT-5 and ``temperature``): skip that model only; so is ``RequestOverRateLimitError``, a 429
-for a request larger than the model's per-minute token limit itself, which no wait lets through.
+  the request (GPT-5 and ``temperature``): skip that model only. Two subclasses of it are model-level too:
+  ``RequestOverRateLimitError``, a 429 for a request larger than the model's per-minute token limit itself,
+  which no wait lets through, and ``ModelNotFoundError``, a 404 that names the model (retired, renamed, not
+  open to the key); a 404 that names no model stays provider-level.
 
 ``ContextWindowExceededError`` (permanent) is a prompt over the *model's* context window: permanent for that
 model only; the executor moves on to a model of the chain whose window is larger, and raises it only when no
@@ -137,6 +139,9 @@ _SAFETY_PATTERN = re.compile(r"safety|content[ _-]?policy|content[ _-]?filter|re
 _OVER_RATE_LIMIT_PATTERN = re.compile(
     r"request too large for .* per (min|day)|tokens must be reduced in order to run", re.IGNORECASE
 )
+# How each provider's 404 names the model: Anthropic "model: M", OpenAI "The model `M` does not exist",
+# Gemini "models/M is not found for API version ...".
+_MODEL_NOT_FOUND_PATTERN = re.compile(r"^model: \S+|the model `[^`]+` does not exist|models/\S+ is not found", re.I)
 _CONTEXT_PATTERN = re.compile(
     r"context[ _-]?(length|window|limit)|too many tokens|prompt is too long|exceeds the maximum number of tokens",
     re.IGNORECASE,
@@ -162,6 +167,9 @@ DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
 # so no wait lets it through. Same status and ``code`` (``rate_limit_exceeded``) as an ordinary rate limit; only
 # the message tells it apart.
 REQUEST_OVER_RATE_LIMIT = "request_over_rate_limit"
+# A 404 that names the model (Anthropic ``not_found_error`` "model: M", OpenAI ``model_not_found``, Gemini
+# ``NOT_FOUND`` "models/M is not found"): that model was retired, renamed or is not open to this key.
+MODEL_NOT_FOUND = "model_not_found"
 _PER_DAY_QUOTA = re.compile(r"PerDay", re.IGNORECASE)
 _QUOTA_RESET_ZONE = ZoneInfo("America/Los_Angeles")
 
@@ -279,6 +287,16 @@ class RequestOverRateLimitError(UnsupportedParameterError):
     like ``UnsupportedParameterError`` it is model-level: the executor falls to the next model (the provider's
     own included) without a retry, and the breaker counts the answer as a success (the provider is up).
     ``error_code`` is ``request_over_rate_limit``.
+    """
+
+
+class ModelNotFoundError(UnsupportedParameterError):
+    """A 404 that names the model: it was retired or renamed, or is not open to this key (``model_not_found``).
+
+    Providers retire models one at a time, so this says nothing of the provider's other models: model-level,
+    like ``UnsupportedParameterError`` (the executor falls to the next model, the provider's own included,
+    without a retry; the breaker counts the answer as a success). A 404 that names no model (a wrong base URL)
+    stays provider-level.
     """
 
 
@@ -612,7 +630,8 @@ def classify_http_error(
 
     Precedence: a per-day quota (provider-level ``daily_quota_exhausted``, ``retry_after`` = seconds to the
     quota's reset) first; then a 429 for a request larger than the rate limit itself (model-level
-    ``RequestOverRateLimitError``, ``request_over_rate_limit``); then a model-level capability answer
+    ``RequestOverRateLimitError``, ``request_over_rate_limit``); then a 404 that names the model (model-level
+    ``ModelNotFoundError``, ``model_not_found``); then a model-level capability answer
     (``unsupported_value`` / ``unsupported_parameter`` or "not supported with this model" on a non-transient
     4xx other than 401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
     bad-key answers); then, unless the status itself is transient, an explicit permanent signal in the body
@@ -640,6 +659,9 @@ def classify_http_error(
         kwargs["error_code"] = REQUEST_OVER_RATE_LIMIT
         kwargs["retry_after"] = None
         return RequestOverRateLimitError(text, **kwargs)
+    if status == 404 and (code == MODEL_NOT_FOUND or _MODEL_NOT_FOUND_PATTERN.search(message)):
+        kwargs["error_code"] = MODEL_NOT_FOUND
+        return ModelNotFoundError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
         code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
     ):

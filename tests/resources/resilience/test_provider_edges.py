@@ -28,6 +28,7 @@ from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     DAILY_QUOTA_EXHAUSTED,
+    MODEL_NOT_FOUND,
     REQUEST_OVER_RATE_LIMIT,
     AllProvidersOpenError,
     ProviderError,
@@ -419,3 +420,26 @@ def test_go_durations_parse(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "soon", "5", "-3s", "3s4", "nan s"])
 def test_what_is_no_go_duration_is_no_hint(text: str) -> None:
     assert parse_go_duration(text) is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "chain"),
+    [
+        ("anthropic", ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4.1"]),
+        ("openai", ["gpt-4o-mini", "gpt-4.1-mini", "claude-sonnet-4-6"]),
+        ("gemini", ["gemini-2.5-pro", "gemini-2.5-flash", "gpt-4.1"]),
+    ],
+)
+def test_a_retired_model_falls_to_the_same_providers_next_model(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, provider: str, chain: list[str]
+) -> None:
+    # A 404 that names the model says nothing of the provider's other models (models are retired one by one).
+    simulator.set_profile(f"model-not-found:provider={provider},model={chain[0]}")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(chain)
+    assert (served.provider, served.model) == (provider, chain[1])
+    assert steps(served) == [
+        (provider, "error", "fallback_next_model", MODEL_NOT_FOUND),
+        (provider, "success", "success", None),
+    ]
+    assert world.breaker.store.read(provider).consecutive_failures == 0
