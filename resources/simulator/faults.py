@@ -43,6 +43,7 @@ FaultKind = Literal[
     "request_over_tpm",  # OpenAI: 429 "Request too large ... tokens per min": never succeeds by waiting
     "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
     "not_found",  # 404 for the model: retired, renamed, or not open to this key
+    "unsupported_language",  # Gemini: candidate finishReason LANGUAGE, no content (others answer normally)
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -313,6 +314,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
         "`model` (default every one) of anthropic answers 404 for the model (retired, renamed or not open to the "
         "key): anthropic not_found_error 'model: M', openai model_not_found, gemini NOT_FOUND 'models/M is not found'",
         _kind_everywhere("not_found", "anthropic"),
+    ),
+    "unsupported-language": (
+        "gemini answers 200 with a candidate stopped for an unsupported language (finishReason LANGUAGE, no "
+        "content); the other providers answer normally",
+        _kind_everywhere("unsupported_language", "gemini"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

@@ -46,7 +46,14 @@ from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prompts import extract_task_and_input
 from resources.simulator.faults import Clock, FaultInjector, FaultProfile, FaultRule
 from resources.simulator.routing import RouteHandler, Router, SimRequest, SimResponse
-from resources.simulator.wire import WIRE_FORMATS, ChatCall, WireFormat, invalid_output_text, truncate_body
+from resources.simulator.wire import (
+    WIRE_FORMATS,
+    ChatCall,
+    GeminiWire,
+    WireFormat,
+    invalid_output_text,
+    truncate_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -517,6 +524,10 @@ class ProviderSimulator:
             return wire.reasoning(call, self._model_text(call), request_id)
         if kind == "window_exhausted":
             return wire.window_exhausted(call, self._model_text(call), request_id)
+        if kind == "unsupported_language":
+            if isinstance(wire, GeminiWire):
+                return wire.blocked_candidate(call, request_id, "LANGUAGE")
+            return wire.success(call, self._model_text(call), request_id)
         if kind == "request_over_tpm":
             return wire.request_over_rate_limit(call, request_id)
         if kind == "invalid_output":

@@ -794,6 +794,17 @@ class GeminiWire:
         )
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
 
+    def blocked_candidate(self, call: ChatCall, request_id: str, finish_reason: str) -> SimResponse:
+        """A candidate the service stopped before any text (``LANGUAGE``, ``OTHER``...): ``content`` is not set,
+        only ``finishReason`` says why (Vertex AI "Process blocked responses")."""
+        body = {
+            "candidates": [{"finishReason": finish_reason, "index": 0}],
+            "usageMetadata": self._usage(call, ""),
+            "modelVersion": call.model,
+            "responseId": request_id,
+        }
+        return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
+
     def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
         """A thinking model (Gemini 2.5 and 3 think by default): the thoughts are not in the parts (no
         ``includeThoughts``) and not in ``candidatesTokenCount`` either, but in ``thoughtsTokenCount``; they
