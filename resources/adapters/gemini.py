@@ -4,7 +4,9 @@ Wire format: ``x-goog-api-key`` header (never the ``?key=`` query parameter, whi
 in URLs and therefore in logs); body ``{contents, systemInstruction, generationConfig}``; the answer is
 the text parts of ``candidates[0].content``. Safety: ``promptFeedback.blockReason`` (prompt blocked,
 no candidates) or a candidate ``finishReason`` of ``SAFETY``/``PROHIBITED_CONTENT``/``BLOCKLIST``/
-``SPII``/``IMAGE_SAFETY`` -> permanent ``safety_refusal``.
+``SPII``/``IMAGE_SAFETY`` -> permanent ``safety_refusal``. ``finishReason: "LANGUAGE"`` (no content: the
+input's language is not one the model supports) is a verdict on this model, not a garbled answer:
+model-level ``UnsupportedParameterError`` (``unsupported_language``), so the next model is tried at once.
 
 An invalid API key is 400 INVALID_ARGUMENT with ``ErrorInfo.reason = API_KEY_INVALID`` (not 401);
 ``classify_http_error`` reads that reason and makes it provider-level. The retry hint of a 429 lives in
@@ -38,9 +40,13 @@ from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,
+    UnsupportedParameterError,
     request_id_from,
 )
 
+# A candidate stopped because its language is not one the model supports: a verdict on the input for this
+# model (another model may read it), not a garbled answer.
+UNSUPPORTED_LANGUAGE = "unsupported_language"
 SAFETY_FINISH_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"})
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
 
@@ -124,6 +130,15 @@ class GeminiAdapter(HttpProviderAdapter):
                 model=model,
                 status=200,
                 error_code="recitation",
+                request_id=request_id,
+            )
+        if finish_reason == "LANGUAGE":
+            raise UnsupportedParameterError(
+                "candidate blocked (finishReason=LANGUAGE): the input's language is not supported by this model",
+                provider=self.name,
+                model=model,
+                status=200,
+                error_code=UNSUPPORTED_LANGUAGE,
                 request_id=request_id,
             )
         content = as_dict(candidate.get("content"))

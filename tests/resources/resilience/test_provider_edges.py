@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from resources.adapters.anthropic import AnthropicAdapter
-from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.gemini import UNSUPPORTED_LANGUAGE, GeminiAdapter
 from resources.adapters.http_adapter import HttpProviderAdapter
 from resources.adapters.openai import OpenAIAdapter, parse_go_duration
 from resources.ai import AIProviderResource
@@ -443,3 +443,17 @@ def test_a_retired_model_falls_to_the_same_providers_next_model(
         (provider, "success", "success", None),
     ]
     assert world.breaker.store.read(provider).consecutive_failures == 0
+
+
+def test_a_gemini_candidate_stopped_for_its_language_falls_to_the_next_model_without_a_retry(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    # finishReason LANGUAGE with no content is the service's verdict on the input, not a garbled answer: the
+    # same request gets the same verdict, while another model may well read the language.
+    simulator.set_profile("unsupported-language")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["gemini-2.5-flash", "gpt-4.1"])
+    assert (served.provider, served.model) == ("openai", "gpt-4.1")
+    assert calls(simulator, "gemini") == 1
+    assert steps(served)[0] == ("gemini", "error", "fallback_next_model", UNSUPPORTED_LANGUAGE)
+    assert world.breaker.store.read("gemini").consecutive_failures == 0
