@@ -44,6 +44,7 @@ FaultKind = Literal[
     "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
     "not_found",  # 404 for the model: retired, renamed, or not open to this key
     "unsupported_language",  # Gemini: candidate finishReason LANGUAGE, no content (others answer normally)
+    "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -319,6 +320,10 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
         "gemini answers 200 with a candidate stopped for an unsupported language (finishReason LANGUAGE, no "
         "content); the other providers answer normally",
         _kind_everywhere("unsupported_language", "gemini"),
+    ),
+    "proxy-html": (
+        "the CDN in front of `provider` (default every one) answers 502 Bad Gateway as an HTML page with a cf-ray",
+        _kind_everywhere("proxy_html", "*"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

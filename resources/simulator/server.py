@@ -51,6 +51,7 @@ from resources.simulator.wire import (
     ChatCall,
     GeminiWire,
     WireFormat,
+    cdn_error_page,
     invalid_output_text,
     truncate_body,
 )
@@ -508,6 +509,8 @@ class ProviderSimulator:
             "not_found",
         ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
+        if kind == "proxy_html":
+            return cdn_error_page(502)
         if kind == "echo_key":
             return wire.echo_key(call.api_key, request_id)
         if kind == "timeout":

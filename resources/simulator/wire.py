@@ -965,6 +965,22 @@ class GeminiWire:
         return self._error(502, api_key, "upstream connect error", headers={"x-request-id": api_key})
 
 
+def cdn_error_page(status: int) -> SimResponse:
+    """What the CDN in front of the API (Cloudflare, for Anthropic and OpenAI) answers when the origin fails:
+    an HTML page, not the provider's JSON envelope, with ``cf-ray`` as the only request id."""
+    reason = {502: "Bad Gateway", 504: "Gateway Time-out"}.get(status, "Bad Gateway")
+    page = (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+    )
+    headers = [
+        ("content-type", "text/html"),
+        ("server", "cloudflare"),
+        ("cf-ray", secrets.token_hex(8) + "-LAX"),
+    ]
+    return SimResponse(status=status, body=page.encode("utf-8"), headers=headers)
+
+
 WIRE_FORMATS: dict[str, WireFormat] = {
     "anthropic": AnthropicWire(),
     "openai": OpenAIWire(),
