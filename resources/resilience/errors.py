@@ -579,14 +579,28 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+_HTML_HEADING = re.compile(r"<(title|h1)[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
+def _text_of_page(text: str) -> str:
+    """A non-JSON error body as one line: an HTML page (a CDN's or proxy's, e.g. Cloudflare's "502 Bad
+    Gateway") by its title or first heading, else the text without markup; at most 500 characters."""
+    if "<" in text and (heading := _HTML_HEADING.search(text)):
+        title = " ".join(_HTML_TAG.sub(" ", heading.group(2)).split())
+        if title:
+            return title[:500]
+    return " ".join(_HTML_TAG.sub(" ", text).split())[:500]
+
+
 def _error_code_and_message(body: Any) -> tuple[str, str]:
-    """Pull (code, message) out of any of the three providers' error envelopes."""
+    """Pull (code, message) out of any of the three providers' error envelopes (or a proxy's page)."""
     if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)
         except (ValueError, TypeError):
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            return "", text[:500]
+            return "", _text_of_page(text)
     if isinstance(body, list) and len(body) == 1:
         # Gemini's streaming endpoints wrap the error envelope in a one-element JSON array.
         body = body[0]

@@ -457,3 +457,15 @@ def test_a_gemini_candidate_stopped_for_its_language_falls_to_the_next_model_wit
     assert calls(simulator, "gemini") == 1
     assert steps(served)[0] == ("gemini", "error", "fallback_next_model", UNSUPPORTED_LANGUAGE)
     assert world.breaker.store.read("gemini").consecutive_failures == 0
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_a_cdn_error_page_is_transient_and_reads_as_its_title(simulator: ProviderSimulator, provider: str) -> None:
+    simulator.set_profile(f"proxy-html:provider={provider}")
+    with adapter(simulator, provider) as proxied, pytest.raises(TransientProviderError) as caught:
+        proxied.complete(MODEL_OF[provider], request(), timeout=5)
+    error = caught.value
+    assert error.status == 502 and error.request_id and error.request_id.endswith("-LAX")  # the cf-ray
+    # What reaches logs, metadata and telemetry is the page's title, not its markup.
+    assert error.message == "502 Bad Gateway"
+    assert "<" not in str(error)
