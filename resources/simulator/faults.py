@@ -43,7 +43,7 @@ FaultKind = Literal[
     "request_over_tpm",  # OpenAI: 429 "Request too large ... tokens per min": never succeeds by waiting
     "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
     "not_found",  # 404 for the model: retired, renamed, or not open to this key
-    "unsupported_language",  # Gemini: candidate finishReason LANGUAGE, no content (others answer normally)
+    "candidate_stopped",  # Gemini: a candidate with finishReason `reason` and no content (others answer normally)
     "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
@@ -68,6 +68,8 @@ class FaultRule(BaseModel):
     # Fire at most this many times (then the rule is spent): injects "fails N times, then recovers"
     # without any clock, which is what tests of retry budgets need.
     max_hits: int | None = Field(default=None, ge=0)
+    # ``candidate_stopped``: the Gemini ``finishReason`` of the candidate (LANGUAGE, RECITATION, OTHER, ...).
+    reason: str = "OTHER"
     # Headers that replace the answer's own (same name) or are added to it: odd retry hints
     # (``retry-after-ms: nan``, an HTTP date in ``-0000`` form) exactly as a proxy or provider sends them.
     headers: dict[str, str] | None = None
@@ -249,6 +251,19 @@ def _kind_everywhere(kind: FaultKind, default_provider: str) -> Callable[[_Param
     return build
 
 
+def _candidate_stopped(p: _Params) -> list[FaultRule]:
+    return [
+        FaultRule(
+            kind="candidate_stopped",
+            provider=p.text("provider", "gemini"),
+            model=p.text("model", "*"),
+            probability=p.number("rate", 1.0),
+            reason=p.text("reason", "OTHER").upper(),
+            only_tasks=p.tasks(),
+        )
+    ]
+
+
 PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "none": ("no faults", _none),
     "overload-storm": (
@@ -316,10 +331,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
         "key): anthropic not_found_error 'model: M', openai model_not_found, gemini NOT_FOUND 'models/M is not found'",
         _kind_everywhere("not_found", "anthropic"),
     ),
-    "unsupported-language": (
-        "gemini answers 200 with a candidate stopped for an unsupported language (finishReason LANGUAGE, no "
-        "content); the other providers answer normally",
-        _kind_everywhere("unsupported_language", "gemini"),
+    "candidate-stopped": (
+        "gemini answers 200 with a candidate stopped before any text: finishReason `reason` (default OTHER; "
+        "LANGUAGE, RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL, MAX_TOKENS when thinking took the whole "
+        "ceiling...) and no content; the other providers answer normally",
+        _candidate_stopped,
     ),
     "proxy-html": (
         "the CDN in front of `provider` (default every one) answers 502 Bad Gateway as an HTML page with a cf-ray",

@@ -527,9 +527,9 @@ class ProviderSimulator:
             return wire.reasoning(call, self._model_text(call), request_id)
         if kind == "window_exhausted":
             return wire.window_exhausted(call, self._model_text(call), request_id)
-        if kind == "unsupported_language":
+        if kind == "candidate_stopped":
             if isinstance(wire, GeminiWire):
-                return wire.blocked_candidate(call, request_id, "LANGUAGE")
+                return wire.blocked_candidate(call, request_id, rule.reason)
             return wire.success(call, self._model_text(call), request_id)
         if kind == "request_over_tpm":
             return wire.request_over_rate_limit(call, request_id)

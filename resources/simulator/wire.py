@@ -795,11 +795,17 @@ class GeminiWire:
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
 
     def blocked_candidate(self, call: ChatCall, request_id: str, finish_reason: str) -> SimResponse:
-        """A candidate the service stopped before any text (``LANGUAGE``, ``OTHER``...): ``content`` is not set,
-        only ``finishReason`` says why (Vertex AI "Process blocked responses")."""
+        """A candidate the service stopped before any text (``LANGUAGE``, ``RECITATION``, ``OTHER``...):
+        ``content`` is not set, only ``finishReason`` says why (Vertex AI "Process blocked responses").
+        ``MAX_TOKENS`` with no content is a thinking model whose thoughts took the whole ceiling."""
+        usage: dict[str, int] = self._usage(call, "")
+        del usage["candidatesTokenCount"]  # proto3 JSON drops a zero: no candidate tokens, no field
+        if finish_reason == "MAX_TOKENS":
+            usage["thoughtsTokenCount"] = call.ceiling()
+            usage["totalTokenCount"] += call.ceiling()
         body = {
             "candidates": [{"finishReason": finish_reason, "index": 0}],
-            "usageMetadata": self._usage(call, ""),
+            "usageMetadata": usage,
             "modelVersion": call.model,
             "responseId": request_id,
         }

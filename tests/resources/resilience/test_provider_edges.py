@@ -31,6 +31,7 @@ from resources.resilience.errors import (
     MODEL_NOT_FOUND,
     REQUEST_OVER_RATE_LIMIT,
     AllProvidersOpenError,
+    PermanentProviderError,
     ProviderError,
     TransientProviderError,
     UnsupportedParameterError,
@@ -450,7 +451,7 @@ def test_a_gemini_candidate_stopped_for_its_language_falls_to_the_next_model_wit
 ) -> None:
     # finishReason LANGUAGE with no content is the service's verdict on the input, not a garbled answer: the
     # same request gets the same verdict, while another model may well read the language.
-    simulator.set_profile("unsupported-language")
+    simulator.set_profile("candidate-stopped:reason=LANGUAGE")
     world = Loopback(simulator, http, tmp_path / "b.sqlite")
     served = world.call(["gemini-2.5-flash", "gpt-4.1"])
     assert (served.provider, served.model) == ("openai", "gpt-4.1")
@@ -469,3 +470,39 @@ def test_a_cdn_error_page_is_transient_and_reads_as_its_title(simulator: Provide
     # What reaches logs, metadata and telemetry is the page's title, not its markup.
     assert error.message == "502 Bad Gateway"
     assert "<" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("reason", "error_type", "code"),
+    [
+        ("RECITATION", PermanentProviderError, "recitation"),
+        ("PROHIBITED_CONTENT", PermanentProviderError, "safety_refusal"),
+        ("BLOCKLIST", PermanentProviderError, "safety_refusal"),
+        ("SPII", PermanentProviderError, "safety_refusal"),
+        ("LANGUAGE", UnsupportedParameterError, "unsupported_language"),
+        # No stated cause, or a tool call we never asked for: a glitch of that answer, worth one more try.
+        ("OTHER", TransientProviderError, "malformed_response"),
+        ("MALFORMED_FUNCTION_CALL", TransientProviderError, "malformed_response"),
+    ],
+)
+def test_a_gemini_candidate_stopped_before_any_text_is_classified_by_its_finish_reason(
+    simulator: ProviderSimulator, reason: str, error_type: type[ProviderError], code: str
+) -> None:
+    simulator.set_profile(f"candidate-stopped:reason={reason}")
+    with adapter(simulator, "gemini") as gemini, pytest.raises(ProviderError) as caught:
+        gemini.complete("gemini-2.5-flash", request(), timeout=5)
+    assert type(caught.value) is error_type and caught.value.error_code == code
+    assert caught.value.status == 200
+    if code != "malformed_response":
+        assert f"finishReason={reason}" in caught.value.message
+
+
+def test_a_gemini_thinking_model_whose_thoughts_took_the_whole_ceiling_is_a_truncated_empty_answer(
+    simulator: ProviderSimulator,
+) -> None:
+    simulator.set_profile("candidate-stopped:reason=MAX_TOKENS")
+    with adapter(simulator, "gemini") as gemini:
+        completion = gemini.complete("gemini-2.5-flash", request(), timeout=5)
+    assert completion.truncated and completion.text == ""
+    # The thoughts were billed: the ceiling's worth of output, though no candidate token came back.
+    assert completion.output_tokens == completion.max_tokens
