@@ -39,6 +39,7 @@ from resources.resilience.errors import (
     seconds_until_daily_quota_reset,
 )
 from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.resilience.health_probe import probe_provider
 from resources.simulator import FaultProfile, FaultRule, ProviderSimulator
 from resources.simulator.wire import REASONING_TOKENS
 from tests.resources.resilience.fakes import FakeClock
@@ -506,3 +507,14 @@ def test_a_gemini_thinking_model_whose_thoughts_took_the_whole_ceiling_is_a_trun
     assert completion.truncated and completion.text == ""
     # The thoughts were billed: the ceiling's worth of output, though no candidate token came back.
     assert completion.output_tokens == completion.max_tokens
+
+
+def test_a_health_probe_of_a_retired_model_reports_the_model_not_a_provider_still_down(
+    simulator: ProviderSimulator, tmp_path: Path
+) -> None:
+    simulator.set_profile("model-not-found:provider=openai")
+    breaker = CircuitBreaker(SQLiteBreakerStore(tmp_path / "b.sqlite"), BreakerPolicy())
+    with adapter(simulator, "openai") as openai:
+        result = probe_provider("openai", "gpt-4.1", openai, breaker, timeout_seconds=5)
+    assert (result.outcome, result.detail) == ("unavailable", f"provider_unavailable: {MODEL_NOT_FOUND}")
+    assert breaker.state("openai") == "closed"  # the provider answered: it is up
