@@ -45,6 +45,7 @@ FaultKind = Literal[
     "not_found",  # 404 for the model: retired, renamed, or not open to this key
     "candidate_stopped",  # Gemini: a candidate with finishReason `reason` and no content (others answer normally)
     "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
+    "temperature_loop",  # Gemini 3 given a temperature below its default 1.0 loops to the ceiling
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -340,6 +341,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "proxy-html": (
         "the CDN in front of `provider` (default every one) answers 502 Bad Gateway as an HTML page with a cf-ray",
         _kind_everywhere("proxy_html", "*"),
+    ),
+    "temperature-loop": (
+        "a Gemini 3 model sent a temperature below its default (1.0) repeats itself until maxOutputTokens "
+        "(finishReason MAX_TOKENS), as Google's Gemini 3 guide warns; at the default it answers normally",
+        _kind_everywhere("temperature_loop", "gemini"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

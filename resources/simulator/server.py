@@ -531,6 +531,11 @@ class ProviderSimulator:
             if isinstance(wire, GeminiWire):
                 return wire.blocked_candidate(call, request_id, rule.reason)
             return wire.success(call, self._model_text(call), request_id)
+        if kind == "temperature_loop":
+            text = self._model_text(call)
+            if isinstance(wire, GeminiWire) and wire.loops_at(call):
+                return wire.success(call, (text + "\n") * (call.ceiling() * 4 // max(1, len(text)) + 2), request_id)
+            return wire.success(call, text, request_id)
         if kind == "request_over_tpm":
             return wire.request_over_rate_limit(call, request_id)
         if kind == "invalid_output":

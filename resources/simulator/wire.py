@@ -794,6 +794,13 @@ class GeminiWire:
         )
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
 
+    @staticmethod
+    def loops_at(call: ChatCall) -> bool:
+        """Gemini 3 is tuned for its default temperature (1.0); Google's guide warns that a lower one "may lead
+        to unexpected behavior, such as looping": the ``temperature_loop`` fault answers such a call so."""
+        model = call.model.removeprefix("models/")
+        return model.startswith("gemini-3") and call.temperature is not None and call.temperature < 1.0
+
     def blocked_candidate(self, call: ChatCall, request_id: str, finish_reason: str) -> SimResponse:
         """A candidate the service stopped before any text (``LANGUAGE``, ``RECITATION``, ``OTHER``...):
         ``content`` is not set, only ``finishReason`` says why (Vertex AI "Process blocked responses").
