@@ -518,3 +518,16 @@ def test_a_health_probe_of_a_retired_model_reports_the_model_not_a_provider_stil
         result = probe_provider("openai", "gpt-4.1", openai, breaker, timeout_seconds=5)
     assert (result.outcome, result.detail) == ("unavailable", f"provider_unavailable: {MODEL_NOT_FOUND}")
     assert breaker.state("openai") == "closed"  # the provider answered: it is up
+
+
+def test_gemini_3_gets_its_default_temperature_so_it_does_not_loop_to_the_ceiling(
+    simulator: ProviderSimulator,
+) -> None:
+    # Google's Gemini 3 guide: keep temperature at its default 1.0; lower values may loop. A loop runs to the
+    # output ceiling, which the executor would then raise to the model's 65,536-token limit before splitting.
+    simulator.set_profile("temperature-loop")
+    with adapter(simulator, "gemini") as gemini:
+        three = gemini.complete("gemini-3-flash-preview", request(), timeout=5)
+        older = gemini.request_body(request(), "gemini-2.5-flash")
+    assert not three.truncated and parse(three.text).genre
+    assert older["generationConfig"]["temperature"] == 0.0  # Gemini 2.5 still gets the request's temperature
