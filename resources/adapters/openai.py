@@ -51,6 +51,7 @@ def parse_go_duration(text: str) -> float | None:
     total = sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_DURATION.findall(text))
     return total if math.isfinite(total) else None
 
+
 _TRY_AGAIN = re.compile(r"try again in ([0-9][0-9.a-zµ]*)", re.IGNORECASE)
 RATE_LIMIT_HINT_CAP = 60.0  # the same cap as ``retry-after`` (``classify_http_error``)
 
