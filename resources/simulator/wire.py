@@ -10,6 +10,11 @@ Sources (public API references): Anthropic "Errors" (error shapes, ``request-id`
 ``overloaded_error``), OpenAI "Error codes" + "Rate limits" (``x-request-id``, ``x-ratelimit-*``), Gemini
 ``generateContent`` + Google API error model (``{"error":{"code","message","status","details"}}``,
 ``google.rpc.RetryInfo``, bad keys as 400 ``API_KEY_INVALID``; Gemini sends no request-id header).
+Answers added for the second provider-edge pass (``docs/providers-and-simulator.md`` has the table with
+sources): reasoning tokens as each provider reports them, Anthropic ``model_context_window_exceeded``, OpenAI's
+tokens-per-minute 429s (one a request too large to ever pass, one without ``retry-after`` whose wait is a Go
+duration), each provider's 404 for a retired model, Gemini candidates stopped before any text, a CDN's HTML 502
+page, and Gemini 3 looping below its default temperature.
 
 Limits (``resources.providers.limits``, the same table the adapters read): ``refuse_beyond_limits`` answers a
 prompt above the model's context window, an output ceiling above its limit, and a parameter the model does
