@@ -46,6 +46,7 @@ FaultKind = Literal[
     "candidate_stopped",  # Gemini: a candidate with finishReason `reason` and no content (others answer normally)
     "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
     "temperature_loop",  # Gemini 3 given a temperature below its default 1.0 loops to the ceiling
+    "garbled_gzip",  # 200, gzip-encoded like the real APIs' answers, the compressed bytes damaged
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -346,6 +347,11 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
         "a Gemini 3 model sent a temperature below its default (1.0) repeats itself until maxOutputTokens "
         "(finishReason MAX_TOKENS), as Google's Gemini 3 guide warns; at the default it answers normally",
         _kind_everywhere("temperature_loop", "gemini"),
+    ),
+    "garbled-gzip": (
+        "`provider` (default every one) answers 200 gzip-encoded, as the real APIs do, with the second half of the "
+        "compressed bytes damaged (a faulty middlebox): the body will not decompress",
+        _kind_everywhere("garbled_gzip", "*"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

@@ -52,6 +52,7 @@ from resources.simulator.wire import (
     GeminiWire,
     WireFormat,
     cdn_error_page,
+    garble_gzip_body,
     invalid_output_text,
     truncate_body,
 )
@@ -517,6 +518,8 @@ class ProviderSimulator:
             return wire.success(call, self._model_text(call), request_id).held(rule.hold_s)
         if kind == "reset":
             return SimResponse.reset()
+        if kind == "garbled_gzip":
+            return garble_gzip_body(wire.success(call, self._model_text(call), request_id))
         if kind == "malformed_json":
             return truncate_body(wire.success(call, self._model_text(call), request_id))
         if kind == "safety":

@@ -26,6 +26,7 @@ not take, each with its provider's real 400; ``success`` cuts the answer at the 
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import secrets
@@ -111,6 +112,19 @@ def _texts(value: Any) -> list[str]:
 
 def _retry_seconds(retry_after: float | None, default: float) -> int:
     return max(1, math.ceil(retry_after if retry_after is not None else default))
+
+
+def garble_gzip_body(response: SimResponse) -> SimResponse:
+    """The same answer gzip-encoded, as the real APIs send it to a client that accepts gzip, with its compressed
+    bytes damaged (``content-length`` unchanged): what a faulty middlebox delivers. The HTTP message is complete,
+    but its body will not decompress. The damage is the first deflate block's header (a reserved block type,
+    right after gzip's 10-byte header), so every answer fails to decompress whatever its content."""
+    compressed = bytearray(gzip.compress(response.body))
+    compressed[10] = 0b111  # BFINAL=1, BTYPE=11 (reserved): "invalid block type"
+    response.body = bytes(compressed)
+    response.headers = [h for h in response.headers if h[0].lower() != "content-encoding"]
+    response.headers.append(("content-encoding", "gzip"))
+    return response
 
 
 def truncate_body(response: SimResponse) -> SimResponse:
