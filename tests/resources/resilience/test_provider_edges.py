@@ -531,3 +531,20 @@ def test_gemini_3_gets_its_default_temperature_so_it_does_not_loop_to_the_ceilin
         older = gemini.request_body(request(), "gemini-2.5-flash")
     assert not three.truncated and parse(three.text).genre
     assert older["generationConfig"]["temperature"] == 0.0  # Gemini 2.5 still gets the request's temperature
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_a_gzip_answer_that_will_not_decompress_is_a_transient_malformed_response(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, provider: str
+) -> None:
+    # The real APIs gzip their answers; a damaged compressed body is raised by httpx as DecodingError, which is
+    # no TransportError: it must not escape the adapter (the executor would take it for a bug and end the stage).
+    simulator.set_profile(f"garbled-gzip:provider={provider}")
+    with adapter(simulator, provider) as cut, pytest.raises(TransientProviderError) as caught:
+        cut.complete(MODEL_OF[provider], request(), timeout=5)
+    assert caught.value.error_code == "malformed_response"
+
+    simulator.set_profile(f"fault:kind=garbled_gzip,provider={provider},hits=1")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call([MODEL_OF[provider]])
+    assert served.provider == provider and steps(served)[0][3] == "malformed_response"
