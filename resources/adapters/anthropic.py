@@ -4,7 +4,9 @@ Wire format: headers ``x-api-key`` and ``anthropic-version: 2023-06-01``; body `
 system, messages, temperature}``; the answer is the concatenated ``text`` content blocks. Every
 response carries a ``request-id`` header. ``stop_reason: "refusal"`` means the model declined for
 safety reasons: permanent, ``error_code="safety_refusal"``. ``stop_reason: "max_tokens"`` means the answer
-was cut at the ceiling: the completion comes back ``truncated`` (the executor decides what follows).
+was cut at the ceiling, ``"model_context_window_exceeded"`` that it was cut where the context window ended:
+either way the completion comes back ``truncated`` (the executor decides what follows). Thinking blocks
+(which come before the text) are not part of the answer; ``usage.output_tokens`` already counts them.
 
 Limits (``resources.providers.limits``): ``max_tokens`` is capped at the model's output limit and
 ``temperature`` is sent only to a model that accepts it.
@@ -22,6 +24,9 @@ from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import PermanentProviderError, request_id_from
 
 ANTHROPIC_VERSION = "2023-06-01"
+# Stop reasons that cut the answer: the output ceiling, or (Claude 4.5 and later) the context window filled
+# during generation, which arrives as a normal 200 with the text cut where the window ended.
+TRUNCATING_STOP_REASONS = frozenset({"max_tokens", "model_context_window_exceeded"})
 
 
 class AnthropicAdapter(HttpProviderAdapter):
@@ -81,6 +86,6 @@ class AnthropicAdapter(HttpProviderAdapter):
             request_id=request_id,
             input_tokens=int(usage.get("input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
-            truncated=data.get("stop_reason") == "max_tokens",
+            truncated=data.get("stop_reason") in TRUNCATING_STOP_REASONS,
             max_tokens=body["max_tokens"],
         )

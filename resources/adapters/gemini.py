@@ -4,7 +4,9 @@ Wire format: ``x-goog-api-key`` header (never the ``?key=`` query parameter, whi
 in URLs and therefore in logs); body ``{contents, systemInstruction, generationConfig}``; the answer is
 the text parts of ``candidates[0].content``. Safety: ``promptFeedback.blockReason`` (prompt blocked,
 no candidates) or a candidate ``finishReason`` of ``SAFETY``/``PROHIBITED_CONTENT``/``BLOCKLIST``/
-``SPII``/``IMAGE_SAFETY`` -> permanent ``safety_refusal``.
+``SPII``/``IMAGE_SAFETY`` -> permanent ``safety_refusal``. ``finishReason: "LANGUAGE"`` (no content: the
+input's language is not one the model supports) is a verdict on this model, not a garbled answer:
+model-level ``UnsupportedParameterError`` (``unsupported_language``), so the next model is tried at once.
 
 An invalid API key is 400 INVALID_ARGUMENT with ``ErrorInfo.reason = API_KEY_INVALID`` (not 401);
 ``classify_http_error`` reads that reason and makes it provider-level. The retry hint of a 429 lives in
@@ -17,6 +19,10 @@ Gemini sends no request-id header; ``responseId`` from a successful body is used
 parts at all, when thinking used the whole ceiling): the completion comes back ``truncated``. The ceiling
 is capped at the model's output limit and ``temperature`` is sent only to a model that accepts it
 (``resources.providers.limits``).
+
+Usage: ``candidatesTokenCount`` counts the answer only; a thinking model's thoughts are in
+``thoughtsTokenCount``, count towards ``maxOutputTokens`` and are billed at the output price, so
+``output_tokens`` is the sum of the two.
 """
 
 from __future__ import annotations
@@ -34,9 +40,13 @@ from resources.providers.limits import TEMPERATURE, limits_for
 from resources.resilience.errors import (
     PermanentProviderError,
     ProviderError,
+    UnsupportedParameterError,
     request_id_from,
 )
 
+# A candidate stopped because its language is not one the model supports: a verdict on the input for this
+# model (another model may read it), not a garbled answer.
+UNSUPPORTED_LANGUAGE = "unsupported_language"
 SAFETY_FINISH_REASONS = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"})
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
 
@@ -122,6 +132,15 @@ class GeminiAdapter(HttpProviderAdapter):
                 error_code="recitation",
                 request_id=request_id,
             )
+        if finish_reason == "LANGUAGE":
+            raise UnsupportedParameterError(
+                "candidate blocked (finishReason=LANGUAGE): the input's language is not supported by this model",
+                provider=self.name,
+                model=model,
+                status=200,
+                error_code=UNSUPPORTED_LANGUAGE,
+                request_id=request_id,
+            )
         content = as_dict(candidate.get("content"))
         parts = content.get("parts")
         truncated = finish_reason == "MAX_TOKENS"
@@ -137,7 +156,8 @@ class GeminiAdapter(HttpProviderAdapter):
             text=text,
             request_id=request_id,
             input_tokens=int(usage.get("promptTokenCount") or 0),
-            output_tokens=int(usage.get("candidatesTokenCount") or 0),
+            # Thinking models (2.5, 3) report their thoughts apart from the answer; they are billed as output.
+            output_tokens=int(usage.get("candidatesTokenCount") or 0) + int(usage.get("thoughtsTokenCount") or 0),
             truncated=truncated,
         )
 

@@ -9,11 +9,12 @@ Decisions that hold for every provider:
 * Any ``httpx.TransportError`` (timeouts, refused/reset connections, ``RemoteProtocolError`` when the
   peer drops the socket mid-response) -> ``transport_error``: transient.
 * Non-2xx -> ``classify_http_error`` with the raw body and headers; the taxonomy decides.
-* A 2xx whose body is not JSON, or JSON without the provider's response shape, is treated as a
-  transport-level glitch (truncated/garbled body from a proxy or a dropped stream), so it is
-  ``TransientProviderError(error_code="malformed_response")``: the same request may well succeed on
-  retry. Model output that *is* delivered intact but fails the task schema is a different thing:
-  that is for ``prompts.parse_response`` and the resilience layer's repair step.
+* A 2xx whose body is not JSON, or JSON without the provider's response shape, or whose gzip encoding
+  does not decode (``httpx.DecodingError``), is treated as a transport-level glitch (truncated/garbled
+  body from a proxy or a dropped stream), so it is ``TransientProviderError(error_code=
+  "malformed_response")``: the same request may well succeed on retry. Model output that *is* delivered
+  intact but fails the task schema is a different thing: that is for ``prompts.parse_response`` and the
+  resilience layer's repair step.
 * The API key lives only in request headers. It never appears in ``repr``, and every error message we
   raise is scrubbed of it, in case a provider or proxy echoes it back.
 """
@@ -105,6 +106,8 @@ class HttpProviderAdapter:
             )
         except httpx.TransportError as exc:
             raise self.scrubbed(transport_error(self.name, model, exc)) from None
+        except httpx.DecodingError as exc:
+            raise self.scrubbed(self.undecodable(model, exc)) from None
         if not 200 <= response.status_code < 300:
             error = classify_http_error(
                 provider=self.name,
@@ -127,6 +130,12 @@ class HttpProviderAdapter:
     def refine_http_error(self, error: ProviderError, response: httpx.Response) -> ProviderError:
         """Hook for provider quirks the shared taxonomy cannot see; the default keeps its verdict."""
         return error
+
+    def undecodable(self, model: str, exc: httpx.DecodingError) -> TransientProviderError:
+        """A body whose ``content-encoding`` (gzip, which the real APIs use) does not decode: garbled on the way,
+        like a truncated JSON body, so a transient ``malformed_response`` (httpx raises it as ``DecodingError``,
+        which is no ``TransportError``)."""
+        return self.malformed(model, {}, None, f"response body does not decode ({exc})")
 
     def malformed(
         self, model: str, headers: Mapping[str, str], status: int | None, what: str

@@ -9,6 +9,11 @@ safety refusal: permanent, ``error_code="safety_refusal"``.
 ``max_tokens`` with a 400. ``finish_reason: "length"`` means the answer was cut at that ceiling: the
 completion comes back ``truncated``.
 
+Rate limits: a 429 often comes without ``retry-after``; its wait is then in the message ("Please try again in
+3.89s") and in ``x-ratelimit-reset-tokens`` / ``-requests``, as Go durations (``174ms``, ``6m0s``), which
+``rate_limit_wait`` reads. A 429 "Request too large ... tokens per min" is no rate limit to wait out: the
+taxonomy makes it model-level (``RequestOverRateLimitError``).
+
 Limits (``resources.providers.limits``): the ceiling is capped at the model's output limit, and
 ``temperature`` is sent only to a model that accepts it: the GPT-5 family and the o-series answer any
 value but the default with 400 ``unsupported_value``, so they get none (their default).
@@ -16,6 +21,8 @@ value but the default with 400 ``unsupported_value``, so they get none (their de
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import httpx
@@ -23,7 +30,46 @@ import httpx
 from resources.adapters.http_adapter import HttpProviderAdapter, as_dict
 from resources.providers.base import Completion, CompletionRequest
 from resources.providers.limits import TEMPERATURE, limits_for
-from resources.resilience.errors import PermanentProviderError, request_id_from
+from resources.resilience.errors import (
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+    request_id_from,
+)
+
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds in a Go ``time.Duration`` string, the way OpenAI writes waits (``x-ratelimit-reset-tokens: 6m0s``,
+    ``174ms``, "Please try again in 3.89s"); None when ``text`` is not one. Hand-written: the format is a
+    sequence of number+unit pairs and no maintained library parses exactly this one."""
+    text = text.strip()
+    if not text or _GO_DURATION.sub("", text):
+        return None
+    total = sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_DURATION.findall(text))
+    return total if math.isfinite(total) else None
+
+
+_TRY_AGAIN = re.compile(r"try again in ([0-9][0-9.a-zµ]*)", re.IGNORECASE)
+RATE_LIMIT_HINT_CAP = 60.0  # the same cap as ``retry-after`` (``classify_http_error``)
+
+
+def rate_limit_wait(headers: httpx.Headers, message: str, *, cap: float = RATE_LIMIT_HINT_CAP) -> float | None:
+    """The wait an OpenAI 429 gives when it sends no ``retry-after``: the message's "Please try again in
+    3.89s" (it names the limit that was hit), else the ``x-ratelimit-reset-*`` of a limit with nothing
+    remaining. Finite and positive, capped; else None (the caller waits full jitter)."""
+    candidates: list[float | None] = []
+    if match := _TRY_AGAIN.search(message):
+        candidates.append(parse_go_duration(match.group(1).rstrip(".")))
+    for limit in ("tokens", "requests"):
+        if headers.get(f"x-ratelimit-remaining-{limit}", "").strip() == "0":
+            candidates.append(parse_go_duration(headers.get(f"x-ratelimit-reset-{limit}", "")))
+    for seconds in candidates:
+        if seconds is not None and seconds > 0:
+            return min(seconds, cap)
+    return None
 
 
 class OpenAIAdapter(HttpProviderAdapter):
@@ -50,6 +96,11 @@ class OpenAIAdapter(HttpProviderAdapter):
         if request.json_output:
             body["response_format"] = {"type": "json_object"}
         return body
+
+    def refine_http_error(self, error: ProviderError, response: httpx.Response) -> ProviderError:
+        if isinstance(error, TransientProviderError) and error.status == 429 and error.retry_after is None:
+            error.retry_after = rate_limit_wait(response.headers, error.message)
+        return error
 
     def complete(self, model: str, request: CompletionRequest, *, timeout: float) -> Completion:
         headers = {"authorization": f"Bearer {self._api_key}", "content-type": "application/json"}

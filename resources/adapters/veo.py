@@ -315,6 +315,8 @@ class VeoClient(HttpProviderAdapter):
                         )
         except httpx.TransportError as exc:
             raise self.scrubbed(transport_error(self.name, self.model, exc)) from None
+        except httpx.DecodingError as exc:
+            raise self.scrubbed(self.undecodable(self.model, exc)) from None
         reply = _Reply(response.status_code, response.headers, bytes(body))
         if reply.status >= 400:
             error = classify_http_error(

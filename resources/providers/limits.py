@@ -59,7 +59,9 @@ class ModelLimits(BaseModel):
     * ``max_output_tokens`` - the highest output ceiling (``max_tokens`` / ``max_completion_tokens`` /
       ``maxOutputTokens``) the API accepts for the model.
     * ``sampling_parameters`` - sampling parameters the model accepts with a non-default value. The GPT-5
-      family and the o-series accept none: any ``temperature`` but 1 is a 400 ``unsupported_value``.
+      family and the o-series accept none: any ``temperature`` but 1 is a 400 ``unsupported_value``. Gemini 3
+      takes one but must not get it: Google's guide asks for the default temperature (1.0), lower values may
+      loop to the output ceiling.
     * ``legacy_max_tokens`` - OpenAI only: the deprecated ``max_tokens`` is accepted (the reasoning models
       answer it with a 400 ``unsupported_parameter`` and want ``max_completion_tokens``).
     """

@@ -10,7 +10,10 @@ Every failure an adapter sees becomes exactly one of three classes, decided here
 * ``ProviderUnavailableError`` - the *provider* is unusable for us (401/403/404, billing, a Gemini daily
   quota as ``daily_quota_exhausted``): skip it, never retry it, but other providers may still serve the
   request. Its subclass ``UnsupportedParameterError`` is narrower: the *model* does not take a parameter of
-  the request (GPT-5 and ``temperature``): skip that model only.
+  the request (GPT-5 and ``temperature``): skip that model only. Two subclasses of it are model-level too:
+  ``RequestOverRateLimitError``, a 429 for a request larger than the model's per-minute token limit itself,
+  which no wait lets through, and ``ModelNotFoundError``, a 404 that names the model (retired, renamed, not
+  open to the key); a 404 that names no model stays provider-level.
 
 ``ContextWindowExceededError`` (permanent) is a prompt over the *model's* context window: permanent for that
 model only; the executor moves on to a model of the chain whose window is larger, and raises it only when no
@@ -133,6 +136,12 @@ _MODEL_CAPABILITY_PATTERN = re.compile(
 OVERLOAD_STATUSES = frozenset({503, 529})
 OVERLOAD_ERROR_CODES = frozenset({"overloaded_error", "UNAVAILABLE", "engine_overloaded"})
 _SAFETY_PATTERN = re.compile(r"safety|content[ _-]?policy|content[ _-]?filter|refus", re.IGNORECASE)
+_OVER_RATE_LIMIT_PATTERN = re.compile(
+    r"request too large for .* per (min|day)|tokens must be reduced in order to run", re.IGNORECASE
+)
+# How each provider's 404 names the model: Anthropic "model: M", OpenAI "The model `M` does not exist",
+# Gemini "models/M is not found for API version ...".
+_MODEL_NOT_FOUND_PATTERN = re.compile(r"^model: \S+|the model `[^`]+` does not exist|models/\S+ is not found", re.I)
 _CONTEXT_PATTERN = re.compile(
     r"context[ _-]?(length|window|limit)|too many tokens|prompt is too long|exceeds the maximum number of tokens",
     re.IGNORECASE,
@@ -153,6 +162,14 @@ _SECRET_PATTERN = re.compile(
 # violation's ``quotaId`` (``GenerateRequestsPerDayPerProjectPerModel-FreeTier``) tells it apart. Waiting
 # seconds does not help, and per-day quotas reset at midnight Pacific time (Gemini API rate-limit docs).
 DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+# OpenAI's 429 "Request too large for MODEL ... on tokens per min (TPM): Limit L, Requested R. The input or output
+# tokens must be reduced": the request *alone* is larger than the organization's per-minute limit for that model,
+# so no wait lets it through. Same status and ``code`` (``rate_limit_exceeded``) as an ordinary rate limit; only
+# the message tells it apart.
+REQUEST_OVER_RATE_LIMIT = "request_over_rate_limit"
+# A 404 that names the model (Anthropic ``not_found_error`` "model: M", OpenAI ``model_not_found``, Gemini
+# ``NOT_FOUND`` "models/M is not found"): that model was retired, renamed or is not open to this key.
+MODEL_NOT_FOUND = "model_not_found"
 _PER_DAY_QUOTA = re.compile(r"PerDay", re.IGNORECASE)
 _QUOTA_RESET_ZONE = ZoneInfo("America/Los_Angeles")
 
@@ -259,6 +276,27 @@ class UnsupportedParameterError(ProviderUnavailableError):
     may take it): the executor falls to the next model of the chain without retrying or excluding the
     provider. It is a ``ProviderUnavailableError`` so that, if it ends a stage, it is reported and treated
     as "no usable model" rather than as a bad request.
+    """
+
+
+class RequestOverRateLimitError(UnsupportedParameterError):
+    """The request alone is larger than the organization's per-minute (or per-day) token limit for the model:
+    OpenAI's 429 "Request too large for MODEL ... on tokens per min (TPM): Limit L, Requested R".
+
+    A 429 like a rate limit, but no wait lets it through, so retrying it is waste. The limit is per model, so
+    like ``UnsupportedParameterError`` it is model-level: the executor falls to the next model (the provider's
+    own included) without a retry, and the breaker counts the answer as a success (the provider is up).
+    ``error_code`` is ``request_over_rate_limit``.
+    """
+
+
+class ModelNotFoundError(UnsupportedParameterError):
+    """A 404 that names the model: it was retired or renamed, or is not open to this key (``model_not_found``).
+
+    Providers retire models one at a time, so this says nothing of the provider's other models: model-level,
+    like ``UnsupportedParameterError`` (the executor falls to the next model, the provider's own included,
+    without a retry; the breaker counts the answer as a success). A 404 that names no model (a wrong base URL)
+    stays provider-level.
     """
 
 
@@ -541,14 +579,28 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+_HTML_HEADING = re.compile(r"<(title|h1)[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
+def _text_of_page(text: str) -> str:
+    """A non-JSON error body as one line: an HTML page (a CDN's or proxy's, e.g. Cloudflare's "502 Bad
+    Gateway") by its title or first heading, else the text without markup; at most 500 characters."""
+    if "<" in text and (heading := _HTML_HEADING.search(text)):
+        title = " ".join(_HTML_TAG.sub(" ", heading.group(2)).split())
+        if title:
+            return title[:500]
+    return " ".join(_HTML_TAG.sub(" ", text).split())[:500]
+
+
 def _error_code_and_message(body: Any) -> tuple[str, str]:
-    """Pull (code, message) out of any of the three providers' error envelopes."""
+    """Pull (code, message) out of any of the three providers' error envelopes (or a proxy's page)."""
     if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)
         except (ValueError, TypeError):
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            return "", text[:500]
+            return "", _text_of_page(text)
     if isinstance(body, list) and len(body) == 1:
         # Gemini's streaming endpoints wrap the error envelope in a one-element JSON array.
         body = body[0]
@@ -591,9 +643,11 @@ def classify_http_error(
     """Turn a non-2xx provider answer into the one error class it belongs to.
 
     Precedence: a per-day quota (provider-level ``daily_quota_exhausted``, ``retry_after`` = seconds to the
-    quota's reset) first; then a model-level capability answer (``unsupported_value`` /
-    ``unsupported_parameter`` or "not supported with this model" on a non-transient 4xx other than
-    401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
+    quota's reset) first; then a 429 for a request larger than the rate limit itself (model-level
+    ``RequestOverRateLimitError``, ``request_over_rate_limit``); then a 404 that names the model (model-level
+    ``ModelNotFoundError``, ``model_not_found``); then a model-level capability answer
+    (``unsupported_value`` / ``unsupported_parameter`` or "not supported with this model" on a non-transient
+    4xx other than 401/403/404 -> ``UnsupportedParameterError``); then provider-level statuses/codes (incl. billing and
     bad-key answers); then, unless the status itself is transient, an explicit permanent signal in the body
     (safety, context overflow, invalid request); then transient statuses/codes (``x-should-retry: false``
     keeps them transient: it says "not this provider now", which the executor answers by moving to the next
@@ -615,6 +669,13 @@ def classify_http_error(
         kwargs["error_code"] = DAILY_QUOTA_EXHAUSTED
         kwargs["retry_after"] = seconds_until_daily_quota_reset(now)
         return ProviderUnavailableError(text, **kwargs)
+    if status == 429 and _OVER_RATE_LIMIT_PATTERN.search(message):
+        kwargs["error_code"] = REQUEST_OVER_RATE_LIMIT
+        kwargs["retry_after"] = None
+        return RequestOverRateLimitError(text, **kwargs)
+    if status == 404 and (code == MODEL_NOT_FOUND or _MODEL_NOT_FOUND_PATTERN.search(message)):
+        kwargs["error_code"] = MODEL_NOT_FOUND
+        return ModelNotFoundError(text, **kwargs)
     if status not in TRANSIENT_STATUSES and status not in PROVIDER_LEVEL_STATUSES and (
         code in MODEL_LEVEL_ERROR_CODES or _MODEL_CAPABILITY_PATTERN.search(message)
     ):

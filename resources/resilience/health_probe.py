@@ -22,7 +22,7 @@ from resources.providers.prompts import build_request, parse_response
 from resources.resilience.breaker import CircuitBreaker
 from resources.resilience.breaker_state import BreakerSnapshot
 from resources.resilience.chain import DEFAULT_CHAINS, OFFLINE, StagePolicy, provider_for
-from resources.resilience.errors import ProviderError
+from resources.resilience.errors import ChainExhaustedError, ProviderError, UnsupportedParameterError
 from resources.resilience.executor import ResilientCaller
 from resources.resilience.telemetry import TelemetryListener
 
@@ -152,6 +152,10 @@ def probe_provider(
             HEALTH_STAGE, request, lambda text: parse_response(PROBE_TASK, text), chain=[model]
         )
     except ProviderError as exc:
+        # A model-level refusal (the probe's model retired: ``model_not_found``) ends a one-model walk as
+        # "chain exhausted"; what the operator needs is the refusal itself, not "still down".
+        if isinstance(exc, ChainExhaustedError) and isinstance(exc.last_error, UnsupportedParameterError):
+            exc = exc.last_error
         detail = f"{exc.error_class}: {exc.error_code or exc}"
         return ProbeResult(provider, model, _failed_outcome(exc), detail)
     return ProbeResult(provider, model, "recovered", f"answered (request id {outcome.completion.request_id})")
@@ -159,7 +163,8 @@ def probe_provider(
 
 def _failed_outcome(exc: ProviderError) -> ProbeOutcome:
     if exc.error_class == "provider_unavailable":
-        return "unavailable"  # bad key / unknown model: the breaker is left as it was
+        # bad key: the breaker is left as it was; unknown model (model-level): the breaker counted the answer
+        return "unavailable"
     if exc.error_code == "all_providers_open":
         return "not_probed"  # another process holds the probe slot or re-opened the breaker first
     if exc.error_class == "permanent":

@@ -37,6 +37,16 @@ FaultKind = Literal[
     "daily_quota",
     "echo_key",
     "billing",
+    # Answers the real services give that are not failures of theirs but that a client must read right:
+    "reasoning",  # a thinking model's answer: reasoning tokens billed as output, reported per provider
+    "window_exhausted",  # Anthropic: stop_reason model_context_window_exceeded (others: their length cut)
+    "request_over_tpm",  # OpenAI: 429 "Request too large ... tokens per min": never succeeds by waiting
+    "token_rate_limit",  # OpenAI: 429 on tokens per minute, no retry-after; the wait as a Go duration
+    "not_found",  # 404 for the model: retired, renamed, or not open to this key
+    "candidate_stopped",  # Gemini: a candidate with finishReason `reason` and no content (others answer normally)
+    "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
+    "temperature_loop",  # Gemini 3 given a temperature below its default 1.0 loops to the ceiling
+    "garbled_gzip",  # 200, gzip-encoded like the real APIs' answers, the compressed bytes damaged
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -60,6 +70,8 @@ class FaultRule(BaseModel):
     # Fire at most this many times (then the rule is spent): injects "fails N times, then recovers"
     # without any clock, which is what tests of retry budgets need.
     max_hits: int | None = Field(default=None, ge=0)
+    # ``candidate_stopped``: the Gemini ``finishReason`` of the candidate (LANGUAGE, RECITATION, OTHER, ...).
+    reason: str = "OTHER"
     # Headers that replace the answer's own (same name) or are added to it: odd retry hints
     # (``retry-after-ms: nan``, an HTTP date in ``-0000`` form) exactly as a proxy or provider sends them.
     headers: dict[str, str] | None = None
@@ -241,6 +253,19 @@ def _kind_everywhere(kind: FaultKind, default_provider: str) -> Callable[[_Param
     return build
 
 
+def _candidate_stopped(p: _Params) -> list[FaultRule]:
+    return [
+        FaultRule(
+            kind="candidate_stopped",
+            provider=p.text("provider", "gemini"),
+            model=p.text("model", "*"),
+            probability=p.number("rate", 1.0),
+            reason=p.text("reason", "OTHER").upper(),
+            only_tasks=p.tasks(),
+        )
+    ]
+
+
 PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "none": ("no faults", _none),
     "overload-storm": (
@@ -285,6 +310,48 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
     "daily-quota": (
         "gemini answers 429 RESOURCE_EXHAUSTED for a per-day quota (QuotaFailure quotaId ...PerDay...)",
         _kind_everywhere("daily_quota", "gemini"),
+    ),
+    "reasoning": (
+        "every provider (default) answers as a thinking model: reasoning tokens reported its own way "
+        "(Anthropic thinking block + output_tokens, OpenAI reasoning_tokens, Gemini thoughtsTokenCount)",
+        _kind_everywhere("reasoning", "*"),
+    ),
+    "window-exhausted": (
+        "anthropic answers 200 cut at the context window, stop_reason model_context_window_exceeded",
+        _kind_everywhere("window_exhausted", "anthropic"),
+    ),
+    "request-over-tpm": (
+        "openai answers 429 'Request too large ... on tokens per min (TPM)': the request alone exceeds the limit",
+        _kind_everywhere("request_over_tpm", "openai"),
+    ),
+    "token-rate-limit": (
+        "openai answers 429 on tokens per minute without retry-after (wait in x-ratelimit-reset-tokens, e.g. 6.5s)",
+        _kind_everywhere("token_rate_limit", "openai"),
+    ),
+    "model-not-found": (
+        "`model` (default every one) of anthropic answers 404 for the model (retired, renamed or not open to the "
+        "key): anthropic not_found_error 'model: M', openai model_not_found, gemini NOT_FOUND 'models/M is not found'",
+        _kind_everywhere("not_found", "anthropic"),
+    ),
+    "candidate-stopped": (
+        "gemini answers 200 with a candidate stopped before any text: finishReason `reason` (default OTHER; "
+        "LANGUAGE, RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL, MAX_TOKENS when thinking took the whole "
+        "ceiling...) and no content; the other providers answer normally",
+        _candidate_stopped,
+    ),
+    "proxy-html": (
+        "the CDN in front of `provider` (default every one) answers 502 Bad Gateway as an HTML page with a cf-ray",
+        _kind_everywhere("proxy_html", "*"),
+    ),
+    "temperature-loop": (
+        "a Gemini 3 model sent a temperature below its default (1.0) repeats itself until maxOutputTokens "
+        "(finishReason MAX_TOKENS), as Google's Gemini 3 guide warns; at the default it answers normally",
+        _kind_everywhere("temperature_loop", "gemini"),
+    ),
+    "garbled-gzip": (
+        "`provider` (default every one) answers 200 gzip-encoded, as the real APIs do, with the second half of the "
+        "compressed bytes damaged (a faulty middlebox): the body will not decompress",
+        _kind_everywhere("garbled_gzip", "*"),
     ),
     "echo-key": (
         "a proxy in front of `provider` (default every one) answers 502 echoing the caller's API key in the "

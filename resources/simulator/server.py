@@ -46,7 +46,16 @@ from resources.providers.limits import estimate_tokens, limits_for
 from resources.providers.prompts import extract_task_and_input
 from resources.simulator.faults import Clock, FaultInjector, FaultProfile, FaultRule
 from resources.simulator.routing import RouteHandler, Router, SimRequest, SimResponse
-from resources.simulator.wire import WIRE_FORMATS, ChatCall, WireFormat, invalid_output_text, truncate_body
+from resources.simulator.wire import (
+    WIRE_FORMATS,
+    ChatCall,
+    GeminiWire,
+    WireFormat,
+    cdn_error_page,
+    garble_gzip_body,
+    invalid_output_text,
+    truncate_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -497,20 +506,41 @@ class ProviderSimulator:
             "overloaded_no_retry",
             "daily_quota",
             "billing",
+            "token_rate_limit",
+            "not_found",
         ):
             return wire.error(kind, call.model, request_id, rule.retry_after)
+        if kind == "proxy_html":
+            return cdn_error_page(502)
         if kind == "echo_key":
             return wire.echo_key(call.api_key, request_id)
         if kind == "timeout":
             return wire.success(call, self._model_text(call), request_id).held(rule.hold_s)
         if kind == "reset":
             return SimResponse.reset()
+        if kind == "garbled_gzip":
+            return garble_gzip_body(wire.success(call, self._model_text(call), request_id))
         if kind == "malformed_json":
             return truncate_body(wire.success(call, self._model_text(call), request_id))
         if kind == "safety":
             with self._variant_lock:
                 variant = next(self._safety_variant)
             return wire.safety(call, request_id, variant)
+        if kind == "reasoning":
+            return wire.reasoning(call, self._model_text(call), request_id)
+        if kind == "window_exhausted":
+            return wire.window_exhausted(call, self._model_text(call), request_id)
+        if kind == "candidate_stopped":
+            if isinstance(wire, GeminiWire):
+                return wire.blocked_candidate(call, request_id, rule.reason)
+            return wire.success(call, self._model_text(call), request_id)
+        if kind == "temperature_loop":
+            text = self._model_text(call)
+            if isinstance(wire, GeminiWire) and wire.loops_at(call):
+                return wire.success(call, (text + "\n") * (call.ceiling() * 4 // max(1, len(text)) + 2), request_id)
+            return wire.success(call, text, request_id)
+        if kind == "request_over_tpm":
+            return wire.request_over_rate_limit(call, request_id)
         if kind == "invalid_output":
             return wire.success(call, invalid_output_text(task), request_id)
         raise ValueError(f"unhandled fault kind {kind!r}")

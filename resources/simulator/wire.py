@@ -10,6 +10,11 @@ Sources (public API references): Anthropic "Errors" (error shapes, ``request-id`
 ``overloaded_error``), OpenAI "Error codes" + "Rate limits" (``x-request-id``, ``x-ratelimit-*``), Gemini
 ``generateContent`` + Google API error model (``{"error":{"code","message","status","details"}}``,
 ``google.rpc.RetryInfo``, bad keys as 400 ``API_KEY_INVALID``; Gemini sends no request-id header).
+Answers added for the second provider-edge pass (``docs/providers-and-simulator.md`` has the table with
+sources): reasoning tokens as each provider reports them, Anthropic ``model_context_window_exceeded``, OpenAI's
+tokens-per-minute 429s (one a request too large to ever pass, one without ``retry-after`` whose wait is a Go
+duration), each provider's 404 for a retired model, Gemini candidates stopped before any text, a CDN's HTML 502
+page, and Gemini 3 looping below its default temperature.
 
 Limits (``resources.providers.limits``, the same table the adapters read): ``refuse_beyond_limits`` answers a
 prompt above the model's context window, an output ceiling above its limit, and a parameter the model does
@@ -21,6 +26,7 @@ not take, each with its provider's real 400; ``success`` cuts the answer at the 
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import secrets
@@ -80,6 +86,12 @@ class WireFormat(Protocol):
 
     def safety(self, call: ChatCall, request_id: str, variant: int) -> SimResponse: ...
 
+    def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
+
+    def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
+
+    def request_over_rate_limit(self, call: ChatCall, request_id: str) -> SimResponse: ...
+
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse: ...
 
     def echo_key(self, api_key: str, request_id: str) -> SimResponse: ...
@@ -102,11 +114,51 @@ def _retry_seconds(retry_after: float | None, default: float) -> int:
     return max(1, math.ceil(retry_after if retry_after is not None else default))
 
 
+def garble_gzip_body(response: SimResponse) -> SimResponse:
+    """The same answer gzip-encoded, as the real APIs send it to a client that accepts gzip, with its compressed
+    bytes damaged (``content-length`` unchanged): what a faulty middlebox delivers. The HTTP message is complete,
+    but its body will not decompress. The damage is the first deflate block's header (a reserved block type,
+    right after gzip's 10-byte header), so every answer fails to decompress whatever its content."""
+    compressed = bytearray(gzip.compress(response.body))
+    compressed[10] = 0b111  # BFINAL=1, BTYPE=11 (reserved): "invalid block type"
+    response.body = bytes(compressed)
+    response.headers = [h for h in response.headers if h[0].lower() != "content-encoding"]
+    response.headers.append(("content-encoding", "gzip"))
+    return response
+
+
 def truncate_body(response: SimResponse) -> SimResponse:
     """The same answer with its body cut mid-JSON (what a dropped proxy stream delivers)."""
     cut = max(1, len(response.body) // 2)
     response.body = response.body[:cut]
     return response
+
+
+# Tokens a reasoning ("thinking") model spends before its answer in the ``reasoning`` fault kind: billed as
+# output by all three providers, reported differently by each.
+REASONING_TOKENS = 512
+# The organization's per-minute token limit in the ``request_over_tpm`` / ``token_rate_limit`` answers.
+TPM_LIMIT = 30000
+
+
+def reasoning_tokens(call: ChatCall, text: str) -> int:
+    """The thinking a ``reasoning`` answer reports: ``REASONING_TOKENS``, within what the ceiling leaves."""
+    return max(0, min(REASONING_TOKENS, call.ceiling() - estimate_tokens(text)))
+
+
+def go_duration(seconds: float) -> str:
+    """A wait the way OpenAI writes it in ``x-ratelimit-reset-*`` and its 429 messages: ``174ms``, ``3.89s``,
+    ``6m0s``, ``1h2m3s`` (Go's ``time.Duration`` format)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    sec_text = f"{secs:.2f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{sec_text}"
+    if minutes:
+        return f"{minutes}m{sec_text}"
+    return sec_text
 
 
 # ---------------------------------------------------------------- Anthropic
@@ -207,6 +259,31 @@ class AnthropicWire:
         # Claude's safety classifiers stop generation with stop_reason "refusal" on a normal 200.
         return self._message(call, [], "refusal", "", request_id)
 
+    def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """Extended thinking: a ``thinking`` block (with its signature) comes *before* the text block, and
+        ``usage.output_tokens`` counts the thinking too (it is billed as output)."""
+        text, cut = cut_at_ceiling(text, call.ceiling())
+        thinking = reasoning_tokens(call, text)
+        content = [
+            {"type": "thinking", "thinking": "Let me read the input. " * (thinking // 6), "signature": _token(64)},
+            {"type": "text", "text": text},
+        ]
+        response = self._message(call, content, "max_tokens" if cut else "end_turn", text, request_id)
+        body = json.loads(response.body)
+        body["usage"]["output_tokens"] += thinking
+        response.body = json.dumps(body).encode("utf-8")
+        return response
+
+    def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """Claude 4.5+ models stop a generation that fills the context window with ``stop_reason:
+        "model_context_window_exceeded"`` on a normal 200, the text cut where the window ended."""
+        cut = text[: max(1, len(text) // 2)]
+        return self._message(call, [{"type": "text", "text": cut}], "model_context_window_exceeded", cut, request_id)
+
+    def request_over_rate_limit(self, call: ChatCall, request_id: str) -> SimResponse:
+        # Anthropic's token bucket answers an oversized request with its ordinary 429 (see ``error``).
+        return self.error("rate_limit", call.model, request_id, None)
+
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
         retry = {"retry-after": str(_retry_seconds(retry_after, 1))} if retry_after is not None else {}
         if kind == "overloaded":
@@ -218,7 +295,7 @@ class AnthropicWire:
             return self._error(
                 529, "overloaded_error", "Overloaded", request_id, {"x-should-retry": "false", **retry}
             )
-        if kind in ("rate_limit", "daily_quota"):  # no per-day quota on this API: a rate limit
+        if kind in ("rate_limit", "daily_quota", "token_rate_limit"):  # no per-day quota on this API
             seconds = _retry_seconds(retry_after, 20)
             reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
             return self._error(
@@ -453,6 +530,47 @@ class OpenAIWire:
         }
         return self._completion(call, message, "content_filter", "", request_id)
 
+    def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """A reasoning model: ``usage.completion_tokens`` already includes the hidden reasoning, which
+        ``completion_tokens_details.reasoning_tokens`` breaks out (billed as output)."""
+        text, cut = cut_at_ceiling(text, call.ceiling())
+        thinking = reasoning_tokens(call, text)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        response = self._completion(call, message, "length" if cut else "stop", text, request_id)
+        body = json.loads(response.body)
+        usage = body["usage"]
+        usage["completion_tokens"] += thinking
+        usage["total_tokens"] += thinking
+        usage["completion_tokens_details"] = {"reasoning_tokens": thinking, "accepted_prediction_tokens": 0}
+        response.body = json.dumps(body).encode("utf-8")
+        return response
+
+    def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        # OpenAI has no stop reason of its own for a full window: the answer is cut, finish_reason "length".
+        cut = text[: max(1, len(text) // 2)]
+        message: dict[str, Any] = {"role": "assistant", "content": cut, "refusal": None, "annotations": []}
+        return self._completion(call, message, "length", cut, request_id)
+
+    def request_over_rate_limit(self, call: ChatCall, request_id: str) -> SimResponse:
+        """A request that alone is larger than the organization's tokens-per-minute limit for the model: a 429
+        like a rate limit (same ``code``), but "must be reduced", no ``retry-after``, and it never succeeds
+        however long one waits."""
+        requested = max(TPM_LIMIT + 1, call.input_tokens() + call.ceiling())
+        return self._error(
+            429,
+            "tokens",
+            f"Request too large for {call.model} in organization org-simulator on tokens per min (TPM): "
+            f"Limit {TPM_LIMIT}, Requested {requested}. The input or output tokens must be reduced in order to "
+            "run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
+            request_id,
+            code="rate_limit_exceeded",
+            extra={
+                "x-ratelimit-limit-tokens": str(TPM_LIMIT),
+                "x-ratelimit-remaining-tokens": str(TPM_LIMIT),
+                "x-ratelimit-reset-tokens": "0s",
+            },
+        )
+
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
         retry = {"retry-after": str(_retry_seconds(retry_after, 1))} if retry_after is not None else {}
         if kind in ("overloaded", "overloaded_no_retry"):
@@ -479,6 +597,27 @@ class OpenAIWire:
                     "x-ratelimit-limit-requests": "500",
                     "x-ratelimit-remaining-requests": "0",
                     "x-ratelimit-reset-requests": f"{seconds}s",
+                },
+            )
+        if kind == "token_rate_limit":
+            # The tokens-per-minute limit as the API answers it: no retry-after header; the wait is in the
+            # message and in x-ratelimit-reset-tokens, both as Go durations ("174ms", "3.89s", "6m0s").
+            wait = go_duration(retry_after if retry_after is not None else 6.5)
+            return self._error(
+                429,
+                "tokens",
+                f"Rate limit reached for {model} in organization org-simulator on tokens per min (TPM): Limit "
+                f"{TPM_LIMIT}, Used {TPM_LIMIT - 1200}, Requested 2400. Please try again in {wait}. Visit "
+                "https://platform.openai.com/account/rate-limits to learn more.",
+                request_id,
+                code="rate_limit_exceeded",
+                extra={
+                    "x-ratelimit-limit-requests": "500",
+                    "x-ratelimit-remaining-requests": "499",
+                    "x-ratelimit-reset-requests": "120ms",
+                    "x-ratelimit-limit-tokens": str(TPM_LIMIT),
+                    "x-ratelimit-remaining-tokens": "0",
+                    "x-ratelimit-reset-tokens": wait,
                 },
             )
         if kind == "server_error":
@@ -674,12 +813,67 @@ class GeminiWire:
         )
         return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
 
+    @staticmethod
+    def loops_at(call: ChatCall) -> bool:
+        """Gemini 3 is tuned for its default temperature (1.0); Google's guide warns that a lower one "may lead
+        to unexpected behavior, such as looping": the ``temperature_loop`` fault answers such a call so."""
+        model = call.model.removeprefix("models/")
+        return model.startswith("gemini-3") and call.temperature is not None and call.temperature < 1.0
+
+    def blocked_candidate(self, call: ChatCall, request_id: str, finish_reason: str) -> SimResponse:
+        """A candidate the service stopped before any text (``LANGUAGE``, ``RECITATION``, ``OTHER``...):
+        ``content`` is not set, only ``finishReason`` says why (Vertex AI "Process blocked responses").
+        ``MAX_TOKENS`` with no content is a thinking model whose thoughts took the whole ceiling."""
+        usage: dict[str, int] = self._usage(call, "")
+        del usage["candidatesTokenCount"]  # proto3 JSON drops a zero: no candidate tokens, no field
+        if finish_reason == "MAX_TOKENS":
+            usage["thoughtsTokenCount"] = call.ceiling()
+            usage["totalTokenCount"] += call.ceiling()
+        body = {
+            "candidates": [{"finishReason": finish_reason, "index": 0}],
+            "usageMetadata": usage,
+            "modelVersion": call.model,
+            "responseId": request_id,
+        }
+        return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
+
+    def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """A thinking model (Gemini 2.5 and 3 think by default): the thoughts are not in the parts (no
+        ``includeThoughts``) and not in ``candidatesTokenCount`` either, but in ``thoughtsTokenCount``; they
+        count towards ``maxOutputTokens`` and are billed at the output price."""
+        text, cut = cut_at_ceiling(text, call.ceiling())
+        thinking = reasoning_tokens(call, text)
+        response = self.success(call, text, request_id)
+        body = json.loads(response.body)
+        usage = body["usageMetadata"]
+        usage["thoughtsTokenCount"] = thinking
+        usage["totalTokenCount"] += thinking
+        body["candidates"][0]["finishReason"] = "MAX_TOKENS" if cut else "STOP"
+        response.body = json.dumps(body).encode("utf-8")
+        return response
+
+    def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        # Gemini counts input and output separately: a cut answer is MAX_TOKENS.
+        cut = text[: max(1, len(text) // 2)]
+        body = {
+            "candidates": [
+                {"content": {"parts": [{"text": cut}], "role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}
+            ],
+            "usageMetadata": self._usage(call, cut),
+            "modelVersion": call.model,
+            "responseId": request_id,
+        }
+        return SimResponse.json(200, body, content_type=_GOOGLE_JSON)
+
+    def request_over_rate_limit(self, call: ChatCall, request_id: str) -> SimResponse:
+        return self.error("rate_limit", call.model, request_id, None)
+
     def error(self, kind: str, model: str, request_id: str, retry_after: float | None) -> SimResponse:
         if kind in ("overloaded", "overloaded_no_retry"):
             return self._error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
         if kind == "daily_quota":
             return self._daily_quota(model, retry_after)
-        if kind == "rate_limit":
+        if kind in ("rate_limit", "token_rate_limit"):
             seconds = _retry_seconds(retry_after, 20)
             details: list[dict[str, Any]] = [
                 {
@@ -801,6 +995,22 @@ class GeminiWire:
     def echo_key(self, api_key: str, request_id: str) -> SimResponse:
         """A misbehaving proxy: 502 with the caller's key as the error status and an x-request-id."""
         return self._error(502, api_key, "upstream connect error", headers={"x-request-id": api_key})
+
+
+def cdn_error_page(status: int) -> SimResponse:
+    """What the CDN in front of the API (Cloudflare, for Anthropic and OpenAI) answers when the origin fails:
+    an HTML page, not the provider's JSON envelope, with ``cf-ray`` as the only request id."""
+    reason = {502: "Bad Gateway", 504: "Gateway Time-out"}.get(status, "Bad Gateway")
+    page = (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+    )
+    headers = [
+        ("content-type", "text/html"),
+        ("server", "cloudflare"),
+        ("cf-ray", secrets.token_hex(8) + "-LAX"),
+    ]
+    return SimResponse(status=status, body=page.encode("utf-8"), headers=headers)
 
 
 WIRE_FORMATS: dict[str, WireFormat] = {

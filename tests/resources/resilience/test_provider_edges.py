@@ -14,12 +14,13 @@ import httpx
 import pytest
 
 from resources.adapters.anthropic import AnthropicAdapter
-from resources.adapters.gemini import GeminiAdapter
+from resources.adapters.gemini import UNSUPPORTED_LANGUAGE, GeminiAdapter
 from resources.adapters.http_adapter import HttpProviderAdapter
-from resources.adapters.openai import OpenAIAdapter
+from resources.adapters.openai import OpenAIAdapter, parse_go_duration
 from resources.ai import AIProviderResource
 from resources.providers import prompts
 from resources.providers.base import ProviderAdapter
+from resources.providers.limits import estimate_tokens
 from resources.providers.offline import OfflineAdapter
 from resources.resilience.backoff import BackoffPolicy, full_jitter_delay
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
@@ -27,14 +28,20 @@ from resources.resilience.breaker_store import SQLiteBreakerStore
 from resources.resilience.chain import StagePolicy
 from resources.resilience.errors import (
     DAILY_QUOTA_EXHAUSTED,
+    MODEL_NOT_FOUND,
+    REQUEST_OVER_RATE_LIMIT,
     AllProvidersOpenError,
+    PermanentProviderError,
     ProviderError,
     TransientProviderError,
+    UnsupportedParameterError,
     parse_retry_after,
     seconds_until_daily_quota_reset,
 )
 from resources.resilience.executor import CallOutcome, ResilientCaller
+from resources.resilience.health_probe import probe_provider
 from resources.simulator import FaultProfile, FaultRule, ProviderSimulator
+from resources.simulator.wire import REASONING_TOKENS
 from tests.resources.resilience.fakes import FakeClock
 
 KEY = "SENTINEL-edge-key-4c3b2a1908"  # not sk-/AIza-shaped: the adapters' exact-key scrub must catch it
@@ -342,3 +349,202 @@ def test_a_second_reset_in_a_row_waits_the_jittered_backoff(
     assert served.provider == "anthropic" and calls(simulator, "anthropic") == 3
     # The first retry went at once; the second waited full jitter for retry 1 (rng untouched by the first).
     assert world.clock.sleeps == [pytest.approx(full_jitter_delay(1, BACKOFF, random.Random(SEED)))]
+
+
+# ------------------------------------------------- answers the real services give that the simulator was kind about
+
+MODEL_OF = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1", "gemini": "gemini-2.5-flash"}
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_reasoning_tokens_count_as_output_on_every_provider(simulator: ProviderSimulator, provider: str) -> None:
+    # Anthropic puts a thinking block before the text and counts it in output_tokens; OpenAI counts reasoning in
+    # completion_tokens; Gemini reports it apart, in thoughtsTokenCount. All three bill it as output.
+    simulator.set_profile(f"reasoning:provider={provider}")
+    with adapter(simulator, provider) as thinking:
+        completion = thinking.complete(MODEL_OF[provider], request(), timeout=5)
+    assert parse(completion.text).genre  # the thinking is not part of the answer
+    assert completion.output_tokens == estimate_tokens(completion.text) + REASONING_TOKENS
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_an_answer_stopped_by_the_context_window_is_truncated(simulator: ProviderSimulator, provider: str) -> None:
+    # Anthropic says stop_reason "model_context_window_exceeded" (Claude 4.5+); the text is cut all the same.
+    simulator.set_profile(f"window-exhausted:provider={provider}")
+    with adapter(simulator, provider) as cut:
+        completion = cut.complete(MODEL_OF[provider], request(), timeout=5)
+    assert completion.truncated
+    with pytest.raises(ValueError):
+        parse(completion.text)
+
+
+def test_a_request_over_the_tokens_per_minute_limit_falls_to_the_next_model_at_once(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    simulator.set_profile("request-over-tpm:model=gpt-4.1")
+    with adapter(simulator, "openai") as openai, pytest.raises(UnsupportedParameterError) as caught:
+        openai.complete("gpt-4.1", request(), timeout=5)
+    assert (caught.value.status, caught.value.error_code) == (429, REQUEST_OVER_RATE_LIMIT)
+    assert caught.value.error_class == "provider_unavailable"
+
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4-6"])
+    # Waiting never helps a request larger than the limit itself: no retry, no backoff; the provider's other
+    # model (whose limit is its own) serves, and the provider is not counted as failing.
+    assert (served.provider, served.model) == ("openai", "gpt-4.1-mini")
+    assert steps(served) == [
+        ("openai", "error", "fallback_next_model", REQUEST_OVER_RATE_LIMIT),
+        ("openai", "success", "success", None),
+    ]
+    assert world.clock.sleeps == []
+    assert world.breaker.store.read("openai").consecutive_failures == 0
+
+
+@pytest.mark.parametrize(("wait", "hint"), [(0.174, 0.174), (3.89, 3.89), (6.5, 6.5), (360.0, 60.0)])
+def test_an_openai_token_rate_limit_without_retry_after_takes_its_wait_from_the_reset_header(
+    simulator: ProviderSimulator, wait: float, hint: float
+) -> None:
+    simulator.set_profile(f"token-rate-limit:retry_after={wait}")
+    with adapter(simulator, "openai") as openai, pytest.raises(TransientProviderError) as caught:
+        openai.complete("gpt-4.1", request(), timeout=5)
+    assert caught.value.status == 429 and caught.value.error_code == "rate_limit_exceeded"
+    assert caught.value.retry_after == pytest.approx(hint)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("174ms", 0.174), ("3.89s", 3.89), ("6m0s", 360.0), ("1h2m3s", 3723.0), ("1.5m", 90.0), ("0s", 0.0)],
+)
+def test_go_durations_parse(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5", "-3s", "3s4", "nan s"])
+def test_what_is_no_go_duration_is_no_hint(text: str) -> None:
+    assert parse_go_duration(text) is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "chain"),
+    [
+        ("anthropic", ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4.1"]),
+        ("openai", ["gpt-4o-mini", "gpt-4.1-mini", "claude-sonnet-4-6"]),
+        ("gemini", ["gemini-2.5-pro", "gemini-2.5-flash", "gpt-4.1"]),
+    ],
+)
+def test_a_retired_model_falls_to_the_same_providers_next_model(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, provider: str, chain: list[str]
+) -> None:
+    # A 404 that names the model says nothing of the provider's other models (models are retired one by one).
+    simulator.set_profile(f"model-not-found:provider={provider},model={chain[0]}")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(chain)
+    assert (served.provider, served.model) == (provider, chain[1])
+    assert steps(served) == [
+        (provider, "error", "fallback_next_model", MODEL_NOT_FOUND),
+        (provider, "success", "success", None),
+    ]
+    assert world.breaker.store.read(provider).consecutive_failures == 0
+
+
+def test_a_gemini_candidate_stopped_for_its_language_falls_to_the_next_model_without_a_retry(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path
+) -> None:
+    # finishReason LANGUAGE with no content is the service's verdict on the input, not a garbled answer: the
+    # same request gets the same verdict, while another model may well read the language.
+    simulator.set_profile("candidate-stopped:reason=LANGUAGE")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call(["gemini-2.5-flash", "gpt-4.1"])
+    assert (served.provider, served.model) == ("openai", "gpt-4.1")
+    assert calls(simulator, "gemini") == 1
+    assert steps(served)[0] == ("gemini", "error", "fallback_next_model", UNSUPPORTED_LANGUAGE)
+    assert world.breaker.store.read("gemini").consecutive_failures == 0
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_a_cdn_error_page_is_transient_and_reads_as_its_title(simulator: ProviderSimulator, provider: str) -> None:
+    simulator.set_profile(f"proxy-html:provider={provider}")
+    with adapter(simulator, provider) as proxied, pytest.raises(TransientProviderError) as caught:
+        proxied.complete(MODEL_OF[provider], request(), timeout=5)
+    error = caught.value
+    assert error.status == 502 and error.request_id and error.request_id.endswith("-LAX")  # the cf-ray
+    # What reaches logs, metadata and telemetry is the page's title, not its markup.
+    assert error.message == "502 Bad Gateway"
+    assert "<" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("reason", "error_type", "code"),
+    [
+        ("RECITATION", PermanentProviderError, "recitation"),
+        ("PROHIBITED_CONTENT", PermanentProviderError, "safety_refusal"),
+        ("BLOCKLIST", PermanentProviderError, "safety_refusal"),
+        ("SPII", PermanentProviderError, "safety_refusal"),
+        ("LANGUAGE", UnsupportedParameterError, "unsupported_language"),
+        # No stated cause, or a tool call we never asked for: a glitch of that answer, worth one more try.
+        ("OTHER", TransientProviderError, "malformed_response"),
+        ("MALFORMED_FUNCTION_CALL", TransientProviderError, "malformed_response"),
+    ],
+)
+def test_a_gemini_candidate_stopped_before_any_text_is_classified_by_its_finish_reason(
+    simulator: ProviderSimulator, reason: str, error_type: type[ProviderError], code: str
+) -> None:
+    simulator.set_profile(f"candidate-stopped:reason={reason}")
+    with adapter(simulator, "gemini") as gemini, pytest.raises(ProviderError) as caught:
+        gemini.complete("gemini-2.5-flash", request(), timeout=5)
+    assert type(caught.value) is error_type and caught.value.error_code == code
+    assert caught.value.status == 200
+    if code != "malformed_response":
+        assert f"finishReason={reason}" in caught.value.message
+
+
+def test_a_gemini_thinking_model_whose_thoughts_took_the_whole_ceiling_is_a_truncated_empty_answer(
+    simulator: ProviderSimulator,
+) -> None:
+    simulator.set_profile("candidate-stopped:reason=MAX_TOKENS")
+    with adapter(simulator, "gemini") as gemini:
+        completion = gemini.complete("gemini-2.5-flash", request(), timeout=5)
+    assert completion.truncated and completion.text == ""
+    # The thoughts were billed: the ceiling's worth of output, though no candidate token came back.
+    assert completion.output_tokens == completion.max_tokens
+
+
+def test_a_health_probe_of_a_retired_model_reports_the_model_not_a_provider_still_down(
+    simulator: ProviderSimulator, tmp_path: Path
+) -> None:
+    simulator.set_profile("model-not-found:provider=openai")
+    breaker = CircuitBreaker(SQLiteBreakerStore(tmp_path / "b.sqlite"), BreakerPolicy())
+    with adapter(simulator, "openai") as openai:
+        result = probe_provider("openai", "gpt-4.1", openai, breaker, timeout_seconds=5)
+    assert (result.outcome, result.detail) == ("unavailable", f"provider_unavailable: {MODEL_NOT_FOUND}")
+    assert breaker.state("openai") == "closed"  # the provider answered: it is up
+
+
+def test_gemini_3_gets_its_default_temperature_so_it_does_not_loop_to_the_ceiling(
+    simulator: ProviderSimulator,
+) -> None:
+    # Google's Gemini 3 guide: keep temperature at its default 1.0; lower values may loop. A loop runs to the
+    # output ceiling, which the executor would then raise to the model's 65,536-token limit before splitting.
+    simulator.set_profile("temperature-loop")
+    with adapter(simulator, "gemini") as gemini:
+        three = gemini.complete("gemini-3-flash-preview", request(), timeout=5)
+        older = gemini.request_body(request(), "gemini-2.5-flash")
+    assert not three.truncated and parse(three.text).genre
+    assert older["generationConfig"]["temperature"] == 0.0  # Gemini 2.5 still gets the request's temperature
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_a_gzip_answer_that_will_not_decompress_is_a_transient_malformed_response(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, provider: str
+) -> None:
+    # The real APIs gzip their answers; a damaged compressed body is raised by httpx as DecodingError, which is
+    # no TransportError: it must not escape the adapter (the executor would take it for a bug and end the stage).
+    simulator.set_profile(f"garbled-gzip:provider={provider}")
+    with adapter(simulator, provider) as cut, pytest.raises(TransientProviderError) as caught:
+        cut.complete(MODEL_OF[provider], request(), timeout=5)
+    assert caught.value.error_code == "malformed_response"
+
+    simulator.set_profile(f"fault:kind=garbled_gzip,provider={provider},hits=1")
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.call([MODEL_OF[provider]])
+    assert served.provider == provider and steps(served)[0][3] == "malformed_response"

@@ -285,3 +285,56 @@ def test_openai_sdk_gpt5_rejects_a_non_default_temperature_and_legacy_max_tokens
     assert ok.choices[0].finish_reason in ("stop", "length")
     # a model that takes temperature still does
     assert client.chat.completions.create(model="gpt-4.1", messages=hi, temperature=0.0, max_tokens=100).choices
+
+
+# ---------------------------------------------------------------- answers added for the second provider-edge pass
+
+
+def test_anthropic_sdk_reads_a_thinking_block_before_the_text(simulator: ProviderSimulator) -> None:
+    simulator.set_profile("reasoning:provider=anthropic")
+    message = ask_claude(simulator)
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].signature  # type: ignore[union-attr]
+
+
+def test_anthropic_sdk_reads_the_context_window_stop_reason(simulator: ProviderSimulator) -> None:
+    simulator.set_profile("window-exhausted")
+    assert ask_claude(simulator).stop_reason == "model_context_window_exceeded"
+
+
+def test_openai_sdk_reads_reasoning_tokens_in_the_usage(simulator: ProviderSimulator) -> None:
+    simulator.set_profile("reasoning:provider=openai")
+    usage = ask_gpt(simulator).usage
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 512
+    assert usage.completion_tokens > usage.completion_tokens_details.reasoning_tokens
+
+
+@pytest.mark.parametrize("profile", ["request-over-tpm", "token-rate-limit"])
+def test_openai_sdk_reads_the_tokens_per_minute_429s_as_rate_limit_errors(
+    simulator: ProviderSimulator, profile: str
+) -> None:
+    simulator.set_profile(profile)
+    with pytest.raises(openai.RateLimitError) as caught:
+        ask_gpt(simulator)
+    assert caught.value.code == "rate_limit_exceeded" and caught.value.type == "tokens"
+    assert "retry-after" not in caught.value.response.headers
+
+
+@pytest.mark.parametrize(
+    ("provider", "error"), [("anthropic", anthropic.NotFoundError), ("openai", openai.NotFoundError)]
+)
+def test_sdks_read_a_retired_model_as_not_found(
+    simulator: ProviderSimulator, provider: str, error: type[Exception]
+) -> None:
+    simulator.set_profile(f"model-not-found:provider={provider}")
+    with pytest.raises(error):
+        ask_claude(simulator) if provider == "anthropic" else ask_gpt(simulator)
+
+
+def test_sdks_read_a_cdn_error_page_as_a_server_error(simulator: ProviderSimulator) -> None:
+    simulator.set_profile("proxy-html")
+    with pytest.raises(anthropic.InternalServerError):
+        ask_claude(simulator)
+    with pytest.raises(openai.InternalServerError):
+        ask_gpt(simulator)
