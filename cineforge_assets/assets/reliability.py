@@ -1,5 +1,9 @@
-"""``reliability_report``: per provider and model, what failed and what the system did about it, what it
-cost, and a chart of the report's own window an operator reads at a glance."""
+"""``reliability_report``: per mode, provider and model, what failed and what the system did about it, what
+it cost, and a chart of the report's own window an operator reads at a glance.
+
+The totals, the spend and the chart are the live calls': drills against the simulator, the offline engine
+and lines of no known mode are in the table (``mode`` column) and in ``other_modes`` /
+``other_modes_usd``, never added to them (``cineforge_assets.reporting``)."""
 
 import os
 import time
@@ -18,8 +22,10 @@ from pydantic import Field
 
 from cineforge_assets.paths import artifacts_dir, telemetry_path
 from cineforge_assets.reporting import (
+    LIVE,
     build_operator_chart,
     figure_png,
+    mode_totals,
     read_telemetry,
     reliability_frame,
     report_markdown,
@@ -71,9 +77,10 @@ def _daily_budget(config: ReliabilityReportConfig) -> float | None:
 
 @asset(
     group_name="operations",
-    description="Per provider/model: calls, transient and permanent failures, retries, fallbacks, breaker "
-    "openings, time lost waiting; spend by day, provider, model and stage, the fallbacks' premium and the "
-    "daily budget's headroom; run-level step retries and resumed runs; a PNG chart of the window.",
+    description="Per mode/provider/model: calls, transient and permanent failures, retries, fallbacks, "
+    "breaker openings, time lost waiting; live spend by day, provider, model and stage, the fallbacks' "
+    "premium and the daily budget's headroom (simulated and offline usage apart, never added); run-level step "
+    "retries and resumed runs; a PNG chart of the window's live calls.",
 )
 def reliability_report(context: AssetExecutionContext, config: ReliabilityReportConfig):
     now = time.time()
@@ -99,7 +106,10 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     chart_path = artifacts_dir() / "reliability_report" / "failures_over_time.png"
     atomic_write_bytes(chart_path, figure_png(build_operator_chart(records, window, "Provider attempts")))
 
-    totals = frame.sum(numeric_only=True) if len(frame) else None
+    by_mode = mode_totals(frame)
+    totals = by_mode.get(LIVE)
+    other_modes = {mode: counts for mode, counts in by_mode.items() if mode != LIVE}
+    live = frame[frame["mode"] == LIVE]
     spend_meta = spend.as_metadata()
     return MaterializeResult(
         value=frame,
@@ -108,13 +118,19 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
             "bucket": window.bucket,
-            "providers": len(set(frame["provider"])) if len(frame) else 0,
+            "counted_mode": MetadataValue.text(
+                "live: providers, calls, failures, fallbacks, openings, time lost and spend_* count live calls "
+                "only; simulated, offline and unknown-mode (lines without a mode) ones are in other_modes, "
+                "other_modes_usd (list price, not spent) and the report's mode column"
+            ),
+            "providers": len(set(live["provider"])),
             "calls": int(totals["calls"]) if totals is not None else 0,
             "transient_failures": int(totals["transient_failures"]) if totals is not None else 0,
             "permanent_failures": int(totals["permanent_failures"]) if totals is not None else 0,
             "fallbacks": int(totals["fallbacks"]) if totals is not None else 0,
             "breaker_openings": int(totals["breaker_openings"]) if totals is not None else 0,
             "time_lost_waiting_s": float(totals["time_lost_waiting_s"]) if totals is not None else 0.0,
+            "other_modes": MetadataValue.json(other_modes),
             "step_retries": step_retries,
             "runs": len(runs),
             "failed_runs": failed_runs,
