@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,34 @@ def mode_totals(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         str(mode): {column: (float(v) if column == "time_lost_waiting_s" else int(v)) for column, v in row.items()}
         for mode, row in sums.iterrows()
     }
+
+
+def run_mode(run_config: Mapping[str, Any] | None, default: str) -> str:
+    """The provider mode a run's config gives the ``ai`` resource; ``default`` (the mode the code location
+    runs in) when it sets none."""
+    ai = ((run_config or {}).get("resources") or {}).get("ai") or {}
+    mode = (ai.get("config") or {}).get("mode") if isinstance(ai, Mapping) else None
+    return str(mode or default)
+
+
+def run_counts_by_mode(
+    runs: Iterable[tuple[str, bool, bool]], step_retry_modes: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """Per mode: ``runs``, ``failed_runs``, ``runs_resumed`` from ``(mode, failed, resumed)`` per run, and
+    ``step_retries`` from the mode of each retried step's run: a drill's failed run is no live failure."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def of(mode: str) -> dict[str, int]:
+        return counts.setdefault(mode, {"runs": 0, "failed_runs": 0, "runs_resumed": 0, "step_retries": 0})
+
+    for mode, failed, resumed in runs:
+        row = of(mode)
+        row["runs"] += 1
+        row["failed_runs"] += int(failed)
+        row["runs_resumed"] += int(resumed)
+    for mode in step_retry_modes:
+        of(mode)["step_retries"] += 1
+    return counts
 
 
 def report_markdown(frame: pd.DataFrame) -> str:

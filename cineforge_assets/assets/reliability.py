@@ -7,6 +7,7 @@ and lines of no known mode are in the table (``mode`` column) and in ``other_mod
 
 import os
 import time
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -30,10 +31,14 @@ from cineforge_assets.reporting import (
     reliability_frame,
     report_markdown,
     report_window,
+    run_counts_by_mode,
+    run_mode,
     spend_summary,
 )
+from cineforge_assets.resource_config import provider_mode_from_env
 from cineforge_assets.run_tags import RESUME_TAGS
 from resources.atomic_files import atomic_write_bytes
+from resources.resilience.telemetry import UNKNOWN_MODE
 
 DAILY_BUDGET_ENV = "CINEFORGE_DAILY_BUDGET_USD"
 BREAKER_STORE_ENV = "CINEFORGE_BREAKER_STORE_URL"
@@ -93,21 +98,36 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
     )
 
     instance = context.instance
-    step_retries = len(
-        instance.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.STEP_UP_FOR_RETRY, after_timestamp=since),
-            limit=10_000,
-        )
-    )
+    default_mode = provider_mode_from_env()
     runs = instance.get_runs(filters=RunsFilter(created_after=_utc(since)), limit=10_000)
-    resumed = sum(1 for r in runs if any(tag in r.tags for tag in RESUME_TAGS))
-    failed_runs = sum(1 for r in runs if r.status.value == "FAILURE")
+    modes = {r.run_id: run_mode(r.run_config, default_mode) for r in runs}
+
+    def mode_of_run(run_id: str) -> str:
+        if run_id not in modes:  # a step retried in the window of a run created before it
+            run = instance.get_run_by_id(run_id)
+            modes[run_id] = run_mode(run.run_config, default_mode) if run is not None else UNKNOWN_MODE
+        return modes[run_id]
+
+    retried = instance.get_event_records(
+        EventRecordsFilter(event_type=DagsterEventType.STEP_UP_FOR_RETRY, after_timestamp=since), limit=10_000
+    )
+    run_counts = run_counts_by_mode(
+        (
+            (modes[r.run_id], r.status.value == "FAILURE", any(tag in r.tags for tag in RESUME_TAGS))
+            for r in runs
+        ),
+        (mode_of_run(record.run_id) for record in retried),
+    )
+    live_runs = run_counts.get(LIVE, {})
 
     chart_path = artifacts_dir() / "reliability_report" / "failures_over_time.png"
     atomic_write_bytes(chart_path, figure_png(build_operator_chart(records, window, "Provider attempts")))
 
-    by_mode = mode_totals(frame)
-    totals = by_mode.get(LIVE)
+    attempt_counts = mode_totals(frame)
+    by_mode: dict[str, dict[str, Any]] = {}
+    for mode in {*attempt_counts, *run_counts}:
+        by_mode[mode] = {**attempt_counts.get(mode, {}), **run_counts.get(mode, {})}
+    totals = attempt_counts.get(LIVE)
     other_modes = {mode: counts for mode, counts in by_mode.items() if mode != LIVE}
     live = frame[frame["mode"] == LIVE]
     spend_meta = spend.as_metadata()
@@ -119,9 +139,10 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
             "window_end": window.end.isoformat(),
             "bucket": window.bucket,
             "counted_mode": MetadataValue.text(
-                "live: providers, calls, failures, fallbacks, openings, time lost and spend_* count live calls "
-                "only; simulated, offline and unknown-mode (lines without a mode) ones are in other_modes, "
-                "other_modes_usd (list price, not spent) and the report's mode column"
+                "live: providers, calls, failures, fallbacks, openings, time lost, spend_* and the run counts "
+                "(runs, failed_runs, runs_resumed, step_retries) are live calls' and runs' only; simulated, "
+                "offline and unknown-mode (lines without a mode) ones are in other_modes, other_modes_usd "
+                "(list price, not spent) and the report's mode column"
             ),
             "providers": len(set(live["provider"])),
             "calls": int(totals["calls"]) if totals is not None else 0,
@@ -131,10 +152,10 @@ def reliability_report(context: AssetExecutionContext, config: ReliabilityReport
             "breaker_openings": int(totals["breaker_openings"]) if totals is not None else 0,
             "time_lost_waiting_s": float(totals["time_lost_waiting_s"]) if totals is not None else 0.0,
             "other_modes": MetadataValue.json(other_modes),
-            "step_retries": step_retries,
-            "runs": len(runs),
-            "failed_runs": failed_runs,
-            "runs_resumed": resumed,
+            "step_retries": live_runs.get("step_retries", 0),
+            "runs": live_runs.get("runs", 0),
+            "failed_runs": live_runs.get("failed_runs", 0),
+            "runs_resumed": live_runs.get("runs_resumed", 0),
             **{k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in spend_meta.items() if v is not None},
             "report": MetadataValue.md(report_markdown(frame)),
             "chart_path": MetadataValue.path(str(chart_path)),

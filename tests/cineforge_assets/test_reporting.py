@@ -321,3 +321,19 @@ def test_the_asset_counts_live_calls_and_money_only_and_its_metadata_says_so(ins
     assert "| mode | provider |" in meta["report"]
     frame = result.output_for_node("reliability_report")
     assert set(frame["mode"]) == {"live", "simulated", "unknown"}
+
+
+def test_runs_are_counted_under_the_mode_their_config_gives_the_ai_resource() -> None:
+    from cineforge_assets.reporting import run_counts_by_mode, run_mode
+
+    drill = {"resources": {"ai": {"config": {"mode": "simulated", "simulator_url": "http://127.0.0.1:1"}}}}
+    assert run_mode(drill, "live") == "simulated"
+    assert run_mode({"resources": {"io_manager": {}}}, "live") == "live"  # no ai config: the location's mode
+    assert run_mode(None, "offline") == "offline"
+    counts = run_counts_by_mode(
+        [("simulated", True, False), ("simulated", False, True), ("live", False, False)], ["simulated", "live"]
+    )
+    assert counts == {
+        "simulated": {"runs": 2, "failed_runs": 1, "runs_resumed": 1, "step_retries": 1},
+        "live": {"runs": 1, "failed_runs": 0, "runs_resumed": 0, "step_retries": 1},
+    }
