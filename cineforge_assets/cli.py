@@ -720,7 +720,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     telemetry = Path(os.environ.get("CINEFORGE_TELEMETRY_PATH") or telemetry_path())
     now = time.time()
     with DagsterInstance.get() as instance:
-        report = collect_status(instance, store_url=store_url, telemetry=telemetry, runs=args.runs, now=now)
+        report = collect_status(
+            instance,
+            store_url=store_url,
+            telemetry=telemetry,
+            runs=args.runs,
+            now=now,
+            mode=args.mode,
+            all_breakers=args.all_breakers,
+        )
     if args.json:
         print(report.to_json())
     else:
@@ -801,6 +809,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
     status.add_argument("--breaker-store", default="", help="breaker store URL (default: as the runs use)")
+    status.add_argument(
+        "--mode",
+        choices=("live", "simulated", "offline"),
+        default=None,
+        help="list this mode's breakers in use (default: the mode runs use here; offline shows the live ones)",
+    )
+    status.add_argument(
+        "--all-breakers",
+        action="store_true",
+        help="list every stored breaker, other modes' and stale ones too (default: one summary line for them)",
+    )
     status.set_defaults(func=cmd_status)
 
     sim = sub.add_parser("simulator", help="serve the provider simulator standalone; prints its base URL")

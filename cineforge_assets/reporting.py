@@ -2,6 +2,13 @@
 
 Inputs are the telemetry JSONL lines (one per provider attempt or breaker transition, written by
 ``JsonlTelemetrySink`` in every process) and a few run-level counts read from Dagster's event log.
+
+One file holds every mode's lines. The table keeps them apart by a ``mode`` column; the chart, the spend
+figures and the totals an operator reads first count ``live`` lines only: a fault drill against the
+simulator is not a provider outage, and the simulator's answers priced at list price are not money spent.
+Other modes' list-priced usage is reported apart (``other_modes_usd``). A line without a mode (written
+before lines were stamped) is ``unknown``: shown apart too, since the same files then mixed drills and
+live calls and nothing in the line says which it was.
 """
 
 from __future__ import annotations
@@ -9,16 +16,21 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from resources.resilience.telemetry import window_files
+from resources.resilience.telemetry import UNKNOWN_MODE, line_mode, window_files
+
+LIVE = "live"
+# The table's order: the money first, then drills, the offline engine, and lines of no known mode.
+MODE_ORDER = {LIVE: 0, "simulated": 1, "offline": 2, UNKNOWN_MODE: 3}
 
 REPORT_COLUMNS = [
+    "mode",
     "provider",
     "model",
     "calls",
@@ -58,25 +70,30 @@ def read_telemetry(path: Path, *, since: float | None = None) -> Iterator[dict[s
                 yield record
 
 
-def reliability_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per provider/model with the counts the on-call engineer asks for."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+def of_mode(records: Iterable[dict[str, Any]], mode: str = LIVE) -> list[dict[str, Any]]:
+    """The lines written in ``mode`` (``line_mode``: a line without one is ``unknown``)."""
+    return [rec for rec in records if line_mode(rec) == mode]
 
-    def row(provider: str, model: str) -> dict[str, Any]:
-        key = (provider, model)
+
+def reliability_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per mode/provider/model with the counts the on-call engineer asks for, live rows first."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def row(mode: str, provider: str, model: str) -> dict[str, Any]:
+        key = (mode, provider, model)
         if key not in rows:
-            rows[key] = {c: 0 for c in REPORT_COLUMNS[2:]} | {"provider": provider, "model": model}
+            rows[key] = {c: 0 for c in REPORT_COLUMNS[3:]} | {"mode": mode, "provider": provider, "model": model}
             rows[key]["time_lost_waiting_s"] = 0.0
         return rows[key]
 
     for rec in records:
         if rec.get("kind") == "breaker_transition":
             if rec.get("to_state") == "open":
-                row(str(rec.get("provider")), "*")["breaker_openings"] += 1
+                row(line_mode(rec), str(rec.get("provider")), "*")["breaker_openings"] += 1
             continue
         if rec.get("kind") != "attempt":
             continue
-        r = row(str(rec.get("provider")), str(rec.get("model")))
+        r = row(line_mode(rec), str(rec.get("provider")), str(rec.get("model")))
         outcome, decision = rec.get("outcome"), rec.get("decision")
         if outcome == "skipped":
             r["skips"] += 1
@@ -99,7 +116,48 @@ def reliability_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         r["time_lost_waiting_s"] += float(rec.get("delay_s") or 0.0)
     frame = pd.DataFrame(list(rows.values()), columns=REPORT_COLUMNS)
     frame["time_lost_waiting_s"] = frame["time_lost_waiting_s"].astype(float).round(3)
-    return frame.sort_values(["provider", "model"]).reset_index(drop=True)
+    rank = frame["mode"].map(lambda mode: MODE_ORDER.get(mode, len(MODE_ORDER)))
+    order = frame.assign(_rank=rank).sort_values(["_rank", "mode", "provider", "model"]).index
+    return frame.loc[order].reset_index(drop=True)
+
+
+def mode_totals(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per mode: the table's counts summed over its providers and models."""
+    if frame.empty:
+        return {}
+    sums = frame.drop(columns=["provider", "model"]).groupby("mode").sum(numeric_only=True)
+    return {
+        str(mode): {column: (float(v) if column == "time_lost_waiting_s" else int(v)) for column, v in row.items()}
+        for mode, row in sums.iterrows()
+    }
+
+
+def run_mode(run_config: Mapping[str, Any] | None, default: str) -> str:
+    """The provider mode a run's config gives the ``ai`` resource; ``default`` (the mode the code location
+    runs in) when it sets none."""
+    ai = ((run_config or {}).get("resources") or {}).get("ai") or {}
+    mode = (ai.get("config") or {}).get("mode") if isinstance(ai, Mapping) else None
+    return str(mode or default)
+
+
+def run_counts_by_mode(
+    runs: Iterable[tuple[str, bool, bool]], step_retry_modes: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """Per mode: ``runs``, ``failed_runs``, ``runs_resumed`` from ``(mode, failed, resumed)`` per run, and
+    ``step_retries`` from the mode of each retried step's run: a drill's failed run is no live failure."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def of(mode: str) -> dict[str, int]:
+        return counts.setdefault(mode, {"runs": 0, "failed_runs": 0, "runs_resumed": 0, "step_retries": 0})
+
+    for mode, failed, resumed in runs:
+        row = of(mode)
+        row["runs"] += 1
+        row["failed_runs"] += int(failed)
+        row["runs_resumed"] += int(resumed)
+    for mode in step_retry_modes:
+        of(mode)["step_retries"] += 1
+    return counts
 
 
 def report_markdown(frame: pd.DataFrame) -> str:
@@ -213,6 +271,7 @@ def _priced_attempts(records: Iterable[dict[str, Any]], window: ReportWindow) ->
     rows = [
         {
             "ts": pd.Timestamp(float(rec["ts"]), unit="s", tz="UTC"),
+            "mode": line_mode(rec),
             "provider": str(rec.get("provider")),
             "model": str(rec.get("model")),
             "stage": str(rec.get("stage")),
@@ -227,12 +286,14 @@ def _priced_attempts(records: Iterable[dict[str, Any]], window: ReportWindow) ->
         and rec.get("cost_usd") is not None
         and _in_window(float(rec["ts"]), window)
     ]
-    return pd.DataFrame(rows, columns=["ts", "provider", "model", "stage", "cost_usd", "premium_usd"])
+    return pd.DataFrame(rows, columns=["ts", "mode", "provider", "model", "stage", "cost_usd", "premium_usd"])
 
 
 @dataclass(frozen=True)
 class SpendSummary:
-    """USD spent in the window, and where; ``unpriced_calls``: answered calls on a model without a price."""
+    """USD spent live in the window, and where; ``unpriced_calls``: answered live calls on a model without a
+    price. ``other_modes_usd``: the list price of other modes' usage (simulated, offline, unknown), which is
+    no live money and is in none of the other figures."""
 
     total_usd: float
     fallback_premium_usd: float
@@ -243,6 +304,7 @@ class SpendSummary:
     unpriced_calls: int
     daily_budget_usd: float | None = None
     spent_today_usd: float = 0.0
+    other_modes_usd: dict[str, float] = field(default_factory=dict)
 
     @property
     def budget_headroom_usd(self) -> float | None:
@@ -263,6 +325,7 @@ class SpendSummary:
             "daily_budget_usd": self.daily_budget_usd,
             "spent_today_usd": round(self.spent_today_usd, 6),
             "budget_headroom_usd": self.budget_headroom_usd,
+            "other_modes_usd": self.other_modes_usd,
         }
 
 
@@ -280,10 +343,14 @@ def spend_summary(
     daily_budget_usd: float | None = None,
     spent_today_usd: float | None = None,
 ) -> SpendSummary:
-    """Spend by day, provider, model and stage, the premium fallbacks paid, and today's budget headroom
-    (against ``spent_today_usd``, the fleet's figure, when given; else today's spend in ``records``)."""
-    records = list(records)
-    frame = _priced_attempts(records, window)
+    """Live spend by day, provider, model and stage, the premium fallbacks paid, and today's budget headroom
+    (against ``spent_today_usd``, the fleet's figure, when given; else today's live spend in ``records``);
+    other modes' list-priced usage apart, per mode."""
+    everything = list(records)
+    records = of_mode(everything, LIVE)
+    priced = _priced_attempts(everything, window)
+    frame = priced[priced["mode"] == LIVE].copy()
+    other_modes_usd = _by(priced[priced["mode"] != LIVE], "mode")
     frame["day"] = frame["ts"].dt.strftime("%Y-%m-%d") if len(frame) else pd.Series(dtype=str)
     today = pd.Timestamp(now, unit="s", tz="UTC").strftime("%Y-%m-%d")
     unpriced = sum(
@@ -307,6 +374,7 @@ def spend_summary(
         unpriced_calls=unpriced,
         daily_budget_usd=daily_budget_usd,
         spent_today_usd=spent_today_usd if spent_today_usd is not None else by_day.get(today, 0.0),
+        other_modes_usd=other_modes_usd,
     )
 
 
@@ -321,9 +389,9 @@ def spend_by_bucket(records: Iterable[dict[str, Any]], window: ReportWindow) -> 
 
 
 def build_operator_chart(records: Iterable[dict[str, Any]], window: ReportWindow, title: str) -> Any:
-    """The matplotlib ``Figure``: attempts stacked per provider by outcome (one bar group per bucket, a bar
-    per provider), breaker-open spans shaded; spend per bucket in a second panel. The x axis is exactly
-    the report's window."""
+    """The matplotlib ``Figure`` of the live lines: attempts stacked per provider by outcome (one bar group
+    per bucket, a bar per provider), breaker-open spans shaded; spend per bucket in a second panel. The x
+    axis is exactly the report's window. Other modes' attempts are not drawn; the chart says how many."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -332,7 +400,16 @@ def build_operator_chart(records: Iterable[dict[str, Any]], window: ReportWindow
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
-    records = list(records)
+    everything = list(records)
+    records = of_mode(everything, LIVE)
+    not_drawn = sum(
+        1
+        for rec in everything
+        if rec.get("kind") == "attempt"
+        and line_mode(rec) != LIVE
+        and rec.get("ts") is not None
+        and _in_window(float(rec["ts"]), window)
+    )
     counts = attempts_by_bucket(records, window)
     spend = spend_by_bucket(records, window)
     spans = breaker_open_intervals(records, window)
@@ -371,12 +448,13 @@ def build_operator_chart(records: Iterable[dict[str, Any]], window: ReportWindow
         handles.append(Patch(color="#7f8c8d", alpha=0.3, label="breaker open"))
     ax.legend(handles=handles, loc="upper left", fontsize=7, ncols=min(len(handles), 6))
     if not providers:
-        ax.text(0.5, 0.5, "no provider attempts in the window", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no live provider attempts in the window", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("attempts per " + ("hour" if window.bucket == "1h" else "day"))
     tallest = int(counts.T.groupby(level=0).sum().max().max()) if len(counts.columns) else 1
     ax.set_ylim(0, max(1, tallest) * 1.4)  # room above the bars for the legend
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{title}: attempts per provider by outcome")
+    aside = f" ({not_drawn} simulated/offline/unknown-mode attempts not drawn)" if not_drawn else ""
+    ax.set_title(f"{title}: live attempts per provider by outcome{aside}", fontsize=10 if aside else None)
     ax_spend.bar(
         mdates.date2num(spend.index.to_pydatetime()),
         spend.tolist(),
@@ -385,7 +463,7 @@ def build_operator_chart(records: Iterable[dict[str, Any]], window: ReportWindow
         color="#2471a3",
         gid="spend",
     )
-    ax_spend.set_ylabel("USD spent")
+    ax_spend.set_ylabel("USD spent live")
     ax_spend.set_xlim(window.start.to_pydatetime(), window.end.to_pydatetime())
     locator = mdates.AutoDateLocator()
     ax_spend.xaxis.set_major_locator(locator)

@@ -3,6 +3,13 @@
 Pure functions turn what the stores hold (breaker snapshots, transitions from the telemetry file, run
 records, the inbox scan) into ``StatusReport`` rows and words; ``collect_status`` is the thin part that
 reads them (Dagster instance, breaker store, inbox folder).
+
+The store keeps a breaker per provider, mode and endpoint, and never forgets one: every drill on a fresh
+simulator port leaves its breakers behind. ``pick_breakers`` shows the breakers of the mode runs use here
+(``--mode``; offline mode calls no provider, so its view is the live breakers): those at the endpoints this
+configuration calls, and any other of that mode still in use (calls in its window, or open, probing or
+parked now). The rest (other modes', and idle ones at endpoints no longer called: stale) are summed up
+in one line per mode; ``--all-breakers`` lists them, the chosen mode first.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +46,18 @@ class BreakerStatus:
     until: float | None = None
     reason: str = ""
     consecutive_failures: int = 0
+    recent_calls: int = 0  # calls in the breaker's window
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenBreakers:
+    """The breakers of one mode ``status`` did not list: how many, how many of them are open, probing or
+    parked now, and how many are stale (of the listed mode, at an endpoint no longer called, idle)."""
+
+    mode: str
+    count: int
+    pending: int = 0
+    stale: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +93,8 @@ class StatusReport:
     inbox: list[InboxStatus]
     spend: SpendStatus | None = None
     notes: list[str] = field(default_factory=list)
+    breaker_mode: str = ""  # whose breakers ``breakers`` lists ("" : every mode's)
+    hidden_breakers: list[HiddenBreakers] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -103,27 +124,112 @@ def breaker_statuses(
     rows: list[BreakerStatus] = []
     for key, snap in sorted(snapshots.items()):
         provider, mode, endpoint = split_identity(key)
+        calls = snap.window_calls
         if snap.parked_until is not None:
-            rows.append(BreakerStatus(key, provider, mode, endpoint, "parked", snap.parked_until, snap.parked_reason))
+            rows.append(
+                BreakerStatus(
+                    key, provider, mode, endpoint, "parked", snap.parked_until, snap.parked_reason, recent_calls=calls
+                )
+            )
         elif snap.state == "open":
             cause = reasons.get((provider, round(snap.opened_at or 0.0, 3)))
             reason = TRANSITION_WORDS.get(cause or "", cause or "reason not in the telemetry file")
             rows.append(
-                BreakerStatus(key, provider, mode, endpoint, "open", snap.reopens_at, reason, snap.consecutive_failures)
+                BreakerStatus(
+                    key, provider, mode, endpoint, "open", snap.reopens_at, reason, snap.consecutive_failures, calls
+                )
             )
         elif snap.state == "half_open":
-            rows.append(BreakerStatus(key, provider, mode, endpoint, "half-open", reason="probing"))
+            rows.append(BreakerStatus(key, provider, mode, endpoint, "half-open", reason="probing", recent_calls=calls))
         elif snap.warming:
             rows.append(
                 BreakerStatus(
-                    key, provider, mode, endpoint, "warming", reason="no recent success; warm-up calls limited"
+                    key,
+                    provider,
+                    mode,
+                    endpoint,
+                    "warming",
+                    reason="no recent success; warm-up calls limited",
+                    recent_calls=calls,
                 )
             )
         else:
             rows.append(
-                BreakerStatus(key, provider, mode, endpoint, "closed", consecutive_failures=snap.consecutive_failures)
+                BreakerStatus(
+                    key,
+                    provider,
+                    mode,
+                    endpoint,
+                    "closed",
+                    consecutive_failures=snap.consecutive_failures,
+                    recent_calls=calls,
+                )
             )
     return rows
+
+
+MODE_ORDER = ("live", "simulated", "offline")
+
+
+def breaker_mode(mode: str) -> str:
+    """Whose breakers a run in ``mode`` obeys: offline runs call no provider, so the live ones matter."""
+    return "live" if mode == "offline" else mode
+
+
+def is_pending(row: BreakerStatus, now: float) -> bool:
+    """Open or parked until a time still to come, or probing: the breaker is deciding something now."""
+    if row.state == "half-open":
+        return True
+    return row.state in ("open", "parked") and row.until is not None and row.until > now
+
+
+def is_stale(row: BreakerStatus, current: Iterable[str], now: float) -> bool:
+    """At an endpoint this configuration does not call, with no call in its window and nothing pending: a
+    breaker of a finished drill (each on its own simulator port) or of an endpoint since changed."""
+    return row.key not in set(current) and row.recent_calls == 0 and not is_pending(row, now)
+
+
+def pick_breakers(
+    rows: Iterable[BreakerStatus], *, mode: str, current: Iterable[str], now: float, show_all: bool = False
+) -> tuple[list[BreakerStatus], list[HiddenBreakers]]:
+    """The breakers ``status`` lists for a run in ``mode`` whose breakers are stored under ``current``
+    (identity keys; empty when unknown, e.g. a simulator started per run), and a summary per mode of the
+    rest. ``show_all``: every breaker, that mode's first; nothing hidden."""
+    shown_mode = breaker_mode(mode)
+    current = set(current)
+
+    def rank(row: BreakerStatus) -> tuple[int, int, int, str]:
+        order = MODE_ORDER.index(row.mode) if row.mode in MODE_ORDER else len(MODE_ORDER)
+        return (row.mode != shown_mode, order, row.key not in current, row.key)
+
+    ordered = sorted(rows, key=rank)
+    if show_all:
+        return ordered, []
+    shown = [r for r in ordered if r.mode == shown_mode and not is_stale(r, current, now)]
+    hidden: dict[str, list[BreakerStatus]] = {}
+    for row in ordered:
+        if row not in shown:
+            hidden.setdefault(row.mode, []).append(row)
+    summary = [
+        HiddenBreakers(
+            mode,
+            len(group),
+            pending=sum(1 for r in group if is_pending(r, now)),
+            stale=sum(1 for r in group if r.mode == shown_mode),
+        )
+        for mode, group in hidden.items()
+    ]
+    return shown, summary
+
+
+def hidden_line(hidden: Sequence[HiddenBreakers]) -> str:
+    parts = []
+    for group in hidden:
+        words = f"{group.count} stale {group.mode}" if group.stale == group.count else f"{group.count} {group.mode}"
+        if group.pending:
+            words += f" ({group.pending} open, probing or parked)"
+        parts.append(words)
+    return "not shown: " + ", ".join(parts) + " (`cineforge status --all-breakers` lists them)"
 
 
 def clock_time(at: float) -> str:
@@ -166,8 +272,15 @@ def inbox_statuses(skipped: Iterable[Any], accepted: Iterable[Any]) -> list[Inbo
 
 
 def render(report: StatusReport, now: float) -> list[str]:
-    lines = ["breakers:"]
-    lines += [f"  {breaker_line(b, now)}" for b in report.breakers] or ["  none recorded yet (no provider called)"]
+    lines = [f"breakers ({report.breaker_mode}):" if report.breaker_mode else "breakers:"]
+    if report.breakers:
+        lines += [f"  {breaker_line(b, now)}" for b in report.breakers]
+    elif report.hidden_breakers:
+        lines.append(f"  none in use in {report.breaker_mode} mode")
+    else:
+        lines.append("  none recorded yet (no provider called)")
+    if report.hidden_breakers:
+        lines.append(f"  {hidden_line(report.hidden_breakers)}")
     lines.append("last runs:")
     lines += [f"  {run_line(r)}" for r in report.runs] or ["  none"]
     lines.append("inbox:")
@@ -269,15 +382,54 @@ def read_spend(store_url: str, now: float) -> tuple[SpendStatus | None, list[str
     return SpendStatus(today_usd=round(today, 6), daily_budget_usd=BudgetCaps.resolve().daily_usd), []
 
 
+def current_identities(mode: str) -> set[str]:
+    """The breaker keys a run in ``mode`` (its breakers' mode: ``breaker_mode``) uses with this
+    environment's endpoints; empty for a simulated run without ``CINEFORGE_SIMULATOR_URL`` (the
+    simulator is started per run on a port of its own)."""
+    from cineforge_assets.resource_config import URL_VARS
+    from resources.ai import AIProviderResource
+
+    config: dict[str, Any] = {
+        name: os.environ[var]
+        for name, var in URL_VARS.items()
+        if (name.endswith("_base_url") or name == "simulator_url") and os.environ.get(var)
+    }
+    config["mode"] = breaker_mode(mode)
+    try:
+        return set(AIProviderResource(**config).breaker_identities().values())
+    except ValueError:
+        return set()
+
+
 def collect_status(
-    instance: Any, *, store_url: str, telemetry: Path, runs: int, now: float | None = None
+    instance: Any,
+    *,
+    store_url: str,
+    telemetry: Path,
+    runs: int,
+    now: float | None = None,
+    mode: str | None = None,
+    all_breakers: bool = False,
 ) -> StatusReport:
+    """``mode``: whose breakers to list (default: the mode runs use here, ``provider_mode_from_env``)."""
+    from cineforge_assets.resource_config import provider_mode_from_env
+
     moment = time.time() if now is None else now
+    chosen = mode or provider_mode_from_env()
     spend, notes = read_spend(store_url, moment)
+    breakers, hidden = pick_breakers(
+        read_breakers(store_url, telemetry),
+        mode=chosen,
+        current=current_identities(chosen),
+        now=moment,
+        show_all=all_breakers,
+    )
     return StatusReport(
-        breakers=read_breakers(store_url, telemetry),
+        breakers=breakers,
         runs=read_runs(instance, runs),
         inbox=read_inbox(instance, moment),
         spend=spend,
         notes=notes,
+        breaker_mode="" if all_breakers else breaker_mode(chosen),
+        hidden_breakers=hidden,
     )

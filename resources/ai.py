@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from dagster import ConfigurableResource
@@ -57,11 +57,10 @@ from resources.resilience.errors import ProviderError
 from resources.resilience.executor import CallOutcome, ResilientCaller
 from resources.resilience.hedge import CancellableClients, HedgePolicy, Hedger, fleet_tracker
 from resources.resilience.retry_budget import RetryBudget, RetryBudgetPolicy, budget_store_from_url
-from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, TelemetryListener
+from resources.resilience.telemetry import AttemptRecord, JsonlTelemetrySink, ProviderMode, TelemetryListener
 from resources.response_cache import CachedAnswer, ResponseCache, cache_key, prompt_version
 
 T = TypeVar("T", bound=BaseModel)
-ProviderMode = Literal["offline", "simulated", "live"]
 SIMULATED_KEY = "sim-key-not-a-secret"
 # The resource's defaults are the resilience core's, read from it rather than repeated here.
 _BREAKER_DEFAULTS = BreakerPolicy()
@@ -414,11 +413,13 @@ class AIProviderResource(ConfigurableResource):
         self, listeners: Sequence[TelemetryListener] = (), *, clock: Callable[[], float] = time.time
     ) -> Iterator[ProviderSession]:
         """Everything a provider call needs, closed when the block ends: the telemetry sink (the first
-        listener, before ``listeners``), the shared breaker reporting to them, and the adapters on one
-        pooled httpx client whose transport retries stay at 0, so the resilience layer owns every retry.
+        listener, before ``listeners``; it stamps this mode on every line), the shared breaker reporting to
+        them, and the adapters on one pooled httpx client whose transport retries stay at 0, so the
+        resilience layer owns every retry.
         A stage's call and the health probe both go through here."""
         with ExitStack() as closing:
-            sink = JsonlTelemetrySink(self.telemetry_file())
+            # Every line says this mode: the report never reads a drill as a live outage or live money.
+            sink = JsonlTelemetrySink(self.telemetry_file(), mode=self.mode)
             closing.callback(sink.close)
             all_listeners = (sink, *listeners)
             breaker = self.breaker(all_listeners, clock=clock)

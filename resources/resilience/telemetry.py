@@ -20,6 +20,14 @@ at most once per ``check_interval_s`` (1 s): a file may pass ``max_bytes`` by a 
 written in the second after another process rotated land at the end of the closed segment.
 A segment's name is the time of its newest line, so a reader of a time window (``window_files``) skips
 every segment older than the window (give or take those seconds) without opening it.
+
+Every line says which provider mode wrote it (``"mode": "live" | "simulated" | "offline"``): the sink is
+built by the resource that runs in that mode and stamps it, so a drill against the simulator is never read
+as a live outage or as money spent. The stamp is a prefix built once per sink, not a field of
+``AttemptRecord``: the per-call cost of an attempt line stays what it was (one concatenation). Lines
+written before the stamp existed, or by a sink built without a mode, have no ``mode``: readers take them
+as ``UNKNOWN_MODE`` (``line_mode``), not as live, because the same file then held drills and live calls
+and nothing in a line tells them apart.
 """
 
 from __future__ import annotations
@@ -124,6 +132,16 @@ _ATTEMPT_FIELDS = frozenset(AttemptRecord.model_fields)
 _set_attribute = object.__setattr__  # what pydantic itself uses to fill a frozen model
 
 
+ProviderMode = Literal["offline", "simulated", "live"]
+UNKNOWN_MODE = "unknown"
+
+
+def line_mode(line: dict[str, Any]) -> str:
+    """The mode a telemetry line was written in; ``UNKNOWN_MODE`` for a line without one (see the module
+    docstring)."""
+    return str(line.get("mode") or UNKNOWN_MODE)
+
+
 class TelemetryListener(Protocol):
     def on_attempt(self, record: AttemptRecord) -> None: ...
 
@@ -175,7 +193,8 @@ def window_files(path: Path, since: float | None) -> list[Path]:
 class JsonlTelemetrySink:
     """Append attempts and breaker transitions to a JSON Lines file, safely across processes.
 
-    Lines carry ``"kind": "attempt"``, ``"kind": "breaker_transition"`` or ``"kind": "stage_cost"``. ``clock``
+    Lines carry ``"kind": "attempt"``, ``"kind": "breaker_transition"`` or ``"kind": "stage_cost"``, and
+    ``"mode"``: the provider mode of the resource that built the sink (none when ``mode`` is None). ``clock``
     (epoch seconds) says which UTC day it is, for the daily rotation; tests inject it.
     """
 
@@ -188,8 +207,13 @@ class JsonlTelemetrySink:
         clock: Callable[[], float] = time.time,
         check_interval_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        mode: ProviderMode | None = None,
     ) -> None:
         self.path = Path(path)
+        self.mode = mode
+        self._stamp: dict[str, str] = {"mode": mode} if mode else {}
+        # Built once: the hot path splices a constant prefix, as it spliced the kind before.
+        self._attempt_prefix = b'{"kind":"attempt",' + (f'"mode":{json.dumps(mode)},'.encode() if mode else b"")
         self.max_bytes = max_bytes if max_bytes is not None else _max_bytes_from_env()
         self.retention_days = retention_days
         self._clock = clock
@@ -204,14 +228,15 @@ class JsonlTelemetrySink:
     def on_attempt(self, record: AttemptRecord) -> None:
         # pydantic's serializer is several times faster than json.dumps(model_dump()); splice the kind in.
         body = record.model_dump_json().encode("utf-8")
-        self._write(b'{"kind":"attempt",' + body[1:] + b"\n")
+        self._write(self._attempt_prefix + body[1:] + b"\n")
 
     def on_stage_cost(self, summary: dict[str, Any]) -> None:
         """A ``"kind": "stage_cost"`` line: one AI stage call's money (``resources.resilience.cost``)."""
-        self._write((json.dumps({"kind": "stage_cost", **summary}, separators=(",", ":")) + "\n").encode("utf-8"))
+        line = json.dumps({"kind": "stage_cost", **self._stamp, **summary}, separators=(",", ":")) + "\n"
+        self._write(line.encode("utf-8"))
 
     def on_breaker_transition(self, transition: BreakerTransition) -> None:
-        payload = {"kind": "breaker_transition", **dataclasses.asdict(transition)}
+        payload = {"kind": "breaker_transition", **self._stamp, **dataclasses.asdict(transition)}
         self._write((json.dumps(payload, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def close(self) -> None:

@@ -138,3 +138,88 @@ def test_status_shows_live_spend_today_from_the_ledger_against_the_daily_budget(
     assert cineforge_main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["spend"] == {"today_usd": 1.25, "daily_budget_usd": 5.0}
+
+
+def drill(port: int, provider: str = "anthropic") -> str:
+    paths = {"anthropic": "anthropic", "openai": "openai/v1", "gemini": "gemini"}
+    return breaker_identity(provider, "simulated", f"http://127.0.0.1:{port}/{paths[provider]}")
+
+
+def seed_live_and_old_drills(home: Path, now: float) -> None:
+    """Live anthropic open (a real outage), live openai proven; four breakers left by drills on their own
+    simulator ports: idle closed ones, one whose open period is long over, one still open."""
+    store = store_from_url(default_store_url(home))
+    bucket = int(now)
+    try:
+        store.update(
+            ANTHROPIC,
+            lambda _: (BreakerRecord(state="open", generation=1, opened_at=now - 5, reopens_at=now + 60), None),
+        )
+        store.update(OPENAI, lambda _: (BreakerRecord(window=((bucket, 5, 0),)), None))
+        for key in (drill(41001), drill(41001, "openai")):
+            store.update(key, lambda _: (BreakerRecord(), None))
+        store.update(
+            drill(41002),
+            lambda _: (BreakerRecord(state="open", opened_at=now - 86_400, reopens_at=now - 86_000), None),
+        )
+        still_open = BreakerRecord(state="open", opened_at=now - 2, reopens_at=now + 30)
+        store.update(drill(41003), lambda _: (still_open, None))
+    finally:
+        store.close()
+
+
+def test_status_lists_the_modes_breakers_in_use_and_sums_up_old_drills_in_one_line(
+    dagster_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("CINEFORGE_PROVIDER_MODE", "CINEFORGE_SIMULATOR_URL", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CINEFORGE_PROVIDER_MODE", "live")
+    seed_live_and_old_drills(dagster_home, time.time())
+
+    assert cineforge_main(["status"]) == 0
+    out = capsys.readouterr().out
+    breakers = out.split("last runs:")[0]
+    assert "simulated http" not in breakers, breakers
+    assert breakers.splitlines()[0] == "breakers (live):"
+    assert "anthropic (live https://api.anthropic.com): open until" in breakers
+    assert "openai (live https://api.openai.com/v1): closed" in breakers
+    assert "not shown: 4 simulated (1 open, probing or parked)" in breakers
+
+    assert cineforge_main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {b["mode"] for b in report["breakers"]} == {"live"}
+    assert report["breaker_mode"] == "live"
+    assert report["hidden_breakers"] == [{"mode": "simulated", "count": 4, "pending": 1, "stale": 0}]
+
+    assert cineforge_main(["status", "--all-breakers", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [b["mode"] for b in report["breakers"]] == ["live"] * 2 + ["simulated"] * 4
+    assert report["hidden_breakers"] == []
+
+
+def test_a_simulated_view_lists_its_simulators_breakers_and_drills_still_open_not_finished_ones(
+    dagster_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CINEFORGE_SIMULATOR_URL", "http://127.0.0.1:41001")
+    seed_live_and_old_drills(dagster_home, time.time())
+
+    assert cineforge_main(["status", "--mode", "simulated", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [b["key"] for b in report["breakers"]] == [drill(41001), drill(41001, "openai"), drill(41003)]
+    assert report["hidden_breakers"] == [
+        {"mode": "simulated", "count": 1, "pending": 0, "stale": 1},  # port 41002: over a day ago
+        {"mode": "live", "count": 2, "pending": 1, "stale": 0},
+    ]
+    assert cineforge_main(["status", "--mode", "simulated"]) == 0
+    out = capsys.readouterr().out
+    assert "not shown: 1 stale simulated, 2 live (1 open, probing or parked)" in out
+
+
+def test_offline_runs_call_no_provider_so_their_view_is_the_live_breakers() -> None:
+    from cineforge_assets.status import BreakerStatus, pick_breakers
+
+    live = BreakerStatus(ANTHROPIC, "anthropic", "live", "https://api.anthropic.com", "closed")
+    old = BreakerStatus(drill(41001), "anthropic", "simulated", "http://127.0.0.1:41001/anthropic", "closed")
+    shown, hidden = pick_breakers([old, live], mode="offline", current={ANTHROPIC}, now=0.0)
+    assert shown == [live]
+    assert [(h.mode, h.count) for h in hidden] == [("simulated", 1)]

@@ -161,3 +161,32 @@ def test_a_provider_session_reports_to_its_sink_and_listeners_and_closes_its_cli
     assert [(t.provider, t.to_state) for t in listener.transitions] == [("anthropic", "open")]
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [(line["kind"], line["to_state"]) for line in lines] == [("breaker_transition", "open")]
+
+
+def test_every_telemetry_line_says_which_mode_wrote_it_in_one_shared_file(
+    simulator: ProviderSimulator, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    common: dict[str, Any] = {
+        "breaker_store_url": f"sqlite:///{tmp_path / 'breakers.sqlite'}",
+        "telemetry_path": str(events),
+        "breaker_warm_up_calls": 1,
+    }
+    drill = AIProviderResource(mode="simulated", simulator_url=simulator.base_url, **common)
+    offline = AIProviderResource(mode="offline", **common)
+    with drill.session() as session:  # the warm-up call failed: a breaker transition, stamped too
+        session.breaker.record(session.breaker.acquire("anthropic"), success=False)
+    drill.run_task(stage="project_config", task="project_insights", payload=PROBE_PAYLOAD)
+    offline.run_task(stage="project_config", task="project_insights", payload=PROBE_PAYLOAD)
+
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    by_kind_and_mode = sorted({(line["kind"], line.get("mode")) for line in lines})
+    assert by_kind_and_mode == [
+        ("attempt", "offline"),
+        ("attempt", "simulated"),
+        ("breaker_transition", "simulated"),
+        ("stage_cost", "offline"),
+        ("stage_cost", "simulated"),
+    ]
+    simulated = [line for line in lines if line["kind"] == "attempt" and line["mode"] == "simulated"]
+    assert simulated and all(line["provider"] != "offline" for line in simulated)

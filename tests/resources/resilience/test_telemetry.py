@@ -137,3 +137,23 @@ def test_a_trusted_record_missing_fields_gets_their_defaults() -> None:
     fields = RECORD.model_dump(exclude={"run_id", "partition", "delay_s"})
     record = AttemptRecord.trusted(**fields)
     assert (record.run_id, record.partition, record.delay_s) == (None, None, 0.0)
+
+
+def test_a_sink_stamps_its_mode_on_every_kind_of_line_and_a_line_without_one_reads_as_unknown(
+    tmp_path: Path,
+) -> None:
+    from resources.resilience.telemetry import UNKNOWN_MODE, line_mode
+
+    path = tmp_path / "t.jsonl"
+    sink = JsonlTelemetrySink(path, mode="simulated")
+    sink.on_attempt(RECORD)
+    sink.on_stage_cost({"ts": 1.0, "stage": "normalize", "cost_usd": 0.5})
+    sink.on_breaker_transition(BreakerTransition("anthropic", "closed", "open", "consecutive_failures", 5.0))
+    sink.close()
+    legacy = JsonlTelemetrySink(path)  # as every line was written before modes were stamped
+    legacy.on_attempt(RECORD)
+    legacy.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line_mode(line) for line in lines] == ["simulated", "simulated", "simulated", UNKNOWN_MODE]
+    assert lines[0] == {"kind": "attempt", "mode": "simulated", **RECORD.model_dump(mode="json")}
+    assert "mode" not in lines[3]
