@@ -34,6 +34,7 @@ from cineforge_assets.screenplay.formats.emit import (
     Conversion,
     FountainBuilder,
     classify_title_lines,
+    read_running_header,
 )
 from cineforge_assets.screenplay.formats.errors import (
     CorruptSourceError,
@@ -126,16 +127,19 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
     rows = group_rows(segments)
+    header = running_header(rows, len(reader.pages), _page_height(reader))
     rows = drop_page_furniture(rows, len(reader.pages), _page_height(reader))
     title_rows, body_rows = split_title_page(rows)
     if not body_rows:
         body_rows, title_rows = title_rows, []
     layout = learn_layout(body_rows)
     builder = FountainBuilder()
-    if title_rows:
-        title_page = read_title_page(title_rows, layout, _page_width(reader))
-        if title_page:
-            builder.title_page(title_page)
+    title_page = read_title_page(title_rows, layout, _page_width(reader)) if title_rows else {}
+    if "Title" not in title_page and header:
+        # No title page (or one without a title): the running header names the script.
+        title_page = {**read_running_header(header), **title_page}
+    if title_page:
+        builder.title_page(title_page)
     build_fountain(body_rows, layout, builder, warnings)
     return Conversion(text=builder.text(), page_count=len(reader.pages), warnings=warnings)
 
@@ -413,6 +417,36 @@ def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set
     band = MARGIN_BAND
     counts = Counter(_header_key(s) for r in rows if r.y > page_height - band or r.y < band for s in r.segments)
     return {key for key, n in counts.items() if n >= max(2, page_count * 0.3)}
+
+
+def running_header(rows: list[Row], page_count: int, page_height: float = 792.0) -> list[str]:
+    """The running header's words, left to right, without the page number: the text repeated at
+    the top of most pages (``A STUDY IN PINK  SHOOTING SCRIPT - GREEN AMENDED  18/04/10``).
+
+    Read before the furniture is dropped, for a PDF without a title page, where the header is
+    the only place the script's title is printed.
+    """
+    repeated = _repeated_lines(rows, page_count, page_height)
+    if not repeated:
+        return []
+    headers: Counter[tuple[tuple[int, str], ...]] = Counter()
+    texts: dict[tuple[tuple[int, str], ...], list[str]] = {}
+    pages: dict[int, list[Segment]] = {}
+    for row in rows:
+        if row.y > page_height - MARGIN_BAND:
+            pages.setdefault(row.page, []).extend(
+                s
+                for s in row.segments
+                if _header_key(s) in repeated and not _PAGE_NUMBER_RE.match(s.text) and not _CONTINUED_RE.match(s.text)
+            )
+    for segments in pages.values():
+        if segments:
+            key = tuple(_header_key(s) for s in segments)
+            headers[key] += 1
+            texts.setdefault(key, [s.text for s in segments])
+    if not headers:
+        return []
+    return texts[headers.most_common(1)[0][0]]
 
 
 def _is_numbered_header(row: Row, first_page: int) -> bool:
