@@ -42,12 +42,20 @@ from cineforge_assets.screenplay.formats.errors import (
     ScannedPdfError,
 )
 from cineforge_assets.screenplay.formats.ocr import add_text_layer
-from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
+from cineforge_assets.screenplay.formats.pdf_text import (
+    COURIER_ADVANCE,
+    Segment,
+    document_segments,
+    pages_with_images,
+)
 from cineforge_assets.screenplay.fountain import character_name
 from resources.providers.screenplay_grammar import CAPITALS_RE, CONTINUED_EXTENSION_RE, CUE_EXTENSION_RE
 from resources.providers.screenplay_grammar import SCENE_HEADING_RE as HEADING_RE
 
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
+# A page of a typed PDF with fewer visible characters than this and a picture is a scanned page; a
+# typed page holds hundreds, the barest (a title, an act break) a dozen or more.
+SCANNED_PAGE_MAX_CHARS = 10
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
 # 12.  12A.  (12)  - 12 -  Page 12  Page 12 of 98  12/98
@@ -126,6 +134,8 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     segments = _segments(data, path)
     if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
+    else:
+        segments = _ocr_scanned_pages(data, path, len(reader.pages), segments, warnings)
     rows = group_rows(segments)
     header = running_header(rows, len(reader.pages), _page_height(reader))
     rows = drop_page_furniture(rows, len(reader.pages), _page_height(reader))
@@ -181,6 +191,39 @@ def _ocr_or_fail(
         raise ScannedPdfError(path, "pdf", "it has no text layer and OCR found no text.")
     warnings.append("PDF had no text layer; text recovered with OCR (check names and numbers)")
     return ocr_reader, segments
+
+
+def scanned_pages(data: bytes, segments: list[Segment], page_count: int) -> list[int]:
+    """Pages (0-based) of a typed PDF that are pictures of text: next to no text layer, and an image."""
+    chars: Counter[int] = Counter()
+    for segment in segments:
+        chars[segment.page] += len(segment.text.replace(" ", ""))
+    textless = [page for page in range(page_count) if chars[page] < SCANNED_PAGE_MAX_CHARS]
+    return pages_with_images(data, textless) if textless else []
+
+
+def _ocr_scanned_pages(
+    data: bytes, path: Path, page_count: int, segments: list[Segment], warnings: list[str]
+) -> list[Segment]:
+    """A typed PDF with some scanned pages (a typed title page on a scanned script, scanned inserts in a
+    typed draft): OCR those pages only and read the rest from their text layer. Without OCR, or when
+    it fails, the typed pages are still read and a warning names the pages left out."""
+    pages = scanned_pages(data, segments, page_count)
+    if not pages:
+        return segments
+    printed = ", ".join(str(page + 1) for page in pages)
+    try:
+        ocr_segments = extract_segments(
+            PdfReader(io.BytesIO(add_text_layer(data, path, page_count, pages=pages)))
+        )
+    except ScannedPdfError as exc:
+        warnings.append(f"page(s) {printed} are scanned images and were left out: {exc.problem} {exc.hint}")
+        return segments
+    scanned = set(pages)
+    recognised = [s for s in ocr_segments if s.page in scanned]
+    warnings.append(f"page(s) {printed} had no text layer; text recovered with OCR (check names and numbers)")
+    kept = [s for s in segments if s.page not in scanned]
+    return sorted(kept + recognised, key=lambda s: s.page)
 
 
 # --------------------------------------------------------------------------- extraction
