@@ -78,6 +78,11 @@ class Style:
     lines_before_heading: int = 1  # blank lines above a scene heading (Final Draft lets it be 2)
     contd_repeat_speaker: bool = False  # a speaker talking again after action gets ``(CONT'D)`` too
     smart_quotes: bool = False  # print ’ “ ” — as typed (Windows-1252 has them) instead of ASCII
+    title_size: float = 0.0  # the title page's title in this size (0: the body's size)
+    title_bold: bool = True
+    title_underline: bool = False
+    title_case: str = "upper"  # "upper" or "as-typed": how the title page prints the title
+    draft_right: bool = False  # draft and date bottom right, contact bottom left (Final Draft's layout)
 
     @property
     def size(self) -> tuple[float, float]:
@@ -269,16 +274,27 @@ def render_title_page(pdf: FPDF, title_page: dict[str, list[str]], style: Style)
     y = 3.5 * PT_PER_IN
     for key in ("title", "credit", "author", "authors", "source"):
         for value in title_page.get(key, []):
-            text = plain(value).upper() if key == "title" else plain(value)
-            _set_font(pdf, style, bold=key == "title")
+            text = plain(value, style.smart_quotes)
+            is_title = key == "title"
+            if is_title and style.title_case == "upper":
+                text = text.upper()
+            size = (style.title_size or style.font_size) if is_title else style.font_size
+            step = max(style.line, 1.2 * size) if is_title and style.title_size else style.line
+            _set_font(pdf, style, bold=is_title and style.title_bold, underline=is_title and style.title_underline)
+            pdf.set_font_size(size)
             pdf.text(page_w / 2 - pdf.get_string_width(text) / 2, y, text)
-            y += style.line * (2 if key in ("title", "credit") else 1)
-    lower = [plain(v) for key in ("draft date", "contact", "copyright") for v in title_page.get(key, [])]
-    y = page_h - style.bottom * PT_PER_IN - style.line * (len(lower) - 1)
+            y += step * (2 if key in ("title", "credit") else 1)
     _set_font(pdf, style)
-    for text in lower:
-        pdf.text(style.x(style.action_x), y, text)
-        y += style.line
+    draft = [plain(v, style.smart_quotes) for v in title_page.get("draft date", [])]
+    lower = [plain(v, style.smart_quotes) for key in ("contact", "copyright") for v in title_page.get(key, [])]
+    if not style.draft_right:
+        lower, draft = draft + lower, []
+    for block, right in ((lower, False), (draft, True)):
+        y = page_h - style.bottom * PT_PER_IN - style.line * (len(block) - 1)
+        for text in block:
+            x = style.x(style.right_x) - pdf.get_string_width(text) if right else style.x(style.action_x)
+            pdf.text(x, y, text)
+            y += style.line
 
 
 def _set_font(pdf: FPDF, style: Style, bold: bool = False, underline: bool = False) -> None:

@@ -536,11 +536,15 @@ def read_title_page(rows: list[Row], layout: Layout, page_width: float = 612.0) 
     (usually bottom left) draft date, contact and copyright."""
     centered: list[Segment] = []
     other: list[str] = []
+    body_size = _mode((s.size for r in rows for s in r.segments), 12.0)
     for row in rows:
         for segment in row.segments:
             mid = (segment.x + segment.x_end) / 2
             off_center = min(abs(mid - layout.center), abs(mid - page_width / 2))
-            if off_center < 6 * layout.char and segment.x > layout.action + 2 * layout.char:
+            # A line from the action margin across the page is a legal notice, not a centred credit; a
+            # title set large may be that wide and still be centred (30 characters of 24 pt Courier).
+            inset = segment.x > layout.action + 2 * layout.char or segment.size > body_size + 1
+            if off_center < 6 * layout.char and inset:
                 centered.append(segment)
             else:
                 other.append(segment.text)
