@@ -121,6 +121,32 @@ def with_montage_blocks(script: Script) -> Script:
     return _replace_elements(script, elements)
 
 
+ACT_NAMES = ("ONE", "TWO", "THREE", "FOUR", "FIVE")
+
+
+def with_act_breaks(script: Script) -> Script:
+    """A teleplay's acts: ``COLD OPEN`` centred before the first heading, then ``END OF ACT ONE``, a page
+    break and ``ACT TWO`` centred at a heading every quarter of the script, ``END OF SHOW`` to close."""
+    headings = sum(1 for e in script.elements if e.type is ElementType.SCENE_HEADING)
+    per_act = max(2, headings // 4)
+    elements: list[Element] = []
+    seen = 0
+    for element in script.elements:
+        if element.type is ElementType.SCENE_HEADING:
+            if seen == 0:
+                elements.append(Element(type=ElementType.CENTERED, text="COLD OPEN"))
+            elif seen % per_act == 0 and seen // per_act <= len(ACT_NAMES):
+                act = seen // per_act
+                if act > 1:
+                    elements.append(Element(type=ElementType.CENTERED, text=f"END OF ACT {ACT_NAMES[act - 2]}"))
+                elements.append(Element(type=ElementType.PAGE_BREAK, text=""))
+                elements.append(Element(type=ElementType.CENTERED, text=f"ACT {ACT_NAMES[act - 1]}"))
+            seen += 1
+        elements.append(element)
+    elements.append(Element(type=ElementType.CENTERED, text="END OF SHOW"))
+    return _replace_elements(script, elements)
+
+
 def with_mixed_case_names(script: Script) -> Script:
     """Every fourth speaker's name gains a mixed-case prefix, as names are printed: ``McANNA``, ``DeBEN``."""
     names = sorted({e.text for e in script.elements if e.type is ElementType.CHARACTER})
@@ -410,6 +436,12 @@ TRAITS: tuple[Trait, ...] = (
         lambda script: with_transitions(with_cue_extensions(script)),
     ),
     Trait("screenplain-export", "screenplain's own PDF export (reportlab, Courier Prime)", {}, program="screenplain"),
+    Trait(
+        "act-breaks",
+        "teleplay acts: `COLD OPEN`, `END OF ACT ONE` / page break / `ACT TWO` centred, `END OF SHOW`",
+        {},
+        with_act_breaks,
+    ),
     Trait(
         "title-page-final-draft",
         "title page: underlined title, `Written by`, contact block bottom left, draft and date bottom right",
