@@ -290,6 +290,7 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
     for row in rows:
         pages.setdefault(row.page, []).append(row)
     first_page = min(pages, default=0)
+    offset = _page_number_offset(pages, page_height)
     for page_rows in pages.values():
         # Headers and footers live in the first/last row; page numbers may share a row with them or
         # sit one row further in; CONTINUED: follows the header.
@@ -309,13 +310,48 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
             else:
                 segments, number = [_without_revision_mark(s) for s in segments], ""
             page_number_possible = in_band or not _wraps_a_heading(row, previous)
-            segments = [s for s in segments if not _is_furniture(s, id(row) in edge, page_number_possible)]
+            segments = [
+                s
+                for s in segments
+                if not _is_furniture(
+                    s, id(row) in edge, page_number_possible and (in_band or _fits_page(s, row.page, offset))
+                )
+            ]
             if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
                 continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
             if segments:
                 kept.append(Row(row.page, row.y, segments, number))
             previous = row
     return kept
+
+
+def _printed_number(text: str) -> int | None:
+    digits = re.search(r"\d+", text)
+    return int(digits.group()) if digits else None
+
+
+def _page_number_offset(pages: dict[int, list[Row]], page_height: float) -> int | None:
+    """Printed page number minus the PDF's page index, as the page numbers in the margin bands say
+    (a title page or a cover shifts it); None when they say nothing."""
+    offsets: Counter[int] = Counter()
+    for page, page_rows in pages.items():
+        for row in page_rows[:1] + page_rows[-1:]:
+            if row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND:
+                for segment in row.segments:
+                    number = _printed_number(segment.text) if _PAGE_NUMBER_RE.match(segment.text) else None
+                    if number is not None:
+                        offsets[number - page] += 1
+    if not offsets:
+        return None
+    offset, count = offsets.most_common(1)[0]
+    return offset if count >= 2 else None
+
+
+def _fits_page(segment: Segment, page: int, offset: int | None) -> bool:
+    """A page number outside the margin bands must be this page's number (``2004.`` ending a speech
+    at the foot of page 35 is not); without page numbers in the bands to go by, any may be."""
+    number = _printed_number(segment.text)
+    return offset is None or number is None or abs(number - (page + offset)) <= 1
 
 
 def _wraps_a_heading(row: Row, previous: Row | None) -> bool:
@@ -812,7 +848,7 @@ class _Assembler:
     def _dual(self, rows: list[Row], index: int) -> int:
         """Consume a side-by-side dialogue block starting at ``rows[index]``; return the next index."""
         start = rows[index]
-        split = (start.segments[0].x_end + start.segments[1].x) / 2
+        left_cue, right_cue = start.segments
         block: list[Segment] = []
         last = start
         index += 1
@@ -823,7 +859,8 @@ class _Assembler:
             block.extend(row.segments)
             last = row
             index += 1
-        right_edge = min((s.x for s in block if s.x >= split), default=split)
+        right_edge = _right_column(block, left_cue, right_cue, self.layout.char)
+        split = right_edge - self.layout.char / 2
         sides: list[list[Segment]] = [[], []]
         for segment in block:
             for part in _split_at(segment, right_edge, self.layout.char):
@@ -833,6 +870,21 @@ class _Assembler:
             width = max((len(s.text) for s in side), default=0) + 2
             self.builder.speech(cue.text, _speech_parts(lines, width), dual=n == 1)
         return index
+
+
+def _right_column(block: list[Segment], left_cue: Segment, right_cue: Segment, char: float) -> float:
+    """Where the right column of dual dialogue starts: at the widest gap between the line starts
+    (each column's lines start at its dialogue or parenthetical indent, a few characters apart).
+    Not the midpoint between the cues: a long left cue (``HARVEY (INTO INTERCOM)``) may end past
+    the start of the right column's dialogue. When every right line ran into a left one (a narrow
+    gutter), only the cues tell."""
+    starts = sorted({round(s.x, 1) for s in block})
+    gaps = [(b - a, b) for a, b in zip(starts, starts[1:], strict=False)]
+    widest = max(gaps, default=(0.0, 0.0))
+    if widest[0] >= 6 * char:
+        return widest[1]
+    middle = (left_cue.x_end + right_cue.x) / 2
+    return min((s.x for s in block if s.x >= middle), default=middle)
 
 
 def _split_at(segment: Segment, edge: float, char: float) -> list[Segment]:
