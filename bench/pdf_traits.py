@@ -121,6 +121,27 @@ def with_montage_blocks(script: Script) -> Script:
     return _replace_elements(script, elements)
 
 
+def with_dual_dialogue(script: Script) -> Script:
+    """Every third time one speech follows another directly (another speaker, no action between), the
+    second is spoken at the same time: dual dialogue (``BEN ^``)."""
+    elements = list(script.elements)
+    pairs = 0
+    previous_cue: Element | None = None  # the cue of the speech that ends right before this element
+    for index, element in enumerate(elements):
+        if element.type is ElementType.CHARACTER:
+            follows_speech = index > 0 and elements[index - 1].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL)
+            answers = previous_cue is not None and not previous_cue.dual and previous_cue.text != element.text
+            if answers and follows_speech:
+                pairs += 1
+                if pairs % 3 == 0:
+                    element = element.model_copy(update={"dual": True})
+                    elements[index] = element
+            previous_cue = element
+        elif element.type not in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
+            previous_cue = None
+    return _replace_elements(script, elements)
+
+
 ACT_NAMES = ("ONE", "TWO", "THREE", "FOUR", "FIVE")
 
 
@@ -436,6 +457,12 @@ TRAITS: tuple[Trait, ...] = (
         lambda script: with_transitions(with_cue_extensions(script)),
     ),
     Trait("screenplain-export", "screenplain's own PDF export (reportlab, Courier Prime)", {}, program="screenplain"),
+    Trait(
+        "dual-dialogue",
+        "every third speech answering another set beside it, Final Draft's columns (1.5in and 4.5in, 25 wide)",
+        {"dual_right_x": 4.5},
+        with_dual_dialogue,
+    ),
     Trait(
         "act-breaks",
         "teleplay acts: `COLD OPEN`, `END OF ACT ONE` / page break / `ACT TWO` centred, `END OF SHOW`",

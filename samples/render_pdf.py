@@ -21,7 +21,7 @@ import argparse
 import re
 import sys
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +83,14 @@ class Style:
     title_underline: bool = False
     title_case: str = "upper"  # "upper" or "as-typed": how the title page prints the title
     draft_right: bool = False  # draft and date bottom right, contact bottom left (Final Draft's layout)
+    # Dual dialogue (a cue marked ``^`` speaks beside the one before): two columns side by side, each
+    # ``dual_width`` characters wide, the cue ``dual_cue_indent`` in and a parenthetical ``dual_paren_indent``
+    # in from its column. 0 for ``dual_right_x``: one speech after the other, as a plain layout would.
+    dual_left_x: float = 1.5
+    dual_right_x: float = 0.0
+    dual_width: int = 25
+    dual_cue_indent: float = 1.0
+    dual_paren_indent: float = 0.3
 
     @property
     def size(self) -> tuple[float, float]:
@@ -104,6 +112,7 @@ class Line:
     align: str = "left"  # left | right | center
     underline: bool = False
     number: str = ""  # scene number printed in the margin(s) beside this line
+    beside: list[Line] = field(default_factory=list)  # more text on the same row (dual dialogue)
 
 
 @dataclass
@@ -127,13 +136,15 @@ def plain(text: str, smart_quotes: bool = False) -> str:
     return text.translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
 
 
-def wrap(text: str, width: int, smart_quotes: bool = False) -> list[str]:
+def wrap(text: str, width: int, smart_quotes: bool = False, long_words: bool = False) -> list[str]:
     lines: list[str] = []
     for raw in plain(text, smart_quotes).split("\n"):
         indent = len(raw) - len(raw.lstrip(" "))
         # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word.
         wrapped = (
-            textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False, break_long_words=False)
+            textwrap.wrap(
+                raw.strip(), max(10, width - indent), break_on_hyphens=long_words, break_long_words=long_words
+            )
             or [""]
         )
         lines.extend(" " * indent + w for w in wrapped)
@@ -159,9 +170,16 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             cue = " ".join(filter(None, [name, extension]))
             body: list[Line] = []
             i += 1
+            body_start = i
             while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
                 body.extend(_speech_lines(elements[i], style))
                 i += 1
+            nxt = elements[i] if i < len(elements) else None
+            if style.dual_right_x and nxt is not None and nxt.type == ElementType.CHARACTER and nxt.dual:
+                i, other = _speech_after(elements, i + 1)
+                blocks.append(_dual_block((cue, elements[body_start : i - len(other) - 1]), (nxt, other), style))
+                last_speaker = ""
+                continue
             cue_line = Line(style.x(style.cue_x), cue, bold=style.cue_bold)
             blocks.append(Block("speech", [cue_line] + body, cue=name, body=body))
             continue
@@ -194,6 +212,43 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             blocks.append(Block("page_break", []))
         i += 1
     return blocks
+
+
+def _speech_after(elements: list[Element], i: int) -> tuple[int, list[Element]]:
+    """The dialogue and parentheticals from ``elements[i]`` on, and the index after them."""
+    start = i
+    while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
+        i += 1
+    return i, elements[start:i]
+
+
+def _dual_block(left: tuple[str, list[Element]], right: tuple[Element, list[Element]], style: Style) -> Block:
+    """Two speeches side by side, row by row, kept on one page (as Final Draft and Fade In set them)."""
+    quotes = style.smart_quotes
+    left_cue, left_body = left
+    right_cue = " ".join(filter(None, [plain(right[0].text, quotes).upper(), plain(right[0].extension, quotes)]))
+    columns: list[list[Line]] = []
+    for column_x, cue, body in ((style.dual_left_x, left_cue, left_body), (style.dual_right_x, right_cue, right[1])):
+        # a long left cue moves left only as far as it must not to run into the right cue
+        # (``TROY (ALTERED ELECTRONIC VOICE)``); the right one has the margin to run into
+        room = style.dual_right_x + style.dual_cue_indent - 0.3 - column_x - len(cue) * style.font_size / 120
+        indent = max(0.0, min(style.dual_cue_indent, room)) if column_x == style.dual_left_x else style.dual_cue_indent
+        lines = [Line(style.x(column_x + indent), cue, bold=style.cue_bold)]
+        for element in body:
+            paren = element.type == ElementType.PARENTHETICAL
+            x = style.x(column_x + (style.dual_paren_indent if paren else 0.0))
+            # a word longer than the column breaks (at its hyphens first), as it would not overprint the other
+            width = style.dual_width - (3 if paren else 0)
+            lines.extend(Line(x, t) for t in wrap(element.text, width, quotes, long_words=True))
+        columns.append(lines)
+    rows: list[Line] = []
+    for index in range(max(len(c) for c in columns)):
+        here = [c[index] for c in columns if index < len(c)]
+        if index >= len(columns[0]):  # the left speech is over: the right one's line alone on the row
+            rows.append(here[0])
+        else:
+            rows.append(replace(here[0], beside=here[1:]))
+    return Block("dual", rows)
 
 
 def _speech_lines(element: Element, style: Style) -> list[Line]:
@@ -344,6 +399,8 @@ def _draw_line(pdf: FPDF, style: Style, line: Line, y: float) -> None:
     else:
         x = line.x
     pdf.text(x, y, line.text)
+    for other in line.beside:
+        _draw_line(pdf, style, other, y)
     if line.number:
         _set_font(pdf, style)
         if style.scene_numbers in ("left", "both"):
