@@ -464,6 +464,17 @@ TRAITS: tuple[Trait, ...] = (
         with_dual_dialogue,
     ),
     Trait(
+        "continueds",
+        "a scene over a page break: `(CONTINUED)` flush right below, `CONTINUED:` / `CONTINUED: (2)` above",
+        {"continued_bottom": "(CONTINUED)", "continued_top": "CONTINUED:"},
+    ),
+    Trait(
+        "continueds-numbered",
+        "as continueds, the scene numbers in both margins on the `12  CONTINUED: (2)  12` lines, plain sluglines",
+        {"continued_bottom": "(CONTINUED)", "continued_top": "CONTINUED:", "scene_numbers": "both",
+         "heading_bold": False},
+    ),
+    Trait(
         "act-breaks",
         "teleplay acts: `COLD OPEN`, `END OF ACT ONE` / page break / `ACT TWO` centred, `END OF SHOW`",
         {},

@@ -86,6 +86,11 @@ class Style:
     # Dual dialogue (a cue marked ``^`` speaks beside the one before): two columns side by side, each
     # ``dual_width`` characters wide, the cue ``dual_cue_indent`` in and a parenthetical ``dual_paren_indent``
     # in from its column. 0 for ``dual_right_x``: one speech after the other, as a plain layout would.
+    # A scene running over a page break: ``(CONTINUED)`` flush right under the last line, and
+    # ``CONTINUED:`` above the first line overleaf (``CONTINUED: (2)`` on the scene's third page), with
+    # the scene's numbers when the script prints them. "" for either: not printed.
+    continued_bottom: str = ""
+    continued_top: str = ""
     dual_left_x: float = 1.5
     dual_right_x: float = 0.0
     dual_width: int = 25
@@ -113,6 +118,7 @@ class Line:
     underline: bool = False
     number: str = ""  # scene number printed in the margin(s) beside this line
     beside: list[Line] = field(default_factory=list)  # more text on the same row (dual dialogue)
+    heading: bool = False  # the first line of a scene heading
 
 
 @dataclass
@@ -140,7 +146,8 @@ def wrap(text: str, width: int, smart_quotes: bool = False, long_words: bool = F
     lines: list[str] = []
     for raw in plain(text, smart_quotes).split("\n"):
         indent = len(raw) - len(raw.lstrip(" "))
-        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word.
+        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word
+        # (``long_words``: split it, at its hyphens first, where it would overprint a dual column).
         wrapped = (
             textwrap.wrap(
                 raw.strip(), max(10, width - indent), break_on_hyphens=long_words, break_long_words=long_words
@@ -195,6 +202,7 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
                 for text in textwrap.wrap(heading, style.heading_width, break_long_words=False) or [""]
             ]
             lines[0].number = number
+            lines[0].heading = True
             blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
         elif kind in (ElementType.ACTION, ElementType.LYRICS):
             lines = [Line(style.x(style.action_x), t) for t in wrap(element.text, style.action_width, quotes)]
@@ -263,7 +271,7 @@ def _blank(count: int) -> list[Line | None]:
 
 def paginate(blocks: list[Block], style: Style) -> list[list[Line | None]]:
     """Lay blocks onto pages of ``style.lines_per_page``; ``None`` is a blank line."""
-    per_page = style.lines_per_page
+    per_page = style.lines_per_page - (2 if style.continued_top or style.continued_bottom else 0)
     pages: list[list[Line | None]] = [[]]
 
     def room() -> int:
@@ -415,14 +423,48 @@ def render(script: Script, *, bold_headings: bool = True, style: Style | None = 
     if script.title_page:
         render_title_page(pdf, script.title_page, style)
     top = style.top * PT_PER_IN
-    for number, page in enumerate(paginate(blocks_for(script, style), style), start=1):
+    pages = paginate(blocks_for(script, style), style)
+    continued = _continued_lines(pages, style)
+    for number, page in enumerate(pages, start=1):
         pdf.add_page()
         _page_furniture(pdf, style, number)
-        for row, line in enumerate(page):
+        above, below = continued[number - 1]
+        rows: list[Line | None] = ([above, None] if above else []) + page
+        for row, line in enumerate(rows):
             if line is None or not line.text.strip():
                 continue
             _draw_line(pdf, style, line, top + style.line * (row + 1) - 2)
+        if below:
+            _draw_line(pdf, style, below, top + style.line * (len(rows) + 1) - 2)
     return bytes(pdf.output())
+
+
+def _continued_lines(pages: list[list[Line | None]], style: Style) -> list[tuple[Line | None, Line | None]]:
+    """Per page: the ``CONTINUED:`` line above its first line and the ``(CONTINUED)`` line under its
+    last, where a scene runs over the page break (the next page does not open with a heading). The
+    third page of a scene says ``CONTINUED: (2)``, as Final Draft and Movie Magic count them."""
+
+    def opens_scene(page: list[Line | None]) -> bool:
+        return next((line.heading for line in page if line is not None), False)
+
+    result: list[tuple[Line | None, Line | None]] = []
+    in_scene, scene_number, pages_of_scene = False, "", 1
+    for index, page in enumerate(pages):
+        above: Line | None = None
+        if in_scene and not opens_scene(page) and style.continued_top:
+            pages_of_scene += 1
+            count = f" ({pages_of_scene - 1})" if pages_of_scene > 2 else ""
+            number = scene_number if style.scene_numbers != "inline" else ""
+            above = Line(style.x(style.action_x), style.continued_top + count, number=number)
+        for line in page:
+            if line is not None and line.heading:
+                in_scene, scene_number, pages_of_scene = True, line.number, 1
+        below: Line | None = None
+        following = pages[index + 1] if index + 1 < len(pages) else None
+        if in_scene and following is not None and not opens_scene(following) and style.continued_bottom:
+            below = Line(style.x(style.right_x), style.continued_bottom, align="right")
+        result.append((above, below))
+    return result
 
 
 def render_fountain(text: str, *, bold_headings: bool = True, style: Style | None = None) -> bytes:
