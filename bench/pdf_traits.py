@@ -463,6 +463,8 @@ TRAITS: tuple[Trait, ...] = (
         {"dual_right_x": 4.5},
         with_dual_dialogue,
     ),
+    Trait("justified-action", "action paragraphs justified to the margin, as a word processor sets them",
+          {"justify_action": True}),
     Trait(
         "continueds",
         "a scene over a page break: `(CONTINUED)` flush right below, `CONTINUED:` / `CONTINUED: (2)` above",

@@ -89,6 +89,7 @@ class Style:
     # A scene running over a page break: ``(CONTINUED)`` flush right under the last line, and
     # ``CONTINUED:`` above the first line overleaf (``CONTINUED: (2)`` on the scene's third page), with
     # the scene's numbers when the script prints them. "" for either: not printed.
+    justify_action: bool = False  # action paragraphs justified (word processors), the last line ragged
     continued_bottom: str = ""
     continued_top: str = ""
     dual_left_x: float = 1.5
@@ -119,6 +120,7 @@ class Line:
     number: str = ""  # scene number printed in the margin(s) beside this line
     beside: list[Line] = field(default_factory=list)  # more text on the same row (dual dialogue)
     heading: bool = False  # the first line of a scene heading
+    justify: int = 0  # stretch the words to this many characters (a justified paragraph's line)
 
 
 @dataclass
@@ -205,7 +207,12 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             lines[0].heading = True
             blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
         elif kind in (ElementType.ACTION, ElementType.LYRICS):
-            lines = [Line(style.x(style.action_x), t) for t in wrap(element.text, style.action_width, quotes)]
+            texts = wrap(element.text, style.action_width, quotes)
+            lines = [Line(style.x(style.action_x), t) for t in texts]
+            if style.justify_action:
+                for line, following in zip(lines, texts[1:], strict=False):
+                    if following.strip():  # the paragraph goes on: not its last line
+                        line.justify = style.action_width
             blocks.append(Block("action", lines))
         elif kind == ElementType.TRANSITION:
             text = plain(element.text, quotes).upper()
@@ -406,7 +413,17 @@ def _draw_line(pdf: FPDF, style: Style, line: Line, y: float) -> None:
         x = (style.x(style.action_x) + style.x(style.right_x)) / 2 - width / 2
     else:
         x = line.x
-    pdf.text(x, y, line.text)
+    words = line.text.split()
+    if line.justify and len(words) > 1 and not line.text.startswith(" "):
+        # a word processor's justified line: the spare width shared out between the words
+        char = pdf.get_string_width("M")
+        spare = (line.justify - len(line.text)) * char
+        step = spare / (len(words) - 1)
+        for word in words:
+            pdf.text(x, y, word)
+            x += pdf.get_string_width(word + " ") + step
+    else:
+        pdf.text(x, y, line.text)
     for other in line.beside:
         _draw_line(pdf, style, other, y)
     if line.number:
