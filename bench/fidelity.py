@@ -397,7 +397,8 @@ def render(
 TRAITS_START, TRAITS_END = "<!-- pdf-traits:start -->", "<!-- pdf-traits:end -->"
 TRAITS_RESULTS = REPO / "bench" / "results" / "pdf-traits.json"
 TRAITS_BEFORE = REPO / "bench" / "results" / "pdf-traits-before.json"
-# trait -> script -> [heading F1, speaking-character F1, attribution, stray words]
+# trait -> script -> [heading F1, speaking-character F1, attribution, stray words]; a title page trait
+# adds title, writers, draft date, contact: 1 read as drawn, 0 not, -1 not on that page
 TraitFigures = dict[str, dict[str, list[float]]]
 
 
@@ -420,6 +421,7 @@ def run_traits(corpus: Path, workdir: Path) -> TraitFigures:
                 report.characters.f1,
                 report.attribution,
                 score.stray_words,
+                *(score.title_page or []),  # title page traits: title, writers, draft date, contact
             ]
             (workdir / f"{script}-{trait.name}.pdf").unlink()
     return figures
@@ -468,8 +470,35 @@ def render_traits(figures: TraitFigures, before: TraitFigures, command: str) -> 
             f"| {_mean_min(per_script, 1)} | {_mean_min(per_script, 2)} "
             f"| {_stray(old) if old else 'not run'} / {_stray(per_script)} | {worst} |"
         )
+    lines.extend(render_title_pages(figures))
     lines.append(TRAITS_END)
     return "\n".join(lines) + "\n"
+
+
+def _fields_read(per_script: dict[str, list[float]], index: int) -> str:
+    values = [v[index] for v in per_script.values() if len(v) > index and v[index] >= 0]
+    return f"{int(sum(values))}/{len(values)}" if values else "not on the page"
+
+
+def render_title_pages(figures: TraitFigures) -> list[str]:
+    """The title page traits: how many scripts' title, writers, draft date and contact were read as drawn."""
+    rows = {name: per_script for name, per_script in figures.items() if all(len(v) > 4 for v in per_script.values())}
+    if not rows:
+        return []
+    descriptions = {trait.name: trait.description for trait in TRAITS}
+    lines = [
+        "",
+        "Title pages read back (the title page traits above; each script's own title and writers drawn on "
+        "the page the trait describes; a field counts when every line of it is read as drawn, case and quotes "
+        "aside; scripts whose field was read / scripts):",
+        "",
+        "| trait | what the page does | title | writers | draft date | contact |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, per_script in rows.items():
+        cells = " | ".join(_fields_read(per_script, index) for index in range(4, 8))
+        lines.append(f"| {name} | {descriptions[name]} | {cells} |")
+    return lines
 
 
 def write_section(section: str, path: Path, start: str = START, end: str = END) -> None:

@@ -9,6 +9,12 @@ trait is about content rather than layout, a rewrite of the parsed script; the r
 written back to Fountain and screenplain's parse of that text is the oracle, so the reader is
 scored against what the PDF was drawn from, by a parser that is not ours.
 
+Title page traits draw each script's own title and writers on the page a program sets (Final
+Draft's contact and draft corners, a teleplay's quoted episode title and WGA number, a large bold
+title, an adaptation's two-line title and source, or no title page and a running header) and score
+title, writers, draft date and contact as read back against what was drawn (screenplain does not
+read title pages, so here the trait's own page is the oracle).
+
 Used by ``bench/fidelity.py`` (the traits table in BENCHMARKS.md) and by the PDF reader's tests,
 which draw one trait at a time into ``tmp_path``.
 """
@@ -27,8 +33,9 @@ from types import ModuleType
 
 from cineforge_assets.screenplay.elements import Element, ElementType, Script
 from cineforge_assets.screenplay.fidelity import FidelityReport, compare, digest_fountain, digest_screenplain
+from cineforge_assets.screenplay.formats.emit import split_names
 from cineforge_assets.screenplay.formats.reader import read_source
-from cineforge_assets.screenplay.fountain import parse_fountain, write_fountain
+from cineforge_assets.screenplay.fountain import parse_fountain, plain_text, write_fountain
 
 REPO = Path(__file__).resolve().parent.parent
 COURIER_PRIME = Path(
@@ -114,6 +121,53 @@ def with_montage_blocks(script: Script) -> Script:
     return _replace_elements(script, elements)
 
 
+def with_dual_dialogue(script: Script) -> Script:
+    """Every third time one speech follows another directly (another speaker, no action between), the
+    second is spoken at the same time: dual dialogue (``BEN ^``)."""
+    elements = list(script.elements)
+    pairs = 0
+    previous_cue: Element | None = None  # the cue of the speech that ends right before this element
+    for index, element in enumerate(elements):
+        if element.type is ElementType.CHARACTER:
+            follows_speech = index > 0 and elements[index - 1].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL)
+            answers = previous_cue is not None and not previous_cue.dual and previous_cue.text != element.text
+            if answers and follows_speech:
+                pairs += 1
+                if pairs % 3 == 0:
+                    element = element.model_copy(update={"dual": True})
+                    elements[index] = element
+            previous_cue = element
+        elif element.type not in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
+            previous_cue = None
+    return _replace_elements(script, elements)
+
+
+ACT_NAMES = ("ONE", "TWO", "THREE", "FOUR", "FIVE")
+
+
+def with_act_breaks(script: Script) -> Script:
+    """A teleplay's acts: ``COLD OPEN`` centred before the first heading, then ``END OF ACT ONE``, a page
+    break and ``ACT TWO`` centred at a heading every quarter of the script, ``END OF SHOW`` to close."""
+    headings = sum(1 for e in script.elements if e.type is ElementType.SCENE_HEADING)
+    per_act = max(2, headings // 4)
+    elements: list[Element] = []
+    seen = 0
+    for element in script.elements:
+        if element.type is ElementType.SCENE_HEADING:
+            if seen == 0:
+                elements.append(Element(type=ElementType.CENTERED, text="COLD OPEN"))
+            elif seen % per_act == 0 and seen // per_act <= len(ACT_NAMES):
+                act = seen // per_act
+                if act > 1:
+                    elements.append(Element(type=ElementType.CENTERED, text=f"END OF ACT {ACT_NAMES[act - 2]}"))
+                elements.append(Element(type=ElementType.PAGE_BREAK, text=""))
+                elements.append(Element(type=ElementType.CENTERED, text=f"ACT {ACT_NAMES[act - 1]}"))
+            seen += 1
+        elements.append(element)
+    elements.append(Element(type=ElementType.CENTERED, text="END OF SHOW"))
+    return _replace_elements(script, elements)
+
+
 def with_mixed_case_names(script: Script) -> Script:
     """Every fourth speaker's name gains a mixed-case prefix, as names are printed: ``McANNA``, ``DeBEN``."""
     names = sorted({e.text for e in script.elements if e.type is ElementType.CHARACTER})
@@ -157,6 +211,95 @@ def with_prefixless_headings(script: Script) -> Script:
     return _replace_elements(script, elements)
 
 
+def title_and_writers(script: Script) -> tuple[str, list[str]]:
+    """The script's own title (the series' name for a teleplay transcription) and writers' names."""
+    page = script.title_page
+    title = plain_text(" ".join(page.get("title", []))).strip() or "UNTITLED"
+    writers = [name for line in page.get("author", []) + page.get("authors", []) for name in split_names(line)]
+    return title, writers or ["Ada Quinn"]
+
+
+def _writers_line(writers: list[str]) -> str:
+    return " & ".join(writers)
+
+
+CONTACT_BLOCK = ["Lantern Literary Agency", "1234 Sunset Blvd., Suite 500", "Los Angeles, CA 90028", "(310) 555-0142"]
+
+
+def final_draft_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    """Final Draft's title page: title, ``Written by``, names; contact bottom left, draft bottom right."""
+    return {
+        "title": [title],
+        "credit": ["Written by"],
+        "author": [_writers_line(writers)],
+        "draft date": ["Revised Draft", "March 3, 2021"],
+        "contact": CONTACT_BLOCK,
+    }
+
+
+def teleplay_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    """A teleplay's: the show, the episode title in quotes, ``Teleplay by``; the network draft and a WGA
+    registration in the corners."""
+    return {
+        "title": [title, "“Pilot”"],
+        "credit": ["Teleplay by"],
+        "author": [_writers_line(writers)],
+        "draft date": ["Network Draft", "9/12/21"],
+        "contact": ["WGAw Registered No. 1234567"],
+    }
+
+
+def large_title_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    """Fade In / Highland / screenplain: a large bold title, ``by``, the names; date and address bottom left."""
+    return {
+        "title": [title],
+        "credit": ["by"],
+        "author": [_writers_line(writers)],
+        "draft date": ["7/8/1998"],
+        "contact": ["PO Box 10031", "San Rafael CA 94912", "Registered WGAw No. 701428"],
+    }
+
+
+def _two_lines(title: str) -> list[str]:
+    words = title.split()
+    if len(words) < 2:
+        return [title]
+    cut = (len(words) + 1) // 2
+    return [" ".join(words[:cut]), " ".join(words[cut:])]
+
+
+def adaptation_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    """An adaptation's: the title on two lines, the credit and the names on one line, the source on
+    four; first draft, date and copyright bottom left."""
+    return {
+        "title": _two_lines(title),
+        "credit": [f"Screenplay by {_writers_line(writers)}"],
+        "source": ["Based on the novel", "THE DROWNED COAST", "by", "Ines Paz"],
+        "draft date": ["FIRST DRAFT", "January 5, 2022"],
+        "copyright": ["© 2022 Lantern Pictures"],
+    }
+
+
+def adaptation_page_read(title: str, writers: list[str]) -> dict[str, list[str]]:
+    page = adaptation_page(title, writers)
+    return {**page, "credit": ["Screenplay by"], "author": [_writers_line(writers)]}
+
+
+def no_title_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    return {}
+
+
+def running_header_page(title: str, writers: list[str]) -> dict[str, list[str]]:
+    """What the header ``TITLE  Blue Revision  3/2/21`` on every page says."""
+    return {"title": [title.upper()], "draft date": ["Blue Revision", "3/2/21"]}
+
+
+def with_title_page(trait: Trait, script: Script) -> Script:
+    if trait.title_page is None:
+        return script
+    return script.model_copy(update={"title_page": trait.title_page(*title_and_writers(script))})
+
+
 # --------------------------------------------------------------------------- traits
 
 
@@ -167,6 +310,10 @@ class Trait:
     style: dict[str, object]  # fields of render_pdf.Style
     rewrite: Callable[[Script], Script] | None = None
     program: str = "render_pdf"  # or "screenplain": screenplain's own PDF export (reportlab)
+    # Title page traits: the page drawn, from the script's own title and writers, and what the reader
+    # should find (the page itself unless the trait says otherwise: no title page, a running header).
+    title_page: Callable[[str, list[str]], dict[str, list[str]]] | None = None
+    expected_title_page: Callable[[str, list[str]], dict[str, list[str]]] | None = None
 
     @property
     def marks_secondary_headings(self) -> bool:
@@ -310,24 +457,113 @@ TRAITS: tuple[Trait, ...] = (
         lambda script: with_transitions(with_cue_extensions(script)),
     ),
     Trait("screenplain-export", "screenplain's own PDF export (reportlab, Courier Prime)", {}, program="screenplain"),
+    Trait(
+        "dual-dialogue",
+        "every third speech answering another set beside it, Final Draft's columns (1.5in and 4.5in, 25 wide)",
+        {"dual_right_x": 4.5},
+        with_dual_dialogue,
+    ),
+    Trait("justified-action", "action paragraphs justified to the margin, as a word processor sets them",
+          {"justify_action": True}),
+    Trait(
+        "continueds",
+        "a scene over a page break: `(CONTINUED)` flush right below, `CONTINUED:` / `CONTINUED: (2)` above",
+        {"continued_bottom": "(CONTINUED)", "continued_top": "CONTINUED:"},
+    ),
+    Trait(
+        "continueds-numbered",
+        "as continueds, the scene numbers in both margins on the `12  CONTINUED: (2)  12` lines, plain sluglines",
+        {"continued_bottom": "(CONTINUED)", "continued_top": "CONTINUED:", "scene_numbers": "both",
+         "heading_bold": False},
+    ),
+    Trait(
+        "act-breaks",
+        "teleplay acts: `COLD OPEN`, `END OF ACT ONE` / page break / `ACT TWO` centred, `END OF SHOW`",
+        {},
+        with_act_breaks,
+    ),
+    Trait(
+        "title-page-final-draft",
+        "title page: underlined title, `Written by`, contact block bottom left, draft and date bottom right",
+        {"title_bold": False, "title_underline": True, "draft_right": True},
+        title_page=final_draft_page,
+    ),
+    Trait(
+        "title-page-teleplay",
+        "title page: show and `“Pilot”` in quotes, `Teleplay by`, network draft bottom right, WGA number",
+        {"title_bold": False, "title_case": "as-typed", "draft_right": True},
+        title_page=teleplay_page,
+    ),
+    Trait(
+        "title-page-large-title",
+        "title page: title 24 pt bold, `by`, date and address with a WGA registration bottom left",
+        {"title_size": 24.0},
+        title_page=large_title_page,
+    ),
+    Trait(
+        "title-page-adaptation",
+        "title page: title on two lines, `Screenplay by NAME` on one line, a four-line source, copyright",
+        {},
+        title_page=adaptation_page,
+        expected_title_page=adaptation_page_read,
+    ),
+    Trait(
+        "no-title-page-header",
+        "no title page; header `TITLE  Blue Revision  3/2/21` atop every page but the first",
+        {"header": "{title}  Blue Revision  3/2/21"},
+        title_page=no_title_page,
+        expected_title_page=running_header_page,
+    ),
 )
 TRAITS_BY_NAME = {trait.name: trait for trait in TRAITS}
 
 
 def source_for(trait: Trait, fountain_text: str) -> str:
     """The Fountain text the trait's PDF is drawn from (the oracle's input)."""
-    if trait.rewrite is None:
+    if trait.rewrite is None and trait.title_page is None:
         return fountain_text
-    return write_fountain(trait.rewrite(parse_fountain(fountain_text)))
+    script = with_title_page(trait, parse_fountain(fountain_text))
+    return write_fountain(trait.rewrite(script) if trait.rewrite else script)
 
 
-def render_trait(trait: Trait, fountain_text: str) -> bytes:
-    """The PDF of ``fountain_text`` (already rewritten by :func:`source_for`) drawn with ``trait``."""
+def expected_title_page(trait: Trait, original_fountain: str) -> dict[str, list[str]]:
+    """The title page the reader should find in the trait's PDF (empty for a trait that is not about it)."""
+    if trait.title_page is None:
+        return {}
+    title, writers = title_and_writers(parse_fountain(original_fountain))
+    return (trait.expected_title_page or trait.title_page)(title, writers)
+
+
+TITLE_PAGE_FIELDS = ("title", "author", "draft date", "contact")
+
+
+def _field_value(page: dict[str, list[str]], field: str) -> list[str]:
+    lines = page.get(field, []) + (page.get("authors", []) if field == "author" else [])
+    if field == "author":
+        lines = [name for line in lines for name in split_names(line)]
+    return [plain_text(line).strip().strip("\"'“”‘’").strip().casefold() for line in lines if line.strip()]
+
+
+def title_page_matches(expected: dict[str, list[str]], read: dict[str, list[str]]) -> list[float]:
+    """Per field of :data:`TITLE_PAGE_FIELDS`: 1.0 when the reader found it as drawn (case, quotes and
+    emphasis aside), 0.0 when not, -1.0 when the page does not carry that field."""
+    return [
+        -1.0 if not expected.get(field) else float(_field_value(expected, field) == _field_value(read, field))
+        for field in TITLE_PAGE_FIELDS
+    ]
+
+
+def render_trait(trait: Trait, fountain_text: str, title: str = "UNTITLED") -> bytes:
+    """The PDF of ``fountain_text`` (already rewritten by :func:`source_for`) drawn with ``trait``;
+    ``title`` is what a header with ``{title}`` prints (the source may have no title page left)."""
     if trait.program == "screenplain":
         return _screenplain_pdf(fountain_text)
     module = render_pdf_module()
-    style = module.Style(**{"smart_quotes": True, **trait.style})  # real software prints curly quotes
-    return bytes(module.render(parse_fountain(fountain_text), style=style))
+    script = parse_fountain(fountain_text)
+    options = dict(trait.style)
+    options["header"] = str(options.get("header", "")).replace("{title}", title.upper())
+    style = module.Style(**{"smart_quotes": True, **options})  # real software prints curly quotes
+    return bytes(module.render(script, style=style))
 
 
 def _screenplain_pdf(fountain_text: str) -> bytes:
@@ -347,6 +583,7 @@ class TraitScore:
     script: str
     report: FidelityReport
     stray_words: int  # words in the reader's text that the source never uses: page furniture that leaked
+    title_page: list[float] | None = None  # title_page_matches, for a title page trait
 
 
 _WORD_RE = re.compile(r"[^\W\d_]+")
@@ -365,10 +602,17 @@ def score_trait(trait: Trait, script: str, fountain_text: str, workdir: Path) ->
     """Draw ``fountain_text`` with ``trait``, read the PDF back, score it against the source."""
     source = source_for(trait, fountain_text)
     path = workdir / f"{script}-{trait.name}.pdf"
-    path.write_bytes(render_trait(trait, source))
+    title = title_and_writers(parse_fountain(fountain_text))[0]
+    path.write_bytes(render_trait(trait, source, title))
     text = read_source(path).text
     candidate, _parser = digest_fountain(text)
-    return TraitScore(trait.name, script, compare(digest_screenplain(source), candidate), stray_words(source, text))
+    expected = expected_title_page(trait, fountain_text)
+    # A header read as a title page is not furniture leaking: its words and the keys that name them.
+    known = "\n".join([source, *expected, *(line for lines in expected.values() for line in lines)])
+    title_page = title_page_matches(expected, parse_fountain(text).title_page) if trait.title_page else None
+    return TraitScore(
+        trait.name, script, compare(digest_screenplain(source), candidate), stray_words(known, text), title_page
+    )
 
 
 def with_style(trait: Trait, **style: object) -> Trait:

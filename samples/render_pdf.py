@@ -21,7 +21,7 @@ import argparse
 import re
 import sys
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +78,25 @@ class Style:
     lines_before_heading: int = 1  # blank lines above a scene heading (Final Draft lets it be 2)
     contd_repeat_speaker: bool = False  # a speaker talking again after action gets ``(CONT'D)`` too
     smart_quotes: bool = False  # print ’ “ ” — as typed (Windows-1252 has them) instead of ASCII
+    title_size: float = 0.0  # the title page's title in this size (0: the body's size)
+    title_bold: bool = True
+    title_underline: bool = False
+    title_case: str = "upper"  # "upper" or "as-typed": how the title page prints the title
+    draft_right: bool = False  # draft and date bottom right, contact bottom left (Final Draft's layout)
+    # Dual dialogue (a cue marked ``^`` speaks beside the one before): two columns side by side, each
+    # ``dual_width`` characters wide, the cue ``dual_cue_indent`` in and a parenthetical ``dual_paren_indent``
+    # in from its column. 0 for ``dual_right_x``: one speech after the other, as a plain layout would.
+    # A scene running over a page break: ``(CONTINUED)`` flush right under the last line, and
+    # ``CONTINUED:`` above the first line overleaf (``CONTINUED: (2)`` on the scene's third page), with
+    # the scene's numbers when the script prints them. "" for either: not printed.
+    justify_action: bool = False  # action paragraphs justified (word processors), the last line ragged
+    continued_bottom: str = ""
+    continued_top: str = ""
+    dual_left_x: float = 1.5
+    dual_right_x: float = 0.0
+    dual_width: int = 25
+    dual_cue_indent: float = 1.0
+    dual_paren_indent: float = 0.3
 
     @property
     def size(self) -> tuple[float, float]:
@@ -99,6 +118,9 @@ class Line:
     align: str = "left"  # left | right | center
     underline: bool = False
     number: str = ""  # scene number printed in the margin(s) beside this line
+    beside: list[Line] = field(default_factory=list)  # more text on the same row (dual dialogue)
+    heading: bool = False  # the first line of a scene heading
+    justify: int = 0  # stretch the words to this many characters (a justified paragraph's line)
 
 
 @dataclass
@@ -122,13 +144,16 @@ def plain(text: str, smart_quotes: bool = False) -> str:
     return text.translate(_ASCII).encode("latin-1", "replace").decode("latin-1")
 
 
-def wrap(text: str, width: int, smart_quotes: bool = False) -> list[str]:
+def wrap(text: str, width: int, smart_quotes: bool = False, long_words: bool = False) -> list[str]:
     lines: list[str] = []
     for raw in plain(text, smart_quotes).split("\n"):
         indent = len(raw) - len(raw.lstrip(" "))
-        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word.
+        # A word longer than the column overflows it, as screenwriting programs set it; never split mid-word
+        # (``long_words``: split it, at its hyphens first, where it would overprint a dual column).
         wrapped = (
-            textwrap.wrap(raw.strip(), max(10, width - indent), break_on_hyphens=False, break_long_words=False)
+            textwrap.wrap(
+                raw.strip(), max(10, width - indent), break_on_hyphens=long_words, break_long_words=long_words
+            )
             or [""]
         )
         lines.extend(" " * indent + w for w in wrapped)
@@ -154,9 +179,16 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
             cue = " ".join(filter(None, [name, extension]))
             body: list[Line] = []
             i += 1
+            body_start = i
             while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
                 body.extend(_speech_lines(elements[i], style))
                 i += 1
+            nxt = elements[i] if i < len(elements) else None
+            if style.dual_right_x and nxt is not None and nxt.type == ElementType.CHARACTER and nxt.dual:
+                i, other = _speech_after(elements, i + 1)
+                blocks.append(_dual_block((cue, elements[body_start : i - len(other) - 1]), (nxt, other), style))
+                last_speaker = ""
+                continue
             cue_line = Line(style.x(style.cue_x), cue, bold=style.cue_bold)
             blocks.append(Block("speech", [cue_line] + body, cue=name, body=body))
             continue
@@ -172,9 +204,15 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
                 for text in textwrap.wrap(heading, style.heading_width, break_long_words=False) or [""]
             ]
             lines[0].number = number
+            lines[0].heading = True
             blocks.append(Block("heading", lines, space_before=style.lines_before_heading, keep_with_next=True))
         elif kind in (ElementType.ACTION, ElementType.LYRICS):
-            lines = [Line(style.x(style.action_x), t) for t in wrap(element.text, style.action_width, quotes)]
+            texts = wrap(element.text, style.action_width, quotes)
+            lines = [Line(style.x(style.action_x), t) for t in texts]
+            if style.justify_action:
+                for line, following in zip(lines, texts[1:], strict=False):
+                    if following.strip():  # the paragraph goes on: not its last line
+                        line.justify = style.action_width
             blocks.append(Block("action", lines))
         elif kind == ElementType.TRANSITION:
             text = plain(element.text, quotes).upper()
@@ -191,6 +229,43 @@ def blocks_for(script: Script, style: Style) -> list[Block]:
     return blocks
 
 
+def _speech_after(elements: list[Element], i: int) -> tuple[int, list[Element]]:
+    """The dialogue and parentheticals from ``elements[i]`` on, and the index after them."""
+    start = i
+    while i < len(elements) and elements[i].type in (ElementType.DIALOGUE, ElementType.PARENTHETICAL):
+        i += 1
+    return i, elements[start:i]
+
+
+def _dual_block(left: tuple[str, list[Element]], right: tuple[Element, list[Element]], style: Style) -> Block:
+    """Two speeches side by side, row by row, kept on one page (as Final Draft and Fade In set them)."""
+    quotes = style.smart_quotes
+    left_cue, left_body = left
+    right_cue = " ".join(filter(None, [plain(right[0].text, quotes).upper(), plain(right[0].extension, quotes)]))
+    columns: list[list[Line]] = []
+    for column_x, cue, body in ((style.dual_left_x, left_cue, left_body), (style.dual_right_x, right_cue, right[1])):
+        # a long left cue moves left only as far as it must not to run into the right cue
+        # (``TROY (ALTERED ELECTRONIC VOICE)``); the right one has the margin to run into
+        room = style.dual_right_x + style.dual_cue_indent - 0.3 - column_x - len(cue) * style.font_size / 120
+        indent = max(0.0, min(style.dual_cue_indent, room)) if column_x == style.dual_left_x else style.dual_cue_indent
+        lines = [Line(style.x(column_x + indent), cue, bold=style.cue_bold)]
+        for element in body:
+            paren = element.type == ElementType.PARENTHETICAL
+            x = style.x(column_x + (style.dual_paren_indent if paren else 0.0))
+            # a word longer than the column breaks (at its hyphens first), as it would not overprint the other
+            width = style.dual_width - (3 if paren else 0)
+            lines.extend(Line(x, t) for t in wrap(element.text, width, quotes, long_words=True))
+        columns.append(lines)
+    rows: list[Line] = []
+    for index in range(max(len(c) for c in columns)):
+        here = [c[index] for c in columns if index < len(c)]
+        if index >= len(columns[0]):  # the left speech is over: the right one's line alone on the row
+            rows.append(here[0])
+        else:
+            rows.append(replace(here[0], beside=here[1:]))
+    return Block("dual", rows)
+
+
 def _speech_lines(element: Element, style: Style) -> list[Line]:
     if element.type == ElementType.PARENTHETICAL:
         return [Line(style.x(style.paren_x), t) for t in wrap(element.text, style.paren_width, style.smart_quotes)]
@@ -203,7 +278,7 @@ def _blank(count: int) -> list[Line | None]:
 
 def paginate(blocks: list[Block], style: Style) -> list[list[Line | None]]:
     """Lay blocks onto pages of ``style.lines_per_page``; ``None`` is a blank line."""
-    per_page = style.lines_per_page
+    per_page = style.lines_per_page - (2 if style.continued_top or style.continued_bottom else 0)
     pages: list[list[Line | None]] = [[]]
 
     def room() -> int:
@@ -269,16 +344,27 @@ def render_title_page(pdf: FPDF, title_page: dict[str, list[str]], style: Style)
     y = 3.5 * PT_PER_IN
     for key in ("title", "credit", "author", "authors", "source"):
         for value in title_page.get(key, []):
-            text = plain(value).upper() if key == "title" else plain(value)
-            _set_font(pdf, style, bold=key == "title")
+            text = plain(value, style.smart_quotes)
+            is_title = key == "title"
+            if is_title and style.title_case == "upper":
+                text = text.upper()
+            size = (style.title_size or style.font_size) if is_title else style.font_size
+            step = max(style.line, 1.2 * size) if is_title and style.title_size else style.line
+            _set_font(pdf, style, bold=is_title and style.title_bold, underline=is_title and style.title_underline)
+            pdf.set_font_size(size)
             pdf.text(page_w / 2 - pdf.get_string_width(text) / 2, y, text)
-            y += style.line * (2 if key in ("title", "credit") else 1)
-    lower = [plain(v) for key in ("draft date", "contact", "copyright") for v in title_page.get(key, [])]
-    y = page_h - style.bottom * PT_PER_IN - style.line * (len(lower) - 1)
+            y += step * (2 if key in ("title", "credit") else 1)
     _set_font(pdf, style)
-    for text in lower:
-        pdf.text(style.x(style.action_x), y, text)
-        y += style.line
+    draft = [plain(v, style.smart_quotes) for v in title_page.get("draft date", [])]
+    lower = [plain(v, style.smart_quotes) for key in ("contact", "copyright") for v in title_page.get(key, [])]
+    if not style.draft_right:
+        lower, draft = draft + lower, []
+    for block, right in ((lower, False), (draft, True)):
+        y = page_h - style.bottom * PT_PER_IN - style.line * (len(block) - 1)
+        for text in block:
+            x = style.x(style.right_x) - pdf.get_string_width(text) if right else style.x(style.action_x)
+            pdf.text(x, y, text)
+            y += style.line
 
 
 def _set_font(pdf: FPDF, style: Style, bold: bool = False, underline: bool = False) -> None:
@@ -327,7 +413,19 @@ def _draw_line(pdf: FPDF, style: Style, line: Line, y: float) -> None:
         x = (style.x(style.action_x) + style.x(style.right_x)) / 2 - width / 2
     else:
         x = line.x
-    pdf.text(x, y, line.text)
+    words = line.text.split()
+    if line.justify and len(words) > 1 and not line.text.startswith(" "):
+        # a word processor's justified line: the spare width shared out between the words
+        char = pdf.get_string_width("M")
+        spare = (line.justify - len(line.text)) * char
+        step = spare / (len(words) - 1)
+        for word in words:
+            pdf.text(x, y, word)
+            x += pdf.get_string_width(word + " ") + step
+    else:
+        pdf.text(x, y, line.text)
+    for other in line.beside:
+        _draw_line(pdf, style, other, y)
     if line.number:
         _set_font(pdf, style)
         if style.scene_numbers in ("left", "both"):
@@ -342,14 +440,48 @@ def render(script: Script, *, bold_headings: bool = True, style: Style | None = 
     if script.title_page:
         render_title_page(pdf, script.title_page, style)
     top = style.top * PT_PER_IN
-    for number, page in enumerate(paginate(blocks_for(script, style), style), start=1):
+    pages = paginate(blocks_for(script, style), style)
+    continued = _continued_lines(pages, style)
+    for number, page in enumerate(pages, start=1):
         pdf.add_page()
         _page_furniture(pdf, style, number)
-        for row, line in enumerate(page):
+        above, below = continued[number - 1]
+        rows: list[Line | None] = ([above, None] if above else []) + page
+        for row, line in enumerate(rows):
             if line is None or not line.text.strip():
                 continue
             _draw_line(pdf, style, line, top + style.line * (row + 1) - 2)
+        if below:
+            _draw_line(pdf, style, below, top + style.line * (len(rows) + 1) - 2)
     return bytes(pdf.output())
+
+
+def _continued_lines(pages: list[list[Line | None]], style: Style) -> list[tuple[Line | None, Line | None]]:
+    """Per page: the ``CONTINUED:`` line above its first line and the ``(CONTINUED)`` line under its
+    last, where a scene runs over the page break (the next page does not open with a heading). The
+    third page of a scene says ``CONTINUED: (2)``, as Final Draft and Movie Magic count them."""
+
+    def opens_scene(page: list[Line | None]) -> bool:
+        return next((line.heading for line in page if line is not None), False)
+
+    result: list[tuple[Line | None, Line | None]] = []
+    in_scene, scene_number, pages_of_scene = False, "", 1
+    for index, page in enumerate(pages):
+        above: Line | None = None
+        if in_scene and not opens_scene(page) and style.continued_top:
+            pages_of_scene += 1
+            count = f" ({pages_of_scene - 1})" if pages_of_scene > 2 else ""
+            number = scene_number if style.scene_numbers != "inline" else ""
+            above = Line(style.x(style.action_x), style.continued_top + count, number=number)
+        for line in page:
+            if line is not None and line.heading:
+                in_scene, scene_number, pages_of_scene = True, line.number, 1
+        below: Line | None = None
+        following = pages[index + 1] if index + 1 < len(pages) else None
+        if in_scene and following is not None and not opens_scene(following) and style.continued_bottom:
+            below = Line(style.x(style.right_x), style.continued_bottom, align="right")
+        result.append((above, below))
+    return result
 
 
 def render_fountain(text: str, *, bold_headings: bool = True, style: Style | None = None) -> bytes:

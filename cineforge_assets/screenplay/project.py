@@ -35,11 +35,10 @@ from cineforge_assets.screenplay.fountain import character_name, strip_emphasis
 from cineforge_assets.screenplay.scenes import (
     LINES_PER_PAGE,
     SECONDS_PER_PAGE,
+    Cast,
     SceneRecord,
-    cue_names,
     estimate_page_count,
     estimate_printed_lines,
-    speakers_of_cue,
 )
 
 __all__ = [
@@ -134,11 +133,11 @@ def _title_and_authors(script: Script, fallback_title: str) -> tuple[str, list[s
 def _character_summaries(script: Script, scenes: Sequence[SceneRecord]) -> list[CharacterSummary]:
     speeches: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
-    known = cue_names(script.elements)
+    cast = Cast.of(script.elements)
     for element in script.elements:
         if element.type is ElementType.CHARACTER:
             name = character_name(element.text)  # the same bare names the scenes table holds
-            for speaker in speakers_of_cue(name, known) if name else []:
+            for speaker in cast.speakers(name) if name else []:
                 speeches[speaker] += 1
                 first_seen.setdefault(speaker, len(first_seen))
     scene_counts: Counter[str] = Counter(name for scene in scenes for name in scene.characters)

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -36,7 +39,9 @@ __all__ = [
     "SECONDS_PER_PAGE",
     "SceneRecord",
     "SceneSplit",
+    "Cast",
     "cue_names",
+    "name_key",
     "speakers_of_cue",
     "is_shot_heading",
     "estimate_printed_lines",
@@ -214,13 +219,60 @@ def speakers_of_cue(name: str, known: Collection[str]) -> list[str]:
     return [name]
 
 
-def _speaking_characters(elements: Sequence[Element], known: Collection[str]) -> list[str]:
+def name_key(name: str) -> str:
+    """What two spellings of one name share: ``MRS. JONES`` / ``MRS JONES``, ``O’BRIEN`` / ``O'BRIEN``,
+    ``JOSÉ`` / ``JOSE``, ``McANNA`` / ``MCANNA`` all give one key. Letters and digits only, accents
+    dropped, case folded; a word or a digit more (``JOE`` / ``JOE'S VOICE``, ``COP 1`` / ``COP 2``) is
+    another key, so distinct characters never share one."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if c.isalnum()).casefold()
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The speaking names of a script, one spelling per person.
+
+    A script typed over months (or a PDF read back) spells one name two ways (``MRS. JONES`` on
+    page 3, ``MRS JONES`` on page 40); the cast lists such a person once, under the spelling the
+    cues use most (the first seen on a tie). Only spellings with one :func:`name_key` are merged.
+    """
+
+    spellings: Mapping[str, str]  # name_key -> the spelling the cast uses
+    known: frozenset[str]  # every cue's name, in the cast's spelling
+
+    @classmethod
+    def of(cls, elements: Sequence[Element]) -> Cast:
+        counts: Counter[str] = Counter(
+            name
+            for element in elements
+            if element.type is ElementType.CHARACTER
+            if (name := character_name(element.text))
+        )
+        spellings: dict[str, str] = {}
+        for name, count in counts.items():  # Counter keeps first-seen order, so ties go to the first
+            key = name_key(name)
+            if key and (key not in spellings or count > counts[spellings[key]]):
+                spellings[key] = name
+        return cls(spellings, frozenset(spellings.get(name_key(name), name) for name in counts))
+
+    def spelling(self, name: str) -> str:
+        return self.spellings.get(name_key(name), name)
+
+    def speakers(self, name: str) -> list[str]:
+        """The cast members a bare cue name stands for (see :func:`speakers_of_cue`)."""
+        parts = [self.spelling(part) for part in _GROUP_CUE_SPLIT_RE.split(name) if part]
+        if len(parts) > 1 and all(part in self.known for part in parts):
+            return parts
+        return [self.spelling(name)]
+
+
+def _speaking_characters(elements: Sequence[Element], cast: Cast) -> list[str]:
     seen: dict[str, None] = {}
     for element in elements:
         if element.type is ElementType.CHARACTER:
             name = character_name(element.text)
             if name:
-                for speaker in speakers_of_cue(name, known):
+                for speaker in cast.speakers(name):
                     seen.setdefault(speaker, None)
     return list(seen)
 
@@ -248,7 +300,7 @@ def _scene_record(
     text_lines: Sequence[str],
     start: int,
     end: int,
-    known_speakers: Collection[str],
+    cast: Cast,
 ) -> SceneRecord:
     plain_heading = plain_text(heading.text)
     int_ext, location, time_of_day, _ = parse_scene_heading(plain_heading)
@@ -261,7 +313,7 @@ def _scene_record(
         int_ext=int_ext,
         location=location,
         time_of_day=time_of_day,
-        characters=_speaking_characters(elements, known_speakers),
+        characters=_speaking_characters(elements, cast),
         line_start=start,
         line_end=end,
         word_count=_word_count(elements),
@@ -310,7 +362,7 @@ def split_scenes_with_preamble(script: Script, fountain_text: str | None = None)
         preamble = "\n".join(text_lines[preamble_start - 1 : preamble_end])
 
     scenes: list[SceneRecord] = []
-    known_speakers = cue_names(elements)
+    cast = Cast.of(elements)
     for ordinal, index in enumerate(heading_indexes, start=1):
         next_index = heading_indexes[ordinal] if ordinal < len(heading_indexes) else len(elements)
         start = element_lines[index]
@@ -318,7 +370,7 @@ def split_scenes_with_preamble(script: Script, fountain_text: str | None = None)
         end = _last_content_line(text_lines, start, boundary)
         scenes.append(
             _scene_record(
-                ordinal, elements[index], elements[index:next_index], text_lines, start, end, known_speakers
+                ordinal, elements[index], elements[index:next_index], text_lines, start, end, cast
             )
         )
     return SceneSplit(

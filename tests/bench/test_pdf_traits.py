@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from bench.pdf_traits import (
     TRAITS,
+    TRAITS_BY_NAME,
+    expected_title_page,
+    source_for,
     stray_words,
+    title_page_matches,
     with_cue_extensions,
     with_mixed_case_names,
     with_prefixless_headings,
@@ -40,3 +44,26 @@ def test_prefixless_headings_drop_int_ext_from_every_fourth() -> None:
 
 def test_trait_names_are_unique() -> None:
     assert len({trait.name for trait in TRAITS}) == len(TRAITS)
+
+
+TITLED = "Title: **The Orchard**\nCredit: Written by\nAuthor: Ada Quinn & Ben Ortiz\n\n" + SCRIPT
+
+
+def test_a_title_page_trait_draws_the_scripts_own_title_and_writers() -> None:
+    trait = TRAITS_BY_NAME["title-page-final-draft"]
+    page = parse_fountain(source_for(trait, TITLED)).title_page
+    assert page["title"] == ["The Orchard"] and page["author"] == ["Ada Quinn & Ben Ortiz"]
+    assert page["draft date"] == ["Revised Draft", "March 3, 2021"] and len(page["contact"]) == 4
+    assert digest_screenplain(source_for(trait, TITLED)).speeches == digest_screenplain(TITLED).speeches
+
+
+def test_without_a_title_page_the_header_is_what_the_reader_should_find() -> None:
+    trait = TRAITS_BY_NAME["no-title-page-header"]
+    assert parse_fountain(source_for(trait, TITLED)).title_page == {}
+    assert expected_title_page(trait, TITLED) == {"title": ["THE ORCHARD"], "draft date": ["Blue Revision", "3/2/21"]}
+
+
+def test_title_page_fields_match_case_quotes_and_emphasis_aside() -> None:
+    expected = {"title": ["SHOW", "“Pilot”"], "author": ["Ada Quinn & Ben Ortiz"], "draft date": ["9/12/21"]}
+    read = {"title": ["Show", "Pilot"], "author": ["Ada Quinn", "Ben Ortiz"], "draft date": ["Network 9/12/21"]}
+    assert title_page_matches(expected, read) == [1.0, 1.0, 0.0, -1.0]

@@ -192,3 +192,75 @@ def test_a_script_without_a_title_page_is_titled_from_its_file_name_as_words() -
     script = parse_fountain(text)
     config = build_project_config(script, split_scenes(script, text), source_format="fdx", fallback_title="Big-Fish")
     assert config.title == "Big Fish"
+
+
+SPELLINGS = """INT. PARISH HALL - DAY
+
+MRS. JONES
+Tea?
+
+O’BRIEN
+Please.
+
+MRS JONES
+Milk?
+
+JOSÉ
+Two sugars.
+
+MRS. JONES (CONT'D)
+Sugar, then.
+
+O'BRIEN
+And a biscuit.
+
+JOSE
+For me too.
+
+JOE
+Who's there?
+
+JOE'S VOICE (V.O.)
+Only me.
+
+COP 1
+Nobody move.
+
+COP 2
+Nobody.
+
+MRS JONES / JOE
+Hello!
+
+EXT. PARISH HALL - DAY
+
+@McANNA
+Out here.
+
+@McANNA
+Still here.
+
+MCANNA
+Coming.
+"""
+
+
+def test_two_spellings_of_one_name_are_one_cast_member() -> None:
+    """Punctuation, spacing, accents, case and curly apostrophes do not make a second character; a word
+    or a number more does (``JOE`` / ``JOE'S VOICE``, ``COP 1`` / ``COP 2``)."""
+    script = parse_fountain(SPELLINGS)
+    scenes = split_scenes(script, SPELLINGS)
+    config = build_project_config(script, scenes, source_format="fountain")
+    lines = {c.name: c.dialogue_lines for c in config.characters}
+    assert lines == {
+        "MRS. JONES": 4,  # the commoner spelling (2 of 3); the group cue counts too
+        "O’BRIEN": 2,  # a tie: the first spelling seen
+        "JOSÉ": 2,
+        "JOE": 2,
+        "JOE'S VOICE": 1,
+        "COP 1": 1,
+        "COP 2": 1,
+        "McANNA": 3,
+    }
+    assert scenes[0].characters == ["MRS. JONES", "O’BRIEN", "JOSÉ", "JOE", "JOE'S VOICE", "COP 1", "COP 2"]
+    assert scenes[1].characters == ["McANNA"]

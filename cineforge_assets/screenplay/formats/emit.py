@@ -195,6 +195,57 @@ def classify_title_lines(
 
 LEFT_OUT_KEY = "Left out"
 
+
+# What separates the parts of a running header: a wide gap, or a dash between spaces.
+_HEADER_GAP_RE = re.compile(r"\s{2,}")
+_HEADER_DASH_RE = re.compile(r"\s+[-–—]\s+")
+
+
+def read_running_header(parts: list[str]) -> dict[str, list[str]]:
+    """Title page keys from a script's running header, for a PDF whose title page is missing.
+
+    A program prints the title in the header of every page, often with the draft and its date:
+    Final Draft's ``A STUDY IN PINK  SHOOTING SCRIPT - GREEN AMENDED  18/04/10``, a teleplay's
+    ``"Community" - #303 - "Remedial Chaos Theory"`` (show, episode number, episode title), a
+    revised page's ``THE ORCHARD - Pink Rev. 3/2/21``. ``parts``: the header's segments, left to
+    right, page number removed. Dates and draft labels become the draft date, an episode number is
+    left out, and what remains is the title (a show and an episode title joined by `` - ``).
+    """
+    pieces: list[str] = []
+    for part in parts:
+        for chunk in _HEADER_GAP_RE.split(part.strip()):
+            pieces.extend(_split_title_from_draft(clean(chunk)))
+    page: dict[str, list[str]] = {}
+    titles: list[str] = []
+    for piece in pieces:
+        piece = piece.strip().strip("-–—").strip()
+        if not piece or _PLACEHOLDER_RE.match(piece):
+            continue
+        if _EPISODE_RE.match(piece):
+            page.setdefault(LEFT_OUT_KEY, []).append(piece)
+        elif _is_draft_label(piece):
+            page.setdefault("Draft date", []).append(piece)
+        else:
+            titles.append(piece.strip(_QUOTES).strip())
+    if titles:
+        page["Title"] = [" - ".join(t for t in titles if t)]
+    return page
+
+
+def _is_draft_label(text: str) -> bool:
+    return len(text) <= 60 and bool(_DATE_LINE_RE.search(text) or _DRAFT_LINE_RE.search(text))
+
+
+def _split_title_from_draft(chunk: str) -> list[str]:
+    """``THE ORCHARD - Pink Rev. 3/2/21`` -> the title and its draft label, cut at the first dash after
+    which everything is a draft label; a title with a dash in it (``FACE - OFF``) stays whole."""
+    for dash in _HEADER_DASH_RE.finditer(chunk):
+        head, tail_parts = chunk[: dash.start()], _HEADER_DASH_RE.split(chunk[dash.end() :])
+        if all(_is_draft_label(t) or _EPISODE_RE.match(t) for t in tail_parts):
+            # ``SHOOTING SCRIPT - GREEN AMENDED`` is one label; ``THE ORCHARD - Pink Rev.`` is two parts
+            return [chunk] if _is_draft_label(head) else [head, *tail_parts]
+    return [chunk]
+
 # Credits of the people who wrote this script; another credit's names are not the writers.
 _WRITING_CREDIT_RE = re.compile(
     r"^(?:(?:original\s+)?(?:written|screenplay|teleplay|story|screen\s*story|script|adaptation)"

@@ -3,7 +3,9 @@
 A scanned screenplay is pages of images. ``add_text_layer`` hands the bytes to the ``ocrmypdf``
 command, which rasterises each page, runs Tesseract on it and writes a PDF whose invisible text
 layer places every recognised word where it is printed; ``pdf.py`` then reads that layer exactly
-as it reads a born-digital PDF, so columns, cues and headings come from positions as usual.
+as it reads a born-digital PDF, so columns, cues and headings come from positions as usual. A typed
+PDF with a few scanned pages has only those OCRed (``pages``, ocrmypdf's own ``--pages``), with
+``--force-ocr`` still, so a scanned page's stray text marks do not spare it (``--skip-text`` would).
 
 Why the ``ocrmypdf`` command rather than its Python API: the supported install is the
 distribution's package (Debian's ``ocrmypdf`` lives in the system ``python3``, Homebrew's in its
@@ -77,12 +79,22 @@ def ocr_jobs(page_count: int, cpu_count: int | None = None) -> int:
 
 
 def ocr_command(
-    ocrmypdf: str, source: Path, target: Path, config: Path, *, jobs: int, language: str = OCR_LANGUAGE
+    ocrmypdf: str,
+    source: Path,
+    target: Path,
+    config: Path,
+    *,
+    jobs: int,
+    language: str = OCR_LANGUAGE,
+    pages: list[int] | None = None,
 ) -> list[str]:
-    """The ocrmypdf invocation: OCR every page, plain PDF out, no optimisation, Sauvola (see module docstring)."""
+    """The ocrmypdf invocation: OCR every page (or only ``pages``, 0-based), plain PDF out, no
+    optimisation, Sauvola (see module docstring)."""
+    only = ["--pages", ",".join(str(page + 1) for page in pages)] if pages else []
     return [
         ocrmypdf,
         "--force-ocr",  # a page with a few stray text marks is still a scan: OCR it all
+        *only,  # ocrmypdf's own page selection: the other pages are copied as they are
         "--output-type",
         "pdf",
         "--optimize",
@@ -101,29 +113,39 @@ def ocr_command(
     ]
 
 
-def add_text_layer(data: bytes, path: Path, page_count: int, *, timeout_s: float | None = None) -> bytes:
+def add_text_layer(
+    data: bytes, path: Path, page_count: int, *, timeout_s: float | None = None, pages: list[int] | None = None
+) -> bytes:
     """The PDF ``data`` with a text layer recognised by OCR; ``ScannedPdfError`` saying why when it cannot be.
 
-    ``path`` only names the file in messages; ``timeout_s`` overrides the page-scaled budget.
+    ``path`` only names the file in messages; ``timeout_s`` overrides the page-scaled budget;
+    ``pages`` (0-based) limits OCR to the scanned pages of a mixed document (a typed title page on a
+    scanned script, scanned inserts in a typed draft), the others are left as they are.
     """
     missing = missing_ocr_programs()
     if missing:
+        which = (
+            f"{len(pages)} of its {page_count} page(s) have no text layer"
+            if pages
+            else f"none of its {page_count} page(s) has a text layer"
+        )
         raise ScannedPdfError(
             path,
             "pdf",
-            f"none of its {page_count} page(s) has a text layer, and OCR is not installed "
+            f"{which}, and OCR is not installed "
             f"({' and '.join(missing)} not found on PATH).",
             INSTALL_HINT,
         )
     ocrmypdf = shutil.which("ocrmypdf")
     assert ocrmypdf is not None  # checked just above
-    budget = timeout_s if timeout_s is not None else ocr_timeout_s(page_count)
+    ocr_pages = len(pages) if pages else page_count
+    budget = timeout_s if timeout_s is not None else ocr_timeout_s(ocr_pages)
     with tempfile.TemporaryDirectory(prefix="cineforge-ocr-") as tmp:
         source, target, config = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf", Path(tmp) / "screenplay.cfg"
         source.write_bytes(data)
         config.write_text(TESSERACT_CONFIG, encoding="utf-8")
-        command = ocr_command(ocrmypdf, source, target, config, jobs=ocr_jobs(page_count))
-        returncode, stderr = _run_in_own_group(command, budget, path, page_count)
+        command = ocr_command(ocrmypdf, source, target, config, jobs=ocr_jobs(ocr_pages), pages=pages)
+        returncode, stderr = _run_in_own_group(command, budget, path, ocr_pages)
         if returncode != 0 or not target.exists():
             raise ScannedPdfError(
                 path, "pdf", f"it has no text layer and OCR failed: {_failure(returncode, stderr)}.", OCR_FAILED_HINT

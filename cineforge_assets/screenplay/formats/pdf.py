@@ -34,6 +34,7 @@ from cineforge_assets.screenplay.formats.emit import (
     Conversion,
     FountainBuilder,
     classify_title_lines,
+    read_running_header,
 )
 from cineforge_assets.screenplay.formats.errors import (
     CorruptSourceError,
@@ -41,12 +42,20 @@ from cineforge_assets.screenplay.formats.errors import (
     ScannedPdfError,
 )
 from cineforge_assets.screenplay.formats.ocr import add_text_layer
-from cineforge_assets.screenplay.formats.pdf_text import COURIER_ADVANCE, Segment, document_segments
+from cineforge_assets.screenplay.formats.pdf_text import (
+    COURIER_ADVANCE,
+    Segment,
+    document_segments,
+    pages_with_images,
+)
 from cineforge_assets.screenplay.fountain import character_name
 from resources.providers.screenplay_grammar import CAPITALS_RE, CONTINUED_EXTENSION_RE, CUE_EXTENSION_RE
 from resources.providers.screenplay_grammar import SCENE_HEADING_RE as HEADING_RE
 
 TEXT_LAYER_MIN_CHARS_PER_PAGE = 2  # below this the "text" is stray marks on scanned images
+# A page of a typed PDF with fewer visible characters than this and a picture is a scanned page; a
+# typed page holds hundreds, the barest (a title, an act break) a dozen or more.
+SCANNED_PAGE_MAX_CHARS = 10
 MARGIN_BAND = 0.9 * 72  # pt from the top or bottom edge: page headers and footers, never script text
 
 # 12.  12A.  (12)  - 12 -  Page 12  Page 12 of 98  12/98
@@ -125,17 +134,22 @@ def pdf_to_fountain(data: bytes, path: Path) -> Conversion:
     segments = _segments(data, path)
     if _visible_chars(segments) < TEXT_LAYER_MIN_CHARS_PER_PAGE * len(reader.pages):
         reader, segments = _ocr_or_fail(data, path, reader, warnings)
+    else:
+        segments = _ocr_scanned_pages(data, path, len(reader.pages), segments, warnings)
     rows = group_rows(segments)
+    header = running_header(rows, len(reader.pages), _page_height(reader))
     rows = drop_page_furniture(rows, len(reader.pages), _page_height(reader))
     title_rows, body_rows = split_title_page(rows)
     if not body_rows:
         body_rows, title_rows = title_rows, []
     layout = learn_layout(body_rows)
     builder = FountainBuilder()
-    if title_rows:
-        title_page = read_title_page(title_rows, layout, _page_width(reader))
-        if title_page:
-            builder.title_page(title_page)
+    title_page = read_title_page(title_rows, layout, _page_width(reader)) if title_rows else {}
+    if "Title" not in title_page and header:
+        # No title page (or one without a title): the running header names the script.
+        title_page = {**read_running_header(header), **title_page}
+    if title_page:
+        builder.title_page(title_page)
     build_fountain(body_rows, layout, builder, warnings)
     return Conversion(text=builder.text(), page_count=len(reader.pages), warnings=warnings)
 
@@ -177,6 +191,39 @@ def _ocr_or_fail(
         raise ScannedPdfError(path, "pdf", "it has no text layer and OCR found no text.")
     warnings.append("PDF had no text layer; text recovered with OCR (check names and numbers)")
     return ocr_reader, segments
+
+
+def scanned_pages(data: bytes, segments: list[Segment], page_count: int) -> list[int]:
+    """Pages (0-based) of a typed PDF that are pictures of text: next to no text layer, and an image."""
+    chars: Counter[int] = Counter()
+    for segment in segments:
+        chars[segment.page] += len(segment.text.replace(" ", ""))
+    textless = [page for page in range(page_count) if chars[page] < SCANNED_PAGE_MAX_CHARS]
+    return pages_with_images(data, textless) if textless else []
+
+
+def _ocr_scanned_pages(
+    data: bytes, path: Path, page_count: int, segments: list[Segment], warnings: list[str]
+) -> list[Segment]:
+    """A typed PDF with some scanned pages (a typed title page on a scanned script, scanned inserts in a
+    typed draft): OCR those pages only and read the rest from their text layer. Without OCR, or when
+    it fails, the typed pages are still read and a warning names the pages left out."""
+    pages = scanned_pages(data, segments, page_count)
+    if not pages:
+        return segments
+    printed = ", ".join(str(page + 1) for page in pages)
+    try:
+        ocr_segments = extract_segments(
+            PdfReader(io.BytesIO(add_text_layer(data, path, page_count, pages=pages)))
+        )
+    except ScannedPdfError as exc:
+        warnings.append(f"page(s) {printed} are scanned images and were left out: {exc.problem} {exc.hint}")
+        return segments
+    scanned = set(pages)
+    recognised = [s for s in ocr_segments if s.page in scanned]
+    warnings.append(f"page(s) {printed} had no text layer; text recovered with OCR (check names and numbers)")
+    kept = [s for s in segments if s.page not in scanned]
+    return sorted(kept + recognised, key=lambda s: s.page)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -243,6 +290,7 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
     for row in rows:
         pages.setdefault(row.page, []).append(row)
     first_page = min(pages, default=0)
+    offset = _page_number_offset(pages, page_height)
     for page_rows in pages.values():
         # Headers and footers live in the first/last row; page numbers may share a row with them or
         # sit one row further in; CONTINUED: follows the header.
@@ -262,13 +310,48 @@ def drop_page_furniture(rows: list[Row], page_count: int, page_height: float = 7
             else:
                 segments, number = [_without_revision_mark(s) for s in segments], ""
             page_number_possible = in_band or not _wraps_a_heading(row, previous)
-            segments = [s for s in segments if not _is_furniture(s, id(row) in edge, page_number_possible)]
+            segments = [
+                s
+                for s in segments
+                if not _is_furniture(
+                    s, id(row) in edge, page_number_possible and (in_band or _fits_page(s, row.page, offset))
+                )
+            ]
             if number and _CONTINUED_RE.match(" ".join(s.text for s in segments)):
                 continue  # "12  CONTINUED: (2)  12" repeats the heading's number at a page top
             if segments:
                 kept.append(Row(row.page, row.y, segments, number))
             previous = row
     return kept
+
+
+def _printed_number(text: str) -> int | None:
+    digits = re.search(r"\d+", text)
+    return int(digits.group()) if digits else None
+
+
+def _page_number_offset(pages: dict[int, list[Row]], page_height: float) -> int | None:
+    """Printed page number minus the PDF's page index, as the page numbers in the margin bands say
+    (a title page or a cover shifts it); None when they say nothing."""
+    offsets: Counter[int] = Counter()
+    for page, page_rows in pages.items():
+        for row in page_rows[:1] + page_rows[-1:]:
+            if row.y > page_height - MARGIN_BAND or row.y < MARGIN_BAND:
+                for segment in row.segments:
+                    number = _printed_number(segment.text) if _PAGE_NUMBER_RE.match(segment.text) else None
+                    if number is not None:
+                        offsets[number - page] += 1
+    if not offsets:
+        return None
+    offset, count = offsets.most_common(1)[0]
+    return offset if count >= 2 else None
+
+
+def _fits_page(segment: Segment, page: int, offset: int | None) -> bool:
+    """A page number outside the margin bands must be this page's number (``2004.`` ending a speech
+    at the foot of page 35 is not); without page numbers in the bands to go by, any may be."""
+    number = _printed_number(segment.text)
+    return offset is None or number is None or abs(number - (page + offset)) <= 1
 
 
 def _wraps_a_heading(row: Row, previous: Row | None) -> bool:
@@ -415,6 +498,36 @@ def _repeated_lines(rows: list[Row], page_count: int, page_height: float) -> set
     return {key for key, n in counts.items() if n >= max(2, page_count * 0.3)}
 
 
+def running_header(rows: list[Row], page_count: int, page_height: float = 792.0) -> list[str]:
+    """The running header's words, left to right, without the page number: the text repeated at
+    the top of most pages (``A STUDY IN PINK  SHOOTING SCRIPT - GREEN AMENDED  18/04/10``).
+
+    Read before the furniture is dropped, for a PDF without a title page, where the header is
+    the only place the script's title is printed.
+    """
+    repeated = _repeated_lines(rows, page_count, page_height)
+    if not repeated:
+        return []
+    headers: Counter[tuple[tuple[int, str], ...]] = Counter()
+    texts: dict[tuple[tuple[int, str], ...], list[str]] = {}
+    pages: dict[int, list[Segment]] = {}
+    for row in rows:
+        if row.y > page_height - MARGIN_BAND:
+            pages.setdefault(row.page, []).extend(
+                s
+                for s in row.segments
+                if _header_key(s) in repeated and not _PAGE_NUMBER_RE.match(s.text) and not _CONTINUED_RE.match(s.text)
+            )
+    for segments in pages.values():
+        if segments:
+            key = tuple(_header_key(s) for s in segments)
+            headers[key] += 1
+            texts.setdefault(key, [s.text for s in segments])
+    if not headers:
+        return []
+    return texts[headers.most_common(1)[0][0]]
+
+
 def _is_numbered_header(row: Row, first_page: int) -> bool:
     """Text beside a page number in the margin band (``THE ORCHARD - Pink Rev.  23.``): a running
     header or footer even when its wording changes from page to page (revision colours, dates)."""
@@ -459,11 +572,15 @@ def read_title_page(rows: list[Row], layout: Layout, page_width: float = 612.0) 
     (usually bottom left) draft date, contact and copyright."""
     centered: list[Segment] = []
     other: list[str] = []
+    body_size = _mode((s.size for r in rows for s in r.segments), 12.0)
     for row in rows:
         for segment in row.segments:
             mid = (segment.x + segment.x_end) / 2
             off_center = min(abs(mid - layout.center), abs(mid - page_width / 2))
-            if off_center < 6 * layout.char and segment.x > layout.action + 2 * layout.char:
+            # A line from the action margin across the page is a legal notice, not a centred credit; a
+            # title set large may be that wide and still be centred (30 characters of 24 pt Courier).
+            inset = segment.x > layout.action + 2 * layout.char or segment.size > body_size + 1
+            if off_center < 6 * layout.char and inset:
                 centered.append(segment)
             else:
                 other.append(segment.text)
@@ -731,7 +848,7 @@ class _Assembler:
     def _dual(self, rows: list[Row], index: int) -> int:
         """Consume a side-by-side dialogue block starting at ``rows[index]``; return the next index."""
         start = rows[index]
-        split = (start.segments[0].x_end + start.segments[1].x) / 2
+        left_cue, right_cue = start.segments
         block: list[Segment] = []
         last = start
         index += 1
@@ -742,7 +859,8 @@ class _Assembler:
             block.extend(row.segments)
             last = row
             index += 1
-        right_edge = min((s.x for s in block if s.x >= split), default=split)
+        right_edge = _right_column(block, left_cue, right_cue, self.layout.char)
+        split = right_edge - self.layout.char / 2
         sides: list[list[Segment]] = [[], []]
         for segment in block:
             for part in _split_at(segment, right_edge, self.layout.char):
@@ -752,6 +870,21 @@ class _Assembler:
             width = max((len(s.text) for s in side), default=0) + 2
             self.builder.speech(cue.text, _speech_parts(lines, width), dual=n == 1)
         return index
+
+
+def _right_column(block: list[Segment], left_cue: Segment, right_cue: Segment, char: float) -> float:
+    """Where the right column of dual dialogue starts: at the widest gap between the line starts
+    (each column's lines start at its dialogue or parenthetical indent, a few characters apart).
+    Not the midpoint between the cues: a long left cue (``HARVEY (INTO INTERCOM)``) may end past
+    the start of the right column's dialogue. When every right line ran into a left one (a narrow
+    gutter), only the cues tell."""
+    starts = sorted({round(s.x, 1) for s in block})
+    gaps = [(b - a, b) for a, b in zip(starts, starts[1:], strict=False)]
+    widest = max(gaps, default=(0.0, 0.0))
+    if widest[0] >= 6 * char:
+        return widest[1]
+    middle = (left_cue.x_end + right_cue.x) / 2
+    return min((s.x for s in block if s.x >= middle), default=middle)
 
 
 def _split_at(segment: Segment, edge: float, char: float) -> list[Segment]:

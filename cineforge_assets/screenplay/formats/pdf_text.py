@@ -225,6 +225,27 @@ def document_segments(data: bytes) -> tuple[list[Segment], int]:
         document.close()
 
 
+def pages_with_images(data: bytes, pages: list[int]) -> list[int]:
+    """Which of ``pages`` (0-based) carry a picture: a page with no text and a picture is a scan; a page
+    with neither is blank (a page left empty on purpose), and OCR has nothing to find on it."""
+    document = pdfium.PdfDocument(data)
+    try:
+        found: list[int] = []
+        for index in pages:
+            try:
+                page = document[index]
+            except pdfium.PdfiumError:
+                continue
+            try:
+                if next(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,)), None) is not None:
+                    found.append(index)
+            finally:
+                page.close()
+        return found
+    finally:
+        document.close()
+
+
 def repair_mac_roman(segments: list[Segment]) -> list[Segment]:
     """Undo Mac Roman quotes read as Latin-1 when the document shows the tell-tale ``donÕt``
     several times and has no real curly apostrophe (a real Õ sits in a name, not mid-word in

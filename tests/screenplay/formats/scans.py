@@ -38,3 +38,16 @@ def scanned_pdf(source: Path, first: int, last: int, dpi: int = SCAN_DPI) -> byt
     buffer = io.BytesIO()
     pages[0].save(buffer, format="PDF", save_all=True, append_images=pages[1:], resolution=float(dpi))
     return buffer.getvalue()
+
+
+def mixed_pdf(source: Path, first: int, last: int, scanned: set[int], dpi: int = SCAN_DPI) -> bytes:
+    """Pages ``first``..``last - 1`` of ``source``, those in ``scanned`` as pictures only and the rest
+    with their text layer: a typed title page on a scanned script, scanned inserts in a typed draft."""
+    pictures = PdfReader(io.BytesIO(scanned_pdf(source, first, last, dpi)))
+    text = PdfReader(source)
+    writer = PdfWriter()
+    for index in range(first, last):
+        writer.add_page(pictures.pages[index - first] if index in scanned else text.pages[index])
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()

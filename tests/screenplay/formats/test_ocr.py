@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
 
 from cineforge_assets.screenplay.fidelity import SceneDigest, ScriptDigest, compare, digest_fountain
 from cineforge_assets.screenplay.formats import ocr
 from cineforge_assets.screenplay.formats.errors import ScannedPdfError
 from cineforge_assets.screenplay.formats.reader import read_source
+from cineforge_assets.screenplay.fountain import parse_fountain
 
-from .scans import page_range_pdf, scanned_pdf
+from .scans import mixed_pdf, page_range_pdf, scanned_pdf
 
 HEADING_F1_FLOOR = 0.95
 
@@ -74,6 +75,84 @@ def test_scanned_pages_give_the_headings_of_their_text_layer(
     assert len(reference.headings) >= 8  # the pages hold enough headings for F1 to mean something
     report = compare(reference, recognised)
     assert report.headings.f1 >= HEADING_F1_FLOOR, (reference.headings, recognised.headings)
+
+
+def _headings(text: str) -> list[str]:
+    return _fold_apostrophes(digest_fountain(text)[0]).headings
+
+
+@needs_ocr
+@pytest.mark.parametrize(
+    ("scanned", "what"),
+    [
+        ({2, 3, 4}, "three scanned insert pages in a typed draft"),
+        (set(range(1, 8)), "a typed title page on a scanned script"),
+    ],
+)
+def test_scanned_pages_of_a_typed_pdf_are_ocred_and_the_rest_read_as_text(
+    corpus: Path, tmp_path: Path, scanned: set[int], what: str
+) -> None:
+    source = corpus / "Big-Fish.pdf"  # page 0: the title page; pages 1-7: 9 scene headings
+    text_pdf, mixed = tmp_path / "text.pdf", tmp_path / "mixed.pdf"
+    text_pdf.write_bytes(page_range_pdf(source, 0, 8))
+    mixed.write_bytes(mixed_pdf(source, 0, 8, scanned))
+    assert [bool(page.extract_text().strip()) for page in PdfReader(mixed).pages] == [
+        index not in scanned for index in range(8)
+    ]
+
+    from_text, from_mixed = read_source(text_pdf), read_source(mixed)
+
+    printed = ", ".join(str(page + 1) for page in sorted(scanned))
+    assert f"page(s) {printed} had no text layer; text recovered with OCR (check names and numbers)" in (
+        from_mixed.warnings
+    ), what
+    reference, recognised = _headings(from_text.text), _headings(from_mixed.text)
+    assert len(reference) >= 8
+    report = compare(digest_fountain(from_text.text)[0], digest_fountain(from_mixed.text)[0])
+    assert report.headings.f1 >= HEADING_F1_FLOOR, (reference, recognised)
+    assert parse_fountain(from_mixed.text).title_page["title"] == ["Big Fish"]  # the typed title page
+
+
+def test_without_ocr_a_typed_pdf_with_scanned_pages_keeps_its_typed_pages_and_names_the_others(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mixed = tmp_path / "mixed.pdf"
+    mixed.write_bytes(mixed_pdf(corpus / "Big-Fish.pdf", 0, 8, {2, 3, 4}, dpi=100))
+    monkeypatch.setenv("PATH", _path_with(tmp_path, {}))
+
+    raw = read_source(mixed)
+
+    assert any(w.startswith("page(s) 3, 4, 5 are scanned images and were left out") for w in raw.warnings)
+    assert any("apt-get install ocrmypdf" in w for w in raw.warnings)
+    assert parse_fountain(raw.text).title_page["title"] == ["Big Fish"]
+    assert "INT. A.P. NEWSROOM (PARIS) - DAY" in raw.text and "CAMPFIRE" not in raw.text
+
+
+def test_a_blank_page_without_a_picture_is_not_sent_to_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.pdf_traits import render_pdf_module
+
+    module = render_pdf_module()
+    script = parse_fountain("INT. HALL - DAY\n\nAnna waits.\n\n===\n\nEXT. YARD - DAY\n\nBen waits.\n")
+    pdf = module.render(script, style=module.Style())
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(bytes(pdf))))
+    writer.insert_blank_page(index=1)
+    path = tmp_path / "blank-inside.pdf"
+    with path.open("wb") as handle:
+        writer.write(handle)
+    monkeypatch.setenv("PATH", _path_with(tmp_path, {}))  # OCR would fail: it must not be asked
+
+    raw = read_source(path)
+
+    assert raw.warnings == [] or not any("scanned" in w or "OCR" in w for w in raw.warnings)
+    assert "EXT. YARD - DAY" in raw.text
+
+
+def test_ocr_command_limits_ocr_to_the_scanned_pages(tmp_path: Path) -> None:
+    paths = (tmp_path / "in.pdf", tmp_path / "out.pdf", tmp_path / "c.cfg")
+    command = ocr.ocr_command("ocrmypdf", *paths, jobs=1, pages=[0, 3, 4])
+    assert dict(zip(command, command[1:], strict=False))["--pages"] == "1,4,5"
+    assert "--force-ocr" in command  # a scanned page's stray marks do not spare it
+    assert "--pages" not in ocr.ocr_command("ocrmypdf", *paths, jobs=1)
 
 
 @needs_ocr

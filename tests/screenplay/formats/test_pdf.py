@@ -16,6 +16,7 @@ from bench.pdf_traits import render_pdf_module
 from cineforge_assets.screenplay.fidelity import digest_screenplain
 from cineforge_assets.screenplay.formats.errors import CorruptSourceError, EncryptedPdfError, ScannedPdfError
 from cineforge_assets.screenplay.formats.reader import RawSource, read_source
+from cineforge_assets.screenplay.fountain import parse_fountain
 
 from .conftest import REPO_ROOT, SCRIPTS, assert_floor, fidelity
 
@@ -120,7 +121,10 @@ def test_running_headers_and_page_numbers_are_dropped_and_scene_numbers_kept(tmp
     path = tmp_path / "orchard.pdf"
     path.write_bytes(_headed_pdf(5))
     raw = read_source(path)
-    assert "Blue Revision" not in raw.text
+    script = parse_fountain(raw.text)
+    assert not any("Blue Revision" in e.text for e in script.elements)
+    # with no title page, the header is where the title is read from
+    assert script.title_page == {"title": ["THE ORCHARD"], "draft date": ["Blue Revision"]}
     assert "INT. BARN 3 - DAY #3#\n" in raw.text
     assert not re.search(r"^\d+\.?$", raw.text, re.M)
     assert raw.text.count("ANNA\nThere you are. I looked in the loft and the cellar. Line") == 5

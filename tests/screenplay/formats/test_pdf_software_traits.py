@@ -77,6 +77,18 @@ def test_every_software_trait_reads_the_sample_back(tmp_path: Path, trait: Trait
     assert score.report.characters.f1 == 1.0, score.report
 
 
+TITLE_PAGE_TRAITS = [t for t in TRAITS if t.title_page is not None]
+
+
+@pytest.mark.parametrize("trait", TITLE_PAGE_TRAITS, ids=[t.name for t in TITLE_PAGE_TRAITS])
+def test_every_title_page_trait_reads_the_page_back_as_drawn(tmp_path: Path, trait: Trait) -> None:
+    """Title, writers, draft date and contact of the sample as each program's title page sets them
+    (or, without a title page, as its running header prints them)."""
+    score = score_trait(trait, SAMPLE.stem, SAMPLE.read_text(encoding="utf-8"), tmp_path)
+    assert score.title_page is not None and 0.0 not in score.title_page, score.title_page
+    assert score.stray_words == 0
+
+
 @pytest.mark.parametrize("trait", ["revision-header", "revision-header-bottom-numbers", "production-draft"])
 def test_a_revision_header_whose_colour_changes_page_to_page_leaves_no_trace(tmp_path: Path, trait: str) -> None:
     chosen = TRAITS_BY_NAME[trait]

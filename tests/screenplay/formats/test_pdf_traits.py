@@ -299,3 +299,33 @@ def test_a_heading_at_the_top_of_a_page_does_not_continue_the_action_above(
     script.action(*FILLER)
     text = _read(tmp_path, script)
     assert [s.heading for s in _scenes(text)] == ["INT. LIBRARY - NIGHT", heading]
+
+
+def test_a_number_ending_a_speech_at_the_foot_of_a_page_is_not_a_page_number(tmp_path: Path) -> None:
+    """``2004.`` as the last line of a page's last speech looks like a page number, but the page
+    numbers of this script say it is page 3: it stays in the speech."""
+    script = ScreenplayPdf()
+    for page in range(3):
+        script.heading(f"INT. OFFICE {page + 1} - DAY")
+        while script.y + 3 * 12 < 720 - 4 * 12:
+            script.action(*FILLER)
+        script.y = 720 - 3 * 12.0  # the speech's last line on the page's last line
+        script.speech("WORKER", "I haven't enjoyed myself since", "2004." if page == 1 else "Tuesday.")
+    text = _read(tmp_path, script)
+    assert "WORKER\nI haven't enjoyed myself since 2004.\n" in text
+    assert not re.search(r"^\d+\.$", text, re.M)  # the real page numbers are still dropped
+
+
+def test_dual_dialogue_under_a_long_left_cue_keeps_its_columns(tmp_path: Path) -> None:
+    """``HARVEY (INTO INTERCOM)`` ends past the start of the right column's lines: the columns are
+    where the lines start, not halfway between the cues."""
+    script = ScreenplayPdf()
+    script.heading("INT. HARVEY'S OFFICE - DAY")
+    script.action("Harvey smiles and shakes his head.")
+    script.dual(
+        ("HARVEY (INTO INTERCOM)", ["Donna, I need you to show", "Mike how to fill out a", "subpoena."]),
+        ("DONNA (ON INTERCOM)", ["No problem.  After that", "you want me to show him", "how to wipe his ass?"]),
+    )
+    text = _read(tmp_path, script)
+    assert "HARVEY (INTO INTERCOM)\nDonna, I need you to show Mike how to fill out a subpoena.\n" in text
+    assert "DONNA (ON INTERCOM) ^\nNo problem. After that you want me to show him how to wipe his ass?" in text

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cineforge_assets.screenplay.formats.emit import LEFT_OUT_KEY, classify_title_lines, split_names
+from cineforge_assets.screenplay.formats.emit import (
+    LEFT_OUT_KEY,
+    classify_title_lines,
+    read_running_header,
+    split_names,
+)
 from cineforge_assets.screenplay.formats.reader import read_source
 from cineforge_assets.screenplay.fountain import parse_fountain
 from cineforge_assets.screenplay.project import build_project_config
@@ -118,6 +125,11 @@ def test_project_config_keeps_placeholders_and_left_out_lines_out_of_authors() -
 # Title page of each real-world PDF against its transcription's title page. Where the PDF's page says
 # something else than the transcription, the expectation follows the page and the reason is given.
 REAL_WORLD_EXPECTED: dict[str, tuple[str | None, list[str] | None, str]] = {
+    "a-study-in-scarlet": (
+        "A STUDY IN PINK",
+        [],
+        "no title page: the running header names the episode (A Study in Pink) and no writer",
+    ),
     "bright": ("BRIGHT", None, ""),
     "community-3x03-remedial-chaos-theory": (
         "Remedial Chaos Theory",
@@ -140,9 +152,54 @@ def test_real_world_pdf_title_pages(name: str) -> None:
         pytest.skip(f"real-world corpus not found at {REAL_WORLD}")
     title, authors, _reason = REAL_WORLD_EXPECTED[name]
     reference = _transcription_title_page(name)
-    expected_authors = authors or [n for line in reference["author"] for n in split_names(line)]
+    from_reference = [n for line in reference["author"] for n in split_names(line)]
+    expected_authors = authors if authors is not None else from_reference
     script = parse_fountain(read_source(pdf).text)
     config = build_project_config(script, split_scenes(script), source_format="pdf", fallback_title=name)
     assert (config.title, config.authors) == (title or reference["title"][0], expected_authors)
     # Nothing that is not a writer's name is among the writers.
     assert all(len(a.split()) <= 5 and not any(c.isdigit() for c in a) for a in config.authors)
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        (  # Final Draft: title, draft and date in one header line, parted by wide gaps
+            ["A STUDY IN PINK  SHOOTING SCRIPT - GREEN AMENDED  18/04/10"],
+            {"Title": ["A STUDY IN PINK"], "Draft date": ["SHOOTING SCRIPT - GREEN AMENDED", "18/04/10"]},
+        ),
+        (  # a teleplay: show, episode number, episode title, each its own run
+            ["\u201cCommunity\u201d", "-", "#303", "-", "\u201cRemedial Chaos Theory\u201d"],
+            {"Title": ["Community - Remedial Chaos Theory"], LEFT_OUT_KEY: ["#303"]},
+        ),
+        (  # a revised page's header: title and revision label parted by a dash
+            ["THE ORCHARD - Pink Rev. 3/2/21"],
+            {"Title": ["THE ORCHARD"], "Draft date": ["Pink Rev. 3/2/21"]},
+        ),
+        (["BLUE HARVEST - Ep. 104 - Blue Revised 4/5/22"],
+         {"Title": ["BLUE HARVEST"], LEFT_OUT_KEY: ["Ep. 104"], "Draft date": ["Blue Revised 4/5/22"]}),
+        (["FACE - OFF"], {"Title": ["FACE - OFF"]}),  # a dash inside a title keeps it whole
+        (["Pink Revision 3/2/2021"], {"Draft date": ["Pink Revision 3/2/2021"]}),  # a label alone: no title
+    ],
+)
+def test_running_header_reads_title_draft_and_episode(parts: list[str], expected: dict[str, list[str]]) -> None:
+    assert read_running_header(parts) == expected
+
+
+def test_pdf_without_a_title_page_takes_its_title_from_the_running_header(tmp_path: Path) -> None:
+    """Final Draft prints the title, the draft and its date atop every page; a script handed over
+    without its title page is named only there."""
+    from bench.pdf_traits import render_pdf_module
+
+    module = render_pdf_module()
+    scenes = "\n\n".join(
+        f"INT. ROOM {n} - DAY\n\nAnna paces the room for the {n}th time.\n\nANNA\nAgain, then. From the top."
+        for n in range(1, 40)
+    )
+    style = module.Style(header="THE ORCHARD  SHOOTING SCRIPT - BLUE REVISED  3/2/21")
+    path = tmp_path / "no-title-page.pdf"
+    path.write_bytes(bytes(module.render(parse_fountain(scenes), style=style)))
+    script = parse_fountain(read_source(path).text)
+    assert script.title_page.get("title") == ["THE ORCHARD"]
+    assert script.title_page.get("draft date") == ["SHOOTING SCRIPT - BLUE REVISED", "3/2/21"]
+    assert "ORCHARD" not in " ".join(e.text for e in script.elements)  # still no script text
