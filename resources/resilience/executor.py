@@ -208,7 +208,7 @@ class _StageRun:
     prices: PriceTable | None = None
     # (provider, model, input tokens, output tokens) -> USD: a served call is priced for its attempt record,
     # its fallback baseline and its spend settlement; one table lookup each is most of the layer's own time
-    costs: dict[tuple[str, str, int, int], float | None] = field(default_factory=dict)
+    costs: dict[tuple[str, str, int, int, int], float | None] = field(default_factory=dict)
     # the chain's first model: what a fallback's tokens would have cost there is its baseline
     first: ModelRef | None = None
     # the latest call a spending cap refused, and why
@@ -275,6 +275,7 @@ class _StageRun:
             error_code = error_code or error.error_code
             error_class, status = error.error_class, error.status
         input_tokens: int | None = None
+        cached_input_tokens: int | None = None
         output_tokens: int | None = None
         max_tokens: int | None = None
         first_model_cost_usd: float | None = None
@@ -282,6 +283,7 @@ class _StageRun:
         cost_usd: float | None = 0.0
         if completion is not None:
             input_tokens, output_tokens = completion.input_tokens, completion.output_tokens
+            cached_input_tokens = completion.cached_input_tokens
             max_tokens, truncated = completion.max_tokens, completion.truncated
             cost_usd = self.cost_of(ref, completion)
             if self.first is not None:
@@ -305,6 +307,7 @@ class _StageRun:
             run_id=self.run_id,
             partition=self.partition,
             input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens,
             max_tokens=max_tokens,
             truncated=truncated,
@@ -321,7 +324,9 @@ class _StageRun:
 
     def cost_of(self, ref: ModelRef, completion: Completion) -> float | None:
         """USD of ``completion``'s usage on ``ref`` at list price (None: ``ref`` is unpriced)."""
-        key = (ref.provider, ref.model, completion.input_tokens, completion.output_tokens)
+        key = (
+            ref.provider, ref.model, completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
+        )
         if key not in self.costs:
             table = self.prices or price_table()
             self.costs[key] = table.tokens_usd(*key)

@@ -98,9 +98,11 @@ class AttemptRecord(BaseModel):
     breaker_state: BreakerState | None = None
     run_id: str | None = None
     partition: str | None = None
-    # Token counts of an answered call as the provider reported them, and the output ceiling it was sent
-    # with; ``truncated``: the answer was cut at that ceiling.
+    # Token counts of an answered call as the provider reported them (``cached_input_tokens``: the part of
+    # ``input_tokens`` served from the provider's prompt cache), and the output ceiling it was sent with;
+    # ``truncated``: the answer was cut at that ceiling.
     input_tokens: int | None = None
+    cached_input_tokens: int | None = None
     output_tokens: int | None = None
     max_tokens: int | None = None
     truncated: bool = False
