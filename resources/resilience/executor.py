@@ -39,8 +39,12 @@ prompt over the model's context window ``fallback_next_model``     next model wh
 skipped, ``context_window_too_small``;                              (the stage splits its work)
 or the provider's 400 says so)
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
-``unsupported_value``: GPT-5 and
-``temperature``)
+``unsupported_value``: GPT-5 and                                    (its other models may serve), no
+``temperature``), the request alone is                              retry; the breaker counts the answer
+over the model's tokens per minute                                  as a success (the provider is up)
+(``RequestOverRateLimitError``), or a
+404 naming the model (retired, not
+open to this key: ``ModelNotFoundError``)
 fleet's retry budget for the provider   ``retry_budget_exhausted``  no further call of this request goes
 spent (``retry_budget.py``; checked                                 to that provider; next provider at
 before every call after the first)                                  once (its own budget applies)
