@@ -47,7 +47,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from resources.resilience.breaker_state import BreakerState, BreakerTransition
+from resources.resilience.breaker_state import BreakerListener, BreakerState, BreakerTransition
 from resources.resilience.error_class import ErrorClass
 
 logger = logging.getLogger(__name__)
@@ -144,10 +144,10 @@ def line_mode(line: dict[str, Any]) -> str:
     return str(line.get("mode") or UNKNOWN_MODE)
 
 
-class TelemetryListener(Protocol):
-    def on_attempt(self, record: AttemptRecord) -> None: ...
+class TelemetryListener(BreakerListener, Protocol):
+    """Hears every attempt, and (as a ``BreakerListener``) every breaker transition."""
 
-    def on_breaker_transition(self, transition: BreakerTransition) -> None: ...
+    def on_attempt(self, record: AttemptRecord) -> None: ...
 
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
