@@ -12,6 +12,7 @@ Modes:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
@@ -480,10 +481,18 @@ class AIProviderResource(ConfigurableResource):
     ) -> AIResult[Any]:
         request = build_request(task, payload, stage=stage, max_tokens=max_tokens)
         rng = random.Random(self.seed) if self.seed is not None else random.Random()
-        retry_budget = self.retry_budget(clock=clock)
-        hedger = self.hedger(clock=clock)
-        ledger = self.ledger(run_id, clock=clock)
-        with self.session(listeners, clock=clock) as session:
+        with contextlib.ExitStack() as closing:
+            session = closing.enter_context(self.session(listeners, clock=clock))
+            # Closed before the session, last made first, whatever the call raised.
+            ledger = self.ledger(run_id, clock=clock)
+            closing.callback(ledger.store.close)
+            retry_budget = self.retry_budget(clock=clock)
+            if retry_budget is not None:
+                closing.callback(retry_budget.store.close)
+                closing.callback(retry_budget.flush)
+            hedger = self.hedger(clock=clock)
+            if hedger is not None:
+                closing.callback(hedger.close)
             caller = ResilientCaller(
                 session.adapters,
                 session.breaker,
@@ -507,16 +516,8 @@ class AIProviderResource(ConfigurableResource):
             except ProviderError as error:
                 _report_cost(session.sink, ledger, stage, error.attempts, None, run_id, partition, clock)
                 raise
-            else:
-                served = f"{outcome.provider}/{outcome.model}"
-                _report_cost(session.sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
-            finally:
-                if hedger is not None:
-                    hedger.close()
-                if retry_budget is not None:
-                    retry_budget.flush()
-                    retry_budget.store.close()
-                ledger.store.close()
+            served = f"{outcome.provider}/{outcome.model}"
+            _report_cost(session.sink, ledger, stage, outcome.attempts, served, run_id, partition, clock)
         return AIResult(
             value=outcome.value, provider=outcome.provider, model=outcome.model, attempts=outcome.attempts
         )

@@ -84,7 +84,12 @@ class AnthropicAdapter(HttpProviderAdapter):
             model=str(data.get("model") or model),
             text=text,
             request_id=request_id,
-            input_tokens=int(usage.get("input_tokens") or 0),
+            # Anthropic's input_tokens leaves out what a cache_control breakpoint read from or wrote to its
+            # cache: every prompt token is the sum (a write is billed above the input rate; counted as input).
+            input_tokens=int(usage.get("input_tokens") or 0)
+            + int(usage.get("cache_read_input_tokens") or 0)
+            + int(usage.get("cache_creation_input_tokens") or 0),
+            cached_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
             output_tokens=int(usage.get("output_tokens") or 0),
             truncated=data.get("stop_reason") in TRUNCATING_STOP_REASONS,
             max_tokens=body["max_tokens"],

@@ -156,6 +156,8 @@ class GeminiAdapter(HttpProviderAdapter):
             text=text,
             request_id=request_id,
             input_tokens=int(usage.get("promptTokenCount") or 0),
+            # Implicit caching (2.5, 3): the cached part of promptTokenCount.
+            cached_input_tokens=int(usage.get("cachedContentTokenCount") or 0),
             # Thinking models (2.5, 3) report their thoughts apart from the answer; they are billed as output.
             output_tokens=int(usage.get("candidatesTokenCount") or 0) + int(usage.get("thoughtsTokenCount") or 0),
             truncated=truncated,

@@ -135,6 +135,9 @@ class OpenAIAdapter(HttpProviderAdapter):
             request_id=request_id,
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
+            # A repeated prompt prefix (1,024 tokens on) comes from OpenAI's prompt cache, counted in
+            # prompt_tokens and broken out here.
+            cached_input_tokens=int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens") or 0),
             truncated=choice.get("finish_reason") == "length",
             max_tokens=body["max_completion_tokens"],
         )

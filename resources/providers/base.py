@@ -27,7 +27,10 @@ class CompletionRequest(BaseModel):
 
 class Completion(BaseModel):
     """One answer. ``truncated``: the provider stopped at the output ceiling (``max_tokens``, the ceiling the
-    adapter actually sent), so ``text`` is cut off and must not be taken as the whole answer."""
+    adapter actually sent), so ``text`` is cut off and must not be taken as the whole answer.
+
+    ``input_tokens`` counts every prompt token; ``cached_input_tokens`` how many of them the provider served
+    from its prompt cache (billed at its cached-input rate, a fraction of the input rate)."""
 
     provider: str
     model: str
@@ -35,6 +38,7 @@ class Completion(BaseModel):
     request_id: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
     truncated: bool = False
     max_tokens: int | None = None
 

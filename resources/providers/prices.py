@@ -158,6 +158,14 @@ def known_part(costs: Iterable[Cost]) -> float:
     return sum(cost.usd for cost in costs if cost.usd is not None)
 
 
+_Rates = tuple[float, float, float]  # input, output, cached input (USD per million tokens)
+
+
+def _rates_of(input_rate: float, output_rate: float, cached_rate: float | None) -> _Rates:
+    # A model without a cached-input price bills cached tokens as ordinary input (as TokenRates.usd does).
+    return input_rate, output_rate, input_rate if cached_rate is None else cached_rate
+
+
 class PriceTable:
     """Rows by ``(provider, model)``; a model without a row is unpriced."""
 
@@ -167,7 +175,7 @@ class PriceTable:
         # The table never changes once built: each name's lookup (and its token rates as plain floats) is
         # remembered, since pricing a served call is on every call's path.
         self._found: dict[tuple[str, str], ModelPrice | None] = {}
-        self._rates: dict[tuple[str, str], tuple[float, float, int, float, float] | None] = {}
+        self._rates: dict[tuple[str, str], tuple[_Rates, int, _Rates] | None] = {}
 
     @classmethod
     def load(cls, path: str | Path = PRICES_FILE) -> PriceTable:
@@ -199,9 +207,12 @@ class PriceTable:
         self._found[key] = row
         return row
 
-    def tokens_usd(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        """``cost_of(...).usd`` for a call without cached input, in plain floats (``None``: unpriced): the
-        per-call path prices every served call, and the models ``cost_of`` builds cost more than the sum."""
+    def tokens_usd(
+        self, provider: str, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+    ) -> float | None:
+        """``cost_of(...).usd`` of a call whose ``input_tokens`` (every prompt token) include
+        ``cached_input_tokens``, in plain floats (``None``: unpriced): the per-call path prices every served
+        call, and the models ``cost_of`` builds cost more than the sum."""
         key = (provider, model)
         if key not in self._rates:
             row = self.get(provider, model)
@@ -210,19 +221,20 @@ class PriceTable:
             else:
                 long = row.long_context
                 self._rates[key] = (
-                    row.input_per_mtok,
-                    row.output_per_mtok,
+                    _rates_of(row.input_per_mtok, row.output_per_mtok, row.cached_input_per_mtok),
                     long.threshold_tokens if long is not None else 0,
-                    long.input_per_mtok if long is not None else 0.0,
-                    long.output_per_mtok if long is not None else 0.0,
+                    _rates_of(long.input_per_mtok, long.output_per_mtok, long.cached_input_per_mtok)
+                    if long is not None
+                    else (0.0, 0.0, 0.0),
                 )
         rates = self._rates[key]
         if rates is None:
             return None
-        input_rate, output_rate, threshold, long_input_rate, long_output_rate = rates
-        if threshold and input_tokens > threshold:
-            input_rate, output_rate = long_input_rate, long_output_rate
-        return (input_tokens * input_rate + output_tokens * output_rate) / _PER_MILLION
+        base, threshold, long_rates = rates
+        input_rate, output_rate, cached_rate = long_rates if threshold and input_tokens > threshold else base
+        cached = min(cached_input_tokens, input_tokens)
+        uncached = input_tokens - cached
+        return (uncached * input_rate + cached * cached_rate + output_tokens * output_rate) / _PER_MILLION
 
     def cost_of(self, provider: str, model: str, usage: TokenUsage) -> Cost:
         """What a call to ``model`` that used ``usage`` cost at list price."""

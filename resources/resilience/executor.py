@@ -39,8 +39,12 @@ prompt over the model's context window ``fallback_next_model``     next model wh
 skipped, ``context_window_too_small``;                              (the stage splits its work)
 or the provider's 400 says so)
 model rejects a parameter (400          ``fallback_next_model``     next model, provider not excluded
-``unsupported_value``: GPT-5 and
-``temperature``)
+``unsupported_value``: GPT-5 and                                    (its other models may serve), no
+``temperature``), the request alone is                              retry; the breaker counts the answer
+over the model's tokens per minute                                  as a success (the provider is up)
+(``RequestOverRateLimitError``), or a
+404 naming the model (retired, not
+open to this key: ``ModelNotFoundError``)
 fleet's retry budget for the provider   ``retry_budget_exhausted``  no further call of this request goes
 spent (``retry_budget.py``; checked                                 to that provider; next provider at
 before every call after the first)                                  once (its own budget applies)
@@ -208,7 +212,7 @@ class _StageRun:
     prices: PriceTable | None = None
     # (provider, model, input tokens, output tokens) -> USD: a served call is priced for its attempt record,
     # its fallback baseline and its spend settlement; one table lookup each is most of the layer's own time
-    costs: dict[tuple[str, str, int, int], float | None] = field(default_factory=dict)
+    costs: dict[tuple[str, str, int, int, int], float | None] = field(default_factory=dict)
     # the chain's first model: what a fallback's tokens would have cost there is its baseline
     first: ModelRef | None = None
     # the latest call a spending cap refused, and why
@@ -275,6 +279,7 @@ class _StageRun:
             error_code = error_code or error.error_code
             error_class, status = error.error_class, error.status
         input_tokens: int | None = None
+        cached_input_tokens: int | None = None
         output_tokens: int | None = None
         max_tokens: int | None = None
         first_model_cost_usd: float | None = None
@@ -282,6 +287,7 @@ class _StageRun:
         cost_usd: float | None = 0.0
         if completion is not None:
             input_tokens, output_tokens = completion.input_tokens, completion.output_tokens
+            cached_input_tokens = completion.cached_input_tokens
             max_tokens, truncated = completion.max_tokens, completion.truncated
             cost_usd = self.cost_of(ref, completion)
             if self.first is not None:
@@ -305,6 +311,7 @@ class _StageRun:
             run_id=self.run_id,
             partition=self.partition,
             input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens,
             max_tokens=max_tokens,
             truncated=truncated,
@@ -321,7 +328,9 @@ class _StageRun:
 
     def cost_of(self, ref: ModelRef, completion: Completion) -> float | None:
         """USD of ``completion``'s usage on ``ref`` at list price (None: ``ref`` is unpriced)."""
-        key = (ref.provider, ref.model, completion.input_tokens, completion.output_tokens)
+        key = (
+            ref.provider, ref.model, completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
+        )
         if key not in self.costs:
             table = self.prices or price_table()
             self.costs[key] = table.tokens_usd(*key)

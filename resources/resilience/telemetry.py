@@ -47,7 +47,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from resources.resilience.breaker_state import BreakerState, BreakerTransition
+from resources.resilience.breaker_state import BreakerListener, BreakerState, BreakerTransition
 from resources.resilience.error_class import ErrorClass
 
 logger = logging.getLogger(__name__)
@@ -98,9 +98,11 @@ class AttemptRecord(BaseModel):
     breaker_state: BreakerState | None = None
     run_id: str | None = None
     partition: str | None = None
-    # Token counts of an answered call as the provider reported them, and the output ceiling it was sent
-    # with; ``truncated``: the answer was cut at that ceiling.
+    # Token counts of an answered call as the provider reported them (``cached_input_tokens``: the part of
+    # ``input_tokens`` served from the provider's prompt cache), and the output ceiling it was sent with;
+    # ``truncated``: the answer was cut at that ceiling.
     input_tokens: int | None = None
+    cached_input_tokens: int | None = None
     output_tokens: int | None = None
     max_tokens: int | None = None
     truncated: bool = False
@@ -142,10 +144,10 @@ def line_mode(line: dict[str, Any]) -> str:
     return str(line.get("mode") or UNKNOWN_MODE)
 
 
-class TelemetryListener(Protocol):
-    def on_attempt(self, record: AttemptRecord) -> None: ...
+class TelemetryListener(BreakerListener, Protocol):
+    """Hears every attempt, and (as a ``BreakerListener``) every breaker transition."""
 
-    def on_breaker_transition(self, transition: BreakerTransition) -> None: ...
+    def on_attempt(self, record: AttemptRecord) -> None: ...
 
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

@@ -47,6 +47,7 @@ FaultKind = Literal[
     "proxy_html",  # the CDN in front answers 502 with its own HTML page, not the provider's JSON
     "temperature_loop",  # Gemini 3 given a temperature below its default 1.0 loops to the ceiling
     "garbled_gzip",  # 200, gzip-encoded like the real APIs' answers, the compressed bytes damaged
+    "prompt_cached",  # OpenAI/Gemini: a repeated prompt served from the prompt cache, reported in the usage
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 Clock = Callable[[], float]
@@ -315,6 +316,12 @@ PROFILES: Final[dict[str, tuple[str, Callable[[_Params], list[FaultRule]]]]] = {
         "every provider (default) answers as a thinking model: reasoning tokens reported its own way "
         "(Anthropic thinking block + output_tokens, OpenAI reasoning_tokens, Gemini thoughtsTokenCount)",
         _kind_everywhere("reasoning", "*"),
+    ),
+    "prompt-cached": (
+        "openai and gemini (default: every provider) answer as for a repeated prompt: the prompt's tokens from "
+        "1,024 on (in steps of 128) served from their prompt cache (OpenAI prompt_tokens_details.cached_tokens, "
+        "Gemini cachedContentTokenCount); Anthropic caches only at a cache_control breakpoint, never sent",
+        _kind_everywhere("prompt_cached", "*"),
     ),
     "window-exhausted": (
         "anthropic answers 200 cut at the context window, stop_reason model_context_window_exceeded",

@@ -528,6 +528,8 @@ class ProviderSimulator:
             return wire.safety(call, request_id, variant)
         if kind == "reasoning":
             return wire.reasoning(call, self._model_text(call), request_id)
+        if kind == "prompt_cached":
+            return wire.prompt_cached(call, self._model_text(call), request_id)
         if kind == "window_exhausted":
             return wire.window_exhausted(call, self._model_text(call), request_id)
         if kind == "candidate_stopped":

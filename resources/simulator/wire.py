@@ -88,6 +88,8 @@ class WireFormat(Protocol):
 
     def reasoning(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
 
+    def prompt_cached(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
+
     def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse: ...
 
     def request_over_rate_limit(self, call: ChatCall, request_id: str) -> SimResponse: ...
@@ -144,6 +146,18 @@ TPM_LIMIT = 30000
 def reasoning_tokens(call: ChatCall, text: str) -> int:
     """The thinking a ``reasoning`` answer reports: ``REASONING_TOKENS``, within what the ceiling leaves."""
     return max(0, min(REASONING_TOKENS, call.ceiling() - estimate_tokens(text)))
+
+
+# OpenAI caches a prompt's repeated prefix from 1,024 tokens on, in steps of 128; Gemini 2.5 and 3 cache
+# implicitly from 1,024 (Flash) tokens. Both report the cached part inside the prompt count.
+PROMPT_CACHE_MIN_TOKENS = 1024
+PROMPT_CACHE_STEP = 128
+
+
+def cached_prompt_tokens(call: ChatCall) -> int:
+    """The prompt tokens a repeat of ``call`` is served from the provider's prompt cache (0 under the minimum)."""
+    tokens = call.input_tokens()
+    return tokens // PROMPT_CACHE_STEP * PROMPT_CACHE_STEP if tokens >= PROMPT_CACHE_MIN_TOKENS else 0
 
 
 def go_duration(seconds: float) -> str:
@@ -273,6 +287,12 @@ class AnthropicWire:
         body["usage"]["output_tokens"] += thinking
         response.body = json.dumps(body).encode("utf-8")
         return response
+
+    def prompt_cached(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """Claude caches only up to a ``cache_control`` breakpoint the request sets, which ours never do: the
+        answer is an ordinary one (a cache read would come as ``cache_read_input_tokens``, apart from
+        ``input_tokens``)."""
+        return self.success(call, text, request_id)
 
     def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
         """Claude 4.5+ models stop a generation that fills the context window with ``stop_reason:
@@ -542,6 +562,15 @@ class OpenAIWire:
         usage["completion_tokens"] += thinking
         usage["total_tokens"] += thinking
         usage["completion_tokens_details"] = {"reasoning_tokens": thinking, "accepted_prediction_tokens": 0}
+        response.body = json.dumps(body).encode("utf-8")
+        return response
+
+    def prompt_cached(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """A repeated prompt prefix served from the prompt cache: ``prompt_tokens`` still counts every prompt
+        token, ``prompt_tokens_details.cached_tokens`` says how many were cached (billed at the cached rate)."""
+        response = self.success(call, text, request_id)
+        body = json.loads(response.body)
+        body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached_prompt_tokens(call), "audio_tokens": 0}
         response.body = json.dumps(body).encode("utf-8")
         return response
 
@@ -850,6 +879,17 @@ class GeminiWire:
         usage["totalTokenCount"] += thinking
         body["candidates"][0]["finishReason"] = "MAX_TOKENS" if cut else "STOP"
         response.body = json.dumps(body).encode("utf-8")
+        return response
+
+    def prompt_cached(self, call: ChatCall, text: str, request_id: str) -> SimResponse:
+        """Implicit caching: ``promptTokenCount`` counts every prompt token, ``cachedContentTokenCount`` the
+        cached ones (billed at the cached rate); proto3 JSON drops it when it is 0."""
+        response = self.success(call, text, request_id)
+        cached = cached_prompt_tokens(call)
+        if cached:
+            body = json.loads(response.body)
+            body["usageMetadata"]["cachedContentTokenCount"] = cached
+            response.body = json.dumps(body).encode("utf-8")
         return response
 
     def window_exhausted(self, call: ChatCall, text: str, request_id: str) -> SimResponse:

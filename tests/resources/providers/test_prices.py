@@ -107,22 +107,24 @@ def test_malformed_price_file_fails_loudly_naming_the_file(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("provider", "model", "input_tokens", "output_tokens"),
+    ("provider", "model", "input_tokens", "output_tokens", "cached"),
     [
-        ("anthropic", "claude-sonnet-4-6", 40, 8),
-        ("anthropic", "claude-haiku-4-5-20251001", 1234, 567),  # dated snapshot
-        ("gemini", "models/gemini-2.5-pro", 199_999, 10),  # under the long-context threshold
-        ("gemini", "gemini-2.5-pro", 200_001, 10),  # over it: every token at the long rate
-        ("offline", "offline", 500, 500),
-        ("nobody", "unknown-model", 10, 10),  # unpriced
+        ("anthropic", "claude-sonnet-4-6", 40, 8, 0),
+        ("anthropic", "claude-haiku-4-5-20251001", 1234, 567, 0),  # dated snapshot
+        ("openai", "gpt-4.1", 2048, 100, 1920),  # mostly from the prompt cache
+        ("gemini", "models/gemini-2.5-pro", 199_999, 10, 1024),  # under the long-context threshold
+        ("gemini", "gemini-2.5-pro", 200_001, 10, 4096),  # over it: every token at the long rates
+        ("offline", "offline", 500, 500, 0),
+        ("nobody", "unknown-model", 10, 10, 0),  # unpriced
     ],
 )
 def test_the_per_call_price_in_plain_floats_is_what_cost_of_says(
-    provider: str, model: str, input_tokens: int, output_tokens: int
+    provider: str, model: str, input_tokens: int, output_tokens: int, cached: int
 ) -> None:
     table = shipped_table()
-    usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+    # TokenUsage counts uncached input apart from cached; a Completion counts every prompt token as input.
+    usage = TokenUsage(input_tokens=input_tokens - cached, cached_input_tokens=cached, output_tokens=output_tokens)
     for _ in range(2):  # the second answer comes from the remembered rates
-        assert table.tokens_usd(provider, model, input_tokens, output_tokens) == pytest.approx(
+        assert table.tokens_usd(provider, model, input_tokens, output_tokens, cached) == pytest.approx(
             table.cost_of(provider, model, usage).usd
         )

@@ -22,6 +22,7 @@ from resources.providers import prompts
 from resources.providers.base import ProviderAdapter
 from resources.providers.limits import estimate_tokens
 from resources.providers.offline import OfflineAdapter
+from resources.providers.prices import shipped_table
 from resources.resilience.backoff import BackoffPolicy, full_jitter_delay
 from resources.resilience.breaker import BreakerPolicy, CircuitBreaker
 from resources.resilience.breaker_store import SQLiteBreakerStore
@@ -548,3 +549,34 @@ def test_a_gzip_answer_that_will_not_decompress_is_a_transient_malformed_respons
     world = Loopback(simulator, http, tmp_path / "b.sqlite")
     served = world.call([MODEL_OF[provider]])
     assert served.provider == provider and steps(served)[0][3] == "malformed_response"
+
+
+@pytest.mark.parametrize(("provider", "caches"), [("openai", True), ("gemini", True), ("anthropic", False)])
+def test_a_prompt_served_from_the_providers_cache_is_priced_at_the_cached_rate(
+    simulator: ProviderSimulator, http: httpx.Client, tmp_path: Path, provider: str, caches: bool
+) -> None:
+    # OpenAI counts the cached part inside prompt_tokens (prompt_tokens_details.cached_tokens), Gemini inside
+    # promptTokenCount (cachedContentTokenCount); both bill it at their cached-input rate. Anthropic caches only
+    # at a cache_control breakpoint, which no request of ours sets.
+    simulator.set_profile(f"prompt-cached:provider={provider}")
+    long = request().model_copy(update={"prompt": request().prompt + " " + "x" * 4800})  # ~1,2xx tokens
+    world = Loopback(simulator, http, tmp_path / "b.sqlite")
+    served = world.caller.call("project_config", long, parse, [MODEL_OF[provider]])
+    completion = served.completion
+    cached = completion.input_tokens // 128 * 128 if caches else 0  # from 1,024 tokens on, in steps of 128
+    assert completion.input_tokens >= 1024 and completion.cached_input_tokens == cached
+    row = shipped_table().get(provider, MODEL_OF[provider])
+    assert row is not None and row.input_per_mtok is not None and row.output_per_mtok is not None
+    cached_rate = row.cached_input_per_mtok if row.cached_input_per_mtok is not None else row.input_per_mtok
+    expected = (
+        (completion.input_tokens - cached) * row.input_per_mtok
+        + cached * cached_rate
+        + completion.output_tokens * row.output_per_mtok
+    ) / 1_000_000
+    (attempt,) = served.attempts
+    assert attempt.cached_input_tokens == cached
+    assert attempt.cost_usd == pytest.approx(expected)
+    if cached:  # what the layer recorded before: every prompt token at the full input rate
+        assert attempt.cost_usd < (
+            completion.input_tokens * row.input_per_mtok + completion.output_tokens * row.output_per_mtok
+        ) / 1_000_000

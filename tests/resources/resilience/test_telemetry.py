@@ -71,6 +71,7 @@ def test_attempt_records_have_no_room_for_payloads() -> None:
         "run_id",
         "partition",
         "input_tokens",
+        "cached_input_tokens",
         "output_tokens",
         "max_tokens",
         "truncated",
