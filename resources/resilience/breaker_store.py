@@ -129,29 +129,19 @@ class SQLiteBreakerStore(BreakerStore):
         return {provider: BreakerRecord.from_json(text) for provider, text in rows}
 
     def update(self, provider: str, change: Callable[[BreakerRecord], tuple[BreakerRecord, _R]]) -> _R:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    f"SELECT record FROM {DEFAULT_TABLE} WHERE provider = ?", (provider,)
-                ).fetchone()
-                current = BreakerRecord.from_json(row[0]) if row else BreakerRecord()
-                new, result = change(current)
-                if new != current or row is None:
-                    conn.execute(
-                        f"INSERT INTO {DEFAULT_TABLE} (provider, state, record, updated_at)"
-                        " VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT(provider) DO UPDATE SET state = excluded.state,"
-                        " record = excluded.record, updated_at = excluded.updated_at",
-                        (provider, new.state, new.to_json(), time.time()),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # SQLite may already have rolled back (e.g. SQLITE_FULL)
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+        with self._db.write() as conn:
+            row = conn.execute(f"SELECT record FROM {DEFAULT_TABLE} WHERE provider = ?", (provider,)).fetchone()
+            current = BreakerRecord.from_json(row[0]) if row else BreakerRecord()
+            new, result = change(current)
+            if new != current or row is None:
+                conn.execute(
+                    f"INSERT INTO {DEFAULT_TABLE} (provider, state, record, updated_at)"
+                    " VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(provider) DO UPDATE SET state = excluded.state,"
+                    " record = excluded.record, updated_at = excluded.updated_at",
+                    (provider, new.state, new.to_json(), time.time()),
+                )
+        return result
 
     def close(self) -> None:
         self._db.close()

@@ -226,24 +226,15 @@ class SQLiteSpendStore:
         return self._db.connection()
 
     def update(self, keys: Sequence[str], change: Callable[[Values], tuple[Values, _R]]) -> _R:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                current = self._select(conn, keys)
-                new, result = change(current)
-                for key, value in new.items():
-                    conn.execute(
-                        f"INSERT INTO {BUDGET_TABLE} (scope, value, updated_at) VALUES (?, ?, ?)"
-                        " ON CONFLICT(scope) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                        (key, value, time.time()),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+        with self._db.write() as conn:
+            new, result = change(self._select(conn, keys))
+            for key, value in new.items():
+                conn.execute(
+                    f"INSERT INTO {BUDGET_TABLE} (scope, value, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(scope) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (key, value, time.time()),
+                )
+        return result
 
     @staticmethod
     def _select(conn: sqlite3.Connection, keys: Sequence[str]) -> Values:

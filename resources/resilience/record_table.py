@@ -78,23 +78,15 @@ class SQLiteRecordStore:
         return row[0] or None if row else None
 
     def update(self, scope: str, change: Change[R]) -> R:
-        with self._db.lock:
-            conn = self._db.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(f"SELECT record FROM {self.table} WHERE scope = ?", (scope,)).fetchone()
-                text, result = change(row[0] if row else None)
-                conn.execute(
-                    f"INSERT INTO {self.table} (scope, record, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT(scope) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-                    (scope, text, time.time()),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+        with self._db.write() as conn:
+            row = conn.execute(f"SELECT record FROM {self.table} WHERE scope = ?", (scope,)).fetchone()
+            text, result = change(row[0] if row else None)
+            conn.execute(
+                f"INSERT INTO {self.table} (scope, record, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(scope) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+                (scope, text, time.time()),
+            )
+        return result
 
     def close(self) -> None:
         self._db.close()

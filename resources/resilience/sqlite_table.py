@@ -7,8 +7,9 @@ consistent; a power loss may drop the last commits, never corrupt), the table cr
 one connection per process shared by its threads under a lock. A connection inherited across ``fork`` is
 never used or closed in the child (closing it could disturb the parent's locks), and a reference is
 kept so garbage collection does not close it either. The standard library's ``sqlite3`` gives
-connections, not this, so it is written here once. Updates take ``BEGIN IMMEDIATE`` themselves (each
-store knows its own read-decide-write).
+connections, not this, so it is written here once, with the write transaction every store's
+read-decide-write runs in (``write``: ``BEGIN IMMEDIATE`` takes the write lock before the read, so two processes
+cannot both read the same state and both write).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -45,6 +48,21 @@ class SqliteTable:
         conn.execute(self._create)
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """This process's connection inside one ``BEGIN IMMEDIATE`` transaction, under ``lock``: committed
+        when the block ends, rolled back if it raises."""
+        with self.lock:
+            conn = self.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back (e.g. SQLITE_FULL)
+                    conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self.lock:
