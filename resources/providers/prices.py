@@ -65,15 +65,6 @@ class TokenRates(BaseModel):
     output_per_mtok: float = Field(ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
 
-    def usd(self, usage: TokenUsage) -> float:
-        # A model without a cached-input price bills cached tokens as ordinary input (the conservative reading).
-        cached_rate = self.cached_input_per_mtok if self.cached_input_per_mtok is not None else self.input_per_mtok
-        return (
-            usage.input_tokens * self.input_per_mtok
-            + usage.cached_input_tokens * cached_rate
-            + usage.output_tokens * self.output_per_mtok
-        ) / _PER_MILLION
-
 
 class LongContextRates(TokenRates):
     """Rates a request pays on *every* token once its prompt is longer than ``threshold_tokens``."""
@@ -102,18 +93,6 @@ class ModelPrice(BaseModel):
             raise ValueError(
                 f"price row {self.provider}/{self.model} needs input_per_mtok and output_per_mtok, or per_second"
             )
-
-    def token_rates(self, prompt_tokens: int = 0) -> TokenRates | None:
-        """The rates for a request with ``prompt_tokens`` of prompt (``None``: the model is not priced by token)."""
-        if self.input_per_mtok is None or self.output_per_mtok is None:
-            return None
-        if self.long_context is not None and prompt_tokens > self.long_context.threshold_tokens:
-            return self.long_context
-        return TokenRates(
-            input_per_mtok=self.input_per_mtok,
-            output_per_mtok=self.output_per_mtok,
-            cached_input_per_mtok=self.cached_input_per_mtok,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +141,7 @@ _Rates = tuple[float, float, float]  # input, output, cached input (USD per mill
 
 
 def _rates_of(input_rate: float, output_rate: float, cached_rate: float | None) -> _Rates:
-    # A model without a cached-input price bills cached tokens as ordinary input (as TokenRates.usd does).
+    # A model without a cached-input price bills cached tokens as ordinary input (the conservative reading).
     return input_rate, output_rate, input_rate if cached_rate is None else cached_rate
 
 
@@ -210,9 +189,9 @@ class PriceTable:
     def tokens_usd(
         self, provider: str, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
     ) -> float | None:
-        """``cost_of(...).usd`` of a call whose ``input_tokens`` (every prompt token) include
-        ``cached_input_tokens``, in plain floats (``None``: unpriced): the per-call path prices every served
-        call, and the models ``cost_of`` builds cost more than the sum."""
+        """USD of a call whose ``input_tokens`` (every prompt token) include ``cached_input_tokens`` (``None``:
+        the model is not priced by token). Plain floats from rates remembered per model: the per-call path
+        prices every served call. A prompt over a ``long_context`` threshold pays its rates on every token."""
         key = (provider, model)
         if key not in self._rates:
             row = self.get(provider, model)
@@ -238,11 +217,10 @@ class PriceTable:
 
     def cost_of(self, provider: str, model: str, usage: TokenUsage) -> Cost:
         """What a call to ``model`` that used ``usage`` cost at list price."""
-        row = self.get(provider, model)
-        rates = row.token_rates(usage.prompt_tokens) if row is not None else None
-        if rates is None:
-            return Cost.unpriced_model(provider, model)
-        return Cost.priced(rates.usd(usage))
+        usd = self.tokens_usd(
+            provider, model, usage.prompt_tokens, usage.output_tokens, cached_input_tokens=usage.cached_input_tokens
+        )
+        return Cost.unpriced_model(provider, model) if usd is None else Cost.priced(usd)
 
     def video_cost(self, provider: str, model: str, seconds: float) -> Cost:
         """What ``seconds`` of generated video from ``model`` cost at list price."""

@@ -124,7 +124,18 @@ def test_the_per_call_price_in_plain_floats_is_what_cost_of_says(
     table = shipped_table()
     # TokenUsage counts uncached input apart from cached; a Completion counts every prompt token as input.
     usage = TokenUsage(input_tokens=input_tokens - cached, cached_input_tokens=cached, output_tokens=output_tokens)
+    row = table.get(provider, model)
+    expected = None
+    if row is not None and row.input_per_mtok is not None and row.output_per_mtok is not None:
+        rates = row.long_context if row.long_context and input_tokens > row.long_context.threshold_tokens else row
+        assert rates.input_per_mtok is not None and rates.output_per_mtok is not None
+        cached_rate = rates.cached_input_per_mtok if rates.cached_input_per_mtok is not None else rates.input_per_mtok
+        uncached = input_tokens - cached
+        expected = (
+            uncached * rates.input_per_mtok + cached * cached_rate + output_tokens * rates.output_per_mtok
+        ) / 1_000_000
     for _ in range(2):  # the second answer comes from the remembered rates
         assert table.tokens_usd(provider, model, input_tokens, output_tokens, cached) == pytest.approx(
             table.cost_of(provider, model, usage).usd
         )
+        assert table.tokens_usd(provider, model, input_tokens, output_tokens, cached) == pytest.approx(expected)
