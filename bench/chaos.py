@@ -67,7 +67,7 @@ from bench.harness import (  # noqa: E402
 )
 from bench.workload import chaos_item, is_refusal_candidate  # noqa: E402
 from resources.providers import offline  # noqa: E402
-from resources.providers.limits import estimate_tokens  # noqa: E402
+from resources.providers.limits import estimate_prompt_tokens, estimate_tokens  # noqa: E402
 from resources.providers.prices import PriceTable, TokenUsage, price_table  # noqa: E402
 from resources.resilience.breaker import BreakerPolicy  # noqa: E402
 
@@ -266,7 +266,7 @@ def request_usage(number: int) -> TokenUsage:
     request = item.request
     answer = offline.answer(item.task, dict(request.payload or {}))
     return TokenUsage(
-        input_tokens=estimate_tokens(request.system + request.prompt),
+        input_tokens=estimate_prompt_tokens(request.system, request.prompt),
         output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
     )
 

@@ -549,7 +549,7 @@ def paced_simulator(ttft_s: float, tokens_per_s: float) -> Any:
     ``tokens_per_s`` (what the answer it sends costs, cut at the ceiling), tallying tokens per task."""
     import threading
 
-    from resources.providers.limits import estimate_tokens
+    from resources.providers.limits import estimate_prompt_tokens, estimate_tokens
     from resources.providers.prompts import extract_task_and_input
     from resources.simulator import ProviderSimulator
     from resources.simulator.wire import cut_at_ceiling
@@ -567,7 +567,7 @@ def paced_simulator(ttft_s: float, tokens_per_s: float) -> Any:
             with self._tally_lock:
                 row = self.tally.setdefault(task or "other", StageTally())
                 row.calls += 1
-                row.input_tokens += estimate_tokens(call.system + call.prompt)
+                row.input_tokens += estimate_prompt_tokens(call.system, call.prompt)
                 row.output_tokens += estimate_tokens(sent)
                 row.cut += int(cut)
             self.wait(ttft_s + estimate_tokens(sent) / tokens_per_s)

@@ -38,7 +38,7 @@ from cineforge_assets.screenplay.scenes import SceneRecord, split_scenes
 from resources.adapters.veo import DEFAULT_MODEL as VEO_MODEL
 from resources.ai import SPLIT_OUTPUT_TOKENS
 from resources.providers import offline
-from resources.providers.limits import estimate_tokens, limits_for
+from resources.providers.limits import estimate_prompt_tokens, estimate_tokens, limits_for
 from resources.providers.prices import PriceTable, TokenUsage, price_table
 from resources.providers.prompts import build_request
 from resources.resilience.chain import fallback_chain_for
@@ -135,7 +135,7 @@ def _stage(
         ceiling = request.max_tokens
         usages.append(
             TokenUsage(
-                input_tokens=estimate_tokens(request.system + request.prompt),
+                input_tokens=estimate_prompt_tokens(request.system, request.prompt),
                 output_tokens=estimate_tokens(json.dumps(answer, ensure_ascii=False)),
             )
         )

@@ -564,7 +564,7 @@ class OfflineAdapter:
             model=model or "heuristic-v1",
             text=text,
             request_id=None,
-            input_tokens=estimate_tokens(request.system + request.prompt),
+            input_tokens=limits.estimate_prompt_tokens(request.system, request.prompt),
             output_tokens=estimate_tokens(text),
             # the offline engine never cuts its answer: it is the chain's last resort
             max_tokens=request.max_tokens,

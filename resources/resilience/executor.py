@@ -210,7 +210,7 @@ class _StageRun:
     # "budget" / "deadline" / "chain" once the walk must end without serving
     stop_reason: str | None = None
     prices: PriceTable | None = None
-    # (provider, model, input tokens, output tokens) -> USD: a served call is priced for its attempt record,
+    # (provider, model, input, output, cached input tokens) -> USD: a served call is priced for its attempt record,
     # its fallback baseline and its spend settlement; one table lookup each is most of the layer's own time
     costs: dict[tuple[str, str, int, int, int], float | None] = field(default_factory=dict)
     # the chain's first model: what a fallback's tokens would have cost there is its baseline

@@ -171,8 +171,11 @@ def hedge_delay(
     latest = policy.max_after_seconds
     if timeout is not None:
         latest = min(latest, policy.timeout_share * timeout)
-    known = key if tracker.quantile(key, policy.quantile, policy.min_samples) is not None else stage_key(key)
-    learned = tracker.quantile(known, policy.quantile, policy.min_samples)
+    known = key
+    learned = tracker.quantile(key, policy.quantile, policy.min_samples)
+    if learned is None:
+        known = stage_key(key)
+        learned = tracker.quantile(known, policy.quantile, policy.min_samples)
     if learned is not None:
         median = tracker.quantile(known, 0.5, policy.min_samples)
         learned = max(learned, policy.over_median * median) if median is not None else learned
@@ -526,6 +529,8 @@ def fleet_tracker(store_url: str, scope: str) -> LatencyTracker:
             store = record_store_from_url(store_url, LATENCY_TABLE, "latency")
             tracker = _FLEET_TRACKERS[key] = LatencyTracker(fleet=FleetLatencies(store, scope))
         return tracker
+
+
 _QUOTAS: dict[float, HedgeQuota] = {}
 
 
