@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from resources.providers.limits import CHARS_PER_TOKEN, TEMPERATURE, ModelLimits, estimate_prompt_tokens
+from resources.providers.limits import CHARS_PER_TOKEN, TEMPERATURE, ModelLimits
 from resources.providers.limits import estimate_tokens as estimate_tokens
 from resources.simulator.routing import SimRequest, SimResponse
 
@@ -62,7 +62,8 @@ class ChatCall:
     legacy_max_tokens: bool = False
 
     def input_tokens(self) -> int:
-        return estimate_prompt_tokens(self.system, self.prompt)
+        # Through ``estimate_tokens``: it stands for the provider's tokenizer (tests swap it for another).
+        return estimate_tokens(self.system + self.prompt)
 
     def ceiling(self) -> int:
         """The output ceiling in force (``max_tokens`` after the server filled in a missing one)."""
